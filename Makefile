@@ -1,0 +1,49 @@
+# Two commands for a fresh machine (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+BIN := $(VENV)/bin
+# pytest's exit code 5 ("no tests collected") counts as failure too.
+PYTEST := $(BIN)/pytest -ra
+
+.PHONY: install demo test test-slow lint format report clean-results
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch and torchvision as a matching pair (a CPU torch beside a CUDA torchvision fails at import)
+	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/pip install -q -e ".[workflow,astra,test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## Run the whole demo workflow on the built-in synthetic scans (minutes on 2 CPU cores).
+demo: install
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+
+## Default test suite (fast; no network, no GPU needed).
+test: install
+	$(PYTEST) -m "not slow"
+
+## Long checks: end-to-end workflow, rerun sets, SLURM submission, slow trainings.
+test-slow: install
+	$(PYTEST) -m "slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+## HTML report of the finished demo run.
+report: install
+	$(BIN)/snakemake --report results/report.html
+
+clean-results:
+	rm -rf results logs benchmarks/*/ .snakemake

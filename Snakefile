@@ -1,0 +1,22 @@
+# tomosynth: raw micro-CT projections -> reconstructions -> PNGs -> GANs -> metrics -> plots.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/wgan_gp.smk"
+include: "workflow/rules/upscale.smk"
+include: "workflow/rules/srgan.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

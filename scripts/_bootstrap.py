@@ -1,0 +1,23 @@
+"""Shared start of every rule script.
+
+Puts the repository root on ``sys.path`` so ``tomosynth`` imports in any env (conda or
+the pip install), and sends stderr (progress bars, warnings, tracebacks) to the rule's log.
+Snakemake puts this folder on ``sys.path``; scripts start with ``import _bootstrap``.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import __main__
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+_smk = getattr(__main__, "snakemake", None)
+if _smk is not None and len(_smk.log) > 0:
+    sys.stderr = open(_smk.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+logging.basicConfig(
+    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+)

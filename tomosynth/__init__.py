@@ -1,0 +1,3 @@
+"""tomosynth: micro-CT reconstruction, GAN image synthesis and their evaluation."""
+
+__version__ = "0.1.0"

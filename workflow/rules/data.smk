@@ -1,0 +1,103 @@
+# Data stage: built-in scans -> DXchange .h5 -> float32 TIFF slices -> clip bounds -> PNGs.
+
+
+rule simulate_scan:
+    output:
+        h5="results/scans/{scan}.h5",
+    log:
+        "logs/simulate_scan/{scan}.log",
+    benchmark:
+        "benchmarks/simulate_scan/{scan}.tsv"
+    conda:
+        "../../envs/recon.yaml"
+    threads: 2
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    params:
+        sim=get_simulate_params,
+    script:
+        "../../scripts/simulate_scan.py"
+
+
+rule reconstruct:
+    input:
+        h5=get_scan_h5,
+    output:
+        slices=directory("results/recon/{scan}"),
+    log:
+        "logs/reconstruct/{scan}.log",
+    benchmark:
+        "benchmarks/reconstruct/{scan}.tsv"
+    conda:
+        get_recon_env()
+    threads: 2
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    params:
+        recon=get_recon_params,
+    script:
+        "../../scripts/reconstruct.py"
+
+
+rule clip_bounds:
+    input:
+        slices=rules.reconstruct.output.slices,
+    output:
+        bounds="results/preprocess/{scan}/bounds.json",
+    log:
+        "logs/clip_bounds/{scan}.log",
+    benchmark:
+        "benchmarks/clip_bounds/{scan}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        runtime=30,
+        mem_mb=2000,
+    params:
+        skip_slices=config["preprocess"]["skip_slices"],
+        percentiles=config["preprocess"]["percentiles"],
+    script:
+        "../../scripts/clip_bounds.py"
+
+
+rule split_manifest:
+    input:
+        slices=rules.reconstruct.output.slices,
+    output:
+        split="results/png/{scan}/split.json",
+    log:
+        "logs/split_manifest/{scan}.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        runtime=5,
+        mem_mb=500,
+    params:
+        skip_slices=config["preprocess"]["skip_slices"],
+        fractions=config["preprocess"]["split"],
+        seed=config["preprocess"]["seed"],
+    script:
+        "../../scripts/split_manifest.py"
+
+
+rule export_png:
+    input:
+        slices=rules.reconstruct.output.slices,
+        bounds=rules.clip_bounds.output.bounds,
+    output:
+        png=directory("results/png/{scan}/{size}px"),
+    log:
+        "logs/export_png/{scan}_{size}px.log",
+    benchmark:
+        "benchmarks/export_png/{scan}_{size}px.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        runtime=60,
+        mem_mb=2000,
+    params:
+        skip_slices=config["preprocess"]["skip_slices"],
+    script:
+        "../../scripts/export_png.py"
