@@ -7,9 +7,20 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tomosynth.errors import DataError
+
+if TYPE_CHECKING:
+    import h5py
+
+# h5py, tifffile and Pillow are imported where used, so that the atomic-write and JSON
+# helpers work in every rule's environment, including ones without HDF5.
 
 
 @contextlib.contextmanager
@@ -59,3 +70,452 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())
+
+
+# --------------------------------------------------------------------------------------
+# DXchange / Tomobank scans
+# --------------------------------------------------------------------------------------
+
+DATA = "/exchange/data"
+FLAT = "/exchange/data_white"
+DARK = "/exchange/data_dark"
+THETA = "/exchange/theta"
+_RADIAN_UNITS = {"rad", "radian", "radians"}
+_DEGREE_UNITS = {"deg", "degree", "degrees"}
+
+
+@dataclass
+class ScanInfo:
+    """Shape and angles of a DXchange scan, read without loading the projections.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    n_angles, n_rows, n_cols : int
+        Shape of ``/exchange/data`` (angles, detector rows, detector columns).
+    n_flats, n_darks : int
+        Number of flat (white) and dark frames.
+    theta : np.ndarray
+        Projection angles, float64, **radians**.
+    attrs : dict
+        Root attributes of the file (provenance; JSON strings decoded), possibly empty.
+    """
+
+    path: Path
+    n_angles: int
+    n_rows: int
+    n_cols: int
+    n_flats: int
+    n_darks: int
+    theta: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Projections:
+    """A chunk of detector rows of a scan, as float32 counts.
+
+    Attributes
+    ----------
+    data : np.ndarray
+        (angles, r1 - r0, columns) float32 counts.
+    flat, dark : np.ndarray
+        (n_flats, r1 - r0, columns) and (n_darks, r1 - r0, columns) float32 counts.
+    theta : np.ndarray
+        (angles,) float64, radians.
+    rows : tuple[int, int]
+        The detector row range ``[r0, r1)`` these arrays hold.
+    """
+
+    data: np.ndarray
+    flat: np.ndarray
+    dark: np.ndarray
+    theta: np.ndarray
+    rows: tuple[int, int]
+
+
+def _attr_value(value: Any) -> Any:
+    """Make an attribute HDF5-storable: dicts/lists/None become JSON strings."""
+    if isinstance(value, dict | list | tuple) or value is None:
+        return "json:" + json.dumps(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str) and value.startswith("json:"):
+        return json.loads(value[5:])
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def write_dxchange(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    flat: np.ndarray,
+    dark: np.ndarray,
+    theta_rad: np.ndarray,
+    *,
+    attrs: dict[str, Any] | None = None,
+) -> None:
+    """Write a scan in the DXchange/Tomobank layout, atomically.
+
+    Datasets: ``/exchange/data`` (angles, rows, columns), ``/exchange/data_white``
+    (n_flats, rows, columns), ``/exchange/data_dark`` (n_darks, rows, columns), all in the
+    dtype given (the simulator writes uint16 counts), gzip-compressed and chunked in slabs
+    of detector rows so that a row range reads cheaply; ``/exchange/theta`` (angles,)
+    float64 in **degrees** with attribute ``units="degrees"``, as Tomobank stores it.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.h5`` file; replaced only once complete.
+    data, flat, dark : np.ndarray
+        Projections, flat (white) and dark frames; 3D with equal rows and columns.
+    theta_rad : np.ndarray
+        (angles,) projection angles in radians.
+    attrs : dict, optional
+        Provenance (simulator parameters, ``voxel_um``, ...) stored as root attributes;
+        dict/list values are stored as JSON and decoded again by `inspect_dxchange`.
+    """
+    path = Path(path)
+    data = np.asarray(data)
+    flat = np.asarray(flat)
+    dark = np.asarray(dark)
+    theta_rad = np.asarray(theta_rad, dtype=np.float64)
+    for name, arr in (("data", data), ("flat", flat), ("dark", dark)):
+        if arr.ndim != 3:
+            raise DataError(f"{path}: {name} must be 3D (frames, rows, columns), got {arr.shape}")
+        if 0 in arr.shape:
+            raise DataError(f"{path}: {name} is empty, shape {arr.shape}")
+    if flat.shape[1:] != data.shape[1:] or dark.shape[1:] != data.shape[1:]:
+        raise DataError(
+            f"{path}: flat {flat.shape} / dark {dark.shape} rows and columns differ from "
+            f"data {data.shape}"
+        )
+    if theta_rad.shape != (data.shape[0],):
+        raise DataError(
+            f"{path}: theta has shape {theta_rad.shape}, expected ({data.shape[0]},) angles"
+        )
+    import h5py
+
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("implements", data="exchange")
+        for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
+            n, rows, cols = arr.shape
+            chunks = (max(1, min(n, 32)), max(1, min(rows, 16)), max(1, cols))
+            f.create_dataset(
+                key, data=arr, chunks=chunks, compression="gzip", compression_opts=1, shuffle=True
+            )
+        ds = f.create_dataset(THETA, data=np.rad2deg(theta_rad))
+        ds.attrs["units"] = "degrees"
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = _attr_value(value)
+
+
+def _theta_radians(path: Path, ds: h5py.Dataset) -> np.ndarray:
+    if ds.ndim != 1:
+        raise DataError(f"{path}: {THETA} must be 1D (angles,), got shape {ds.shape}")
+    theta = np.asarray(ds[()], dtype=np.float64)
+    units = _decode_attr(ds.attrs.get("units", "degrees"))
+    units = str(units).strip().lower()
+    if units in _RADIAN_UNITS:
+        return theta
+    if units in _DEGREE_UNITS:
+        return np.deg2rad(theta)
+    raise DataError(f"{path}: {THETA} has unknown units {units!r} (expected degrees or radians)")
+
+
+def _open_h5(path: Path) -> h5py.File:
+    import h5py
+
+    if not path.is_file():
+        raise DataError(f"{path}: scan file does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
+
+
+def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
+    import h5py
+
+    for key in (DATA, FLAT, DARK, THETA):
+        if key not in f or not isinstance(f[key], h5py.Dataset):
+            raise DataError(f"{path}: missing dataset {key} (not a DXchange scan)")
+    data, flat, dark = f[DATA], f[FLAT], f[DARK]
+    for key, ds in ((DATA, data), (FLAT, flat), (DARK, dark)):
+        if ds.ndim != 3:
+            raise DataError(f"{path}: {key} must be 3D (frames, rows, columns), got {ds.shape}")
+        if ds.shape[0] == 0 or ds.shape[1] == 0 or ds.shape[2] == 0:
+            raise DataError(f"{path}: {key} is empty, shape {ds.shape}")
+        if ds.dtype.kind not in "uif":
+            raise DataError(f"{path}: {key} has non-numeric dtype {ds.dtype}")
+    for key, ds in ((FLAT, flat), (DARK, dark)):
+        if ds.shape[1:] != data.shape[1:]:
+            raise DataError(
+                f"{path}: {key} rows x columns {ds.shape[1:]} differ from {DATA} {data.shape[1:]}"
+            )
+    theta = _theta_radians(path, f[THETA])
+    if theta.shape[0] != data.shape[0]:
+        raise DataError(
+            f"{path}: {THETA} has {theta.shape[0]} angles but {DATA} has {data.shape[0]} "
+            "projections"
+        )
+    if not np.all(np.isfinite(theta)):
+        raise DataError(f"{path}: {THETA} contains NaN or infinite angles")
+    attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+    n_angles, n_rows, n_cols = (int(s) for s in data.shape)
+    return ScanInfo(
+        path=path,
+        n_angles=n_angles,
+        n_rows=n_rows,
+        n_cols=n_cols,
+        n_flats=int(flat.shape[0]),
+        n_darks=int(dark.shape[0]),
+        theta=theta,
+        attrs=attrs,
+    )
+
+
+def inspect_dxchange(path: str | os.PathLike) -> ScanInfo:
+    """Validate a DXchange file's layout and return its shape and angles.
+
+    Reads only metadata and ``/exchange/theta``, never the projections. Angles are
+    returned in radians: ``/exchange/theta`` is taken as **degrees** (Tomobank's
+    convention, attribute ``units="degrees"`` or no attribute) unless its ``units``
+    attribute says ``rad``/``radians``.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the problem: missing file, not HDF5 or truncated, a missing
+        ``/exchange/{data,data_white,data_dark,theta}``, wrong number of dimensions,
+        flat/dark rows or columns different from the data's, ``theta`` length different
+        from the number of projections, non-finite or unknown-unit angles.
+    """
+    path = Path(path)
+    f = _open_h5(path)
+    try:
+        with f:
+            return _inspect_open(path, f)
+    except OSError as exc:
+        raise DataError(
+            f"{path}: cannot read HDF5 metadata (truncated or corrupt?): {exc}"
+        ) from exc
+
+
+def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) -> Projections:
+    """Read detector rows ``[r0, r1)`` of a DXchange scan as float32.
+
+    Only the requested rows are read from disk (``data[:, r0:r1, :]``), so peak memory is
+    about ``4 * (angles + n_flats + n_darks) * (r1 - r0) * columns`` bytes whatever the
+    scan's size.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.h5`` file.
+    rows : (int, int), optional
+        Half-open detector row range; ``None`` reads all rows.
+
+    Returns
+    -------
+    Projections
+        float32 data/flat/dark counts and theta in radians (see `inspect_dxchange`).
+
+    Raises
+    ------
+    DataError
+        Every problem `inspect_dxchange` reports; a row range that is empty or outside
+        ``[0, n_rows]``; NaN/inf counts in the chunk; flats not brighter than darks (over
+        the chunk, mean flat minus mean dark is at most ``max(1, 3 * std(dark))`` counts,
+        i.e. within the dark noise: a closed shutter or swapped datasets).
+    """
+    path = Path(path)
+    f = _open_h5(path)
+    try:
+        with f:
+            info = _inspect_open(path, f)
+            r0, r1 = (0, info.n_rows) if rows is None else (int(rows[0]), int(rows[1]))
+            if not (0 <= r0 < r1 <= info.n_rows):
+                raise DataError(
+                    f"{path}: row range [{r0}, {r1}) is empty or out of bounds; valid rows are "
+                    f"0..{info.n_rows} (half-open, {info.n_rows} detector rows)"
+                )
+            out = {}
+            for key in (DATA, FLAT, DARK):
+                ds = f[key]
+                arr = np.empty((ds.shape[0], r1 - r0, ds.shape[2]), dtype=np.float32)
+                ds.read_direct(arr, np.s_[:, r0:r1, :])
+                if not np.all(np.isfinite(arr)):
+                    raise DataError(
+                        f"{path}: {key} contains NaN or infinite values in rows [{r0}, {r1})"
+                    )
+                out[key] = arr
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read HDF5 data (truncated or corrupt?): {exc}") from exc
+    flat_mean = float(out[FLAT].mean(dtype=np.float64))
+    dark_mean = float(out[DARK].mean(dtype=np.float64))
+    # Flats within the dark noise carry no beam: normalising by them would amplify noise.
+    margin = max(1.0, 3.0 * float(out[DARK].std(dtype=np.float64)))
+    if flat_mean - dark_mean <= margin:
+        raise DataError(
+            f"{path}: flat fields are not brighter than dark fields in rows [{r0}, {r1}) "
+            f"(mean flat {flat_mean:.4g}, mean dark {dark_mean:.4g}, dark noise margin "
+            f"{margin:.3g})"
+        )
+    return Projections(
+        data=out[DATA], flat=out[FLAT], dark=out[DARK], theta=info.theta, rows=(r0, r1)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Slice stacks (float32 TIFF, 8-bit PNG)
+# --------------------------------------------------------------------------------------
+
+
+def slice_name(index: int, ext: str) -> str:
+    """File name of slice `index`: ``slice_{index:05d}.{ext}`` (`ext` without the dot)."""
+    return f"slice_{int(index):05d}.{ext.lstrip('.')}"
+
+
+def write_tiff_slices(
+    folder: str | os.PathLike, volume: np.ndarray, first_index: int = 0
+) -> list[Path]:
+    """Write `volume` (n, h, w) as float32 TIFFs ``slice_{first_index + i:05d}.tiff``.
+
+    `folder` is created if needed; callers writing a rule output pass the temporary folder
+    of `atomic_dir`. Returns the written paths in order.
+    """
+    folder = Path(folder)
+    volume = np.asarray(volume)
+    if volume.ndim == 2:
+        volume = volume[None]
+    if volume.ndim != 3:
+        raise DataError(f"{folder}: expected a (n, h, w) volume, got shape {volume.shape}")
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(volume):
+        path = folder / slice_name(first_index + i, "tiff")
+        with atomic_file(path) as tmp:
+            tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
+        paths.append(path)
+    return paths
+
+
+def list_slices(folder: str | os.PathLike, ext: str) -> list[Path]:
+    """Sorted ``slice_*.{ext}`` files in `folder`; DataError if there are none."""
+    folder = Path(folder)
+    ext = ext.lstrip(".")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: slice folder does not exist")
+    paths = sorted(p for p in folder.glob(f"slice_*.{ext}") if p.is_file())
+    if not paths:
+        raise DataError(f"{folder}: no slice_*.{ext} files")
+    return paths
+
+
+def read_tiff_stack(
+    folder_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
+) -> np.ndarray:
+    """Read 2D TIFF slices into a (n, h, w) float32 array.
+
+    `folder_or_paths` is a folder (all ``slice_*.tiff``, sorted) or an explicit list of
+    files (kept in the given order). DataError names any unreadable, non-2D or
+    differently sized file.
+    """
+    if isinstance(folder_or_paths, str | os.PathLike):
+        paths = list_slices(folder_or_paths, "tiff")
+    else:
+        paths = [Path(p) for p in folder_or_paths]
+        if not paths:
+            raise DataError("read_tiff_stack: empty list of TIFF files")
+    import tifffile
+
+    stack: np.ndarray | None = None
+    for i, path in enumerate(paths):
+        try:
+            img = tifffile.imread(path)
+        except (OSError, ValueError, tifffile.TiffFileError) as exc:
+            raise DataError(f"{path}: cannot read TIFF: {exc}") from exc
+        if img.ndim != 2:
+            raise DataError(f"{path}: expected a 2D slice, got shape {img.shape}")
+        if stack is None:
+            stack = np.empty((len(paths), *img.shape), dtype=np.float32)
+        elif img.shape != stack.shape[1:]:
+            raise DataError(f"{path}: slice shape {img.shape} differs from {stack.shape[1:]}")
+        stack[i] = img
+    assert stack is not None
+    return stack
+
+
+def write_png(path: str | os.PathLike, img_uint8: np.ndarray) -> None:
+    """Write a 2D uint8 (0..255) grayscale PNG, atomically."""
+    path = Path(path)
+    img = np.asarray(img_uint8)
+    if img.dtype != np.uint8 or img.ndim != 2:
+        raise DataError(f"{path}: PNG slices must be 2D uint8, got {img.dtype} {img.shape}")
+    from PIL import Image
+
+    with atomic_file(path) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "1", "P", "RGB", "RGBA", "LA"):
+                raise DataError(f"{path}: PNG mode {im.mode} is not 8-bit")
+            return np.asarray(im if im.mode == "L" else im.convert("L"), dtype=np.uint8)
+    except (OSError, SyntaxError) as exc:  # Pillow signals broken files with these
+        raise DataError(f"{path}: cannot read PNG: {exc}") from exc
+
+
+def read_png_stack(folder: str | os.PathLike, names: list[str] | None = None) -> np.ndarray:
+    """Read grayscale PNG slices into a (n, h, w) uint8 array.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder of ``slice_*.png`` files.
+    names : list of str, optional
+        File names inside `folder` to read, in this order (e.g. a split manifest's list);
+        ``None`` reads all ``slice_*.png``, sorted. Colour images are converted to
+        luminance.
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable or non-8-bit files, or a size different from the first file's.
+    """
+    folder = Path(folder)
+    if names is None:
+        paths = list_slices(folder, "png")
+    else:
+        paths = [folder / n for n in names]
+        if not paths:
+            raise DataError(f"{folder}: empty list of PNG names")
+    stack: np.ndarray | None = None
+    for i, path in enumerate(paths):
+        if not path.is_file():
+            raise DataError(f"{path}: PNG slice does not exist")
+        img = _read_png(path)
+        if stack is None:
+            stack = np.empty((len(paths), *img.shape), dtype=np.uint8)
+        elif img.shape != stack.shape[1:]:
+            raise DataError(f"{path}: image size {img.shape} differs from {stack.shape[1:]}")
+        stack[i] = img
+    assert stack is not None
+    return stack
