@@ -6,6 +6,7 @@ Snakemake puts this folder on ``sys.path``; scripts start with ``import _bootstr
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 _smk = getattr(__main__, "snakemake", None)
+if _smk is not None:
+    # Numerical libraries use as many threads as the job was given, not every core: with
+    # several jobs on one machine oversubscription slows torch down by an order of magnitude.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_var] = str(max(1, int(_smk.threads)))
 if _smk is not None and len(_smk.log) > 0:
     sys.stderr = open(_smk.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
 logging.basicConfig(
