@@ -1,0 +1,22 @@
+"""Rule plot_bone: bone metrics SR vs HR and LR vs HR with r and p (the report's figure 16,
+per ROI), and the 3D-consistency figure."""
+
+import _bootstrap  # noqa: F401
+
+from tomosynth.plots.bone import plot_bone, plot_consistency
+
+title = snakemake.params.title
+plot_bone(
+    snakemake.input.table,
+    snakemake.input.correlations,
+    snakemake.output.png,
+    snakemake.output.pdf,
+    metrics=snakemake.params.metrics,
+    title=title,
+)
+plot_consistency(
+    snakemake.input.consistency,
+    snakemake.output.consistency_png,
+    snakemake.output.consistency_pdf,
+    title=title,
+)

@@ -1,0 +1,14 @@
+"""Rule plot_morphology: S2 curves and size distributions of the image sets, overlaid."""
+
+import _bootstrap  # noqa: F401
+
+from tomosynth.plots.morphology import plot_morphology
+
+plot_morphology(
+    snakemake.input.table,
+    snakemake.input.s2,
+    snakemake.input.sizes,
+    snakemake.output.png,
+    snakemake.output.pdf,
+    title=snakemake.params.title,
+)

@@ -1,0 +1,241 @@
+"""Bone microstructure metrics on phantoms of known geometry."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.metrics.bone import (
+    METRICS,
+    binarize,
+    bone_metrics,
+    distance_ridge,
+    intersection_surface,
+    local_thickness,
+    pattern_factor,
+    roi_metrics,
+    split_rois,
+    surface_area,
+)
+
+
+def _ball(n: int, radius: float, centre: float | None = None) -> np.ndarray:
+    c = n // 2 if centre is None else centre
+    g = np.mgrid[:n, :n, :n] - c
+    return (g**2).sum(0) <= radius**2
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 4, 5, 6, 8, 11])
+def test_plate_thickness_within_one_voxel(t):
+    vol = np.zeros((24, 24, 40), dtype=bool)
+    vol[:, :, 12 : 12 + t] = True
+    th = local_thickness(vol)
+    assert abs(th[vol].mean() - t) <= 1.0
+    assert np.all(th[~vol] == 0)
+    # Units: voxel_um 20 -> 0.02 mm per voxel.
+    m = bone_metrics(vol, 0.02)
+    assert abs(m["Tb.Th"] - 0.02 * t) <= 0.02 + 1e-12
+    assert m["Tb.Th.pm"] == pytest.approx(0.02 * t, rel=0.02)  # 2 BV/BS of a plate
+
+
+@pytest.mark.parametrize("radius", [3, 5, 8, 12])
+def test_ball_thickness_is_diameter(radius):
+    ball = _ball(2 * radius + 9, radius)
+    th = local_thickness(ball)
+    assert abs(th[ball].mean() - 2 * radius) <= 1.0
+    # every voxel of a ball lies in the ball's own largest sphere
+    assert th[ball].max() - th[ball].min() < 1e-5
+
+
+@pytest.mark.parametrize("radius", [2, 4, 7])
+def test_rod_thickness_is_diameter(radius):
+    n = 2 * radius + 7
+    g = np.mgrid[:n, :n] - n // 2
+    disc = (g**2).sum(0) <= radius**2
+    rod = np.broadcast_to(disc, (20, n, n)).copy()
+    th = local_thickness(rod)
+    assert abs(th[rod].mean() - 2 * radius) <= 1.0
+
+
+def test_thickness_against_brute_force():
+    # Independent definition: max over all phase voxels c of 2 d(c) with |p - c| < d(c).
+    rng = np.random.default_rng(3)
+    vol = ndi.gaussian_filter(rng.standard_normal((14, 14, 14)), 1.5) > 0.1
+    d = ndi.distance_transform_edt(vol)
+    cs = np.argwhere(vol)
+    dc = d[vol]
+    ref = np.zeros(vol.shape)
+    for p in cs:
+        dist = np.sqrt(((cs - p) ** 2).sum(1))
+        ref[tuple(p)] = 2 * dc[dist < dc].max()
+    np.testing.assert_allclose(local_thickness(vol), ref, atol=1e-5)
+    # the ridge keeps enough centres and drops some
+    assert 0 < distance_ridge(d).sum() < vol.sum()
+
+
+def test_thickness_binned_path_close_to_exact():
+    # Forces the distance-transform path for wide marrow spaces; compare to direct painting.
+    vol = np.ones((30, 30, 30), dtype=bool)
+    vol[:, :, 14:16] = False
+    exact = local_thickness(vol)
+    import tomosynth.metrics.bone as bone
+
+    orig = bone._ball_volume
+    try:
+        bone._ball_volume = lambda d2, ndim=3: 10**12  # every radius too costly to paint
+        binned = local_thickness(vol)
+    finally:
+        bone._ball_volume = orig
+    assert abs(binned[vol].mean() - exact[vol].mean()) <= 0.5
+
+
+def test_bvtv_exact_and_units():
+    rng = np.random.default_rng(0)
+    vol = np.zeros(16 * 16 * 16, dtype=bool)
+    vol[rng.choice(vol.size, 1024, replace=False)] = True
+    vol = vol.reshape(16, 16, 16)
+    m = bone_metrics(vol, 0.01)
+    assert m["BV/TV"] == 1024 / 4096
+    assert m["BV"] == pytest.approx(1024 * 1e-6)
+    assert m["TV"] == pytest.approx(4096 * 1e-6)
+    assert m["TS"] == pytest.approx(6 * 16 * 16 * 1e-4)
+
+
+def test_sphere_and_cube_surface():
+    r = 12
+    ball = _ball(40, r)
+    assert surface_area(ball, closed=True) == pytest.approx(4 * np.pi * r**2, rel=0.04)
+    cube = np.zeros((40, 40, 40), dtype=bool)
+    cube[5:35, 5:35, 5:35] = True
+    assert surface_area(cube, 0.5) == pytest.approx(6 * 30**2 * 0.25, rel=0.04)
+    m = bone_metrics(cube, 0.5)
+    assert m["BS/BV"] == pytest.approx(6 / 15.0, rel=0.04)
+
+
+def test_roi_faces_not_counted_as_bone_surface():
+    vol = np.zeros((20, 20, 20), dtype=bool)
+    vol[:, :, 5:9] = True  # a plate crossing the whole ROI: its area is 2 faces of 20 x 20
+    assert surface_area(vol) == pytest.approx(2 * 400, rel=1e-3)
+    assert intersection_surface(vol) == 4 * 20 * 4  # four cut faces of 20 x 4 voxels
+
+
+def test_pattern_factor_sign():
+    # Isolated convex balls (rod-like) give Tb.Pf > 0; a marrow cavity (concave) < 0.
+    balls = _ball(24, 6)
+    assert pattern_factor(balls) > 0
+    shell = ~_ball(24, 8)
+    assert pattern_factor(shell) < 0
+
+
+def test_cortical_filled_tissue():
+    g = np.mgrid[:16, :32, :32]
+    rho = np.sqrt((g[1] - 15.5) ** 2 + (g[2] - 15.5) ** 2)
+    shell = (rho <= 12) & (rho > 8)
+    m = bone_metrics(shell, 1.0, tissue="filled")
+    filled = rho <= 12
+    assert m["TV"] == filled.sum()
+    assert m["BV/TV"] == pytest.approx(shell.sum() / filled.sum())
+    with pytest.raises(ConfigError):
+        bone_metrics(shell, 1.0, tissue="box")
+
+
+def test_split_rois_and_roi_metrics():
+    rois = split_rois((40, 33, 32), 16)
+    assert len(rois) == 2 * 2 * 2
+    assert {(r.z, r.y, r.x) for r in rois} == {
+        (z, y, x) for z in (0, 16) for y in (0, 16) for x in (0, 16)
+    }
+    vol = np.zeros((32, 32, 32), dtype=bool)
+    vol[:, :, 4:8] = True
+    vol[:, :, 20:26] = True
+    rows = list(roi_metrics(vol, 1.0, 16, progress=False))
+    assert len(rows) == 8
+    for roi, m in rows:
+        expected = 4 if roi.x == 0 else 6
+        assert abs(m["Tb.Th"] - expected) <= 1
+        assert m["BV/TV"] == expected / 16
+
+
+def test_binarize_otsu_and_fixed():
+    vol = np.zeros((8, 8, 8), dtype=np.float32)
+    vol[:4] = 0.9
+    mask, thr = binarize(vol + 0.1)
+    assert mask.sum() == 4 * 64 and 0.1 <= thr < 1.0
+    mask, thr = binarize(vol, 0.95)
+    assert not mask.any() and thr == 0.95
+    with pytest.raises(DataError):
+        binarize(np.zeros((4, 4, 4)))
+
+
+def test_evaluate_sr_volume_tables(tmp_path):
+    import json
+
+    import pandas as pd
+    from scipy import stats
+
+    from tomosynth.io import write_tiff_slices
+    from tomosynth.metrics.bone import evaluate_sr_volume
+
+    rng = np.random.default_rng(5)
+    hr = ndi.gaussian_filter(rng.standard_normal((16, 48, 48)), 2.0)
+    hr = ((hr - hr.min()) / (hr.max() - hr.min())).astype(np.float32)
+    sr = np.clip(hr + 0.02 * rng.standard_normal(hr.shape), 0, 1).astype(np.float32)
+    lr = ndi.gaussian_filter(hr, 1.5).astype(np.float32)
+    vol = tmp_path / "vol"
+    for kind, v in {"lr": lr, "sr": sr, "hr": hr}.items():
+        write_tiff_slices(vol / kind, v)
+    (vol / "meta.json").write_text(json.dumps({"hr_voxel_um": 10.0}))
+    out = tmp_path / "out"
+    evaluate_sr_volume(
+        vol, out / "t.csv", out / "c.csv", out / "k.csv", voxel_um=None, roi_size=16, r_max=4
+    )
+    table = pd.read_csv(out / "t.csv")
+    assert len(table) == 3 * 9 and set(table["kind"]) == {"lr", "sr", "hr"}
+    corr = pd.read_csv(out / "c.csv")
+    row = corr[(corr.kind == "sr") & (corr.metric == "BV/TV")].iloc[0]
+    x = table[table.kind == "sr"].sort_values("roi")["BV/TV"]
+    y = table[table.kind == "hr"].sort_values("roi")["BV/TV"]
+    ref = stats.pearsonr(x, y)
+    assert (
+        row.n == 9 and row.r == pytest.approx(ref.statistic) and row.p == pytest.approx(ref.pvalue)
+    )
+    assert row.r > 0.9  # SR is HR plus a little noise
+    # BV/TV column is the voxel fraction above each volume's Otsu threshold
+    from skimage.filters import threshold_otsu
+
+    t = threshold_otsu(hr)
+    first = table[(table.kind == "hr") & (table.roi == 0)].iloc[0]
+    assert first["BV/TV"] == pytest.approx((hr[:16, :16, :16] > t).mean())
+    assert first["TV"] == pytest.approx(16**3 * 0.01**3)
+    cons = pd.read_csv(out / "k.csv")
+    assert set(cons.quantity) == {"s2_slice", "s2_plane", "ssim_next"}
+    assert json.loads((out / "t.json").read_text())["voxel_um"] == 10.0
+
+
+def test_bone_figure_points_are_table_values(tmp_path):
+    import pandas as pd
+
+    from tomosynth.metrics.bone import correlation_table
+    from tomosynth.plots.bone import bone_figure, plot_bone
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for kind in ("hr", "sr", "lr"):
+        for roi in range(6):
+            rows.append({"kind": kind, "roi": roi, "BV/TV": rng.random(), "Tb.Th": rng.random()})
+    table = pd.DataFrame(rows)
+    full = table.reindex(columns=[*table.columns, *(m for m in METRICS if m not in table)])
+    corr = correlation_table(full)
+    fig = bone_figure(table, corr, ["BV/TV", "Tb.Th"])
+    ax = fig.axes[0]
+    pts = [c.get_offsets() for c in ax.collections]
+    hr = table[table.kind == "hr"].sort_values("roi")["BV/TV"].to_numpy()
+    sr = table[table.kind == "sr"].sort_values("roi")["BV/TV"].to_numpy()
+    np.testing.assert_allclose(pts[0][:, 0], hr)
+    np.testing.assert_allclose(pts[0][:, 1], sr)
+    r = corr[(corr.kind == "sr") & (corr.metric == "BV/TV")].r.iloc[0]
+    assert f"r={r:.3f}" in ax.get_legend().get_texts()[0].get_text()
+    table.to_csv(tmp_path / "t.csv", index=False)
+    corr.to_csv(tmp_path / "c.csv", index=False)
+    plot_bone(tmp_path / "t.csv", tmp_path / "c.csv", tmp_path / "b.png", tmp_path / "b.pdf")
+    assert (tmp_path / "b.png").stat().st_size > 0 and (tmp_path / "b.pdf").stat().st_size > 0

@@ -1,0 +1,227 @@
+"""Morphological statistics on synthetic images with known answers."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from skimage.metrics import structural_similarity
+
+from tomosynth.metrics.morphology import (
+    curve_distance,
+    directional_s2,
+    hist_distances,
+    minkowski_2d,
+    minkowski_3d,
+    phase_fraction,
+    porosity,
+    radial_profile,
+    s2_along_axis,
+    s2_radial,
+    segment,
+    size_histogram,
+    slice_ssim,
+    two_point_map,
+)
+
+
+def _disc(n, r):
+    g = np.mgrid[:n, :n] - n // 2
+    return (g**2).sum(0) <= r * r
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_s2_random_set(periodic):
+    p = 0.3
+    m = np.random.default_rng(0).random((160, 160)) < p
+    r, s2 = s2_radial(m, 30, periodic=periodic)
+    frac = phase_fraction(m)
+    assert r[0] == 0 and s2[0] == pytest.approx(frac, abs=1e-9)
+    assert np.all(np.abs(s2[2:] - p * p) < 0.01)
+
+
+def test_s2_map_matches_direct_count():
+    m = np.random.default_rng(1).random((12, 10)) < 0.5
+    s2 = two_point_map(m)
+    c = (11, 9)
+    for dy, dx in [(0, 3), (2, -1), (-4, 5), (7, 0)]:
+        a = m[max(0, -dy) : 12 - max(0, dy), max(0, -dx) : 10 - max(0, dx)]
+        b = m[max(0, dy) : 12 + min(0, dy), max(0, dx) : 10 + min(0, dx)]
+        assert s2[c[0] + dy, c[1] + dx] == pytest.approx((a & b).mean(), abs=1e-9)
+
+
+def test_s2_checkerboard():
+    g = np.indices((64, 64)).sum(0)
+    board = (g % 2) == 0
+    s2 = two_point_map(board, periodic=True)
+    c = 32
+    assert s2[c, c] == pytest.approx(0.5)
+    assert s2[c, c + 1] == pytest.approx(0.0, abs=1e-12)  # a neighbour has the other colour
+    assert s2[c + 1, c + 1] == pytest.approx(0.5)
+    assert s2[c, c + 2] == pytest.approx(0.5)
+
+
+def test_s2_of_a_disc_against_lens_area():
+    # For a disc of radius R in a large field, S2(r) * A = lens area of two discs at r.
+    n, radius = 128, 20
+    m = _disc(n, radius)
+    r, s2 = s2_radial(m, 30, periodic=True)
+    for k in (0, 10, 20, 30):
+        d = k / (2 * radius)
+        lens = 2 * radius**2 * (np.arccos(d) - d * np.sqrt(1 - d * d))
+        assert s2[k] * n * n == pytest.approx(lens, rel=0.04)
+
+
+def test_radial_profile_constant_and_3d():
+    f = np.full((9, 9, 9), 2.5)
+    r, prof = radial_profile(f)
+    assert list(r) == [0, 1, 2, 3, 4] and np.allclose(prof, 2.5)
+    m = np.random.default_rng(2).random((40, 40, 40)) < 0.2
+    r, s2 = s2_radial(m, 10)
+    assert s2[0] == pytest.approx(m.mean()) and abs(s2[5] - m.mean() ** 2) < 0.005
+
+
+def test_minkowski_2d_disc_and_ring():
+    r = 20
+    d = _disc(80, r)
+    m = minkowski_2d(d)
+    assert m["area"] == pytest.approx(np.pi * r * r, rel=0.01)
+    assert m["perimeter"] == pytest.approx(2 * np.pi * r, rel=0.03)
+    assert m["euler"] == 1
+    ring = d & ~_disc(80, 10)
+    assert minkowski_2d(ring)["euler"] == 0
+    two = np.zeros((40, 40), bool)
+    two[5:10, 5:10] = two[20:30, 20:30] = True
+    assert minkowski_2d(two)["euler"] == 2
+
+
+def test_minkowski_3d_ball_and_torus():
+    n, r = 40, 12
+    g = np.mgrid[:n, :n, :n] - n // 2
+    ball = (g**2).sum(0) <= r * r
+    m = minkowski_3d(ball)
+    assert m["volume"] == pytest.approx(4 / 3 * np.pi * r**3, rel=0.02)
+    assert m["surface"] == pytest.approx(4 * np.pi * r**2, rel=0.04)
+    assert m["mean_curvature"] == pytest.approx(4 * np.pi * r, rel=0.05)
+    assert m["euler"] == 1
+    big, small = 12, 5
+    gt = np.mgrid[:16, :40, :40] - np.array([8, 20, 20])[:, None, None, None]
+    rho = np.sqrt(gt[1] ** 2 + gt[2] ** 2)
+    torus = (rho - big) ** 2 + gt[0] ** 2 <= small**2
+    mt = minkowski_3d(torus)
+    assert mt["euler"] == 0
+    assert mt["surface"] == pytest.approx(4 * np.pi**2 * big * small, rel=0.04)
+    assert mt["mean_curvature"] == pytest.approx(2 * np.pi**2 * big, rel=0.06)
+
+
+def test_size_histogram_of_discs_and_distances():
+    bins = np.arange(0.5, 41.5, 1.0)
+    d10 = _disc(40, 5)
+    h = size_histogram(d10, bins)
+    centres = (bins[:-1] + bins[1:]) / 2
+    assert abs(np.average(centres, weights=h) - 10) <= 1.0
+    h2 = size_histogram(_disc(40, 8), bins)
+    w1, ks = hist_distances(h, h2, bins)
+    ref_w1 = stats.wasserstein_distance(centres, centres, h, h2)
+    assert w1 == pytest.approx(ref_w1, rel=1e-9)
+    assert ks == pytest.approx(1.0)  # disjoint supports
+    assert hist_distances(h, h, bins) == (0.0, 0.0)
+
+
+def test_segment_porosity_and_curve_distance():
+    img = np.zeros((10, 10), np.uint8)
+    img[:3] = 200
+    mask, thr = segment(img)
+    assert mask.sum() == 30 and 0 <= thr < 200
+    assert porosity(mask) == pytest.approx(0.7)
+    mask, thr = segment(img, 250)
+    assert not mask.any()
+    assert curve_distance([0, 1, 2], [0, 1, 4]) == pytest.approx(np.sqrt(4 / 3))
+
+
+def test_3d_consistency():
+    rng = np.random.default_rng(4)
+    # Columns along the slice axis: perfectly correlated across slices, not in-plane.
+    plane = rng.random((32, 32)) < 0.4
+    stack = np.broadcast_to(plane, (12, 32, 32))
+    s2 = directional_s2(stack, 5)
+    assert np.allclose(s2["slice"], plane.mean())
+    assert abs(s2["plane"][3] - plane.mean() ** 2) < 0.03
+    assert s2_along_axis(stack, 1, 0)[0] == pytest.approx(plane.mean())
+    img = rng.random((5, 24, 24))
+    ssim = slice_ssim(img, data_range=1.0)
+    ref = [structural_similarity(img[i], img[i + 1], data_range=1.0) for i in range(4)]
+    assert np.allclose(ssim, ref)
+    assert np.allclose(slice_ssim(np.broadcast_to(img[0], (3, 24, 24))), 1.0)
+
+
+def test_evaluate_image_sets(tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    from tomosynth.metrics.morphology import evaluate_image_sets
+
+    rng = np.random.default_rng(6)
+    for name, p in (("real", 0.3), ("same", 0.3), ("denser", 0.6)):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            img = ((rng.random((32, 32)) < p) * 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / name / f"slice_{i:05d}.png")
+    sets = {
+        "real": ("real", tmp_path / "real"),
+        "same": ("generated", tmp_path / "same"),
+        "denser": ("generated", tmp_path / "denser"),
+    }
+    out = tmp_path / "out"
+    evaluate_image_sets(
+        sets, out / "m.csv", out / "s2.csv", out / "sizes.csv", r_max=8, max_size=16
+    )
+    t = pd.read_csv(out / "m.csv").set_index("set")
+    assert t.loc["real", "porosity"] == pytest.approx(0.7, abs=0.03)
+    assert t.loc["denser", "porosity"] == pytest.approx(0.4, abs=0.03)
+    assert (t["reference"] == "real").all()
+    assert t.loc["real", "s2_rmse"] == 0.0
+    assert t.loc["same", "s2_rmse"] < t.loc["denser", "s2_rmse"]
+    s2 = pd.read_csv(out / "s2.csv")
+    first = s2[(s2.set == "real") & (s2.r == 0)].iloc[0]
+    assert first.s2_mean == pytest.approx(1 - t.loc["real", "porosity"])
+
+
+def test_morphology_figure_curves_are_table_values(tmp_path):
+    import pandas as pd
+
+    from tomosynth.plots.morphology import morphology_figure
+
+    s2 = pd.DataFrame(
+        {
+            "set": ["a"] * 3 + ["b"] * 3,
+            "kind": ["real"] * 3 + ["generated"] * 3,
+            "r": [0, 1, 2] * 2,
+            "s2_mean": [0.5, 0.3, 0.25, 0.4, 0.2, 0.16],
+            "s2_std": 0.01,
+        }
+    )
+    sizes = pd.DataFrame(
+        {
+            "set": ["a", "a", "b", "b"],
+            "kind": ["real", "real", "generated", "generated"],
+            "phase": ["pore", "grain", "pore", "grain"],
+            "size": 1.0,
+            "count": 1.0,
+            "fraction": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    table = pd.DataFrame(
+        {
+            "set": ["a", "b"],
+            "kind": ["real", "generated"],
+            "porosity": [0.5, 0.6],
+            "s2_rmse": [0.0, 0.1],
+            "pore_w1": [0.0, 1.0],
+            "pore_ks": [0.0, 0.2],
+            "grain_w1": [0.0, 2.0],
+            "grain_ks": [0.0, 0.3],
+        }
+    )
+    fig = morphology_figure(table, s2, sizes)
+    lines = fig.axes[0].get_lines()
+    np.testing.assert_allclose(lines[1].get_ydata(), [0.4, 0.2, 0.16])
+    assert "S2 RMSE 0.1000" in lines[1].get_label()

@@ -1,0 +1,1 @@
+"""Image and distribution metrics: PSNR/SSIM (`image`), FID and friends, bone and morphology."""

@@ -1,0 +1,444 @@
+"""Morphological statistics of segmented images and volumes (porous media / bone).
+
+Discretisation (pixel/voxel units throughout; the "phase" is the bright side of the
+threshold, ``image > threshold``; porosity is ``1 - phase fraction``):
+
+* two-point correlation S2(r) = P(x and x + r both in the phase), by FFT; non-periodic
+  estimates divide by the number of pixel pairs at each displacement (zero padding);
+* 2D Minkowski functionals: area = pixel count; perimeter = Crofton estimate with 4
+  directions (``skimage.measure.perimeter_crofton``); Euler number = components - holes
+  with 8-connected phase (``skimage.measure.euler_number``, connectivity 2);
+* 3D Minkowski functionals: volume = voxel count; surface = area of the closed
+  marching-cubes mesh after a 0.5-voxel Gaussian (:func:`tomosynth.metrics.bone.mesh`); integral mean curvature M = int (k1 + k2)/2 dS = 1/2 sum over mesh
+  edges of length x signed dihedral angle (4 pi R for a ball of radius R); Euler
+  characteristic with 26-connected phase (``euler_number``, connectivity 3);
+* size distributions: pixel-weighted histograms of local thickness (diameter of the
+  largest inscribed disc/sphere, :func:`tomosynth.metrics.bone.local_thickness`) of the
+  phase (grains) and of its complement (pores).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tomosynth.errors import DataError
+from tomosynth.metrics.bone import local_thickness, mesh
+
+
+# --- segmentation and fractions ----------------------------------------------------------
+def segment(image: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, float]:
+    """Phase mask ``image > threshold`` (Otsu's threshold of the image when None)."""
+    img = np.asarray(image, dtype=np.float32)
+    if threshold is None:
+        from skimage.filters import threshold_otsu
+
+        lo, hi = float(img.min()), float(img.max())
+        threshold = lo if lo == hi else float(threshold_otsu(img))
+    return img > threshold, float(threshold)
+
+
+def phase_fraction(mask: np.ndarray) -> float:
+    """Fraction (0..1) of pixels/voxels in the phase."""
+    return float(np.asarray(mask, dtype=bool).mean())
+
+
+def porosity(mask: np.ndarray) -> float:
+    """Fraction (0..1) of pixels/voxels outside the phase (the pores)."""
+    return 1.0 - phase_fraction(mask)
+
+
+# --- two-point correlation ------------------------------------------------------------------
+def two_point_map(mask: np.ndarray, periodic: bool = False) -> np.ndarray:
+    """S2 for every displacement, centred (zero displacement at ``shape // 2``).
+
+    ``periodic=False`` zero-pads to twice the size and divides the autocorrelation by the
+    number of pixel pairs at each displacement, so S2 is unbiased for any r that fits.
+    The result has the input's shape for periodic and ``2 n - 1`` per axis otherwise.
+    """
+    m = np.asarray(mask, dtype=np.float64)
+    axes = tuple(range(m.ndim))
+    if periodic:
+        f = np.fft.rfftn(m, axes=axes)
+        s2 = np.fft.irfftn(f * np.conj(f), s=m.shape, axes=axes) / m.size
+        return np.clip(np.fft.fftshift(s2), 0.0, 1.0)
+    shape = [2 * n - 1 for n in m.shape]
+    f = np.fft.rfftn(m, s=shape, axes=axes)
+    num = np.fft.fftshift(np.fft.irfftn(f * np.conj(f), s=shape, axes=axes))
+    # Pairs at displacement k: prod_i (n_i - |k_i|); zero displacement lands at n - 1.
+    pairs = np.ones(shape)
+    for i, n in enumerate(m.shape):
+        tri = n - np.abs(np.arange(2 * n - 1) - (n - 1))
+        pairs = pairs * tri.reshape([-1 if j == i else 1 for j in range(m.ndim)])
+    return np.clip(num / pairs, 0.0, 1.0)
+
+
+def radial_profile(field: np.ndarray, r_max: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of a centred displacement map over shells of radius ``round(|r|)``.
+
+    Returns radii ``0..r_max`` (pixels) and the shell means; the default r_max is the
+    largest radius inside the map (half its smallest side).
+    """
+    f = np.asarray(field, dtype=np.float64)
+    centre = [n // 2 for n in f.shape]
+    grids = np.ogrid[tuple(slice(0, n) for n in f.shape)]
+    r = np.sqrt(sum((g - c) ** 2 for g, c in zip(grids, centre, strict=True)))
+    rb = np.rint(r).astype(np.int64).ravel()
+    limit = min(centre) if r_max is None else int(r_max)
+    sums = np.bincount(rb, weights=f.ravel())
+    counts = np.bincount(rb)
+    radii = np.arange(min(limit, len(counts) - 1) + 1)
+    return radii, sums[radii] / np.maximum(counts[radii], 1)
+
+
+def s2_radial(
+    mask: np.ndarray, r_max: int | None = None, periodic: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Radial two-point correlation S2(r), r in pixels/voxels (see :func:`two_point_map`)."""
+    m = np.asarray(mask, dtype=bool)
+    if r_max is None:
+        r_max = min(m.shape) // 2
+    return radial_profile(two_point_map(m, periodic=periodic), r_max)
+
+
+def s2_along_axis(mask: np.ndarray, axis: int, r_max: int) -> np.ndarray:
+    """Non-periodic S2 at lags ``0..r_max`` along one axis only (directional S2)."""
+    m = np.moveaxis(np.asarray(mask, dtype=bool), axis, 0)
+    r_max = min(int(r_max), m.shape[0] - 1)
+    out = np.empty(r_max + 1)
+    for k in range(r_max + 1):
+        out[k] = float((m[: m.shape[0] - k] & m[k:]).mean())
+    return out
+
+
+# --- Minkowski functionals --------------------------------------------------------------------
+def minkowski_2d(mask: np.ndarray) -> dict[str, float]:
+    """Area (px^2), perimeter (px) and Euler number of a 2D phase (see module notes)."""
+    from skimage.measure import euler_number, perimeter_crofton
+
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise DataError(f"minkowski_2d: expected a 2D mask, got shape {m.shape}")
+    padded = np.pad(m, 1)  # objects touching the border are closed by the padding
+    return {
+        "area": float(m.sum()),
+        "perimeter": float(perimeter_crofton(padded, directions=4)),
+        "euler": float(euler_number(padded, connectivity=2)),
+    }
+
+
+def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
+    """1/2 sum over interior mesh edges of edge length x signed dihedral angle.
+
+    Positive where the surface is convex (normals diverge), negative where concave;
+    edges not shared by exactly two triangles are skipped.
+    """
+    tri = verts[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    # Every triangle contributes three directed edges (a, b) with opposite vertex c.
+    a = faces[:, [0, 1, 2]].ravel()
+    b = faces[:, [1, 2, 0]].ravel()
+    c = faces[:, [2, 0, 1]].ravel()
+    face = np.repeat(np.arange(len(faces)), 3)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = lo.astype(np.int64) * len(verts) + hi
+    order = np.argsort(key, kind="stable")
+    key, face, c, lo, hi = key[order], face[order], c[order], lo[order], hi[order]
+    uniq, start, count = np.unique(key, return_index=True, return_counts=True)
+    pair = start[count == 2]
+    f1, f2 = face[pair], face[pair + 1]
+    n1, n2 = normals[f1], normals[f2]
+    cosang = np.clip(np.einsum("ij,ij->i", n1, n2), -1.0, 1.0)
+    angle = np.arccos(cosang)
+    # skimage's triangles wind so that these normals point into the object: an edge is
+    # convex when the far vertex of triangle 2 lies on the inner side of triangle 1's plane.
+    far = verts[c[pair + 1]] - verts[lo[pair]]
+    sign = np.where(np.einsum("ij,ij->i", n1, far) > 0.0, 1.0, -1.0)
+    length = np.linalg.norm(verts[hi[pair]] - verts[lo[pair]], axis=1)
+    return float(0.5 * np.sum(sign * angle * length))
+
+
+def minkowski_3d(mask: np.ndarray, sigma: float = 0.5) -> dict[str, float]:
+    """Volume (vx^3), surface (vx^2), integral mean curvature (vx) and Euler characteristic.
+
+    The object is padded with background, so surfaces are closed at the volume faces;
+    surface and curvature come from the mesh of :func:`tomosynth.metrics.bone.mesh`
+    (Gaussian `sigma` voxels before marching cubes).
+    """
+    from skimage.measure import euler_number, mesh_surface_area
+
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 3:
+        raise DataError(f"minkowski_3d: expected a 3D mask, got shape {m.shape}")
+    if not m.any():
+        return {"volume": 0.0, "surface": 0.0, "mean_curvature": 0.0, "euler": 0.0}
+    out = mesh(m, sigma=sigma, closed=True)
+    surface, curvature = 0.0, 0.0
+    if out is not None:
+        surface = float(mesh_surface_area(*out))
+        curvature = integral_mean_curvature(*out)
+    return {
+        "volume": float(m.sum()),
+        "surface": surface,
+        "mean_curvature": curvature,
+        "euler": float(euler_number(np.pad(m, 1), connectivity=3)),
+    }
+
+
+# --- size distributions ---------------------------------------------------------------------
+def size_histogram(mask: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Counts of local-thickness values (px/vx) of the phase's pixels in `bins` (edges)."""
+    m = np.asarray(mask, dtype=bool)
+    if not m.any() or m.all():
+        return np.zeros(len(bins) - 1)
+    t = local_thickness(m)
+    return np.histogram(t[m], bins=bins)[0].astype(np.float64)
+
+
+def hist_distances(h1: np.ndarray, h2: np.ndarray, bins: np.ndarray) -> tuple[float, float]:
+    """Wasserstein-1 (in bin units: px) and Kolmogorov-Smirnov distances of two histograms.
+
+    Both are computed from the cumulative distributions at the bin centres; NaN when either
+    histogram is empty.
+    """
+    h1 = np.asarray(h1, dtype=np.float64)
+    h2 = np.asarray(h2, dtype=np.float64)
+    if h1.sum() <= 0 or h2.sum() <= 0:
+        return float("nan"), float("nan")
+    c1 = np.cumsum(h1) / h1.sum()
+    c2 = np.cumsum(h2) / h2.sum()
+    widths = np.diff((bins[:-1] + bins[1:]) / 2.0)
+    w1 = float(np.sum(np.abs(c1 - c2)[:-1] * widths))
+    ks = float(np.max(np.abs(c1 - c2)))
+    return w1, ks
+
+
+def curve_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Root-mean-square difference of two curves on the same grid (e.g. mean S2)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    n = min(len(a), len(b))
+    return float(np.sqrt(np.mean((a[:n] - b[:n]) ** 2)))
+
+
+# --- 3D consistency -------------------------------------------------------------------------
+def slice_ssim(stack: np.ndarray, data_range: float | None = None) -> np.ndarray:
+    """SSIM of each pair of consecutive slices of a (n, h, w) stack (n - 1 values).
+
+    `data_range` defaults to the stack's max - min (``skimage.metrics`` SSIM, 7x7 window).
+    """
+    from skimage.metrics import structural_similarity
+
+    s = np.asarray(stack, dtype=np.float64)
+    if s.ndim != 3 or s.shape[0] < 2:
+        raise DataError(f"slice_ssim: expected a stack of >= 2 slices, got shape {s.shape}")
+    rng = float(s.max() - s.min()) if data_range is None else float(data_range)
+    rng = rng if rng > 0 else 1.0
+    return np.array(
+        [structural_similarity(s[i], s[i + 1], data_range=rng) for i in range(len(s) - 1)]
+    )
+
+
+def directional_s2(mask: np.ndarray, r_max: int) -> dict[str, np.ndarray]:
+    """S2 along the slice axis (``"slice"``) and in-plane (``"plane"``, mean of y and x)."""
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 3:
+        raise DataError(f"directional_s2: expected a 3D stack, got shape {m.shape}")
+    r = min(int(r_max), *[n - 1 for n in m.shape])
+    return {
+        "slice": s2_along_axis(m, 0, r),
+        "plane": 0.5 * (s2_along_axis(m, 1, r) + s2_along_axis(m, 2, r)),
+    }
+
+
+# --- image-set evaluation (real, generated, upscaled) ------------------------------------------
+def read_image_folder(folder: str | Path, max_images: int | None = None) -> np.ndarray:
+    """The first `max_images` ``*.png`` of a folder (sorted names) as a (n, h, w) uint8 stack."""
+    from PIL import Image
+
+    folder = Path(folder)
+    paths = sorted(p for p in folder.glob("*.png") if p.is_file())
+    if not paths:
+        raise DataError(f"{folder}: no PNG images")
+    paths = paths[:max_images] if max_images else paths
+    imgs = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                imgs.append(np.asarray(im.convert("L"), dtype=np.uint8))
+        except OSError as exc:
+            raise DataError(f"{p}: cannot read PNG: {exc}") from exc
+        if imgs[-1].shape != imgs[0].shape:
+            raise DataError(f"{p}: size {imgs[-1].shape} differs from {imgs[0].shape}")
+    return np.stack(imgs)
+
+
+def image_set_stats(
+    images: np.ndarray,
+    *,
+    threshold: float | None = None,
+    r_max: int = 32,
+    periodic: bool = False,
+    max_size: int = 64,
+) -> dict:
+    """Morphology of a set of 2D images: per-image means and the set's curves.
+
+    Returns a dict with scalar entries (``n_images, threshold, porosity (mean), porosity_std,
+    perimeter_density (1/px), euler_density (1/px^2), mean_pore_size, mean_grain_size (px)``)
+    and arrays ``r, s2_mean, s2_std`` (phase S2 in pixels) and ``bins, pore_hist,
+    grain_hist`` (pixel counts of local thickness per 1-px bin up to `max_size`).
+    """
+    bins = np.arange(0.5, max_size + 1.5, 1.0)
+    centres = 0.5 * (bins[:-1] + bins[1:])
+    s2s, por, per, eul, thr = [], [], [], [], []
+    pore = np.zeros(len(bins) - 1)
+    grain = np.zeros(len(bins) - 1)
+    for img in images:
+        m, t = segment(img, threshold)
+        thr.append(t)
+        por.append(porosity(m))
+        mk = minkowski_2d(m)
+        per.append(mk["perimeter"] / m.size)
+        eul.append(mk["euler"] / m.size)
+        s2s.append(s2_radial(m, r_max, periodic=periodic)[1])
+        grain += size_histogram(m, bins)
+        pore += size_histogram(~m, bins)
+    n = min(len(s) for s in s2s)
+    s2 = np.stack([s[:n] for s in s2s])
+
+    def _mean_size(h: np.ndarray) -> float:
+        return float(np.average(centres, weights=h)) if h.sum() > 0 else float("nan")
+
+    return {
+        "n_images": len(images),
+        "height": int(images.shape[1]),
+        "width": int(images.shape[2]),
+        "threshold": float(np.mean(thr)),
+        "porosity": float(np.mean(por)),
+        "porosity_std": float(np.std(por)),
+        "perimeter_density": float(np.mean(per)),
+        "euler_density": float(np.mean(eul)),
+        "mean_pore_size": _mean_size(pore),
+        "mean_grain_size": _mean_size(grain),
+        "r": np.arange(n),
+        "s2_mean": s2.mean(axis=0),
+        "s2_std": s2.std(axis=0),
+        "bins": bins,
+        "pore_hist": pore,
+        "grain_hist": grain,
+    }
+
+
+def evaluate_image_sets(
+    sets: dict[str, tuple[str, str | Path]],
+    table_csv: str | Path,
+    s2_csv: str | Path,
+    sizes_csv: str | Path,
+    *,
+    threshold: float | None = None,
+    r_max: int = 32,
+    periodic: bool = False,
+    max_images: int | None = 64,
+    max_size: int = 64,
+    provenance: dict | None = None,
+) -> None:
+    """Morphology tables of named image sets, each compared with the real set of its size.
+
+    `sets` maps a set name to ``(kind, folder)`` with kind ``real``, ``generated`` or
+    ``upscaled``. The table has one row per set (see :func:`image_set_stats`) plus
+    ``reference`` (the real set of the same image size) and the distances to it:
+    ``s2_rmse`` (RMS difference of mean S2 curves), ``pore_w1``/``grain_w1`` (Wasserstein-1,
+    px) and ``pore_ks``/``grain_ks`` of the size distributions, ``porosity_diff``. The curve
+    files hold ``set, r, s2_mean, s2_std`` and ``set, phase, size, count, fraction``.
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from tomosynth import provenance as prov
+    from tomosynth.io import atomic_file
+
+    stats: dict[str, dict] = {}
+    for name, (kind, folder) in tqdm(sets.items(), desc="image sets"):
+        imgs = read_image_folder(folder, max_images)
+        stats[name] = {
+            "kind": kind,
+            "folder": str(folder),
+            **image_set_stats(
+                imgs, threshold=threshold, r_max=r_max, periodic=periodic, max_size=max_size
+            ),
+        }
+    real_by_shape = {
+        (s["height"], s["width"]): name for name, s in stats.items() if s["kind"] == "real"
+    }
+    rows, s2_rows, size_rows = [], [], []
+    scalar = [
+        "n_images",
+        "height",
+        "width",
+        "threshold",
+        "porosity",
+        "porosity_std",
+        "perimeter_density",
+        "euler_density",
+        "mean_pore_size",
+        "mean_grain_size",
+    ]
+    for name, s in stats.items():
+        row = {"set": name, "kind": s["kind"], **{k: s[k] for k in scalar}}
+        ref_name = real_by_shape.get((s["height"], s["width"]))
+        row["reference"] = ref_name
+        nan = float("nan")
+        row.update(s2_rmse=nan, pore_w1=nan, pore_ks=nan, grain_w1=nan, grain_ks=nan)
+        row["porosity_diff"] = nan
+        if ref_name is not None:
+            ref = stats[ref_name]
+            row["s2_rmse"] = curve_distance(s["s2_mean"], ref["s2_mean"])
+            row["pore_w1"], row["pore_ks"] = hist_distances(
+                s["pore_hist"], ref["pore_hist"], s["bins"]
+            )
+            row["grain_w1"], row["grain_ks"] = hist_distances(
+                s["grain_hist"], ref["grain_hist"], s["bins"]
+            )
+            row["porosity_diff"] = s["porosity"] - ref["porosity"]
+        rows.append(row)
+        s2_rows += [
+            {"set": name, "kind": s["kind"], "r": int(r), "s2_mean": float(a), "s2_std": float(b)}
+            for r, a, b in zip(s["r"], s["s2_mean"], s["s2_std"], strict=True)
+        ]
+        centres = 0.5 * (s["bins"][:-1] + s["bins"][1:])
+        for phase in ("pore", "grain"):
+            h = s[f"{phase}_hist"]
+            total = h.sum() if h.sum() > 0 else 1.0
+            size_rows += [
+                {
+                    "set": name,
+                    "kind": s["kind"],
+                    "phase": phase,
+                    "size": float(c),
+                    "count": float(v),
+                    "fraction": float(v / total),
+                }
+                for c, v in zip(centres, h, strict=True)
+            ]
+    record = prov.provenance(
+        sets={k: {"kind": v[0], "folder": str(v[1])} for k, v in sets.items()},
+        settings={
+            "threshold": threshold,
+            "r_max": r_max,
+            "periodic": periodic,
+            "max_images": max_images,
+            "max_size": max_size,
+        },
+        **(provenance or {}),
+    )
+    for df, path in (
+        (pd.DataFrame(rows), table_csv),
+        (pd.DataFrame(s2_rows), s2_csv),
+        (pd.DataFrame(size_rows), sizes_csv),
+    ):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            df.to_csv(tmp, index=False)
+    prov.write_sidecar(table_csv, record)

@@ -1,0 +1,124 @@
+"""Bone figures: metric scatter of SR and LR against HR with Pearson r and p (the report's
+figure 16, per ROI), and the 3D-consistency figure of SR stacks."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tomosynth.io import atomic_file  # noqa: E402
+from tomosynth.metrics.bone import METRICS  # noqa: E402
+
+#: Metrics drawn by default: the report's trabecular set, both conventions, and BS/BV.
+DEFAULT_METRICS = ["BV/TV", "BS/BV", "Tb.Th", "Tb.Th.pm", "Tb.Sp", "Tb.Sp.pm", "Tb.N", "Tb.Pf"]
+COLOURS = {"sr": "tab:blue", "lr": "tab:orange"}
+LABELS = {"sr": "SR", "lr": "LR (bicubic)", "hr": "HR"}
+
+
+def save(fig: plt.Figure, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+    """Write a figure as PNG (150 dpi) and PDF, atomically, and close it."""
+    for path in (png, pdf):
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def bone_figure(table, corr, metrics: list[str] | None = None, title: str = "") -> plt.Figure:
+    """Scatter of each metric per ROI: SR and LR (y) against HR (x), identity line, and the
+    Pearson r, p and n of the correlations table in the legend."""
+    metrics = [m for m in (metrics or DEFAULT_METRICS) if m in table.columns]
+    ncol = min(4, len(metrics))
+    nrow = math.ceil(len(metrics) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.2 * nrow), squeeze=False)
+    hr = table[table["kind"] == "hr"].set_index("roi")
+    for ax, name in zip(axes.ravel(), metrics, strict=False):
+        unit, convention = METRICS[name]
+        x = hr[name]
+        for kind in ("sr", "lr"):
+            sub = table[table["kind"] == kind].set_index("roi").reindex(hr.index)
+            if sub[name].isna().all():
+                continue
+            row = corr[(corr["kind"] == kind) & (corr["metric"] == name)]
+            label = LABELS[kind]
+            if len(row):
+                r, p, n = row.iloc[0][["r", "p", "n"]]
+                label += f": r={r:.3f}, p={p:.2g} (n={int(n)})"
+            ax.scatter(x, sub[name], s=10, alpha=0.7, color=COLOURS[kind], label=label)
+        vals = np.concatenate([table[name].to_numpy(float)])
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            lo, hi = float(vals.min()), float(vals.max())
+            ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")
+        ax.set_title(f"{name} [{unit}]", fontsize=9)
+        ax.set_xlabel(f"HR {name}", fontsize=8)
+        ax.set_ylabel(f"SR / LR {name}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="upper left", title=convention, title_fontsize=6)
+    for ax in axes.ravel()[len(metrics) :]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def consistency_figure(cons, title: str = "") -> plt.Figure:
+    """Left: S2 along the slice axis (solid) and in-plane (dashed) per stack; right:
+    SSIM of consecutive slices per stack, with its mean in the legend."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    colours = {"hr": "black", **COLOURS}
+    for kind in [k for k in ("hr", "sr", "lr") if k in set(cons["kind"])]:
+        c = colours[kind]
+        sub = cons[cons["kind"] == kind]
+        for q, ls in (("s2_slice", "-"), ("s2_plane", "--")):
+            s = sub[sub["quantity"] == q]
+            where = "slice axis" if q == "s2_slice" else "in-plane"
+            a1.plot(s["lag"], s["value"], ls=ls, color=c, label=f"{LABELS[kind]}, {where}")
+        s = sub[sub["quantity"] == "ssim_next"]
+        if len(s):
+            a2.plot(
+                s["lag"],
+                s["value"],
+                color=c,
+                label=f"{LABELS[kind]} (mean {s['value'].mean():.3f})",
+            )
+    a1.set_xlabel("lag r [voxels]")
+    a1.set_ylabel("S2(r) of bone")
+    a1.legend(fontsize=7)
+    a2.set_xlabel("slice i (pair i, i+1)")
+    a2.set_ylabel("SSIM of consecutive slices")
+    a2.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bone(
+    table_csv: str | os.PathLike,
+    corr_csv: str | os.PathLike,
+    png: str | os.PathLike,
+    pdf: str | os.PathLike,
+    metrics: list[str] | None = None,
+    title: str = "",
+) -> None:
+    """Write :func:`bone_figure` of a bone table and its correlations as PNG and PDF."""
+    import pandas as pd
+
+    save(bone_figure(pd.read_csv(table_csv), pd.read_csv(corr_csv), metrics, title), png, pdf)
+
+
+def plot_consistency(
+    cons_csv: str | os.PathLike, png: str | os.PathLike, pdf: str | os.PathLike, title: str = ""
+) -> None:
+    """Write :func:`consistency_figure` of a consistency table as PNG and PDF."""
+    import pandas as pd
+
+    save(consistency_figure(pd.read_csv(cons_csv), title), png, pdf)

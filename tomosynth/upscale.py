@@ -1,0 +1,144 @@
+"""Upscaling of 8-bit image folders: bicubic (OpenCV) and model-based (SRCNN).
+
+Methods live in :data:`UPSCALERS`, a registry of factories ``factory(size, model_path,
+device) -> upscaler``; an upscaler maps a uint8 (N, h, w) batch to a uint8 (N, H, W)
+batch. Other models (SRGAN) register themselves by adding a factory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import atomic_dir, read_png_stack, write_png
+
+Upscaler = Callable[[np.ndarray], np.ndarray]
+UpscalerFactory = Callable[[int, "str | os.PathLike | None", str], Upscaler]
+
+
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    h, w = (size, size) if np.isscalar(size) else size
+    if int(h) < 1 or int(w) < 1:
+        raise ConfigError(f"size: must be positive, got {size}")
+    return int(h), int(w)
+
+
+def bicubic(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize one uint8 grey image with OpenCV's bicubic interpolation (``INTER_CUBIC``).
+
+    Parameters
+    ----------
+    img : (h, w) uint8 array, 0..255
+    size : int or (height, width)
+        Output size in pixels; an int gives a square image.
+
+    Returns
+    -------
+    (height, width) uint8 array, the cubic overshoot clipped to 0..255.
+    """
+    img = np.asarray(img)
+    if img.ndim != 2:
+        raise DataError(f"bicubic: expected a 2-D grey image, got shape {img.shape}")
+    h, w = _hw(size)
+    # cv2.resize takes (width, height); float input keeps the overshoot, clipped explicitly
+    out = cv2.resize(img.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def list_pngs(folder: str | os.PathLike) -> list[str]:
+    """Sorted PNG file names in `folder`; :class:`DataError` if it is missing or has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() == ".png")
+    if not names:
+        raise DataError(f"{folder}: holds no PNG images")
+    return names
+
+
+def _bicubic_factory(size: int, model_path=None, device: str = "auto") -> Upscaler:
+    def run(batch: np.ndarray) -> np.ndarray:
+        return np.stack([bicubic(img, size) for img in batch])
+
+    return run
+
+
+def _srcnn_factory(size: int, model_path=None, device: str = "auto") -> Upscaler:
+    if model_path is None:
+        raise ConfigError("upscale: method 'srcnn' needs a trained model (model_path)")
+    from tomosynth.train.srcnn import load_srcnn, refine
+
+    model, info = load_srcnn(model_path, device=device)
+    low, high = info.get("low_size"), info.get("high_size")
+    if high is not None and int(high) != int(size):
+        raise ConfigError(
+            f"{model_path}: SRCNN was trained to upscale to {high}px, asked for {size}px"
+        )
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        if low is not None and batch.shape[-2:] != (int(low), int(low)):
+            raise DataError(
+                f"{model_path}: SRCNN was trained on {low}px inputs, got {batch.shape[-2:]}"
+            )
+        return refine(model, np.stack([bicubic(img, size) for img in batch]))
+
+    return run
+
+
+#: Upscaling methods by name: ``factory(size, model_path, device) -> upscaler``.
+UPSCALERS: dict[str, UpscalerFactory] = {"bicubic": _bicubic_factory, "srcnn": _srcnn_factory}
+
+
+def upscale_folder(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    method: str,
+    size: int,
+    model_path: str | os.PathLike | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+) -> list[str]:
+    """Upscale every PNG of `in_dir` to `size` px into `out_dir`, keeping the file names.
+
+    Parameters
+    ----------
+    in_dir : folder of uint8 grey PNGs, all of one size
+    out_dir : output folder, written atomically (replaced only once complete)
+    method : a key of :data:`UPSCALERS` ("bicubic", "srcnn", ...)
+    size : output side in pixels
+    model_path : trained model checkpoint, for the model-based methods
+    device : "auto", "cpu" or "cuda"
+    batch_size : images per model call
+
+    Returns
+    -------
+    The file names written, sorted.
+    """
+    from tqdm import tqdm
+
+    if method not in UPSCALERS:
+        raise ConfigError(f"upscale.method: expected one of {sorted(UPSCALERS)}, got {method!r}")
+    if batch_size < 1:
+        raise ConfigError(f"upscale.batch_size: must be >= 1, got {batch_size}")
+    names = list_pngs(in_dir)
+    run = UPSCALERS[method](int(size), model_path, device)
+    shape = None
+    with atomic_dir(out_dir) as tmp:
+        for start in tqdm(range(0, len(names), batch_size), desc=f"upscale {method}", unit="batch"):
+            chunk = names[start : start + batch_size]
+            imgs = read_png_stack(in_dir, chunk)  # checks sizes within the chunk
+            if shape is None:
+                shape = imgs.shape[1:]
+            elif imgs.shape[1:] != shape:
+                raise DataError(
+                    f"{Path(in_dir) / chunk[0]}: image size {imgs.shape[1:]} differs from {shape} of {Path(in_dir) / names[0]}"
+                )
+            out = run(imgs)
+            for name, img in zip(chunk, out, strict=True):
+                write_png(tmp / name, img)
+    return names

@@ -1,0 +1,104 @@
+# Bone microstructure of SR volumes (issue 7 item 4; issue 8 items 3-4) and morphology of
+# real, generated and upscaled image sets (issue 8 item 2). Helpers in common.smk
+# (block "bone and morphology"); include after srgan.smk and upscale.smk.
+
+
+rule compute_bone_metrics:
+    input:
+        volume=rules.super_resolve.output.volume,
+    output:
+        table="results/metrics/bone/{scan}_{preset}_x{scale}.csv",
+        correlations="results/metrics/bone/{scan}_{preset}_x{scale}_correlations.csv",
+        consistency="results/metrics/bone/{scan}_{preset}_x{scale}_consistency.csv",
+        provenance="results/metrics/bone/{scan}_{preset}_x{scale}.json",
+    log:
+        "logs/compute_bone_metrics/{scan}_{preset}_x{scale}.log",
+    benchmark:
+        "benchmarks/compute_bone_metrics/{scan}_{preset}_x{scale}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    params:
+        bone=BONE,
+        voxel_um=get_bone_voxel_um,
+        provenance=get_bone_provenance,
+    script:
+        "../../scripts/compute_bone_metrics.py"
+
+
+rule plot_bone:
+    input:
+        table=rules.compute_bone_metrics.output.table,
+        correlations=rules.compute_bone_metrics.output.correlations,
+        consistency=rules.compute_bone_metrics.output.consistency,
+    output:
+        png="results/plots/bone_{scan}_{preset}_x{scale}.png",
+        pdf="results/plots/bone_{scan}_{preset}_x{scale}.pdf",
+        consistency_png="results/plots/consistency_{scan}_{preset}_x{scale}.png",
+        consistency_pdf="results/plots/consistency_{scan}_{preset}_x{scale}.pdf",
+    log:
+        "logs/plot_bone/{scan}_{preset}_x{scale}.log",
+    benchmark:
+        "benchmarks/plot_bone/{scan}_{preset}_x{scale}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        metrics=BONE["plot_metrics"],
+        title=get_bone_title,
+    script:
+        "../../scripts/plot_bone.py"
+
+
+rule compute_morphology:
+    input:
+        unpack(get_compute_morphology_input),
+    output:
+        table="results/metrics/morphology/{scan}.csv",
+        s2="results/metrics/morphology/{scan}_s2.csv",
+        sizes="results/metrics/morphology/{scan}_sizes.csv",
+        provenance="results/metrics/morphology/{scan}.json",
+    log:
+        "logs/compute_morphology/{scan}.log",
+    benchmark:
+        "benchmarks/compute_morphology/{scan}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    params:
+        morphology=MORPHOLOGY,
+        sets=get_morphology_sets,
+        provenance=get_morphology_provenance,
+    script:
+        "../../scripts/compute_morphology.py"
+
+
+rule plot_morphology:
+    input:
+        table=rules.compute_morphology.output.table,
+        s2=rules.compute_morphology.output.s2,
+        sizes=rules.compute_morphology.output.sizes,
+    output:
+        png="results/plots/morphology_{scan}.png",
+        pdf="results/plots/morphology_{scan}.pdf",
+    log:
+        "logs/plot_morphology/{scan}.log",
+    benchmark:
+        "benchmarks/plot_morphology/{scan}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        title="{scan}: morphology of real, generated and upscaled images",
+    script:
+        "../../scripts/plot_morphology.py"
