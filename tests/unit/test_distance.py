@@ -1,0 +1,361 @@
+"""Fréchet distance, bootstrap, baselines, FID-infinity, the FRD feature set and the bar plot."""
+
+import json
+
+import mpmath
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from pytorch_fid.fid_score import calculate_frechet_distance
+from scipy import ndimage, stats
+from skimage.feature import local_binary_pattern
+
+from tomosynth.errors import DataError
+from tomosynth.metrics import distance as D
+from tomosynth.metrics import features as F
+
+
+def _random_cov(rng, d, rank=None, eps=0.0):
+    a = rng.normal(size=(d, rank or d))
+    return a @ a.T / (rank or d) + eps * np.eye(d)
+
+
+# --- Fréchet distance ------------------------------------------------------------------------
+@pytest.mark.parametrize("d", [2, 3, 16, 64])
+def test_frechet_matches_pytorch_fid_full_rank(d):
+    rng = np.random.default_rng(d)
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    s1, s2 = _random_cov(rng, d), _random_cov(rng, d)
+    ours = D.frechet_distance(mu1, s1, mu2, s2)
+    ref = calculate_frechet_distance(mu1, s1, mu2, s2)
+    assert ours == pytest.approx(ref, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize(("d", "rank", "eps"), [(16, 4, 1e-6), (64, 10, 1e-6), (64, 63, 1e-8)])
+def test_frechet_matches_pytorch_fid_near_singular(d, rank, eps):
+    # covariances of rank `rank` plus eps*I: condition numbers up to ~1e8
+    rng = np.random.default_rng(rank)
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    s1, s2 = _random_cov(rng, d, rank, eps), _random_cov(rng, d, rank, eps)
+    ours = D.frechet_distance(mu1, s1, mu2, s2)
+    ref = calculate_frechet_distance(mu1, s1, mu2, s2)
+    assert ours == pytest.approx(ref, rel=1e-6, abs=1e-6)
+
+
+def test_frechet_rank_deficient_against_high_precision():
+    # N < d sample covariances (exactly singular): a 40-digit mpmath reference
+    rng = np.random.default_rng(3)
+    d = 12
+    x, y = rng.normal(size=(5, d)), rng.normal(size=(7, d)) * 1.5
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    mpmath.mp.dps = 40
+
+    def mp_cov(a):  # the covariance in 40 digits: its null space stays exactly null
+        c = mpmath.matrix(a.tolist())
+        c = c - mpmath.ones(a.shape[0], 1) * (mpmath.ones(1, a.shape[0]) * c) / a.shape[0]
+        return c.T * c / (a.shape[0] - 1)
+
+    m1, m2 = mp_cov(x), mp_cov(y)
+    e, q = mpmath.eigsy(m1)
+    r = q * mpmath.diag([mpmath.sqrt(max(v, 0)) for v in e]) * q.T
+    e2, _ = mpmath.eigsy(r * m2 * r)
+    tr_sqrt = float(mpmath.fsum([mpmath.sqrt(max(v, 0)) for v in e2]))
+    diff = x.mean(0) - y.mean(0)
+    trace = float(mpmath.fsum([m1[i, i] + m2[i, i] for i in range(d)]))
+    exact = diff @ diff + trace - 2 * tr_sqrt
+    assert D.frechet_distance(x.mean(0), s1, y.mean(0), s2) == pytest.approx(exact, rel=1e-9)
+    assert D.frechet_distance_features(x, y) == pytest.approx(exact, rel=1e-9)
+    ref = calculate_frechet_distance(x.mean(0), s1, y.mean(0), s2)
+    assert ref == pytest.approx(exact, rel=1e-6)
+
+
+def test_frechet_closed_forms():
+    rng = np.random.default_rng(0)
+    s = _random_cov(rng, 5)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    # equal covariances: squared mean difference
+    assert D.frechet_distance(mu1, s, mu2, s) == pytest.approx(((mu1 - mu2) ** 2).sum(), abs=1e-9)
+    # diagonal covariances: sum (sqrt a - sqrt b)^2
+    a, b = rng.uniform(0.1, 3, 5), rng.uniform(0.1, 3, 5)
+    expected = ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert D.frechet_distance(np.zeros(5), np.diag(a), np.zeros(5), np.diag(b)) == pytest.approx(
+        expected, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(("n1", "n2", "d"), [(8, 11, 40), (60, 70, 10), (30, 5, 30)])
+def test_feature_path_equals_statistics_path(n1, n2, d):
+    rng = np.random.default_rng(n1)
+    x, y = rng.normal(size=(n1, d)), rng.normal(size=(n2, d)) + 0.3
+    s1, s2 = D.feature_stats(x), D.feature_stats(y)
+    ref = calculate_frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
+    assert D.frechet_distance_features(x, y) == pytest.approx(ref, rel=1e-6)
+
+
+def test_frechet_rejects_mismatched_dims():
+    with pytest.raises(DataError):
+        D.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+    with pytest.raises(DataError):
+        D.frechet_distance_features(np.zeros((1, 3)), np.zeros((4, 3)))
+
+
+# --- small-sample statistics -----------------------------------------------------------------
+def test_bootstrap_ci_contains_full_sample_value_and_is_seeded():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4)) + 1.0
+    y = rng.normal(size=(300, 4))
+    full = D.frechet_distance_features(x, y)
+    lo, hi = D.bootstrap_ci(x, y, n_boot=200, seed=5)
+    assert lo < full < hi
+    assert hi - lo < full  # an informative interval, not an arbitrary wide one
+    assert D.bootstrap_ci(x, y, n_boot=200, seed=5) == (lo, hi)
+    assert D.bootstrap_ci(x, y, n_boot=200, seed=6) != (lo, hi)
+
+
+def test_fid_infinity_of_one_gaussian_is_near_zero_while_small_n_is_not():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
+    plain_small = D.frechet_distance_features(x[:40], y[:40])
+    f_inf, ns, means = D.fid_infinity(x, y, n_points=8, min_fraction=0.1, repeats=5, seed=0)
+    assert plain_small > 2.0  # the small-N bias: the true distance is 0
+    assert abs(f_inf) < 0.3
+    assert ns.min() == 40 and ns.max() == 400
+    assert np.all(np.diff(means[[0, -1]]) < 0)  # larger N, smaller biased distance
+
+
+def test_fid_infinity_recovers_a_true_distance():
+    # shifted means: the true Fréchet distance is |shift|^2 = 16 * 0.25 = 4
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(500, 16)) + 0.5, rng.normal(size=(500, 16))
+    f_inf, _, _ = D.fid_infinity(x, y, n_points=8, min_fraction=0.1, repeats=5)
+    assert f_inf == pytest.approx(4.0, abs=0.6)
+    assert D.frechet_distance_features(x[:50], y[:50]) > 5.5
+
+
+def test_split_baseline_uses_disjoint_subsets_of_n():
+    real = np.arange(40, dtype=float)[:, None] * np.ones((1, 3))
+    seen = []
+
+    def record(a, b):
+        seen.append((set(a[:, 0]), set(b[:, 0])))
+        return 1.0
+
+    value, n = D.split_baseline(real, n=15, repeats=3, seed=0, distance=record)
+    assert (value, n) == (1.0, 15)
+    assert len(seen) == 3
+    for a, b in seen:
+        assert len(a) == len(b) == 15 and not a & b
+    _, n_cap = D.split_baseline(real, n=35, repeats=1, distance=record)
+    assert n_cap == 20  # capped at half of the pool
+    _, n_half = D.split_baseline(real, repeats=1, distance=record)
+    assert n_half == 20
+    with pytest.raises(DataError):
+        D.split_baseline(real[:3])
+
+
+def test_zscore_uses_reference_statistics():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(20, 3)) * [1, 2, 0] + [0, 1, 5]
+    x = rng.normal(size=(7, 3))
+    z = D.zscore(x, ref)
+    sd = ref.std(0, ddof=1)
+    np.testing.assert_allclose(z[:, :2], (x[:, :2] - ref.mean(0)[:2]) / sd[:2])
+    np.testing.assert_allclose(z[:, 2], x[:, 2] - 5)  # constant reference feature: scale 1
+
+
+def test_stats_npz_is_readable_by_pytorch_fid(tmp_path):
+    from pytorch_fid.fid_score import compute_statistics_of_path
+
+    x = np.random.default_rng(0).normal(size=(9, 4))
+    path = tmp_path / "s.npz"
+    D.save_stats(path, x, metric="FRD")
+    mu, sigma = compute_statistics_of_path(str(path), None, 1, 4, "cpu")
+    np.testing.assert_allclose(mu, x.mean(0))
+    np.testing.assert_allclose(sigma, np.cov(x, rowvar=False))
+    st = D.load_stats(path)
+    assert int(st["n"]) == 9 and st["metric"] == "FRD"
+
+
+# --- FRD feature set -------------------------------------------------------------------------
+def test_feature_names_match_dimension():
+    names = F.feature_names()
+    assert len(names) == F.FEATURE_DIM == 53 and len(set(names)) == 53
+    assert "FID" not in F.METRIC_NAME and "FRD" in F.METRIC_NAME
+
+
+def test_features_first_order_gradient_lbp_against_references():
+    rng = np.random.default_rng(0)
+    img = (ndimage.gaussian_filter(rng.normal(size=(40, 48)), 2) * 400 + 128).clip(0, 255)
+    img = img.astype(np.uint8)
+    f = dict(zip(F.feature_names(), F.image_features(img), strict=True))
+    x = img / 255.0
+    assert f["mean"] == pytest.approx(x.mean())
+    assert f["std"] == pytest.approx(x.std())
+    assert f["skewness"] == pytest.approx(stats.skew(x.ravel()))
+    assert f["kurtosis"] == pytest.approx(stats.kurtosis(x.ravel()))
+    assert f["p90"] == pytest.approx(np.percentile(x, 90))
+    g = np.hypot(ndimage.sobel(x, 0), ndimage.sobel(x, 1))
+    assert f["grad_mean"] == pytest.approx(g.mean())
+    lbp = local_binary_pattern(img, 8, 1, method="uniform")
+    assert f["lbp_9"] == pytest.approx((lbp == 9).mean())
+    spec = [f[f"spectrum_band{i}"] for i in range(F.SPECTRUM_BANDS)]
+    assert sum(spec) == pytest.approx(1.0)
+
+
+def test_glcm_and_spectrum_of_a_checkerboard():
+    img = ((np.indices((32, 32)).sum(0) % 2) * 255).astype(np.uint8)
+    f = dict(zip(F.feature_names(), F.image_features(img), strict=True))
+    # levels 0 and 31: neighbours differ at 0 and 90 degrees (contrast 31^2), agree at 45/135
+    assert f["glcm_contrast_d1"] == pytest.approx(31**2 / 2)
+    assert f["glcm_contrast_d2"] == pytest.approx(0.0)  # even offsets land on the same colour
+    # all power at the Nyquist corner (radius 0.71 cycles/px): the last band
+    assert f[f"spectrum_band{F.SPECTRUM_BANDS - 1}"] == pytest.approx(1.0)
+
+
+def test_features_of_constant_image_are_finite():
+    assert np.isfinite(F.image_features(np.full((16, 16), 9, np.uint8))).all()
+    with pytest.raises(DataError):
+        F.image_features(np.zeros((16, 16), np.float32))
+
+
+def test_read_gray_names_bad_file(tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_text("not an image")
+    with pytest.raises(DataError, match="x.png"):
+        F.read_gray(bad)
+
+
+# --- the table and the bar plot --------------------------------------------------------------
+def _folder(path, n, sigma, shift, rng, size=32):
+    path.mkdir()
+    for i in range(n):
+        im = ndimage.gaussian_filter(rng.normal(size=(size, size)), sigma)
+        im = (im - im.mean()) / im.std() * 40 + 128 + shift
+        Image.fromarray(im.clip(0, 255).astype(np.uint8)).save(path / f"slice_{i:05d}.png")
+    return D.list_images(path)
+
+
+@pytest.fixture(scope="module")
+def frd_table(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("frd")
+    rng = np.random.default_rng(0)
+    real = _folder(tmp / "real", 24, 2, 0, rng)
+    a = _folder(tmp / "a", 10, 1, 0, rng)
+    b = _folder(tmp / "b", 10, 2, 15, rng)
+    settings = D.DistanceSettings(bootstrap=30, kid_subsets=5, fid_inf_points=3)
+    table = D.distance_table(
+        "toy",
+        {"upscaled/toy/bicubic": ("64 px GAN + bicubic", a), "samples/x": ("256 px GAN", b)},
+        {"train": real[:18], "test": real[18:]},
+        real,
+        stats_dir=tmp / "stats",
+        fid_weights=str(tmp / "missing" / "weights.pth"),
+        offline_fallback=True,
+        settings=settings,
+    )
+    return table, tmp
+
+
+def test_distance_table_frd_fallback(frd_table):
+    table, tmp = frd_table
+    assert list(table.columns) == D.TABLE_COLUMNS
+    assert set(table["metric"]) == {F.METRIC_NAME}  # no FID without weights
+    assert len(table) == 1 + 2 * 2
+    assert table["warning"].str.contains("offline FRD reported instead").all()
+    assert table["warning"].str.contains("feature dim 53").all()  # N <= 18 < 53
+    gen = table[table["set"] == "samples/x"].set_index("reference")
+    assert gen.loc["train", "n_set"] == 10 and gen.loc["train", "n_ref"] == 18
+    assert gen.loc["test", "n_ref"] == 6
+    assert (gen["baseline_n"] == 10).all() and (gen["feature_dim"] == 53).all()
+    split = table[table["set"] == "real_split/half_a"].iloc[0]
+    assert split["n_set"] == split["n_ref"] == 12
+    # the distance of a clearly different set exceeds the real-vs-real baseline
+    assert (gen["value"] > gen["baseline_same_n"]).all()
+
+
+def test_distance_table_values_recomputed_independently(frd_table):
+    table, tmp = frd_table
+    st = {k: D.load_stats(tmp / "stats" / f"frd_{k}.npz") for k in ("train", "test", "samples__x")}
+    mu, sd = st["train"]["features"].mean(0), st["train"]["features"].std(0, ddof=1)
+    sd = np.where(sd > 0, sd, 1)
+
+    def z(k):
+        return (st[k]["features"] - mu) / sd
+
+    for ref in ("train", "test"):
+        x, r = z("samples__x"), z(ref)
+        expected = calculate_frechet_distance(
+            x.mean(0), np.cov(x, rowvar=False), r.mean(0), np.cov(r, rowvar=False)
+        )
+        row = table[(table["set"] == "samples/x") & (table["reference"] == ref)].iloc[0]
+        assert row["value"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_offline_fallback_off_stops_with_location(tmp_path):
+    from tomosynth.errors import ConfigError
+
+    f = _folder(tmp_path / "r", 6, 1, 0, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="pt_inception-2015-12-05-6726825d.pth") as err:
+        D.distance_table("t", {"s": ("s", f)}, {"train": f}, f, fid_weights="/no/such.pth",
+                         offline_fallback=False)  # fmt: skip
+    assert "/no/such.pth" in str(err.value) and "evaluate.fid_weights" in str(err.value)
+
+
+def test_bar_heights_are_the_table_values(frd_table, tmp_path):
+    from tomosynth.plots.distance import distance_figure, plot_distance
+
+    table, _ = frd_table
+    fig, drawn = distance_figure(table)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    expected = list(table["value"])  # real split first, then the sets in table order
+    assert heights == pytest.approx(expected, rel=1e-12)
+    assert F.METRIC_NAME in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert all(f"N={n}" in lab for n, lab in zip(table["n_set"], labels, strict=True))
+    got = plot_distance(table, tmp_path / "d.png", tmp_path / "d.pdf")
+    assert (tmp_path / "d.png").stat().st_size > 0 and (tmp_path / "d.pdf").stat().st_size > 0
+    back = pd.DataFrame(json.loads(json.dumps(got))[F.METRIC_NAME])
+    np.testing.assert_allclose(back["value"], table["value"])
+    assert drawn == got
+
+
+@pytest.mark.parametrize(("n1", "n2", "d"), [(8, 11, 40), (60, 70, 10)])
+def test_torch_path_equals_numpy_path(n1, n2, d):
+    rng = np.random.default_rng(n2)
+    x, y = rng.normal(size=(n1, d)), rng.normal(size=(n2, d)) * 0.7
+    ref = D.frechet_distance_features(x, y)
+    assert D.frechet_distance_torch(x, y, "cpu") == pytest.approx(ref, rel=1e-9)
+    assert D.distance_function("cpu") is D.frechet_distance_features
+
+
+@pytest.mark.gpu
+def test_torch_path_on_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(0)
+    for n, d in [(30, 64), (300, 64)]:
+        x, y = rng.normal(size=(n, d)), rng.normal(size=(n, d)) + 0.2
+        got = D.distance_function("cuda")(x, y)
+        assert got == pytest.approx(D.frechet_distance_features(x, y), rel=1e-9)
+
+
+def test_cached_features_hit_and_invalidation(tmp_path):
+    rng = np.random.default_rng(0)
+    files = _folder(tmp_path / "imgs", 3, 1, 0, rng)
+    calls = []
+
+    def extract(fs):
+        calls.append(len(fs))
+        return F.radiomics_features(fs)
+
+    cache = tmp_path / "c.npz"
+    first = D.cached_features(files, "FRD", extract, cache)
+    again = D.cached_features(files, "FRD", extract, cache)
+    np.testing.assert_array_equal(first, again)
+    assert calls == [3]  # the second call read the cache
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(files[0])  # content changed
+    changed = D.cached_features(files, "FRD", extract, cache)
+    assert calls == [3, 3] and not np.array_equal(changed, first)

@@ -1,0 +1,583 @@
+"""Fréchet distances between feature sets, with small-sample statistics.
+
+The same machinery serves the Inception FID (features from :mod:`tomosynth.metrics.fid`)
+and the weight-free "FRD (tomosynth radiomics features)" (features from
+:mod:`tomosynth.metrics.features`): Gaussian statistics, the Fréchet distance, a seeded
+bootstrap confidence interval, a real-vs-real baseline at a given N and the FID-infinity
+extrapolation of Chong & Forsyth (2020).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import atomic_file
+from tomosynth.metrics.kid import kid
+
+
+@dataclass
+class Stats:
+    """Gaussian statistics of one feature set (as pytorch-fid's ``--save-stats``).
+
+    Attributes
+    ----------
+    mu : (d,) float64 mean feature vector.
+    sigma : (d, d) float64 covariance (``np.cov``, ddof=1).
+    n : number of images the statistics come from.
+    """
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+
+
+def feature_stats(features: np.ndarray) -> Stats:
+    """Mean and covariance (ddof=1, as pytorch-fid) of an ``(n, d)`` feature array, n >= 2."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise DataError(f"feature array of shape {x.shape}: need (n >= 2, d)")
+    return Stats(mu=x.mean(axis=0), sigma=np.atleast_2d(np.cov(x, rowvar=False)), n=x.shape[0])
+
+
+def save_stats(path: str | os.PathLike, features: np.ndarray, **extra: object) -> None:
+    """Write ``mu``, ``sigma``, ``n`` (pytorch-fid's ``.npz`` keys) plus the raw ``features``.
+
+    The features are kept because the bootstrap, KID and FID-infinity need them.
+    Extra scalars or strings (metric name, cache key) are stored beside them.
+    """
+    st = feature_stats(features)
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(  # uncompressed: compressing a 2048^2 covariance takes seconds
+                fh,
+                mu=st.mu,
+                sigma=st.sigma,
+                n=np.int64(st.n),
+                features=np.asarray(features, dtype=np.float64),
+                **{k: np.asarray(v) for k, v in extra.items()},
+            )
+
+
+def load_stats(path: str | os.PathLike) -> dict:
+    """Read a file written by :func:`save_stats` into a dict of arrays (strings as ``str``)."""
+    with np.load(path, allow_pickle=False) as f:
+        out = {k: f[k] for k in f.files}
+    return {k: (str(v) if v.dtype.kind == "U" else v) for k, v in out.items()}
+
+
+def _clip_roundoff(w: np.ndarray) -> np.ndarray:
+    """Set eigenvalues within round-off of zero (|w| <= d * eps * max|w|) to exactly zero.
+
+    sqrt() magnifies round-off near zero (1e-14 -> 1e-7), which summed over the many null
+    directions of a rank-deficient covariance (N < d) would bias tr sqrt by ~1e-5.
+    """
+    tol = w.size * np.finfo(np.float64).eps * max(float(np.abs(w).max(initial=0.0)), 1e-300)
+    return np.where(w > tol, w, 0.0)
+
+
+def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric PSD matrix (round-off eigenvalues -> 0)."""
+    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (v * np.sqrt(_clip_roundoff(w))) @ v.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr sqrt(S1 S2) for symmetric PSD S1, S2, via an eigen-decomposition.
+
+    S1 S2 is similar to sqrt(S1) S2 sqrt(S1), which is symmetric PSD, so its eigenvalues
+    are real and non-negative and tr sqrt(S1 S2) is the sum of their square roots. This
+    avoids ``scipy.linalg.sqrtm`` of the non-symmetric product (and its deprecated args).
+    """
+    s1 = _psd_sqrt(np.atleast_2d(sigma1))
+    m = s1 @ np.atleast_2d(sigma2) @ s1
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(_clip_roundoff(w)).sum())
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """Fréchet distance ||mu1 - mu2||^2 + tr(S1 + S2 - 2 sqrt(S1 S2)) of two Gaussians.
+
+    Units are squared feature units; 0 for identical statistics.
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise DataError(f"statistics of different dimension: {mu1.shape} vs {mu2.shape}")
+    diff = mu1 - mu2
+    tr = np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    return float(diff @ diff + tr)
+
+
+def frechet_distance_features(x1: np.ndarray, x2: np.ndarray) -> float:
+    """Fréchet distance between the Gaussian statistics of two ``(n, d)`` feature arrays.
+
+    Exactly :func:`frechet_distance` of :func:`feature_stats`, but when n < d it uses
+    tr sqrt(S1 S2) = nuclear norm of A1 A2^T with S_i = A_i^T A_i and
+    A_i = centred X_i / sqrt(n_i - 1): an n1 x n2 problem instead of d x d (the nonzero
+    eigenvalues of S1 S2 are the squared singular values of A1 A2^T). This keeps the
+    bootstrap of 2048-d Inception features on a few hundred images cheap.
+    """
+    x1 = np.asarray(x1, dtype=np.float64)
+    x2 = np.asarray(x2, dtype=np.float64)
+    n1, d = x1.shape
+    n2 = x2.shape[0]
+    if x2.shape[1] != d or n1 < 2 or n2 < 2:
+        raise DataError(f"feature arrays {x1.shape} and {x2.shape}: need (n >= 2, same d)")
+    if max(n1, n2) >= d:
+        s1, s2 = feature_stats(x1), feature_stats(x2)
+        return frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
+    mu1, mu2 = x1.mean(0), x2.mean(0)
+    a1 = (x1 - mu1) / np.sqrt(n1 - 1)
+    a2 = (x2 - mu2) / np.sqrt(n2 - 1)
+    nuclear = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * nuclear)
+
+
+def frechet_distance_torch(x: np.ndarray, y: np.ndarray, device: str = "cuda") -> float:
+    """:func:`frechet_distance_features` in float64 torch on `device` (same two paths).
+
+    For 2048-d Inception features of thousands of images the d x d eigen-decompositions
+    take seconds each on a CPU, and the bootstrap needs hundreds: on a GPU they are cheap.
+    """
+    import torch
+
+    xt = torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.float64, device=device)
+    (n1, d), n2 = xt.shape, yt.shape[0]
+    if yt.shape[1] != d or n1 < 2 or n2 < 2:
+        raise DataError(
+            f"feature arrays {tuple(xt.shape)} and {tuple(yt.shape)}: need (n >= 2, same d)"
+        )
+    mu1, mu2 = xt.mean(0), yt.mean(0)
+    a1 = (xt - mu1) / (n1 - 1) ** 0.5
+    a2 = (yt - mu2) / (n2 - 1) ** 0.5
+    if max(n1, n2) >= d:
+        s1, s2 = a1.T @ a1, a2.T @ a2
+        w, v = torch.linalg.eigh(s1)
+        r = (v * _clip_roundoff_t(w).sqrt()) @ v.T
+        m = r @ s2 @ r
+        tr_sqrt = _clip_roundoff_t(torch.linalg.eigvalsh((m + m.T) / 2)).sqrt().sum()
+    else:
+        tr_sqrt = torch.linalg.svdvals(a1 @ a2.T).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * tr_sqrt)
+
+
+def _clip_roundoff_t(w):
+    """Torch twin of :func:`_clip_roundoff`."""
+    import torch
+
+    tol = w.numel() * torch.finfo(torch.float64).eps * w.abs().max().clamp_min(1e-300)
+    return torch.where(w > tol, w, torch.zeros_like(w))
+
+
+Distance = Callable[[np.ndarray, np.ndarray], float]
+
+
+def distance_function(device: str = "cpu") -> Distance:
+    """The Fréchet distance of feature arrays to use on `device`: NumPy on the CPU, torch
+    (float64) on a CUDA device."""
+    if str(device).startswith("cuda"):
+        return lambda x, y: frechet_distance_torch(x, y, device)
+    return frechet_distance_features
+
+
+def bootstrap_ci(
+    x: np.ndarray,
+    ref: np.ndarray,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    distance: Distance = frechet_distance_features,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``distance(x, ref)``, resampling both sets.
+
+    Each replicate draws len(x) rows of `x` and len(ref) rows of `ref` with replacement
+    (seeded). Duplicated rows shrink the spread of a resample, so replicates of a Fréchet
+    distance lean high; at a true distance near zero the interval can sit above the
+    full-sample value (read it with the real-vs-real baseline).
+
+    Returns
+    -------
+    (low, high) at the two-sided `level`.
+    """
+    rng = np.random.default_rng(seed)
+    vals = np.empty(n_boot)
+    for b in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=n_boot < 50):
+        i = rng.integers(0, len(x), len(x))
+        j = rng.integers(0, len(ref), len(ref))
+        vals[b] = distance(x[i], ref[j])
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def split_baseline(
+    real: np.ndarray,
+    n: int | None = None,
+    repeats: int = 5,
+    seed: int = 0,
+    distance: Distance = frechet_distance_features,
+) -> tuple[float, int]:
+    """Real-vs-real distance between two disjoint random subsets of `real` of size n each.
+
+    With ``n=None`` the subsets are two equal halves (the thesis' real-split baseline).
+    `n` is capped at len(real) // 2 so the subsets never share an image; the result is the
+    mean over `repeats` seeded draws.
+
+    Returns
+    -------
+    (mean distance, n actually used per subset)
+    """
+    half = len(real) // 2
+    if half < 2:
+        raise DataError(f"real-split baseline needs >= 4 real images, got {len(real)}")
+    n = half if n is None else min(int(n), half)
+    n = max(n, 2)
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(repeats):
+        perm = rng.permutation(len(real))
+        vals.append(distance(real[perm[:n]], real[perm[n : 2 * n]]))
+    return float(np.mean(vals)), n
+
+
+def fid_infinity(
+    x: np.ndarray,
+    ref: np.ndarray,
+    n_points: int = 6,
+    min_fraction: float = 0.3,
+    repeats: int = 3,
+    seed: int = 0,
+    distance: Distance = frechet_distance_features,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Extrapolate the Fréchet distance to infinitely many images (Chong & Forsyth 2020).
+
+    For N from ``min_fraction * N_max`` to N_max = min(len(x), len(ref)) (evenly spaced in
+    1/N), both sets are subsampled without replacement to N images, the distance averaged
+    over `repeats` draws, a line fitted to distance vs 1/N and read at 1/N = 0. The plug-in
+    bias of a Fréchet distance is about linear in 1/N, which this removes.
+
+    Returns
+    -------
+    (intercept at 1/N = 0, the N values, the mean distances)
+    """
+    n_max = min(len(x), len(ref))
+    n_min = max(2, int(round(min_fraction * n_max)))
+    if n_max < 3 or n_min >= n_max:
+        return float("nan"), np.array([n_max]), np.array([np.nan])
+    inv = np.linspace(1.0 / n_min, 1.0 / n_max, n_points)
+    ns = np.unique(np.round(1.0 / inv).astype(int))
+    rng = np.random.default_rng(seed)
+    means = []
+    for n in ns:
+        vals = [
+            distance(x[rng.permutation(len(x))[:n]], ref[rng.permutation(len(ref))[:n]])
+            for _ in range(repeats)
+        ]
+        means.append(np.mean(vals))
+    means = np.asarray(means)
+    if len(ns) < 2:
+        return float("nan"), ns, means
+    slope, intercept = np.polyfit(1.0 / ns, means, 1)
+    return float(intercept), ns, means
+
+
+def zscore(features: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Standardise `features` with the per-feature mean and std of `ref`.
+
+    Features that are constant in `ref` keep unit scale (divided by 1, not by 0).
+    """
+    mu = ref.mean(axis=0)
+    sd = ref.std(axis=0, ddof=1) if len(ref) > 1 else np.ones(ref.shape[1])
+    sd = np.where(sd > 0, sd, 1.0)
+    return (np.asarray(features, dtype=np.float64) - mu) / sd
+
+
+# --- tables: every score with its N, CI, baseline, KID and FID-infinity ----------------------
+TABLE_COLUMNS = [
+    "scan",
+    "set",
+    "reference",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_set",
+    "n_ref",
+    "baseline_same_n",
+    "kid_mean",
+    "kid_std",
+    "fid_inf",
+    "feature_dim",
+    "warning",
+    "label",
+    "baseline_n",
+    "kid_subset_size",
+]
+
+
+@dataclass
+class DistanceSettings:
+    """Statistical settings of :func:`distance_table` (all from ``config['evaluate']``).
+
+    Attributes
+    ----------
+    bootstrap : bootstrap replicates for the CI (0 = no CI).
+    ci_level : two-sided confidence level in (0, 1).
+    seed : seed of every random draw (bootstrap, splits, subsets).
+    kid_subsets, kid_subset_size : KID subsets and their size (capped at the smaller N).
+    fid_inf_points : number of N values in the FID-infinity fit.
+    baseline_repeats : random real-vs-real splits averaged for ``baseline_same_n``.
+    """
+
+    bootstrap: int = 200
+    ci_level: float = 0.95
+    seed: int = 0
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    fid_inf_points: int = 6
+    baseline_repeats: int = 5
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """Sorted PNG files of a folder; DataError if there are none."""
+    folder = Path(folder)
+    files = sorted(str(p) for p in folder.glob("*.png"))
+    if not files:
+        raise DataError(f"{folder}: no PNG images found")
+    return files
+
+
+def files_digest(files: list[str], metric: str) -> str:
+    """sha256 over the metric name, file names and file contents (the stats cache key)."""
+
+    h = hashlib.sha256(metric.encode())
+    for f in files:
+        h.update(Path(f).name.encode())
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()
+
+
+def cached_features(
+    files: list[str],
+    metric: str,
+    extract: Callable[[list[str]], np.ndarray],
+    cache: str | os.PathLike | None,
+) -> np.ndarray:
+    """Features of `files`, read from the `cache` ``.npz`` when its key matches, else computed
+    and written there (``mu``, ``sigma``, ``n`` as pytorch-fid's ``--save-stats`` + features)."""
+    key = files_digest(files, metric)
+    if cache is not None and Path(cache).is_file():
+        st = load_stats(cache)
+        if st.get("key") == key:
+            return st["features"]
+    feats = extract(files)
+    if cache is not None:
+        save_stats(cache, feats, key=key, metric=metric)
+    return feats
+
+
+def compare_sets(
+    x: np.ndarray,
+    ref: np.ndarray,
+    real_pool: np.ndarray,
+    settings: DistanceSettings,
+    distance: Distance = frechet_distance_features,
+) -> dict:
+    """Distance of `x` to `ref` with N, CI, same-N real baseline, KID and FID-infinity.
+
+    `real_pool` (all real images' features) supplies the real-vs-real baseline at the
+    generated set's N.
+    """
+    s = settings
+    n_set, n_ref, dim = len(x), len(ref), x.shape[1]
+    warnings = []
+    value = distance(x, ref)
+    if s.bootstrap > 0:
+        ci = bootstrap_ci(x, ref, s.bootstrap, s.ci_level, s.seed, distance)
+    else:
+        ci = (float("nan"), float("nan"))
+    if min(n_set, n_ref) < dim:
+        warnings.append(
+            f"N={min(n_set, n_ref)} < feature dim {dim}: covariance is rank-deficient and the "
+            "distance is biased upwards; compare with baseline_same_n and KID"
+        )
+    try:
+        base, base_n = split_baseline(real_pool, n_set, s.baseline_repeats, s.seed, distance)
+        if base_n < n_set:
+            warnings.append(
+                f"real pool of {len(real_pool)} images: baseline uses disjoint subsets of "
+                f"{base_n}, not {n_set}"
+            )
+    except DataError as exc:
+        base, base_n = float("nan"), 0
+        warnings.append(str(exc))
+    if np.isfinite(ci[0]) and not ci[0] <= value <= ci[1]:
+        warnings.append(
+            "bootstrap CI excludes the full-sample value: resampling with replacement "
+            "inflates the distance, i.e. small-sample bias dominates this score"
+        )
+    k_mean, k_std, k_m = kid(x, ref, s.kid_subsets, s.kid_subset_size, s.seed)
+    f_inf, _, _ = fid_infinity(x, ref, n_points=s.fid_inf_points, seed=s.seed, distance=distance)
+    return {
+        "value": value,
+        "ci_low": ci[0],
+        "ci_high": ci[1],
+        "n_set": n_set,
+        "n_ref": n_ref,
+        "baseline_same_n": base,
+        "baseline_n": base_n,
+        "kid_mean": k_mean,
+        "kid_std": k_std,
+        "kid_subset_size": k_m,
+        "fid_inf": f_inf,
+        "feature_dim": dim,
+        "warning": "; ".join(warnings),
+    }
+
+
+def distance_table(
+    scan: str,
+    sets: dict[str, tuple[str, list[str]]],
+    references: dict[str, list[str]],
+    real_pool: list[str],
+    stats_dir: str | os.PathLike | None = None,
+    fid_weights: str | None = None,
+    offline_fallback: bool = True,
+    device: str = "cpu",
+    batch_size: int = 32,
+    settings: DistanceSettings | None = None,
+):
+    """Distances of generated/upscaled image sets to real reference sets, as a DataFrame.
+
+    Parameters
+    ----------
+    scan : scan name (first column).
+    sets : set name -> (plot label, image files) of the compared sets.
+    references : reference name -> image files (the thesis compares with "train"; the
+        first reference also defines the FRD z-scoring, so every FRD of one table lives
+        in the same feature space).
+    real_pool : all real high-resolution images: the real-split row (two seeded random
+        equal halves) and the same-N baselines are drawn from it.
+    stats_dir : folder for per-set ``{metric}_{set}.npz`` statistics (None: no cache).
+    fid_weights : local FID Inception weights, or None for pytorch-fid's default (torch
+        hub's cache, downloaded there when absent).
+    offline_fallback : when the weights are missing or cannot be downloaded, report FRD
+        only (True) or stop with a ConfigError saying where to put the file (False).
+
+    Returns
+    -------
+    pandas.DataFrame with :data:`TABLE_COLUMNS`; FRD rows always, FID rows when the
+    weights are available.
+    """
+    import pandas as pd
+
+    from tomosynth.metrics import features as frd
+    from tomosynth.metrics import fid
+
+    log = logging.getLogger(__name__)
+    settings = settings or DistanceSettings()
+    extractors: dict[str, Callable[[list[str]], np.ndarray]] = {
+        frd.METRIC_NAME: frd.radiomics_features
+    }
+    note, model, reason = "", None, ""
+    if fid_weights is not None and not Path(fid_weights).is_file():
+        reason = "file missing"
+    else:
+        try:  # None: pytorch-fid's default (torch hub cache, else its download)
+            model = fid.load_inception(fid_weights, device)
+        except OSError as exc:  # no network, unreadable file
+            reason = f"{type(exc).__name__}: {exc}"
+    if model is not None:
+        extractors = {
+            fid.METRIC_NAME: lambda f: fid.inception_features(f, model, batch_size, device),
+            **extractors,
+        }
+    elif offline_fallback:
+        note = "FID weights unavailable: offline FRD reported instead (not FID)"
+        log.warning("%s (%s). %s", note, reason, fid.missing_weights_message(fid_weights, False))
+    else:
+        raise ConfigError(f"{fid.missing_weights_message(fid_weights, False)} ({reason})")
+
+    dist = distance_function(device)
+    safe = {name: name.replace("/", "__") for name in [*sets, *references, "real"]}
+    rows = []
+    for metric, extract in extractors.items():
+        tag = "fid" if metric == fid.METRIC_NAME else "frd"
+
+        def feats(name: str, files: list[str], tag=tag, metric=metric, extract=extract):
+            cache = None if stats_dir is None else Path(stats_dir) / f"{tag}_{safe[name]}.npz"
+            return cached_features(files, metric, extract, cache)
+
+        pool = feats("real", real_pool)
+        refs = {name: feats(name, files) for name, files in references.items()}
+        if tag == "frd":  # z-score with the first reference (the training split)
+            norm = next(iter(refs.values()))
+            pool = zscore(pool, norm)
+            refs = {k: zscore(v, norm) for k, v in refs.items()}
+        # the real-split row: two seeded random equal halves of the real pool
+        perm = np.random.default_rng(settings.seed).permutation(len(pool))
+        half = len(pool) // 2
+        a, b = pool[perm[:half]], pool[perm[half : 2 * half]]
+        row = compare_sets(a, b, pool, settings, dist)
+        row["baseline_same_n"], row["baseline_n"] = row["value"], half
+        if note:
+            row["warning"] = "; ".join(w for w in (note, row["warning"]) if w)
+        rows.append(
+            {
+                "scan": scan,
+                "set": "real_split/half_a",
+                "reference": "real_split/half_b",
+                "metric": metric,
+                "label": "real split",
+                **row,
+            }
+        )
+        for name, (label, files) in sets.items():
+            x = feats(name, files)
+            if tag == "frd":
+                x = zscore(x, norm)
+            for ref_name, ref in refs.items():
+                row = compare_sets(x, ref, pool, settings, dist)
+                if note:
+                    row["warning"] = "; ".join(w for w in (note, row["warning"]) if w)
+                rows.append(
+                    {
+                        "scan": scan,
+                        "set": name,
+                        "reference": ref_name,
+                        "metric": metric,
+                        "label": label,
+                        **row,
+                    }
+                )
+                log.info(
+                    "%s %s vs %s: %.4g [%.4g, %.4g] (N=%d vs N_ref=%d; real baseline at N=%d: %.4g)",
+                    metric,
+                    name,
+                    ref_name,
+                    row["value"],
+                    row["ci_low"],
+                    row["ci_high"],
+                    row["n_set"],
+                    row["n_ref"],
+                    row["baseline_n"],
+                    row["baseline_same_n"],
+                )
+    for r in rows:
+        if r["warning"]:
+            log.warning("%s %s vs %s: %s", r["metric"], r["set"], r["reference"], r["warning"])
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)

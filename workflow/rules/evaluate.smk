@@ -1,0 +1,86 @@
+# Evaluation (issues 7 and 8): distribution distances (FID through pytorch-fid, or the
+# weight-free FRD offline) with N, bootstrap CI, same-N real baseline, KID and FID-infinity;
+# the thesis' figure-11 bar plot; compute accounting. Helpers in common.smk. Bone and
+# morphology rules live in bone.smk.
+
+
+rule compute_distance:
+    input:
+        unpack(get_compute_distance_input),
+    output:
+        table="results/metrics/distance/{scan}.csv",
+        provenance="results/metrics/distance/{scan}.json",
+        stats=directory("results/metrics/distance/{scan}/stats"),
+    log:
+        "logs/compute_distance/{scan}.log",
+    benchmark:
+        "benchmarks/compute_distance/{scan}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        runtime=120,
+        mem_mb=8000,
+        gpu=get_distance_gpu(),
+    params:
+        sets=get_distance_sets,
+        references=["train", "test"],
+        fid_weights=EVALUATE["fid_weights"],
+        offline_fallback=EVALUATE["offline_fallback"],
+        device=EVALUATE["device"],
+        batch_size=EVALUATE["batch_size"],
+        distance=EVALUATE["distance"],
+        provenance=get_distance_provenance,
+    script:
+        "../../scripts/compute_distance.py"
+
+
+rule plot_distance:
+    input:
+        table=rules.compute_distance.output.table,
+        provenance=rules.compute_distance.output.provenance,
+    output:
+        png=report(
+            "results/plots/distance_{scan}.png",
+            caption="../report/distance.rst",
+            category="Distances",
+            labels={"scan": "{scan}", "figure": "distance bars"},
+        ),
+        pdf="results/plots/distance_{scan}.pdf",
+        provenance="results/plots/distance_{scan}.json",
+    log:
+        "logs/plot_distance/{scan}.log",
+    benchmark:
+        "benchmarks/plot_distance/{scan}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        ci_level=EVALUATE["distance"]["ci_level"],
+    script:
+        "../../scripts/plot_distance.py"
+
+
+rule compute_table:
+    input:
+        unpack(get_compute_table_input),
+    output:
+        table="results/metrics/compute.csv",
+        provenance="results/metrics/compute.json",
+    log:
+        "logs/compute_table/compute.log",
+    benchmark:
+        "benchmarks/compute_table/compute.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        models=get_compute_table_models(),
+        pipelines=get_compute_table_pipelines(),
+        reference="train",
+    script:
+        "../../scripts/compute_table.py"
