@@ -1,0 +1,100 @@
+"""Loss functions: WGAN-GP gradient penalty; L1 content, least-squares adversarial and TV
+losses of the SRGAN family. Weights come from the config, never from literals here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    lambda_gp: float = 10.0,
+    alpha: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """WGAN-GP penalty ``lambda * E[(||grad_x D(x_hat)||_2 - 1)^2]`` (Gulrajani et al. 2017).
+
+    ``x_hat = alpha * real + (1 - alpha) * fake`` with one ``alpha ~ U[0, 1)`` per sample, i.e.
+    uniformly on the lines between paired real and generated samples, where an optimal critic
+    has unit gradient norm.
+
+    Parameters
+    ----------
+    critic : callable
+        Maps a batch ``(N, ...)`` to scores ``(N,)`` or ``(N, 1)``.
+    real, fake : torch.Tensor
+        Batches of the same shape ``(N, ...)``; `fake` is treated as a constant.
+    lambda_gp : float
+        Penalty weight (thesis and paper: 10).
+    alpha : torch.Tensor, optional
+        Interpolation weights of shape ``(N,)``; drawn from torch's global generator if omitted.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar penalty, differentiable with respect to the critic's parameters.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"gradient_penalty: real {tuple(real.shape)} != fake {tuple(fake.shape)}")
+    n = real.shape[0]
+    if alpha is None:
+        alpha = torch.rand(n, device=real.device, dtype=real.dtype)
+    alpha = alpha.reshape(n, *([1] * (real.dim() - 1))).to(real.dtype)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    # Each score depends only on its own sample (no batch norm), so the gradient of the sum
+    # holds the per-sample input gradients.
+    norms = grad.flatten(1).norm(2, dim=1)
+    return lambda_gp * ((norms - 1) ** 2).mean()
+
+
+# --- SRGAN family losses (appended below by the SRGAN stage) ---------------------------------
+
+
+def l1_content(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Pixel-wise L1 content loss ``mean |SR - HR|`` (report eq. 1, first term).
+
+    Parameters
+    ----------
+    sr, hr : torch.Tensor
+        Super-resolved and reference images of the same shape, in [0, 1].
+    """
+    if sr.shape != hr.shape:
+        raise ValueError(f"l1_content: sr {tuple(sr.shape)} != hr {tuple(hr.shape)}")
+    return (sr - hr).abs().mean()
+
+
+def lsgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Least-squares adversarial loss of the generator ``mean (D(SR) - 1)^2`` (Mao et al. 2017).
+
+    `fake_scores` are the raw discriminator outputs on generated images: a patch map
+    ``(N, 1, h, w)`` or one score per image; every score is pushed towards the "real" label 1.
+    """
+    return ((fake_scores - 1.0) ** 2).mean()
+
+
+def lsgan_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Least-squares discriminator loss ``(mean (D(HR) - 1)^2 + mean D(SR)^2) / 2``.
+
+    Real scores are pushed towards 1 and generated ones towards 0, averaged over both terms
+    as in the report.
+    """
+    return 0.5 * (((real_scores - 1.0) ** 2).mean() + (fake_scores**2).mean())
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Squared total variation ``mean (dx)^2 + mean (dy)^2`` of images ``(N, C, H, W)``.
+
+    ``dy = x[..., 1:, :] - x[..., :-1, :]`` and ``dx = x[..., :, 1:] - x[..., :, :-1]``, each
+    averaged over its own number of differences. A smoothness regulariser: 0 for a constant
+    image, larger for noisy ones.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"total_variation: expected (N, C, H, W), got shape {tuple(x.shape)}")
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    return (dy**2).mean() + (dx**2).mean()

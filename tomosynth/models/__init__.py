@@ -1,0 +1,1 @@
+"""Networks: WGAN-GP generator and critic, SRCNN, SRGAN family."""

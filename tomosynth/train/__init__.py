@@ -1,0 +1,1 @@
+"""Training loops, sampling and the plumbing they share (`tomosynth.train.common`)."""

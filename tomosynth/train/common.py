@@ -1,0 +1,259 @@
+"""Shared training plumbing: device, seeds, RNG state, atomic checkpoints, stop signals,
+wall-clock budget and the per-epoch CSV log."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import atomic_file
+
+#: Exit status of a training script stopped by a signal after checkpointing (``EX_TEMPFAIL``):
+#: "try again", the next run resumes from ``latest.pt``.
+EXIT_PREEMPTED = 75
+
+
+def select_device(prefer: str = "auto") -> torch.device:
+    """Pick the torch device.
+
+    Parameters
+    ----------
+    prefer : {"auto", "cpu", "cuda"}
+        ``auto`` uses CUDA when present and the CPU otherwise; ``cuda`` without a GPU is an error.
+    """
+    if prefer not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda', got {prefer!r}")
+    if prefer == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if prefer == "cuda":
+        raise ConfigError("device: 'cuda' requested but torch sees no CUDA device")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators."""
+    if not 0 <= int(seed) < 2**32:
+        raise ConfigError(f"seed: must be in [0, 2**32), got {seed}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state() -> dict:
+    """Snapshot of the Python, NumPy, torch CPU and (when present) CUDA generator states.
+
+    Only tensors, ints, floats, strings, lists and tuples, so the snapshot loads with
+    ``torch.load(weights_only=True)``.
+    """
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a snapshot made by :func:`rng_state` (the CUDA part only where CUDA is present)."""
+    py = state["python"]
+    # torch.load may turn the inner tuple into a list; random.setstate wants tuples.
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    nps = state["numpy"]
+    np.random.set_state(
+        (
+            nps["name"],
+            np.asarray(nps["keys"].numpy(), dtype=np.uint32),
+            nps["pos"],
+            nps["has_gauss"],
+            nps["cached_gaussian"],
+        )
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = [s.cpu() for s in state["cuda"]]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write `state` with ``torch.save``, atomically (temporary file + ``os.replace``).
+
+    Keep `state` to tensors, numbers, strings, ``None``, lists, tuples and dicts so that
+    :func:`load_checkpoint` can read it with ``weights_only=True``.
+    """
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", weights_only: bool = True
+) -> dict | None:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Returns ``None`` if `path` does not exist; raises :class:`DataError` naming the file if
+    it cannot be read (truncated, not a torch file, or holding objects that are not plain data).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: checkpoint holds a {type(state).__name__}, expected a dict")
+    return state
+
+
+class StopRequested(Exception):
+    """Raised by a training loop after it saved its checkpoint because a stop signal came in."""
+
+    def __init__(self, message: str = "stop requested", signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class StopSignal:
+    """Context manager catching SIGTERM and SIGUSR1 (SLURM time limit / preemption).
+
+    Inside the ``with`` block a signal only sets :attr:`requested`; the training loop checks it
+    at a safe point, saves a checkpoint and raises :class:`StopRequested`. The previous
+    handlers are restored on exit. Outside the main thread no handlers can be installed and
+    the flag is only set through :meth:`request` (used by tests).
+    """
+
+    SIGNALS = tuple(
+        s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s
+    )
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def request(self, signum: int | None = None) -> None:
+        """Ask the loop to stop at its next check (what the signal handler does)."""
+        self.requested = True
+        self.signum = signum
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.request(signum)
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+class Budget:
+    """Wall-clock training budget, counting time spent in earlier (resumed) runs.
+
+    Parameters
+    ----------
+    minutes : float
+        Total budget in minutes (> 0; ``math.inf`` for none).
+    spent_s : float
+        Seconds already used by earlier runs of the same training.
+    """
+
+    def __init__(self, minutes: float, spent_s: float = 0.0) -> None:
+        if not minutes > 0:
+            raise ConfigError(f"budget_minutes: must be > 0, got {minutes}")
+        self.minutes = float(minutes)
+        self.spent_s = float(spent_s)
+        self._start = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds used so far, earlier runs included."""
+        return self.spent_s + (time.monotonic() - self._start)
+
+    def exhausted(self) -> bool:
+        """True once :meth:`elapsed` reaches the budget."""
+        return self.elapsed() >= self.minutes * 60.0
+
+
+class CsvLog:
+    """Append-only CSV log, one row per epoch, flushed after each row.
+
+    The header is written when the file is new or empty. On resume call
+    :meth:`truncate_after` with the checkpoint's epoch so rows of epochs that were logged
+    but not checkpointed are dropped (they will be trained again).
+    """
+
+    def __init__(self, path: str | os.PathLike, fieldnames: list[str]) -> None:
+        self.path = Path(path)
+        self.fieldnames = list(fieldnames)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            with open(self.path, "w", newline="") as fh:
+                csv.DictWriter(fh, self.fieldnames).writeheader()
+        else:
+            with open(self.path, newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if header != self.fieldnames:
+                raise DataError(f"{self.path}: header {header} differs from {self.fieldnames}")
+
+    def append(self, row: dict) -> None:
+        """Write one row (keys = fieldnames) and flush it to disk."""
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, self.fieldnames).writerow(row)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def rows(self) -> list[dict[str, str]]:
+        """All rows as strings."""
+        with open(self.path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def truncate_after(self, epoch: int, key: str = "epoch") -> None:
+        """Keep only the rows whose `key` column is <= `epoch` (rewritten atomically)."""
+        kept = [r for r in self.rows() if int(r[key]) <= epoch]
+        with atomic_file(self.path) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, self.fieldnames)
+                writer.writeheader()
+                writer.writerows(kept)
+
+
+def package_versions() -> dict:
+    """Versions of Python, NumPy, torch, CUDA (or None) and tomosynth, for checkpoints."""
+    import tomosynth
+
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.
+    cuda = torch.version.cuda
+    return {
+        "python": platform.python_version(),
+        "numpy": str(np.__version__),
+        "torch": str(torch.__version__),
+        "cuda": None if cuda is None else str(cuda),
+        "tomosynth": str(tomosynth.__version__),
+    }

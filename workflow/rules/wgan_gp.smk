@@ -1,0 +1,60 @@
+# Generators: one WGAN-GP per scan and PNG size, each trained for the same wall-clock budget
+# (thesis 5.2), then sampled.
+#
+# Resume: the training writes results/models/wgan_gp/{scan}_{size}px/latest.pt (and the live
+# progress grids in progress_live/) every epoch and when SIGTERM/SIGUSR1 arrives (SLURM time
+# limit or preemption), then exits with status 75. Neither is a declared output, so they
+# survive Snakemake deleting the declared outputs before it reruns a job; rerunning the same
+# target resumes from latest.pt with the epoch count, budget spent and RNG state restored.
+# A changed result-affecting parameter (params) starts the training over instead.
+
+
+rule train_wgan_gp:
+    input:
+        png="results/png/{scan}/{size}px",
+        split="results/png/{scan}/split.json",
+    output:
+        model="results/models/wgan_gp/{scan}_{size}px/final.pt",
+        log_csv="results/models/wgan_gp/{scan}_{size}px/log.csv",
+        progress=directory("results/models/wgan_gp/{scan}_{size}px/progress"),
+    log:
+        "logs/train_wgan_gp/{scan}_{size}px.log",
+    benchmark:
+        "benchmarks/train_wgan_gp/{scan}_{size}px.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        runtime=get_wgan_gp_runtime,
+        mem_mb=16000,
+        gpu=1,
+    params:
+        train=get_wgan_gp_params,
+    script:
+        "../../scripts/train_wgan_gp.py"
+
+
+rule sample_wgan_gp:
+    input:
+        model=rules.train_wgan_gp.output.model,
+    output:
+        samples=directory("results/samples/wgan_gp/{scan}_{size}px"),
+        contact_sheet="results/samples/wgan_gp/{scan}_{size}px_contact_sheet.png",
+    log:
+        "logs/sample_wgan_gp/{scan}_{size}px.log",
+    benchmark:
+        "benchmarks/sample_wgan_gp/{scan}_{size}px.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        runtime=30,
+        mem_mb=8000,
+        gpu=1,
+    params:
+        n=config["wgan_gp"]["sample"]["n"],
+        seed=config["wgan_gp"]["sample"]["seed"],
+        batch=config["wgan_gp"]["sample"]["batch"],
+        device=config["wgan_gp"]["device"],
+    script:
+        "../../scripts/sample_wgan_gp.py"
