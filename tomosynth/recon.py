@@ -613,7 +613,10 @@ def find_center(
             raise ValueError("find_center: no two angles are 180 degrees apart; use 'entropy'")
         return _center_correlation(p, *pair)
     if method == "entropy":
-        return _center_sharpness(p, theta, float(search), filter_name, device)
+        # A centre far outside the middle half of the detector is never plausible; on small
+        # detectors an unbounded search finds entropy minima outside the detector itself.
+        search = min(float(search), p.shape[-1] / 4.0)
+        return _center_sharpness(p, theta, search, filter_name, device)
     raise ConfigError(f"recon.center_method: unknown method {method!r}")
 
 

@@ -359,3 +359,15 @@ def test_cached_features_hit_and_invalidation(tmp_path):
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(files[0])  # content changed
     changed = D.cached_features(files, "FRD", extract, cache)
     assert calls == [3, 3] and not np.array_equal(changed, first)
+
+
+def test_zscore_treats_rounding_level_spread_as_constant():
+    # A percentile of clipped 8-bit images that always lands on one grey value: float
+    # rounding gives a std of ~1e-17, which must not become a 1e16 scale factor.
+    ref = np.full((30, 2), 25.0 / 255.0)
+    ref[:, 0] += np.random.default_rng(1).normal(scale=1e-17, size=30)
+    ref[:, 1] = np.linspace(0, 1, 30)
+    x = np.array([[0.4, 0.5]])
+    z = D.zscore(x, ref)
+    assert z[0, 0] == pytest.approx(0.4 - ref[:, 0].mean())
+    assert z[0, 1] == pytest.approx((0.5 - 0.5) / ref[:, 1].std(ddof=1), abs=1e-12)

@@ -377,3 +377,15 @@ def test_reconstruct_scan_bad_center_is_config_error(tmp_path):
     with pytest.raises(ConfigError, match="recon.center"):
         recon.reconstruct_scan(scan, tmp_path / "out", backend="torch", center="middle")
     assert not (tmp_path / "out").exists()
+
+
+def test_entropy_centre_stays_on_small_detectors():
+    # 32-pixel detector, no 180-degree pair: the entropy search must stay within the
+    # middle half of the detector and find the true axis (cols / 2 = 16).
+
+    img = resize(shepp_logan_phantom(), (32, 32), anti_aliasing=True).astype(np.float32)
+    theta = np.linspace(0, np.pi, 32, endpoint=False)
+    sino = recon.forward_project(img[None], theta)
+    c = recon.find_center(sino, theta, method="entropy")
+    assert 8.0 <= c <= 24.0
+    assert abs(c - 16.0) <= 1.0

@@ -298,11 +298,14 @@ def fid_infinity(
 def zscore(features: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Standardise `features` with the per-feature mean and std of `ref`.
 
-    Features that are constant in `ref` keep unit scale (divided by 1, not by 0).
+    Features that are constant in `ref` keep unit scale (divided by 1, not by 0). "Constant"
+    includes a spread at rounding level (e.g. a percentile that always falls on the same grey
+    value of clipped 8-bit images: std ~1e-17), which would otherwise blow the distance up to
+    ~1e30.
     """
     mu = ref.mean(axis=0)
     sd = ref.std(axis=0, ddof=1) if len(ref) > 1 else np.ones(ref.shape[1])
-    sd = np.where(sd > 0, sd, 1.0)
+    sd = np.where(sd > 1e-9 * (1.0 + np.abs(mu)), sd, 1.0)
     return (np.asarray(features, dtype=np.float64) - mu) / sd
 
 
