@@ -43,3 +43,48 @@ rule summarize:
         titles=get_summary_titles(),
     script:
         "../../scripts/summarize.py"
+
+
+rule plot_gan_losses:
+    input:
+        logs=expand("results/models/wgan_gp/{{scan}}_{size}px/log.csv", size=SIZES),
+    output:
+        png=report(
+            "results/plots/gan_losses_{scan}.png",
+            caption="../report/gan_losses.rst",
+            category="Generators",
+            labels={"scan": "{scan}", "figure": "losses"},
+        ),
+        pdf="results/plots/gan_losses_{scan}.pdf",
+    log:
+        "logs/plot_gan_losses/{scan}.log",
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        labels=expand("{size} px", size=SIZES),
+    script:
+        "../../scripts/plot_gan_losses.py"
+
+
+rule plot_gan_progress:
+    input:
+        progress=rules.train_wgan_gp.output.progress,
+    output:
+        png=report(
+            "results/plots/gan_progress_{scan}_{size}px.png",
+            caption="../report/gan_progress.rst",
+            category="Generators",
+            labels={"scan": "{scan}", "figure": "progress {size} px"},
+        ),
+    log:
+        "logs/plot_gan_progress/{scan}_{size}px.log",
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    script:
+        "../../scripts/plot_gan_progress.py"

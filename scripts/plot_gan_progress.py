@@ -1,0 +1,7 @@
+"""Rule plot_gan_progress: the fixed-latent progress grids over the epochs of one training."""
+
+import _bootstrap  # noqa: F401
+
+from tomosynth.plots.training import plot_progress
+
+plot_progress(snakemake.input.progress, snakemake.output.png)
