@@ -1,0 +1,322 @@
+"""SRGAN family for bone micro-CT (Ledig et al. 2017, as adapted in the bone SRGAN report).
+
+Images are ``(N, 1, H, W)`` float32 in ``[0, 1]``: the generators end in ``(tanh + 1) / 2``.
+A generator of scale ``r`` maps ``(N, C, h, w)`` to ``(N, C, r*h, r*w)``.
+
+- :class:`Generator`: wide conv + PReLU, residual blocks (optionally with squeeze-and-
+  excitation), conv-BN with a global skip, ``log2(r)`` sub-pixel x2 blocks, wide conv.
+- :class:`ProgressiveGenerator`: one stage of residual blocks + x2 block per octave; every
+  stage has its own output head so the intermediate x2, x4, ... images can be supervised.
+- :class:`StackedGenerator`: ``G2(G1(x))``, two ordinary generators (report section 4.5).
+- :class:`Discriminator`: conv-BN-LeakyReLU stack, 64 -> 512 features; a final conv giving a
+  map of patch scores (default, the report's variant) or the classic dense head. No sigmoid:
+  the least-squares adversarial loss works on raw scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from tomosynth.errors import ConfigError
+
+SCALES = (2, 4, 8)
+SE_MODES = ("none", "all", "first_half")
+KINDS = ("srgan", "progressive", "stacked")
+
+
+def _check_scale(scale: int, key: str = "scale") -> int:
+    if int(scale) not in SCALES:
+        raise ConfigError(f"srgan {key}: must be one of {SCALES}, got {scale}")
+    return int(scale)
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): rescale each channel by a learned gate in (0, 1).
+
+    ``s = sigmoid(W2 relu(W1 mean_hw(u)))``, ``out_c = s_c * u_c``; ``W1`` reduces the
+    channels by `reduction` (at least 1 hidden unit).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.squeeze = nn.AdaptiveAvgPool2d(1)
+        self.excite = nn.Sequential(
+            nn.Linear(channels, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, channels),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        gate = self.excite(self.squeeze(x).reshape(n, c))
+        return x * gate.reshape(n, c, 1, 1)
+
+
+class ResidualBlock(nn.Module):
+    """conv3-BN-PReLU-conv3-BN (+ SE) with an identity skip."""
+
+    def __init__(self, channels: int, se: bool = False, se_reduction: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.PReLU(channels),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+        ]
+        if se:
+            layers.append(SEBlock(channels, se_reduction))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleBlock(nn.Module):
+    """x2 sub-pixel upscaling (Shi et al. 2016): conv3 to 4C channels, PixelShuffle(2), PReLU."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.act = nn.PReLU(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.shuffle(self.conv(x)))
+
+
+@dataclass
+class GeneratorConfig:
+    """Generator hyper-parameters.
+
+    Attributes
+    ----------
+    scale : int
+        Upscaling factor r in {2, 4, 8} (for ``stacked``: the product of `stack_scales`).
+    kind : str
+        ``srgan``, ``progressive`` or ``stacked``.
+    channels : int
+        Feature maps C (report: 64).
+    n_blocks : int
+        Residual blocks (report: 16); for ``progressive`` the blocks of each stage.
+    se : str
+        Squeeze-and-excitation in ``all`` residual blocks, the ``first_half`` or ``none``.
+    se_reduction : int
+        SE channel reduction (Hu et al.: 16).
+    kernel : int
+        Width of the first and last convolutions (report: 9).
+    in_channels : int
+        Image channels (1 for micro-CT).
+    stack_scales : list of int
+        For ``stacked``: scales of G1 then G2 (report: [2, 4]).
+    """
+
+    scale: int = 4
+    kind: str = "srgan"
+    channels: int = 64
+    n_blocks: int = 16
+    se: str = "none"
+    se_reduction: int = 16
+    kernel: int = 9
+    in_channels: int = 1
+    stack_scales: list[int] = field(default_factory=lambda: [2, 4])
+
+    def __post_init__(self) -> None:
+        _check_scale(self.scale)
+        if self.kind not in KINDS:
+            raise ConfigError(f"srgan generator.kind: must be one of {KINDS}, got {self.kind!r}")
+        if self.se not in SE_MODES:
+            raise ConfigError(f"srgan generator.se: must be one of {SE_MODES}, got {self.se!r}")
+        if self.channels < 1 or self.n_blocks < 0 or self.kernel % 2 == 0:
+            raise ConfigError(
+                "srgan generator: channels >= 1, n_blocks >= 0 and an odd kernel are required, "
+                f"got channels={self.channels}, n_blocks={self.n_blocks}, kernel={self.kernel}"
+            )
+        if self.kind == "stacked":
+            s1, s2 = (_check_scale(s, "generator.stack_scales") for s in self.stack_scales)
+            if s1 * s2 != self.scale:
+                raise ConfigError(
+                    f"srgan generator.stack_scales {self.stack_scales} multiply to {s1 * s2}, "
+                    f"not the scale {self.scale}"
+                )
+
+
+def _residual_trunk(cfg: GeneratorConfig) -> nn.Sequential:
+    """Residual blocks with SE where `cfg.se` asks for it."""
+    n_se = {"none": 0, "all": cfg.n_blocks, "first_half": cfg.n_blocks // 2}[cfg.se]
+    return nn.Sequential(
+        *(ResidualBlock(cfg.channels, i < n_se, cfg.se_reduction) for i in range(cfg.n_blocks))
+    )
+
+
+def _to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Map to [0, 1] as the report does: (tanh + 1) / 2."""
+    return (torch.tanh(x) + 1.0) / 2.0
+
+
+class Generator(nn.Module):
+    """SRGAN generator; ``forward`` maps ``(N, C, h, w)`` in [0, 1] to ``(N, C, r h, r w)`` in [0, 1]."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, k = cfg.channels, cfg.kernel
+        self.head = nn.Sequential(nn.Conv2d(cfg.in_channels, c, k, padding=k // 2), nn.PReLU(c))
+        self.trunk = _residual_trunk(cfg)
+        self.trunk_tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
+        self.upsample = nn.Sequential(*(UpsampleBlock(c) for _ in range(int(math.log2(cfg.scale)))))
+        self.tail = nn.Conv2d(c, cfg.in_channels, k, padding=k // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = self.head(x)
+        features = head + self.trunk_tail(self.trunk(head))  # global skip
+        return _to_unit(self.tail(self.upsample(features)))
+
+
+class ProgressiveGenerator(nn.Module):
+    """Generator with one stage per octave (report Fig. 11).
+
+    Each stage is `n_blocks` residual blocks, conv-BN with a stage skip and one x2 block; an
+    output head (wide conv, (tanh + 1) / 2) per stage gives the intermediate images.
+    ``forward`` returns a list ``[x2, x4, ..., x r]`` of images; the last is the SR output.
+    """
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, k = cfg.channels, cfg.kernel
+        n_stages = int(math.log2(cfg.scale))
+        self.head = nn.Sequential(nn.Conv2d(cfg.in_channels, c, k, padding=k // 2), nn.PReLU(c))
+        self.trunks = nn.ModuleList(_residual_trunk(cfg) for _ in range(n_stages))
+        self.trunk_tails = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)) for _ in range(n_stages)
+        )
+        self.upsample = nn.ModuleList(UpsampleBlock(c) for _ in range(n_stages))
+        self.tails = nn.ModuleList(
+            nn.Conv2d(c, cfg.in_channels, k, padding=k // 2) for _ in range(n_stages)
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = self.head(x)
+        outputs = []
+        for trunk, trunk_tail, up, tail in zip(
+            self.trunks, self.trunk_tails, self.upsample, self.tails, strict=True
+        ):
+            features = up(features + trunk_tail(trunk(features)))
+            outputs.append(_to_unit(tail(features)))
+        return outputs
+
+
+class StackedGenerator(nn.Module):
+    """Two generators in a row, ``G2(G1(x))`` (report section 4.5, "GAN's stack").
+
+    ``forward`` returns ``[G1(x), G2(G1(x))]``: the intermediate and the final image.
+    """
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        s1, s2 = cfg.stack_scales
+        base = {k: v for k, v in asdict(cfg).items() if k not in ("scale", "kind")}
+        self.g1 = Generator(GeneratorConfig(**{**base, "scale": s1, "kind": "srgan"}))
+        self.g2 = Generator(GeneratorConfig(**{**base, "scale": s2, "kind": "srgan"}))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        inter = self.g1(x)
+        return [inter, self.g2(inter)]
+
+
+def build_generator(cfg: GeneratorConfig | dict) -> nn.Module:
+    """The generator of `cfg.kind` (``srgan``, ``progressive`` or ``stacked``)."""
+    if isinstance(cfg, dict):
+        cfg = GeneratorConfig(**cfg)
+    return {"srgan": Generator, "progressive": ProgressiveGenerator, "stacked": StackedGenerator}[
+        cfg.kind
+    ](cfg)
+
+
+def final_output(out: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+    """The SR image of any generator's output (the last of a list)."""
+    return out[-1] if isinstance(out, list) else out
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Discriminator hyper-parameters.
+
+    Attributes
+    ----------
+    head : str
+        ``patch`` (final conv -> map of scores, the report's variant) or ``dense``
+        (adaptive pooling, dense 1024, LeakyReLU, dense 1: the original SRGAN head).
+    base_features, max_features : int
+        Features of the first block and the cap (SRGAN: 64 and 512); they double every
+        second conv.
+    n_layers : int
+        Convolutions of the feature stack (SRGAN: 8, strides alternating 1 and 2).
+    in_channels : int
+        Image channels.
+    """
+
+    head: str = "patch"
+    base_features: int = 64
+    max_features: int = 512
+    n_layers: int = 8
+    in_channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.head not in ("patch", "dense"):
+            raise ConfigError(f"srgan discriminator.head: 'patch' or 'dense', got {self.head!r}")
+        if self.base_features < 1 or self.max_features < self.base_features or self.n_layers < 2:
+            raise ConfigError(
+                "srgan discriminator: need 1 <= base_features <= max_features and n_layers >= 2, "
+                f"got {self.base_features}, {self.max_features}, {self.n_layers}"
+            )
+
+
+class Discriminator(nn.Module):
+    """SRGAN discriminator: conv-BN-LeakyReLU(0.2) stack, strides 1, 2, 1, 2, ...
+
+    ``forward`` returns raw scores: ``(N, 1, h', w')`` (patch head, one score per receptive
+    field) or ``(N, 1)`` (dense head).
+    """
+
+    def __init__(self, cfg: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        c_in = cfg.in_channels
+        for i in range(cfg.n_layers):
+            c_out = min(cfg.base_features * 2 ** (i // 2), cfg.max_features)
+            layers.append(nn.Conv2d(c_in, c_out, 3, stride=1 + i % 2, padding=1))
+            if i > 0:  # no BN after the first conv (Radford et al.)
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        if cfg.head == "patch":
+            self.head = nn.Conv2d(c_in, 1, 3, padding=1)
+        else:
+            self.head = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(c_in, 1024),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Linear(1024, 1),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_discriminator(cfg: DiscriminatorConfig | dict) -> Discriminator:
+    """A :class:`Discriminator` from a config object or dict."""
+    if isinstance(cfg, dict):
+        cfg = DiscriminatorConfig(**cfg)
+    return Discriminator(cfg)

@@ -1,0 +1,715 @@
+"""Training, inference and evaluation of the SRGAN family (bone SRGAN report, section 4).
+
+Generator loss ``w_adv * L_adv + w_l1 * L1 + w_tv * TV`` with the weights of a preset (the
+report's table rows a-f); least-squares adversarial losses; Adam; random aligned HR/LR
+patches with rotations and flips; best generator by validation PSNR; resumable from
+``latest.pt``. Images are float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import atomic_dir, read_json
+from tomosynth.losses import (
+    l1_content,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    total_variation,
+)
+from tomosynth.metrics.image import psnr, ssim
+from tomosynth.models.srgan import (
+    GeneratorConfig,
+    build_discriminator,
+    build_generator,
+    final_output,
+)
+from tomosynth.sr_data import (
+    bicubic_downscale,
+    bicubic_upscale,
+    list_slices,
+    load_pairs,
+    read_stack,
+    sample_patches,
+)
+from tomosynth.train.common import (
+    Budget,
+    CsvLog,
+    StopRequested,
+    StopSignal,
+    load_checkpoint,
+    package_versions,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    select_device,
+    set_rng_state,
+)
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = [
+    "epoch",
+    "phase",
+    "elapsed_s",
+    "loss_g",
+    "loss_d",
+    "loss_l1",
+    "loss_adv",
+    "loss_tv",
+    "val_psnr",
+    "val_ssim",
+    "bicubic_psnr",
+]
+
+
+@dataclass
+class SRGANTrainConfig:
+    """One training run (a preset at one scale).
+
+    Attributes
+    ----------
+    scale : int
+        Upscaling factor r in {2, 4, 8}.
+    generator, discriminator : dict
+        Keyword arguments of :class:`~tomosynth.models.srgan.GeneratorConfig` (without
+        `scale`) and :class:`~tomosynth.models.srgan.DiscriminatorConfig`.
+    weights : dict
+        Loss weights ``l1``, ``adversarial`` and ``tv`` (a preset).
+    epochs : int
+        Epochs in all (report: 300); an epoch draws `patches_per_image` patches per image.
+    pretrain_epochs : int
+        First epochs trained on the L1 content loss alone (SRResNet warm-up; 0 = none).
+    batch_size, lr, betas :
+        Adam settings (report: 32, 2e-5, (0.5, 0.999)); both networks share them.
+    patch_size : int or None
+        HR patch side in pixels (report: 96), a multiple of the scale; None = whole images.
+    patches_per_image : int
+        Random patches drawn from every training image per epoch.
+    augment : bool
+        Random 90-degree rotations and flips.
+    seed : int
+        Seed of initialisation, patch sampling and augmentation.
+    device : str
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    budget_minutes : float
+        Wall-clock cap over all (resumed) runs; training stops early when it is spent.
+    """
+
+    scale: int
+    generator: dict = field(default_factory=dict)
+    discriminator: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=lambda: {"l1": 1e-2, "adversarial": 1.0, "tv": 0.0})
+    epochs: int = 300
+    pretrain_epochs: int = 0
+    batch_size: int = 32
+    lr: float = 2e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    patch_size: int | None = 96
+    patches_per_image: int = 1
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    budget_minutes: float = math.inf
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - {"l1", "adversarial", "tv"}
+        if unknown:
+            raise ConfigError(f"srgan preset weights: unknown keys {sorted(unknown)}")
+        self.weights = {k: float(self.weights.get(k, 0.0)) for k in ("l1", "adversarial", "tv")}
+        if any(v < 0 for v in self.weights.values()):
+            raise ConfigError(f"srgan preset weights must be >= 0, got {self.weights}")
+        if self.epochs < 1 or not 0 <= self.pretrain_epochs <= self.epochs:
+            raise ConfigError(
+                f"srgan train: need epochs >= 1 and 0 <= pretrain_epochs <= epochs, "
+                f"got {self.epochs}, {self.pretrain_epochs}"
+            )
+        if self.batch_size < 1 or self.patches_per_image < 1 or not self.lr > 0:
+            raise ConfigError("srgan train: batch_size, patches_per_image >= 1 and lr > 0 required")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.patch_size is not None and self.patch_size % self.scale:
+            raise ConfigError(
+                f"srgan train.patch_size {self.patch_size} is not a multiple of the scale {self.scale}"
+            )
+
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(**{**self.generator, "scale": self.scale})
+
+
+def _targets(hr: torch.Tensor, cfg: GeneratorConfig) -> list[torch.Tensor]:
+    """The reference image of every generator output: intermediate ones are HR degraded."""
+    if cfg.kind == "srgan":
+        return [hr]
+    if cfg.kind == "progressive":
+        n = int(math.log2(cfg.scale))
+        return [hr if i == n - 1 else bicubic_downscale(hr, 2 ** (n - 1 - i)) for i in range(n)]
+    return [bicubic_downscale(hr, cfg.stack_scales[1]), hr]
+
+
+def _n_discriminators(cfg: GeneratorConfig) -> int:
+    """Stacked: D1 judges G1's intermediate image, D2 the final one; otherwise one D."""
+    return 2 if cfg.kind == "stacked" else 1
+
+
+class SRGANTrainer:
+    """Generator, discriminator(s), optimisers and one-epoch steps of a training run."""
+
+    def __init__(self, cfg: SRGANTrainConfig, device: torch.device) -> None:
+        self.cfg = cfg
+        self.gcfg = cfg.generator_config()
+        self.device = device
+        self.generator = build_generator(self.gcfg).to(device)
+        self.discriminators = nn.ModuleList(
+            build_discriminator(dict(cfg.discriminator))
+            for _ in range(_n_discriminators(self.gcfg))
+        ).to(device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.discriminators.parameters(), lr=cfg.lr, betas=cfg.betas)
+
+    def _outputs(self, lr: torch.Tensor) -> list[torch.Tensor]:
+        out = self.generator(lr)
+        return out if isinstance(out, list) else [out]
+
+    def _judged(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The outputs the discriminators see, in discriminator order."""
+        return outputs if self.gcfg.kind == "stacked" else [outputs[-1]]
+
+    def step(self, lr: torch.Tensor, hr: torch.Tensor, adversarial: bool) -> dict[str, float]:
+        """One optimisation step of D (if `adversarial`) then G on a batch; returns the losses."""
+        w = self.cfg.weights
+        use_adv = adversarial and w["adversarial"] > 0
+        targets = _targets(hr, self.gcfg)
+        outputs = self._outputs(lr)
+        loss_d = torch.zeros((), device=self.device)
+        if use_adv:
+            for d, fake, real in zip(
+                self.discriminators, self._judged(outputs), self._judged(targets), strict=True
+            ):
+                loss_d = loss_d + lsgan_discriminator_loss(d(real), d(fake.detach()))
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+
+        # Content loss on every output: intermediate images of progressive/stacked generators
+        # are supervised with the degraded HR image.
+        l1_terms = [l1_content(o, t) for o, t in zip(outputs, targets, strict=True)]
+        tv_terms = [total_variation(o) for o in outputs]
+        adv_terms = (
+            [
+                lsgan_generator_loss(d(o))
+                for d, o in zip(self.discriminators, self._judged(outputs), strict=True)
+            ]
+            if use_adv
+            else [torch.zeros((), device=self.device)] * _n_discriminators(self.gcfg)
+        )
+        l1_w = w["l1"] if adversarial else 1.0  # warm-up: content only, unit weight
+        tv_w = w["tv"] if adversarial else 0.0
+        adv_w = w["adversarial"] if use_adv else 0.0
+        self.opt_g.zero_grad(set_to_none=True)
+        if self.gcfg.kind == "stacked":
+            # L_G1 = L1_1 + w_adv (L_adv,D1(G1) + L_adv,D2(G2 G1)) + TV_1 updates G1 only;
+            # L_G2 = L1_2 + w_adv L_adv,D2 + TV_2 updates G2 only (report section 4.5).
+            loss_g1 = (
+                l1_w * l1_terms[0] + adv_w * (adv_terms[0] + adv_terms[1]) + tv_w * tv_terms[0]
+            )
+            loss_g2 = l1_w * l1_terms[1] + adv_w * adv_terms[1] + tv_w * tv_terms[1]
+            g1, g2 = self.generator.g1, self.generator.g2
+            grads1 = torch.autograd.grad(
+                loss_g1, list(g1.parameters()), retain_graph=True, allow_unused=True
+            )
+            grads2 = torch.autograd.grad(loss_g2, list(g2.parameters()), allow_unused=True)
+            for p, g in zip(
+                list(g1.parameters()) + list(g2.parameters()), grads1 + grads2, strict=True
+            ):
+                p.grad = g
+            loss_g = loss_g1 + loss_g2
+        else:
+            loss_g = l1_w * sum(l1_terms) + adv_w * adv_terms[0] + tv_w * tv_terms[-1]
+            loss_g.backward()
+        self.opt_g.step()
+        return {
+            "loss_g": float(loss_g.detach()),
+            "loss_d": float(loss_d.detach()),
+            "loss_l1": float(sum(l1_terms).detach()),
+            "loss_adv": float(sum(adv_terms).detach()),
+            "loss_tv": float(
+                (sum(tv_terms) if self.gcfg.kind == "stacked" else tv_terms[-1]).detach()
+            ),
+        }
+
+    @torch.no_grad()
+    def super_resolve(self, lr: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """SR images ``(N, rH, rW)`` of LR images ``(N, H, W)``, in eval mode."""
+        return super_resolve_stack(self.generator, lr, batch_size, self.device, progress=False)
+
+    def state(self) -> dict:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminators": self.discriminators.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"], strict=True)
+        self.discriminators.load_state_dict(state["discriminators"], strict=True)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+@torch.no_grad()
+def super_resolve_stack(
+    generator: nn.Module,
+    lr: np.ndarray,
+    batch_size: int = 8,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Apply a generator slice by slice: LR ``(N, H, W)`` in [0, 1] -> SR ``(N, rH, rW)`` float32."""
+    device = device or next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    out = []
+    starts = range(0, len(lr), batch_size)
+    for s in tqdm(starts, desc="super-resolve", unit="batch", disable=not progress):
+        batch = torch.from_numpy(np.ascontiguousarray(lr[s : s + batch_size, None])).to(device)
+        out.append(final_output(generator(batch))[:, 0].float().cpu().numpy())
+    generator.train(was_training)
+    return np.concatenate(out).astype(np.float32)
+
+
+def _validate(
+    trainer: SRGANTrainer, val_hr: np.ndarray, val_lr: np.ndarray
+) -> tuple[float, float, float]:
+    """Mean PSNR and SSIM (data range 1) of SR and mean PSNR of bicubic on validation images."""
+    sr = trainer.super_resolve(val_lr, batch_size=trainer.cfg.batch_size)
+    bic = bicubic_upscale(val_lr, trainer.cfg.scale)
+    return (
+        float(np.mean(psnr(val_hr, sr, data_range=1.0))),
+        float(np.mean(ssim(val_hr, sr, data_range=1.0))),
+        float(np.mean(psnr(val_hr, bic, data_range=1.0))),
+    )
+
+
+def train_srgan(
+    train_hr: np.ndarray,
+    train_lr: np.ndarray,
+    val_hr: np.ndarray,
+    val_lr: np.ndarray,
+    out_dir: str | os.PathLike,
+    cfg: SRGANTrainConfig,
+    stop: StopSignal | None = None,
+    extra_meta: dict | None = None,
+    restart_on_mismatch: bool = False,
+) -> dict:
+    """Train a generator and discriminator(s); write ``best.pt``, ``latest.pt`` and ``log.csv``.
+
+    Parameters
+    ----------
+    train_hr, val_hr : np.ndarray
+        HR images ``(N, H, W)`` float32 in [0, 1].
+    train_lr, val_lr : np.ndarray
+        Matching LR images ``(N, H/r, W/r)``.
+    out_dir : path
+        Model folder. An existing ``latest.pt`` there is resumed (same config required).
+    cfg : SRGANTrainConfig
+    stop : StopSignal, optional
+        Checked after every epoch; when set, ``latest.pt`` is saved and
+        :class:`~tomosynth.train.common.StopRequested` raised.
+    extra_meta : dict, optional
+        Provenance stored in the checkpoints (scan, preset, fold, training specimens...).
+    restart_on_mismatch : bool
+        A ``latest.pt`` of another config is an error (default) or, if True, discarded with
+        its log and training starts afresh (a workflow rerun after a parameter change).
+
+    Returns
+    -------
+    dict
+        ``best_epoch``, ``best_psnr``, ``epochs_done`` and ``stopped_by_budget``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, hr, lr in (("train", train_hr, train_lr), ("val", val_hr, val_lr)):
+        if len(hr) == 0 or len(hr) != len(lr):
+            raise DataError(f"{out_dir}: {name} set has {len(hr)} HR and {len(lr)} LR images")
+        if hr.shape[-1] != lr.shape[-1] * cfg.scale or hr.shape[-2] != lr.shape[-2] * cfg.scale:
+            raise DataError(
+                f"{out_dir}: {name} LR {lr.shape[-2:]} is not HR {hr.shape[-2:]} / {cfg.scale}"
+            )
+    device = select_device(cfg.device)
+    seed_everything(cfg.seed)
+    trainer = SRGANTrainer(cfg, device)
+    run_config = asdict(cfg)
+    run_config["betas"] = list(cfg.betas)
+    meta = {
+        "config": run_config,
+        "generator_config": asdict(trainer.gcfg),
+        "seed": cfg.seed,
+        # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
+        "versions": {k: None if v is None else str(v) for k, v in package_versions().items()},
+        **(extra_meta or {}),
+    }
+
+    latest_path, best_path = out_dir / "latest.pt", out_dir / "best.pt"
+    start_epoch, best_psnr, best_epoch, spent = 0, -math.inf, 0, 0.0
+    best: dict | None = None
+    state = load_checkpoint(latest_path)
+    if state is not None and state["config"] != run_config:
+        if not restart_on_mismatch:
+            raise ConfigError(
+                f"{latest_path}: checkpoint was trained with another config; delete it to restart"
+            )
+        log.warning("%s: trained with another config, starting afresh", latest_path)
+        for stale in (latest_path, best_path, out_dir / "log.csv"):
+            stale.unlink(missing_ok=True)
+        state = None
+    if state is not None:
+        trainer.load_state(state["model"])
+        set_rng_state(state["rng"])
+        start_epoch, best_psnr, best_epoch = state["epoch"], state["best_psnr"], state["best_epoch"]
+        spent = state["elapsed_s"]
+        best = state["best"]
+        log.info("resuming %s at epoch %d", out_dir, start_epoch)
+    csv_log = CsvLog(out_dir / "log.csv", LOG_FIELDS)
+    csv_log.truncate_after(start_epoch)
+    budget = Budget(cfg.budget_minutes, spent_s=spent)
+    stop = stop or StopSignal()
+    stopped_by_budget = False
+    n = len(train_hr)
+    epoch = start_epoch
+    with stop:
+        for epoch in tqdm(
+            range(start_epoch + 1, cfg.epochs + 1),
+            desc="srgan",
+            unit="epoch",
+            initial=start_epoch,
+            total=cfg.epochs,
+        ):
+            adversarial = epoch > cfg.pretrain_epochs
+            # Sampling is seeded by (seed, epoch), so a resumed run draws the same patches.
+            rng = np.random.default_rng([cfg.seed, epoch])
+            order = np.concatenate([rng.permutation(n) for _ in range(cfg.patches_per_image)])
+            sums: dict[str, float] = {}
+            trainer.generator.train()
+            trainer.discriminators.train()
+            n_batches = 0
+            for s in range(0, len(order), cfg.batch_size):
+                hr_b, lr_b = sample_patches(
+                    train_hr,
+                    train_lr,
+                    cfg.scale,
+                    cfg.patch_size,
+                    rng,
+                    order[s : s + cfg.batch_size],
+                    cfg.augment,
+                )
+                losses = trainer.step(
+                    torch.from_numpy(lr_b).to(device),
+                    torch.from_numpy(hr_b).to(device),
+                    adversarial,
+                )
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_batches += 1
+            val_psnr, val_ssim, bic_psnr = _validate(trainer, val_hr, val_lr)
+            csv_log.append(
+                {
+                    "epoch": epoch,
+                    "phase": "adversarial" if adversarial else "pretrain",
+                    "elapsed_s": round(budget.elapsed(), 3),
+                    **{k: v / n_batches for k, v in sums.items()},
+                    "val_psnr": val_psnr,
+                    "val_ssim": val_ssim,
+                    "bicubic_psnr": bic_psnr,
+                }
+            )
+            if val_psnr > best_psnr:
+                best_psnr, best_epoch = val_psnr, epoch
+                best = {
+                    **meta,
+                    "kind": "srgan_generator",
+                    "generator": trainer.generator.state_dict(),
+                    "scale": cfg.scale,
+                    "epoch": epoch,
+                    "val_psnr": val_psnr,
+                    "val_ssim": val_ssim,
+                }
+                save_checkpoint(best_path, best)
+            save_checkpoint(
+                latest_path,
+                {
+                    **meta,
+                    "model": trainer.state(),
+                    "rng": rng_state(),
+                    "epoch": epoch,
+                    "best_psnr": best_psnr,
+                    "best_epoch": best_epoch,
+                    # a copy of best.pt, so that best.pt can be restored if a workflow
+                    # manager deleted it before a resumed run
+                    "best": best,
+                    "elapsed_s": budget.elapsed(),
+                },
+            )
+            if stop.requested:
+                raise StopRequested(f"{out_dir}: stopped after epoch {epoch}", stop.signum)
+            if budget.exhausted() and epoch < cfg.epochs:
+                log.info(
+                    "%s: budget of %.1f min spent after epoch %d",
+                    out_dir,
+                    cfg.budget_minutes,
+                    epoch,
+                )
+                stopped_by_budget = True
+                break
+    if best is not None and not best_path.exists():
+        save_checkpoint(best_path, best)
+    return {
+        "best_epoch": best_epoch,
+        "best_psnr": best_psnr,
+        "epochs_done": epoch,
+        "stopped_by_budget": stopped_by_budget,
+    }
+
+
+def load_generator(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict]:
+    """The generator of a ``best.pt`` (strict load) in eval mode, and the checkpoint's metadata."""
+    state = load_checkpoint(path, map_location=device)
+    if state is None:
+        raise DataError(f"{path}: checkpoint does not exist")
+    if state.get("kind") != "srgan_generator":
+        raise DataError(f"{path}: not an SRGAN generator checkpoint (kind={state.get('kind')!r})")
+    model = build_generator(dict(state["generator_config"])).to(device)
+    model.load_state_dict(state["generator"], strict=True)
+    model.eval()
+    meta = {k: v for k, v in state.items() if k != "generator"}
+    return model, meta
+
+
+def write_sr_volume(
+    out_dir: str | os.PathLike,
+    names: list[str],
+    sr: np.ndarray,
+    lr_up: np.ndarray,
+    hr: np.ndarray | None,
+    meta: dict,
+) -> None:
+    """Write an SR volume folder atomically.
+
+    Layout (all float32 TIFFs in [0, 1], one per slice, ``slice_XXXXX.tiff``, same names and
+    HR size in every subfolder)::
+
+        sr/     the super-resolved slices
+        lr/     the LR input upsampled by bicubic interpolation (the LR-vs-HR baseline)
+        hr/     the HR reference slices (absent if there is none)
+        meta.json   scan, preset, scale, model, lr source, voxel sizes, slice names
+    """
+    from tomosynth.io import write_json
+
+    with atomic_dir(out_dir) as tmp:
+        parts = {"sr": sr, "lr": lr_up} | ({"hr": hr} if hr is not None else {})
+        for part, volume in parts.items():
+            (tmp / part).mkdir()
+            for name, img in zip(names, volume, strict=True):
+                tifffile.imwrite(tmp / part / f"{Path(name).stem}.tiff", img.astype(np.float32))
+        write_json(tmp / "meta.json", {**meta, "slices": [f"{Path(n).stem}.tiff" for n in names]})
+
+
+def super_resolve_volume(
+    model_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    scale: int,
+    hr_folder: str | os.PathLike | None = None,
+    lr_folder: str | os.PathLike | None = None,
+    lr_bounds: tuple[float, float] | None = None,
+    slice_stride: int = 1,
+    device: str = "auto",
+    batch_size: int = 8,
+    meta: dict | None = None,
+) -> int:
+    """Super-resolve a whole LR volume slice by slice into an SR volume folder.
+
+    LR slices come from `lr_folder` (PNG, or float TIFF with `lr_bounds`), paired with
+    `hr_folder` when both are given (real pairs, see :func:`tomosynth.sr_data.load_pairs`);
+    with only `hr_folder`, the LR volume is the bicubic degradation of the HR one. The layout
+    written is that of :func:`write_sr_volume`. Returns the number of slices.
+    """
+    if hr_folder is None and lr_folder is None:
+        raise ConfigError("super_resolve: give an LR folder, an HR folder, or both")
+    dev = select_device(device)
+    model, ckpt = load_generator(model_path, dev)
+    if int(ckpt["scale"]) != int(scale):
+        raise ConfigError(f"{model_path}: model scale x{ckpt['scale']} != requested x{scale}")
+    if hr_folder is None:
+        lr, names = read_stack(lr_folder, bounds=lr_bounds)
+        hr = None
+    elif lr_folder is None:
+        hr, names = read_stack(hr_folder)
+        lr = bicubic_downscale(hr, scale)
+    else:
+        hr, lr, names = load_pairs(
+            hr_folder, list_slices(hr_folder), scale, lr_folder, slice_stride
+        )
+    sr = super_resolve_stack(model, lr, batch_size, dev)
+    info = {
+        **(meta or {}),
+        "scale": int(scale),
+        "model": str(model_path),
+        "model_epoch": int(ckpt["epoch"]),
+        "model_val_psnr": float(ckpt["val_psnr"]),
+        "hr_folder": None if hr_folder is None else str(hr_folder),
+        "lr_folder": None if lr_folder is None else str(lr_folder),
+        "lr": "bicubic degradation of hr" if lr_folder is None else "read from lr_folder",
+        "range": "float32 in [0, 1] (PNG uint8 / 255)",
+    }
+    write_sr_volume(out_dir, names, sr, bicubic_upscale(lr, scale), hr, info)
+    return len(names)
+
+
+def sr_slice_metrics(volume_dir: str | os.PathLike, names: list[str] | None = None) -> pd.DataFrame:
+    """Per-slice PSNR and SSIM (data range 1) of ``sr/`` and ``lr/`` (bicubic) against ``hr/``.
+
+    `names` (e.g. the test split's PNG names) selects slices; those absent from the volume
+    (no LR partner in a real pair) are skipped with a warning. ``None`` scores all slices.
+    """
+    volume_dir = Path(volume_dir)
+    meta = read_json(volume_dir / "meta.json")
+    if not (volume_dir / "hr").is_dir():
+        raise DataError(f"{volume_dir}: no hr/ reference slices to compare with")
+    if names is not None:
+        # real pairs: HR slices without an LR partner are not in the volume
+        present = {Path(n).stem for n in list_slices(volume_dir / "hr")}
+        kept = [n for n in names if Path(n).stem in present]
+        if len(kept) < len(names):
+            log.warning(
+                "%s: %d of %d slices absent", volume_dir, len(names) - len(kept), len(names)
+            )
+        if not kept:
+            raise DataError(f"{volume_dir}: none of the {len(names)} requested slices is present")
+        names = kept
+    hr, chosen = read_stack(volume_dir / "hr", names)
+    rows = []
+    for method, part in (("srgan", "sr"), ("bicubic", "lr")):
+        img, _ = read_stack(volume_dir / part, chosen)
+        p = psnr(hr, img, data_range=1.0)
+        s = ssim(hr, img, data_range=1.0)
+        for name, pv, sv in zip(chosen, p, s, strict=True):
+            rows.append(
+                {
+                    "scan": meta["scan"],
+                    "preset": meta["preset"] if method == "srgan" else "bicubic",
+                    "scale": meta["scale"],
+                    "method": method,
+                    "fold": meta.get("fold"),
+                    "slice": name,
+                    "psnr": float(pv),
+                    "ssim": float(sv),
+                    "seed": meta.get("seed"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarize_sr_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
+    """Mean and (population) standard deviation of PSNR/SSIM per scan, preset and scale.
+
+    Bicubic rows, identical for every preset of a scale, are kept once per scan and scale.
+    """
+    df = per_slice.drop_duplicates(subset=["scan", "preset", "scale", "slice"])
+    grouped = df.groupby(["scan", "scale", "method", "preset"], sort=True, dropna=False)
+    table = grouped.agg(
+        n_slices=("psnr", "size"),
+        psnr_mean=("psnr", "mean"),
+        psnr_std=("psnr", lambda x: float(np.std(x))),
+        ssim_mean=("ssim", "mean"),
+        ssim_std=("ssim", lambda x: float(np.std(x))),
+        seed=("seed", "first"),
+    ).reset_index()
+    return table[
+        [
+            "scan",
+            "preset",
+            "scale",
+            "method",
+            "n_slices",
+            "psnr_mean",
+            "psnr_std",
+            "ssim_mean",
+            "ssim_std",
+            "seed",
+        ]
+    ]
+
+
+def plot_sr_metrics(table: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+    """Bar plots of PSNR and SSIM (mean +- std) per scan, preset and scale, bicubic included."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tomosynth.io import atomic_file
+
+    labels = [f"{r.scan}\n{r.preset} x{r.scale}" for r in table.itertuples()]
+    colors = ["0.6" if m == "bicubic" else "tab:blue" for m in table["method"]]
+    x = np.arange(len(table))
+    fig, axes = plt.subplots(
+        1, 2, figsize=(max(6.0, 0.8 * len(table) + 2), 3.6), constrained_layout=True
+    )
+    for ax, metric, unit in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+        ax.bar(x, table[f"{metric}_mean"], yerr=table[f"{metric}_std"], color=colors, capsize=3)
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_ylabel(unit)
+        if metric == "psnr" and len(table):
+            low = float((table["psnr_mean"] - table["psnr_std"]).min())
+            ax.set_ylim(max(0.0, low - 2.0), None)
+    axes[0].set_title("super-resolution vs HR (grey: bicubic)")
+    for path in (png, pdf):
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix.lstrip("."), dpi=150)
+    plt.close(fig)
+
+
+def cv_sr_table(per_slice: pd.DataFrame) -> pd.DataFrame:
+    """Cross-validation summary: one row per fold and method/preset/scale, plus pooled rows.
+
+    Pooled rows (``fold`` = ``pooled``) average over every held-out slice of every fold,
+    so each slice weighs the same whatever its fold's size.
+    """
+    df = per_slice.drop_duplicates(subset=["scan", "preset", "scale", "slice"]).copy()
+    df["fold"] = df["fold"].astype("Int64").astype(str)
+    pooled = df.assign(fold="pooled", scan="+".join(sorted(df["scan"].unique())))
+    rows = []
+    for data in (df, pooled):
+        grouped = data.groupby(["fold", "scale", "method", "preset"], sort=True)
+        for (fold, scale, method, preset), g in grouped:
+            rows.append(
+                {
+                    "fold": fold,
+                    "scans": "+".join(sorted(g["scan"].unique())),
+                    "preset": preset,
+                    "scale": scale,
+                    "method": method,
+                    "n_slices": len(g),
+                    "psnr_mean": float(g["psnr"].mean()),
+                    "psnr_std": float(np.std(g["psnr"])),
+                    "ssim_mean": float(g["ssim"].mean()),
+                    "ssim_std": float(np.std(g["ssim"])),
+                    "seed": g["seed"].iloc[0],
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,140 @@
+# SRGAN family for bone (bone SRGAN report): train a preset at a scale, super-resolve the
+# scan's whole volume, score PSNR/SSIM against HR and bicubic, plot. Paths: see
+# docs/architecture.md; helpers in common.smk.
+
+
+rule train_srgan:
+    input:
+        unpack(get_train_srgan_input),
+    output:
+        model="results/models/srgan/{scan}_{preset}_x{scale}/best.pt",
+        summary="results/models/srgan/{scan}_{preset}_x{scale}/train.json",
+    log:
+        "logs/train_srgan/{scan}_{preset}_x{scale}.log",
+    benchmark:
+        "benchmarks/train_srgan/{scan}_{preset}_x{scale}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        runtime=get_train_srgan_runtime,
+        mem_mb=8000,
+        gpu=1,
+    params:
+        train=get_train_srgan_params,
+    script:
+        "../../scripts/train_srgan.py"
+
+
+rule super_resolve:
+    input:
+        unpack(get_super_resolve_input),
+    output:
+        volume=directory("results/sr_volumes/{scan}/{preset}_x{scale}"),
+    log:
+        "logs/super_resolve/{scan}_{preset}_x{scale}.log",
+    benchmark:
+        "benchmarks/super_resolve/{scan}_{preset}_x{scale}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        gpu=1,
+    params:
+        sr=get_super_resolve_params,
+    script:
+        "../../scripts/super_resolve.py"
+
+
+rule compute_sr_metrics:
+    input:
+        volumes=get_sr_metrics_volumes,
+        split="results/png/{scan}/split.json",
+    output:
+        table="results/metrics/sr/{scan}.csv",
+        slices="results/metrics/sr/slices/{scan}.csv",
+    log:
+        "logs/compute_sr_metrics/{scan}.log",
+    benchmark:
+        "benchmarks/compute_sr_metrics/{scan}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    params:
+        eval_set=get_sr_eval_set,
+    script:
+        "../../scripts/sr_metrics.py"
+
+
+use rule compute_sr_metrics as compute_sr_metrics_grid with:
+    input:
+        volumes=get_sr_metrics_grid_volumes,
+        split="results/png/{scan}/split.json",
+    output:
+        table="results/metrics/sr/grid/{scan}.csv",
+        slices="results/metrics/sr/grid/slices/{scan}.csv",
+    log:
+        "logs/compute_sr_metrics_grid/{scan}.log",
+    benchmark:
+        "benchmarks/compute_sr_metrics_grid/{scan}.tsv"
+
+
+rule compute_sr_metrics_cv:
+    input:
+        slices=srgan_cv_slices(),
+    output:
+        table="results/metrics/sr/cv.csv",
+    log:
+        "logs/compute_sr_metrics_cv/cv.log",
+    benchmark:
+        "benchmarks/compute_sr_metrics_cv/cv.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    script:
+        "../../scripts/sr_metrics.py"
+
+
+rule plot_sr_metrics:
+    input:
+        tables=expand("results/metrics/sr/{scan}.csv", scan=SRGAN["scans"]),
+    output:
+        png="results/plots/sr_metrics.png",
+        pdf="results/plots/sr_metrics.pdf",
+    log:
+        "logs/plot_sr_metrics/sr_metrics.log",
+    benchmark:
+        "benchmarks/plot_sr_metrics/sr_metrics.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    script:
+        "../../scripts/sr_metrics.py"
+
+
+use rule plot_sr_metrics as plot_sr_metrics_grid with:
+    input:
+        tables=expand("results/metrics/sr/grid/{scan}.csv", scan=SRGAN["scans"]),
+    output:
+        png="results/plots/sr_metrics_grid.png",
+        pdf="results/plots/sr_metrics_grid.pdf",
+    log:
+        "logs/plot_sr_metrics_grid/sr_metrics_grid.log",
+    benchmark:
+        "benchmarks/plot_sr_metrics_grid/sr_metrics_grid.tsv"
+
+
+# The report's whole grid: every preset at its scales (exp_a..exp_f, SE, progressive, stacked).
+rule srgan_all:
+    input:
+        expand("results/metrics/sr/grid/{scan}.csv", scan=SRGAN["scans"]),
+        "results/plots/sr_metrics_grid.png",
+        "results/plots/sr_metrics_grid.pdf",
