@@ -239,3 +239,17 @@ def test_bone_figure_points_are_table_values(tmp_path):
     corr.to_csv(tmp_path / "c.csv", index=False)
     plot_bone(tmp_path / "t.csv", tmp_path / "c.csv", tmp_path / "b.png", tmp_path / "b.pdf")
     assert (tmp_path / "b.png").stat().st_size > 0 and (tmp_path / "b.pdf").stat().st_size > 0
+
+
+def test_marrow_spacing_excludes_air_outside_the_cortex():
+    # A cortical tube (radii 8..12) in a 64 x 64 field: Tb.Sp is the thickness of the marrow
+    # cavity alone, not of the air around the specimen.
+    n, h = 64, 64  # one cubic ROI covers the volume
+    yy, xx = np.mgrid[:h, :h] - (h - 1) / 2.0
+    r = np.hypot(yy, xx)
+    tube = np.broadcast_to((r >= 8) & (r <= 12), (n, h, h)).copy()
+    cavity = np.broadcast_to(r < 8, (n, h, h)).copy()
+    (_, m), *_ = roi_metrics(tube, 1.0, roi_size=h, progress=False)
+    ref = local_thickness(cavity)
+    assert m["Tb.Sp"] == pytest.approx(float(ref[cavity].mean()), rel=1e-6)
+    assert m["Tb.Sp"] < 16.0  # the cavity's diameter bounds it; the air would push it up

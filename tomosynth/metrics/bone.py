@@ -294,6 +294,14 @@ def tissue_mask(bone: np.ndarray, tissue: str = "roi") -> np.ndarray:
     raise ConfigError(f"evaluate.bone.tissue: unknown tissue mask {tissue!r} (roi, filled)")
 
 
+def envelope(bone: np.ndarray, closing: int = 2) -> np.ndarray:
+    """Periosteal envelope: each slice's bone, closed by `closing` voxels to bridge small
+    gaps of a noisy cortex, with the enclosed cavities filled."""
+    bone = np.asarray(bone, dtype=bool)
+    closed = ndi.binary_closing(bone, iterations=closing, border_value=0) | bone
+    return np.stack([ndi.binary_fill_holes(s) for s in closed])
+
+
 # --- per-ROI metrics ------------------------------------------------------------------------------
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else float("nan")
@@ -355,6 +363,9 @@ def bone_metrics(
     bs = surface_area(bone, voxel_mm, sigma=sigma)
     marrow = ~bone & tis
     th = float(thickness_bone[bone].mean()) * voxel_mm if bone.any() else float("nan")
+    # Marrow voxels with a thickness: all of them for an ROI's own map, those inside the
+    # periosteal envelope for a whole-volume map (see roi_metrics).
+    marrow = marrow & (thickness_marrow > 0)
     sp = float(thickness_marrow[marrow].mean()) * voxel_mm if marrow.any() else float("nan")
     bv_tv = _ratio(bv, tv)
     th_pm = _ratio(2.0 * bv, bs)
@@ -425,7 +436,9 @@ def roi_metrics(
     """Metrics of every cubic ROI of a binary volume, thickness maps shared by all ROIs."""
     bone = np.asarray(bone, dtype=bool)
     t_bone = local_thickness(bone, progress=progress)
-    t_marrow = local_thickness(~bone, progress=progress)
+    # Marrow is the space inside the periosteal envelope: the air around the specimen is
+    # not trabecular separation (and its huge spheres would dominate the cost).
+    t_marrow = local_thickness(~bone & envelope(bone), progress=progress)
     rois = split_rois(bone.shape, roi_size, roi_stride)
     for roi in tqdm(rois, desc="ROIs", disable=not progress, leave=False):
         s = roi.slices
