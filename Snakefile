@@ -12,6 +12,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/wgan_gp.smk"
 include: "workflow/rules/upscale.smk"
 include: "workflow/rules/srgan.smk"
+include: "workflow/rules/bone.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -190,7 +190,9 @@ def test_export_png_leaves_nothing_on_corrupt_slice(tmp_path):
     compute_bounds(tmp_path / "recon", tmp_path / "b.json", skip_slices=0, percentiles=(1, 99))
     (tmp_path / "recon" / "slice_00013.tiff").write_bytes(b"not a tiff")
     with pytest.raises(DataError, match="slice_00013.tiff"):
-        export_png(tmp_path / "recon", tmp_path / "b.json", tmp_path / "out", size=16, skip_slices=0)
+        export_png(
+            tmp_path / "recon", tmp_path / "b.json", tmp_path / "out", size=16, skip_slices=0
+        )
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 

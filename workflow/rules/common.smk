@@ -4,7 +4,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -35,7 +34,7 @@ def get_simulate_params(wildcards):
         kind=entry["builtin"],
         seed=entry["seed"],
         voxel_um=entry["voxel_um"],
-        binning=entry["binning"],
+        binning=entry.get("binning", 1),
     )
 
 
@@ -56,38 +55,663 @@ def get_recon_env():
     return "../../envs/recon.yaml"
 
 
-def data_targets():
-    return expand("results/png/{scan}/{size}px", scan=SCANS, size=SIZES) + expand(
-        "results/png/{scan}/split.json", scan=SCANS
+def scan_sizes(scan):
+    """PNG sizes of one scan: those no larger than its slices (a binned built-in scan has
+    columns / binning px; a real scan's width is only known once it is read)."""
+    entry = config["scans"][scan]
+    if "builtin" not in entry:
+        return SIZES
+    width = config["simulate"]["columns"] // entry.get("binning", 1)
+    return [s for s in SIZES if s <= width] + ([width] if width < max(SIZES) else [])
+
+
+def get_scan_sizes(wildcards):
+    return scan_sizes(wildcards.scan)
+
+
+def get_scan_overview_pngs(wildcards):
+    return expand(
+        "results/png/{scan}/{size}px",
+        scan=wildcards.scan,
+        size=scan_sizes(wildcards.scan),
     )
 
 
+def data_targets():
+    targets = expand("results/png/{scan}/split.json", scan=SCANS)
+    for scan in SCANS:
+        targets += expand(
+            "results/png/{scan}/{size}px", scan=scan, size=scan_sizes(scan)
+        )
+    return targets
+
+
 # --- generators (wgan_gp) ------------------------------------------------------------------
+WGAN_GP_SCANS = sorted(config["wgan_gp"]["scans"])
+if set(WGAN_GP_SCANS) - set(SCANS):
+    raise ValueError(
+        f"config wgan_gp.scans: {sorted(set(WGAN_GP_SCANS) - set(SCANS))} not in scans {SCANS}"
+    )
+if WGAN_GP_SCANS and any(s < 16 or s & (s - 1) for s in SIZES):
+    raise ValueError(
+        f"config preprocess.sizes {SIZES}: the WGAN-GP needs powers of two >= 16 "
+        "(it doubles a 16x16 map); change the sizes or set wgan_gp.scans: []"
+    )
+# Keys of the wgan_gp block that the training loop reads (the rest: scans, runtime, sampling).
+WGAN_GP_TRAIN_KEYS = (
+    "seed device budget_minutes max_epochs batch_size n_critic lambda_gp lr betas latent_dim "
+    "channel_multiplier max_channels progress_every progress_images checkpoint_every amp "
+    "channels_last"
+).split()
+
+
+def get_wgan_gp_params(wildcards):
+    """Training settings of one size: the wgan_gp block with its by_size overrides applied."""
+    cfg = config["wgan_gp"]
+    params = {key: cfg[key] for key in WGAN_GP_TRAIN_KEYS}
+    overrides = cfg["by_size"]
+    params.update(
+        overrides.get(str(wildcards.size), overrides.get(int(wildcards.size), {}))
+    )
+    return params
+
+
+def get_wgan_gp_runtime(wildcards):
+    """SLURM/local runtime in minutes: the training budget plus the configured margin."""
+    import math
+
+    cfg = config["wgan_gp"]
+    return int(math.ceil(cfg["budget_minutes"] + cfg["runtime_margin_minutes"]))
+
+
 def wgan_gp_targets():
-    return []
+    return expand(
+        [
+            "results/models/wgan_gp/{scan}_{size}px/final.pt",
+            "results/samples/wgan_gp/{scan}_{size}px",
+            "results/samples/wgan_gp/{scan}_{size}px_contact_sheet.png",
+        ],
+        scan=WGAN_GP_SCANS,
+        size=SIZES,
+    )
 
 
 # --- upscaling (bicubic, srcnn) -------------------------------------------------------------
-def upscale_targets():
+# Low-resolution samples (smallest PNG size) are upscaled to the largest size; SRCNN is
+# trained on the real pairs of the same two sizes. New model-based methods (srgan) add
+# themselves to UPSCALE_METHODS and to get_upscale_model.
+UPSCALE_METHODS = ["bicubic", "srcnn"]
+LOW_SIZE, HIGH_SIZE = min(SIZES), max(SIZES)
+
+
+wildcard_constraints:
+    method="|".join(UPSCALE_METHODS),
+
+
+def upscale_scans():
+    """Scans with generated samples to upscale (the WGAN-GP scans), checked against scans."""
+    scans = sorted(config["wgan_gp"].get("scans", ["shale"]))
+    unknown = [s for s in scans if s not in config["scans"]]
+    if unknown:
+        raise ValueError(f"wgan_gp.scans: {unknown} not among the configured scans")
+    return scans
+
+
+def get_upscale_model(wildcards):
+    """The trained model a method needs: SRCNN's best.pt for srcnn, nothing for bicubic."""
+    if wildcards.method == "srcnn":
+        return f"results/models/srcnn/{wildcards.scan}/best.pt"
     return []
+
+
+def upscale_targets():
+    """Upscaled sample folders per scan and method, and the SRCNN figures."""
+    if LOW_SIZE == HIGH_SIZE:
+        return []  # a single PNG size: nothing to upscale
+    methods = config["upscale"]["methods"]
+    targets = expand(
+        "results/upscaled/{scan}/{method}", scan=upscale_scans(), method=methods
+    )
+    if "srcnn" in methods:
+        targets += expand(
+            "results/plots/srcnn_{figure}.{ext}",
+            figure=["training", "comparison"],
+            ext=["png", "pdf"],
+        )
+    return targets
 
 
 # --- SRGAN family ----------------------------------------------------------------------------
+SRGAN = config["srgan"]
+SRGAN_PRESETS = sorted(SRGAN["presets"])
+
+
+wildcard_constraints:
+    preset="|".join(SRGAN_PRESETS),
+    scale="2|4|8",
+
+
+def _srgan_check_scan(scan, key):
+    if scan not in config["scans"]:
+        raise ValueError(f"config {key}: {scan!r} is not a scan listed under scans")
+    return scan
+
+
+def srgan_preset(preset):
+    """A preset merged over the shared srgan settings: weights, train, generator, discriminator."""
+    p = SRGAN["presets"][preset]
+    for block in ("train", "generator", "discriminator"):
+        unknown = set(p.get(block, {})) - set(SRGAN[block])
+        if unknown:
+            raise ValueError(
+                f"config srgan.presets.{preset}.{block}: unknown keys {sorted(unknown)}"
+            )
+    return {
+        "weights": {"adversarial": 1.0, "l1": 0.01, "tv": 0.0, **p["weights"]},
+        "train": {**SRGAN["train"], **p.get("train", {})},
+        "generator": {**SRGAN["generator"], **p.get("generator", {})},
+        "discriminator": {**SRGAN["discriminator"], **p.get("discriminator", {})},
+    }
+
+
+def srgan_fold(scan):
+    """(fold index, training specimens) of the model applied to `scan`.
+
+    Without cross-validation (scan not in srgan.cv.specimens): (None, [scan]), the scan's own
+    train/val splits. With it: the specimens outside the scan's fold (tomosynth.sr_data).
+    """
+    specimens = sorted(SRGAN["cv"]["specimens"])
+    if scan not in specimens:
+        return None, [scan]
+    for s in specimens:
+        _srgan_check_scan(s, "srgan.cv.specimens")
+    from tomosynth.sr_data import fold_of  # imports torch: only when CV is configured
+
+    return fold_of(scan, specimens, SRGAN["cv"]["folds"])
+
+
+def _srgan_lr_scan(scan):
+    lr_scan = SRGAN["lr_scans"].get(scan)
+    if lr_scan is None:
+        raise ValueError(f"config srgan.lr_scans: no coarse scan given for {scan!r}")
+    return _srgan_check_scan(lr_scan, f"srgan.lr_scans.{scan}")
+
+
+def _srgan_slice_stride(scan):
+    """LR slice index = HR slice index // stride: the coarse scan's extra row binning."""
+    hr_bin = config["scans"][scan].get("binning", 1)
+    lr_bin = config["scans"][_srgan_lr_scan(scan)].get("binning", 1)
+    if lr_bin % hr_bin:
+        raise ValueError(
+            f"config scans: binning of the LR scan of {scan!r} is not a multiple of its own"
+        )
+    return lr_bin // hr_bin
+
+
+def _srgan_folders(scan, scale):
+    """HR and (real-pair mode) LR PNG folders of a scan."""
+    hr_size = SRGAN["hr_size"]
+    if hr_size % int(scale):
+        raise ValueError(
+            f"config srgan.hr_size: {hr_size} is not divisible by the scale {scale}"
+        )
+    out = {"hr": f"results/png/{scan}/{hr_size}px"}
+    if SRGAN["lr_source"] == "pairs":
+        out["lr"] = f"results/png/{_srgan_lr_scan(scan)}/{hr_size // int(scale)}px"
+    return out
+
+
+def get_train_srgan_input(wildcards):
+    """HR (and real LR) folders and split manifests of the training specimens."""
+    _, specimens = srgan_fold(wildcards.scan)
+    folders = [_srgan_folders(s, wildcards.scale) for s in specimens]
+    out = {
+        "hr": [f["hr"] for f in folders],
+        "split": [f"results/png/{s}/split.json" for s in specimens],
+    }
+    if SRGAN["lr_source"] == "pairs":
+        out["lr"] = [f["lr"] for f in folders]
+    return out
+
+
+def get_train_srgan_params(wildcards):
+    """Training config (a preset at a scale) and provenance of one model."""
+    preset = srgan_preset(wildcards.preset)
+    fold, specimens = srgan_fold(wildcards.scan)
+    pairs = SRGAN["lr_source"] == "pairs"
+    return {
+        "config": {
+            "scale": int(wildcards.scale),
+            "generator": preset["generator"],
+            "discriminator": preset["discriminator"],
+            "weights": preset["weights"],
+            **preset["train"],
+            "seed": SRGAN["seed"],
+            "device": SRGAN["device"],
+        },
+        "slice_strides": [_srgan_slice_stride(s) if pairs else 1 for s in specimens],
+        "meta": {
+            "scan": wildcards.scan,
+            "preset": wildcards.preset,
+            "fold": fold,
+            "train_specimens": specimens,
+            "lr_source": SRGAN["lr_source"],
+        },
+    }
+
+
+def get_train_srgan_runtime(wildcards):
+    """Minutes for the scheduler: the training budget plus loading and checkpoint time."""
+    return int(srgan_preset(wildcards.preset)["train"]["budget_minutes"]) + 15
+
+
+def get_super_resolve_input(wildcards):
+    """The scan's model and its HR (and real LR) slices."""
+    return {
+        "model": f"results/models/srgan/{wildcards.scan}_{wildcards.preset}_x{wildcards.scale}/best.pt",
+        **_srgan_folders(wildcards.scan, wildcards.scale),
+    }
+
+
+def get_super_resolve_params(wildcards):
+    fold, specimens = srgan_fold(wildcards.scan)
+    pairs = SRGAN["lr_source"] == "pairs"
+    entry = config["scans"][wildcards.scan]
+    # PNG pixel = voxel x reconstructed width / hr_size; the width is known for built-in scans
+    hr_voxel_um = None
+    if "builtin" in entry:
+        columns = config["simulate"]["columns"] // entry.get("binning", 1)
+        hr_voxel_um = entry.get("voxel_um", 1.0) * columns / SRGAN["hr_size"]
+    return {
+        "scale": int(wildcards.scale),
+        "slice_stride": _srgan_slice_stride(wildcards.scan) if pairs else 1,
+        "device": SRGAN["device"],
+        "batch_size": SRGAN["infer_batch"],
+        "meta": {
+            "scan": wildcards.scan,
+            "preset": wildcards.preset,
+            "scale": int(wildcards.scale),
+            "fold": fold,
+            "train_specimens": specimens,
+            "lr_source": SRGAN["lr_source"],
+            "lr_scan": SRGAN["lr_scans"].get(wildcards.scan) if pairs else None,
+            "scan_voxel_um": entry.get("voxel_um", 1.0),
+            "hr_size": SRGAN["hr_size"],
+            "hr_voxel_um": hr_voxel_um,
+            "seed": SRGAN["seed"],
+        },
+    }
+
+
+def srgan_run_grid():
+    """(preset, scale) pairs of the default target."""
+    return [(p, s) for p in SRGAN["run_presets"] for s in SRGAN["run_scales"]]
+
+
+def srgan_full_grid():
+    """(preset, scale) pairs of srgan_all: every preset at its report scales."""
+    return [
+        (p, s) for p in SRGAN_PRESETS for s in SRGAN["presets"][p].get("scales", [4])
+    ]
+
+
+def _srgan_volumes(scan, grid):
+    return [f"results/sr_volumes/{scan}/{p}_x{s}" for p, s in grid]
+
+
+def get_sr_metrics_volumes(wildcards):
+    return _srgan_volumes(wildcards.scan, srgan_run_grid())
+
+
+def get_sr_metrics_grid_volumes(wildcards):
+    return _srgan_volumes(wildcards.scan, srgan_full_grid())
+
+
+def get_sr_eval_set(wildcards):
+    """Slices scored: the test split, or all slices of a held-out (cross-validated) specimen."""
+    fold, _ = srgan_fold(wildcards.scan)
+    return "test" if fold is None else "all"
+
+
+def srgan_cv_slices():
+    return expand(
+        "results/metrics/sr/slices/{scan}.csv", scan=sorted(SRGAN["cv"]["specimens"])
+    )
+
+
 def srgan_targets():
-    return []
+    """Default SRGAN outputs: per-scan PSNR/SSIM tables, the bar plot (and the CV table)."""
+    scans = [_srgan_check_scan(s, "srgan.scans") for s in SRGAN["scans"]]
+    if not scans or not srgan_run_grid():
+        return []
+    for p in SRGAN["run_presets"]:
+        if p not in SRGAN["presets"]:
+            raise ValueError(f"config srgan.run_presets: {p!r} is not a preset")
+    targets = expand("results/metrics/sr/{scan}.csv", scan=scans)
+    targets += ["results/plots/sr_metrics.png", "results/plots/sr_metrics.pdf"]
+    if SRGAN["cv"]["specimens"]:
+        targets.append("results/metrics/sr/cv.csv")
+    return targets
 
 
 # --- evaluation, plots and report -----------------------------------------------------------
+EVALUATE = config["evaluate"]
+
+
+def evaluate_scans():
+    """Scans whose generated sets are evaluated: the WGAN-GP scans."""
+    return upscale_scans()
+
+
+def evaluate_methods():
+    """Upscaling methods compared (evaluate.methods), each produced by the upscale rule."""
+    methods = list(EVALUATE["methods"])
+    unknown = [m for m in methods if m not in UPSCALE_METHODS]
+    if unknown:
+        raise ValueError(
+            f"config evaluate.methods: {unknown} are not upscaling methods; known methods are {UPSCALE_METHODS}"
+        )
+    if LOW_SIZE == HIGH_SIZE:
+        return []  # a single PNG size: nothing was upscaled
+    return methods
+
+
+def distance_sets(scan):
+    """Compared sets of a scan: input key -> (set name in the table, plot label, folder)."""
+    sets = {
+        m: (
+            f"upscaled/{scan}/{m}",
+            f"{LOW_SIZE} px GAN + {m if m == 'bicubic' else m.upper()}",
+            f"results/upscaled/{scan}/{m}",
+        )
+        for m in evaluate_methods()
+    }
+    sets["wgan_gp_high"] = (
+        f"samples/wgan_gp/{scan}_{HIGH_SIZE}px",
+        f"{HIGH_SIZE} px GAN",
+        f"results/samples/wgan_gp/{scan}_{HIGH_SIZE}px",
+    )
+    return sets
+
+
+def _model_paths(scan):
+    """Model name -> checkpoint of the models behind a scan's compared sets (provenance)."""
+    models = {
+        f"wgan_gp_{scan}_{size}px": f"results/models/wgan_gp/{scan}_{size}px/final.pt"
+        for size in sorted({LOW_SIZE, HIGH_SIZE})
+    }
+    if "srcnn" in evaluate_methods():
+        models[f"srcnn_{scan}"] = f"results/models/srcnn/{scan}/best.pt"
+    return models
+
+
+def get_compute_distance_input(wildcards):
+    """Real PNGs, split manifest, scan context (centre, clip bounds), sets and checkpoints."""
+    scan = wildcards.scan
+    inputs = {
+        "png": f"results/png/{scan}/{HIGH_SIZE}px",
+        "split": f"results/png/{scan}/split.json",
+        "bounds": f"results/preprocess/{scan}/bounds.json",
+        "recon": f"results/recon/{scan}",
+    }
+    inputs.update({key: folder for key, (_, _, folder) in distance_sets(scan).items()})
+    inputs.update({f"ckpt_{k}": v for k, v in _model_paths(scan).items()})
+    return inputs
+
+
+def get_distance_sets(wildcards):
+    """Input key -> [set name, plot label] for the compute_distance script."""
+    return {
+        k: [name, label]
+        for k, (name, label, _) in distance_sets(wildcards.scan).items()
+    }
+
+
+def get_distance_provenance(wildcards):
+    """Seeds and settings recorded in the distance table's sidecar JSON."""
+    return {
+        "scan_config": config["scans"][wildcards.scan],
+        "split_seed": config["preprocess"]["seed"],
+        "percentiles": config["preprocess"]["percentiles"],
+        "wgan_gp_seed": config["wgan_gp"].get("seed"),
+        "wgan_gp_sample": config["wgan_gp"].get("sample"),
+        "srcnn_seed": config["srcnn"].get("seed"),
+        "sizes": {"low": LOW_SIZE, "high": HIGH_SIZE},
+    }
+
+
+def get_distance_gpu():
+    """1 when the Inception may run (weights configured and present, or pytorch-fid's
+    default), 0 when only the weight-free FRD can be computed."""
+    weights = EVALUATE["fid_weights"]
+    return int(weights is None or Path(weights).is_file())
+
+
+def get_compute_table_input(wildcards):
+    """Training folders' logs and checkpoints, and the distance tables (for the scores)."""
+    inputs = {}
+    for scan in evaluate_scans():
+        for name, ckpt in _model_paths(scan).items():
+            inputs[f"log_{name}"] = str(Path(ckpt).parent / "log.csv")
+            inputs[f"ckpt_{name}"] = ckpt
+        inputs[f"distance_{scan}"] = f"results/metrics/distance/{scan}.csv"
+    return inputs
+
+
+def get_compute_table_models():
+    """Model name -> scan, for compute_table (folders come from the inputs)."""
+    return {name: scan for scan in evaluate_scans() for name in _model_paths(scan)}
+
+
+def get_compute_table_pipelines():
+    """Set name -> [scan, models whose training produced it] (the equal-budget comparison)."""
+    out = {}
+    for scan in evaluate_scans():
+        low = f"wgan_gp_{scan}_{LOW_SIZE}px"
+        for key, (name, _, _) in distance_sets(scan).items():
+            if key == "wgan_gp_high":
+                out[name] = [scan, [f"wgan_gp_{scan}_{HIGH_SIZE}px"]]
+            elif key == "srcnn":
+                out[name] = [scan, [low, f"srcnn_{scan}"]]
+            else:  # bicubic needs no model; srgan's cost is not accounted here yet
+                out[name] = [scan, [low]]
+    return out
+
+
 def evaluate_targets():
-    return []
+    scans = evaluate_scans()
+    return (
+        expand("results/metrics/distance/{scan}.{ext}", scan=scans, ext=["csv", "json"])
+        + expand(
+            "results/plots/distance_{scan}.{ext}",
+            scan=scans,
+            ext=["png", "pdf", "json"],
+        )
+        + ["results/metrics/compute.csv", "results/metrics/compute.json"]
+    )
 
 
-def get_final_output():
-    """Everything the default target builds."""
+# --- summary and report --------------------------------------------------------------------
+def summary_tables():
+    """Metrics tables gathered in results/summary.md: input name -> (title, path)."""
+    tables = {}
+    for scan in evaluate_scans():
+        tables[f"distance_{scan}"] = (
+            f"Distances to the real images: {scan}",
+            f"results/metrics/distance/{scan}.csv",
+        )
+        tables[f"morphology_{scan}"] = (
+            f"Morphology of real, generated and upscaled images: {scan}",
+            f"results/metrics/morphology/{scan}.csv",
+        )
+    tables["compute"] = ("Compute accounting", "results/metrics/compute.csv")
+    for path in srgan_targets():
+        if path.startswith("results/metrics/sr/") and path.endswith(".csv"):
+            name = Path(path).stem
+            tables[f"sr_{name}"] = (f"Super-resolution PSNR/SSIM: {name}", path)
+    for path in bone_targets():
+        if path.endswith("_correlations.csv"):
+            stem = Path(path).stem.removesuffix("_correlations")
+            tables[f"bone_{stem}"] = (
+                f"Bone metrics, SR and LR against HR (Pearson r over ROIs): {stem}",
+                path,
+            )
+    return tables
+
+
+def get_summary_titles():
+    return {key: title for key, (title, _) in summary_tables().items()}
+
+
+def get_summary_inputs(wildcards):
+    inputs = {key: path for key, (_, path) in summary_tables().items()}
+    inputs["plots"] = summary_plots()
+    return inputs
+
+
+def report_targets():
+    """Data overview per scan; loss curves (both sizes on one figure) and progress grids of
+    the trained generators."""
+    return (
+        expand("results/plots/scan_{scan}.png", scan=SCANS)
+        + expand("results/plots/gan_losses_{scan}.png", scan=WGAN_GP_SCANS)
+        + expand(
+            "results/plots/gan_progress_{scan}_{size}px.png",
+            scan=WGAN_GP_SCANS,
+            size=SIZES,
+        )
+    )
+
+
+def stage_targets():
     return (
         data_targets()
         + wgan_gp_targets()
         + upscale_targets()
         + srgan_targets()
         + evaluate_targets()
+        + bone_targets()
+        + morphology_targets()
+        + report_targets()
+    )
+
+
+def summary_plots():
+    """Every figure of the run (PNG), linked from the summary."""
+    return sorted(
+        {
+            t
+            for t in stage_targets()
+            if t.startswith("results/plots/") and t.endswith(".png")
+        }
+    )
+
+
+def get_final_output():
+    """Everything the default target builds."""
+    return stage_targets() + ["results/summary.md"]
+
+
+# --- bone and morphology ---------------------------------------------------------------------
+BONE = EVALUATE["bone"]
+MORPHOLOGY = EVALUATE["morphology"]
+
+
+def get_bone_voxel_um(wildcards):
+    """Fallback voxel size (um) of an SR volume; its meta.json hr_voxel_um wins when set."""
+    return config["scans"][wildcards.scan].get("voxel_um", 1.0)
+
+
+def get_bone_provenance(wildcards):
+    """Settings recorded in the bone table's sidecar JSON."""
+    return {
+        "scan": wildcards.scan,
+        "preset": wildcards.preset,
+        "scale": int(wildcards.scale),
+        "scan_config": config["scans"][wildcards.scan],
+        "srgan_seed": SRGAN["seed"],
+    }
+
+
+def get_bone_title(wildcards):
+    return (
+        f"{wildcards.scan}, {wildcards.preset} x{wildcards.scale}: per-ROI bone metrics"
+    )
+
+
+def morphology_sets(scan):
+    """Image sets of a scan: input key -> (set name, kind, folder). Real PNGs and WGAN-GP
+    samples at every size, and the upscaled low-resolution samples of each method."""
+    sets = {}
+    for size in SIZES:
+        sets[f"real_{size}"] = (
+            f"real {size}px",
+            "real",
+            f"results/png/{scan}/{size}px",
+        )
+        sets[f"generated_{size}"] = (
+            f"WGAN-GP {size}px",
+            "generated",
+            f"results/samples/wgan_gp/{scan}_{size}px",
+        )
+    for m in evaluate_methods():
+        sets[f"upscaled_{m}"] = (
+            f"{LOW_SIZE}px GAN + {m}",
+            "upscaled",
+            f"results/upscaled/{scan}/{m}",
+        )
+    return sets
+
+
+def get_compute_morphology_input(wildcards):
+    return {
+        key: folder for key, (_, _, folder) in morphology_sets(wildcards.scan).items()
+    }
+
+
+def get_morphology_sets(wildcards):
+    """Input key -> [set name, kind] for the compute_morphology script."""
+    return {
+        key: [name, kind]
+        for key, (name, kind, _) in morphology_sets(wildcards.scan).items()
+    }
+
+
+def get_morphology_provenance(wildcards):
+    return {
+        "scan": wildcards.scan,
+        "scan_config": config["scans"][wildcards.scan],
+        "split_seed": config["preprocess"]["seed"],
+        "wgan_gp_seed": config["wgan_gp"].get("seed"),
+        "sizes": SIZES,
+    }
+
+
+def bone_targets():
+    """Bone tables and figures of every SR volume of the default SRGAN grid."""
+    targets = []
+    for scan in SRGAN["scans"]:
+        for preset, scale in srgan_run_grid():
+            stem = f"{scan}_{preset}_x{scale}"
+            targets += [
+                f"results/metrics/bone/{stem}.csv",
+                f"results/metrics/bone/{stem}_correlations.csv",
+                f"results/metrics/bone/{stem}_consistency.csv",
+                f"results/plots/bone_{stem}.png",
+                f"results/plots/bone_{stem}.pdf",
+                f"results/plots/consistency_{stem}.png",
+                f"results/plots/consistency_{stem}.pdf",
+            ]
+    return targets
+
+
+def morphology_targets():
+    """Morphology tables and figures of every evaluated (WGAN-GP) scan."""
+    return expand(
+        [
+            "results/metrics/morphology/{scan}.csv",
+            "results/plots/morphology_{scan}.png",
+            "results/plots/morphology_{scan}.pdf",
+        ],
+        scan=evaluate_scans(),
     )

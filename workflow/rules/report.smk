@@ -3,7 +3,7 @@
 
 rule plot_scan_overview:
     input:
-        png=expand("results/png/{{scan}}/{size}px", size=SIZES),
+        png=get_scan_overview_pngs,
         slices=rules.reconstruct.output.slices,
         bounds=rules.clip_bounds.output.bounds,
     output:
@@ -22,7 +22,7 @@ rule plot_scan_overview:
         runtime=10,
         mem_mb=1000,
     params:
-        sizes=SIZES,
+        sizes=get_scan_sizes,
     script:
         "../../scripts/plot_scan_overview.py"
 
