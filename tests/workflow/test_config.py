@@ -14,9 +14,21 @@ SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or 
 def dry_run(tmp_path, overlay: str) -> subprocess.CompletedProcess:
     cfg = tmp_path / "overlay.yaml"
     cfg.write_text(overlay)
+    # An empty working directory: a run in progress in the checkout (locks, incomplete
+    # files) must not change what the dry run says about the config.
+    workdir = tmp_path / "work"
+    workdir.mkdir()
     return subprocess.run(
-        [SNAKEMAKE, "-n", "--configfile", str(cfg)],
-        cwd=ROOT,
+        [
+            SNAKEMAKE,
+            "-n",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(ROOT / "config.yaml"),
+            str(cfg),
+        ],
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=120,
