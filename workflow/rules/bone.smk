@@ -35,9 +35,19 @@ rule plot_bone:
         correlations=rules.compute_bone_metrics.output.correlations,
         consistency=rules.compute_bone_metrics.output.consistency,
     output:
-        png="results/plots/bone_{scan}_{preset}_x{scale}.png",
+        png=report(
+            "results/plots/bone_{scan}_{preset}_x{scale}.png",
+            caption="../report/bone.rst",
+            category="Bone metrics",
+            labels={"scan": "{scan}", "figure": "{preset} x{scale}"},
+        ),
         pdf="results/plots/bone_{scan}_{preset}_x{scale}.pdf",
-        consistency_png="results/plots/consistency_{scan}_{preset}_x{scale}.png",
+        consistency_png=report(
+            "results/plots/consistency_{scan}_{preset}_x{scale}.png",
+            caption="../report/consistency.rst",
+            category="Bone metrics",
+            labels={"scan": "{scan}", "figure": "3D consistency {preset} x{scale}"},
+        ),
         consistency_pdf="results/plots/consistency_{scan}_{preset}_x{scale}.pdf",
     log:
         "logs/plot_bone/{scan}_{preset}_x{scale}.log",
@@ -87,7 +97,12 @@ rule plot_morphology:
         s2=rules.compute_morphology.output.s2,
         sizes=rules.compute_morphology.output.sizes,
     output:
-        png="results/plots/morphology_{scan}.png",
+        png=report(
+            "results/plots/morphology_{scan}.png",
+            caption="../report/morphology.rst",
+            category="Morphology",
+            labels={"scan": "{scan}", "figure": "morphology"},
+        ),
         pdf="results/plots/morphology_{scan}.pdf",
     log:
         "logs/plot_morphology/{scan}.log",

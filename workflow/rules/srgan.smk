@@ -105,7 +105,12 @@ rule plot_sr_metrics:
     input:
         tables=expand("results/metrics/sr/{scan}.csv", scan=SRGAN["scans"]),
     output:
-        png="results/plots/sr_metrics.png",
+        png=report(
+            "results/plots/sr_metrics.png",
+            caption="../report/sr_metrics.rst",
+            category="Super-resolution",
+            labels={"figure": "PSNR/SSIM"},
+        ),
         pdf="results/plots/sr_metrics.pdf",
     log:
         "logs/plot_sr_metrics/sr_metrics.log",

@@ -56,7 +56,12 @@ rule plot_srcnn_training:
     input:
         logs=expand("results/models/srcnn/{scan}/log.csv", scan=upscale_scans()),
     output:
-        png="results/plots/srcnn_training.png",
+        png=report(
+            "results/plots/srcnn_training.png",
+            caption="../report/srcnn_training.rst",
+            category="Upscaling",
+            labels={"figure": "SRCNN training"},
+        ),
         pdf="results/plots/srcnn_training.pdf",
     log:
         "logs/plot_srcnn_training/plot.log",
@@ -83,7 +88,12 @@ rule plot_srcnn_comparison:
         bicubic=expand("results/upscaled/{scan}/bicubic", scan=upscale_scans()),
         srcnn=expand("results/upscaled/{scan}/srcnn", scan=upscale_scans()),
     output:
-        png="results/plots/srcnn_comparison.png",
+        png=report(
+            "results/plots/srcnn_comparison.png",
+            caption="../report/srcnn_comparison.rst",
+            category="Upscaling",
+            labels={"figure": "SRCNN vs bicubic"},
+        ),
         pdf="results/plots/srcnn_comparison.pdf",
     log:
         "logs/plot_srcnn_comparison/plot.log",
