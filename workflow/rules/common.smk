@@ -569,12 +569,33 @@ def get_summary_inputs(wildcards):
     return inputs
 
 
+def sample_sets(scan):
+    """Image sets shown side by side: label -> PNG folder (real, generated, upscaled)."""
+    sets = {}
+    for size in SIZES:
+        sets[f"real {size} px"] = f"results/png/{scan}/{size}px"
+        sets[f"WGAN-GP {size} px"] = f"results/samples/wgan_gp/{scan}_{size}px"
+    if LOW_SIZE != HIGH_SIZE:
+        for m in config["upscale"]["methods"]:
+            sets[f"{LOW_SIZE} px GAN + {m}"] = f"results/upscaled/{scan}/{m}"
+    return sets
+
+
+def get_sample_set_folders(wildcards):
+    return list(sample_sets(wildcards.scan).values())
+
+
+def get_sample_set_labels(wildcards):
+    return list(sample_sets(wildcards.scan))
+
+
 def report_targets():
     """Data overview per scan; loss curves (both sizes on one figure) and progress grids of
     the trained generators."""
     return (
         expand("results/plots/scan_{scan}.png", scan=SCANS)
         + expand("results/plots/gan_losses_{scan}.png", scan=WGAN_GP_SCANS)
+        + expand("results/plots/samples_{scan}.png", scan=WGAN_GP_SCANS)
         + expand(
             "results/plots/gan_progress_{scan}_{size}px.png",
             scan=WGAN_GP_SCANS,

@@ -88,3 +88,29 @@ rule plot_gan_progress:
         mem_mb=1000,
     script:
         "../../scripts/plot_gan_progress.py"
+
+
+rule plot_samples:
+    input:
+        get_sample_set_folders,
+    output:
+        png=report(
+            "results/plots/samples_{scan}.png",
+            caption="../report/samples.rst",
+            category="Generators",
+            labels={"scan": "{scan}", "figure": "real vs generated"},
+        ),
+        pdf="results/plots/samples_{scan}.pdf",
+    log:
+        "logs/plot_samples/{scan}.log",
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    params:
+        labels=get_sample_set_labels,
+        n=4,
+        seed=0,
+    script:
+        "../../scripts/plot_samples.py"
