@@ -76,7 +76,11 @@ def distance_figure(table, ci_level: float = 0.95):
                 textcoords="offset points",
             )
         ax.set_xticks(x, labels, fontsize=7)
-        ax.set_ylabel(f"{metric}; lower = closer to real")
+        positive = values[np.isfinite(values) & (values > 0)]
+        log_scale = positive.size > 1 and positive.max() > 100 * positive.min()
+        if log_scale:  # scores spanning orders of magnitude: keep the baseline visible
+            ax.set_yscale("log")
+        ax.set_ylabel(f"{metric}{', log scale' if log_scale else ''}\nlower = closer to real")
         ax.set_title(f"{sub['scan'].iloc[0]}: {metric}, {100 * ci_level:g}% bootstrap CI")
         ax.legend(handles=handles, fontsize=7, loc="upper left")
         drawn[metric] = [
