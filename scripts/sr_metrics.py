@@ -4,10 +4,13 @@ One script for the rules compute_sr_metrics[_grid], compute_sr_metrics_cv and
 plot_sr_metrics[_grid]; `snakemake.rule` picks the step.
 """
 
+from pathlib import Path
+
 import _bootstrap  # noqa: F401
 import pandas as pd
 
 from tomosynth.io import atomic_file, read_json
+from tomosynth.provenance import provenance, write_sidecar
 from tomosynth.train.srgan import (
     cv_sr_table,
     plot_sr_metrics,
@@ -29,6 +32,15 @@ if rule.startswith("compute_sr_metrics") and rule != "compute_sr_metrics_cv":
     per_slice = pd.concat([sr_slice_metrics(v, names) for v in snakemake.input.volumes])
     write_csv(per_slice, snakemake.output.slices)
     write_csv(summarize_sr_metrics(per_slice), snakemake.output.table)
+    # Provenance sidecar: each SR volume's meta.json (scan, preset, scale, fold, model epoch).
+    write_sidecar(
+        snakemake.output.table,
+        provenance(
+            table=snakemake.output.table,
+            eval_set=snakemake.params.eval_set,
+            volumes={v: read_json(Path(v) / "meta.json") for v in snakemake.input.volumes},
+        ),
+    )
 elif rule == "compute_sr_metrics_cv":
     per_slice = pd.concat([pd.read_csv(f) for f in snakemake.input.slices])
     write_csv(cv_sr_table(per_slice), snakemake.output.table)
