@@ -90,8 +90,41 @@ def _srcnn_factory(size: int, model_path=None, device: str = "auto") -> Upscaler
     return run
 
 
+def _srgan_factory(size: int, model_path=None, device: str = "auto") -> Upscaler:
+    """SRGAN generator (tomosynth.models.srgan) trained at scale r: h x w -> rh x rw."""
+    if model_path is None:
+        raise ConfigError("upscale: method 'srgan' needs a trained model (model_path)")
+    import torch
+
+    from tomosynth.models.srgan import final_output
+    from tomosynth.train.common import select_device
+    from tomosynth.train.srgan import load_generator
+
+    dev = select_device(device)
+    model, meta = load_generator(model_path, dev)
+    scale = int(meta["scale"])
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        h, w = batch.shape[-2:]
+        if (h * scale, w * scale) != (size, size):
+            raise DataError(
+                f"{model_path}: SRGAN upscales x{scale}, so {h}x{w} px inputs do not give "
+                f"{size} px outputs"
+            )
+        x = torch.from_numpy(batch.astype(np.float32) / 255.0)[:, None].to(dev)
+        with torch.no_grad():
+            y = final_output(model(x))[:, 0].float().cpu().numpy()
+        return np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    return run
+
+
 #: Upscaling methods by name: ``factory(size, model_path, device) -> upscaler``.
-UPSCALERS: dict[str, UpscalerFactory] = {"bicubic": _bicubic_factory, "srcnn": _srcnn_factory}
+UPSCALERS: dict[str, UpscalerFactory] = {
+    "bicubic": _bicubic_factory,
+    "srcnn": _srcnn_factory,
+    "srgan": _srgan_factory,
+}
 
 
 def upscale_folder(

@@ -140,7 +140,7 @@ def wgan_gp_targets():
 # Low-resolution samples (smallest PNG size) are upscaled to the largest size; SRCNN is
 # trained on the real pairs of the same two sizes. New model-based methods (srgan) add
 # themselves to UPSCALE_METHODS and to get_upscale_model.
-UPSCALE_METHODS = ["bicubic", "srcnn"]
+UPSCALE_METHODS = ["bicubic", "srcnn", "srgan"]
 LOW_SIZE, HIGH_SIZE = min(SIZES), max(SIZES)
 
 
@@ -161,6 +161,16 @@ def get_upscale_model(wildcards):
     """The trained model a method needs: SRCNN's best.pt for srcnn, nothing for bicubic."""
     if wildcards.method == "srcnn":
         return f"results/models/srcnn/{wildcards.scan}/best.pt"
+    if wildcards.method == "srgan":
+        # An SRGAN preset trained on the scan's own real pairs (HR = the largest PNG size).
+        if HIGH_SIZE % LOW_SIZE or config["srgan"]["hr_size"] != HIGH_SIZE:
+            raise ValueError(
+                f"upscale method srgan: needs srgan.hr_size = {HIGH_SIZE} (the largest "
+                f"preprocess size) and a whole scale factor {HIGH_SIZE}/{LOW_SIZE}"
+            )
+        preset = config["upscale"]["srgan_preset"]
+        scale = HIGH_SIZE // LOW_SIZE
+        return f"results/models/srgan/{wildcards.scan}_{preset}_x{scale}/best.pt"
     return []
 
 
