@@ -208,7 +208,9 @@ def test_evaluate_sr_volume_tables(tmp_path):
     assert first["BV/TV"] == pytest.approx((hr[:16, :16, :16] > t).mean())
     assert first["TV"] == pytest.approx(16**3 * 0.01**3)
     cons = pd.read_csv(out / "k.csv")
-    assert set(cons.quantity) == {"s2_slice", "s2_plane", "ssim_next"}
+    assert set(cons.quantity) == {"s2_slice", "s2_plane", "ssim_next"} | {
+        f"minkowski_{k}" for k in ("volume", "surface", "mean_curvature", "euler")
+    }
     assert json.loads((out / "t.json").read_text())["voxel_um"] == 10.0
 
 
@@ -253,3 +255,18 @@ def test_marrow_spacing_excludes_air_outside_the_cortex():
     ref = local_thickness(cavity)
     assert m["Tb.Sp"] == pytest.approx(float(ref[cavity].mean()), rel=1e-6)
     assert m["Tb.Sp"] < 16.0  # the cavity's diameter bounds it; the air would push it up
+
+
+def test_consistency_table_carries_3d_minkowski_functionals_of_the_bone():
+    from tomosynth.metrics.bone import consistency_table
+
+    r = 8.0
+    vol = _ball(32, r).astype(np.float32)  # bone = 1, background = 0 (threshold 0.5)
+    table = consistency_table({"hr": vol}, threshold=0.5, r_max=4)
+    mk = table[table["quantity"].str.startswith("minkowski_")].set_index("quantity")["value"]
+    assert mk["minkowski_volume"] == float(vol.sum())
+    assert mk["minkowski_volume"] == pytest.approx(4 / 3 * np.pi * r**3, rel=0.05)
+    assert mk["minkowski_surface"] == pytest.approx(4 * np.pi * r**2, rel=0.05)
+    assert mk["minkowski_mean_curvature"] == pytest.approx(4 * np.pi * r, rel=0.1)
+    assert mk["minkowski_euler"] == 1.0
+    assert set(table["quantity"]) >= {"s2_slice", "s2_plane", "ssim_next"}

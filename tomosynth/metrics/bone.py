@@ -567,19 +567,26 @@ def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
 def consistency_table(
     volumes: dict[str, np.ndarray], *, threshold: float | None = None, r_max: int = 16
 ):
-    """3D consistency of each stack: S2 along the slice axis and in-plane, slice-to-slice SSIM.
+    """3D consistency and 3D morphology of each stack: S2 along the slice axis and in-plane,
+    slice-to-slice SSIM, and the 3D Minkowski functionals of the bone phase.
 
-    Long format: ``kind, quantity (s2_slice | s2_plane | ssim_next), lag, value``; for
-    ``ssim_next`` the lag column holds the first slice of the pair. SSIM uses
+    Long format: ``kind, quantity, lag, value`` with quantity ``s2_slice | s2_plane |
+    ssim_next | minkowski_volume (vx^3) | minkowski_surface (vx^2) |
+    minkowski_mean_curvature (vx) | minkowski_euler``; for ``ssim_next`` the lag column holds
+    the first slice of the pair, for the Minkowski functionals it is 0. SSIM uses
     ``data_range=1`` (volumes in [0, 1]).
     """
     import pandas as pd
 
-    from tomosynth.metrics.morphology import directional_s2, slice_ssim
+    from tomosynth.metrics.morphology import directional_s2, minkowski_3d, slice_ssim
 
     rows = []
     for kind, vol in volumes.items():
         bone, _ = binarize(vol, threshold)
+        rows += [
+            {"kind": kind, "quantity": f"minkowski_{k}", "lag": 0, "value": float(v)}
+            for k, v in minkowski_3d(bone).items()
+        ]
         s2 = directional_s2(bone, r_max)
         for quantity, key in (("s2_slice", "slice"), ("s2_plane", "plane")):
             rows += [
