@@ -4,6 +4,7 @@ per ROI), and the 3D-consistency figure."""
 import _bootstrap  # noqa: F401
 
 from tomosynth.plots.bone import plot_bone, plot_consistency
+from tomosynth.provenance import figure_provenance
 
 title = snakemake.params.title
 plot_bone(
@@ -20,3 +21,5 @@ plot_consistency(
     snakemake.output.consistency_pdf,
     title=title,
 )
+for figure in (snakemake.output.png, snakemake.output.consistency_png):
+    figure_provenance(figure, snakemake.input, scans=[snakemake.wildcards.scan])

@@ -3,6 +3,7 @@
 import _bootstrap  # noqa: F401
 
 from tomosynth.plots.morphology import plot_morphology
+from tomosynth.provenance import figure_provenance
 
 plot_morphology(
     snakemake.input.table,
@@ -12,3 +13,4 @@ plot_morphology(
     snakemake.output.pdf,
     title=snakemake.params.title,
 )
+figure_provenance(snakemake.output.png, snakemake.input, scans=[snakemake.wildcards.scan])

@@ -3,6 +3,7 @@
 import _bootstrap  # noqa: F401
 
 from tomosynth.plots.samples import plot_sample_grid
+from tomosynth.provenance import figure_provenance
 
 plot_sample_grid(
     dict(zip(snakemake.params.labels, snakemake.input, strict=True)),
@@ -10,4 +11,10 @@ plot_sample_grid(
     snakemake.output.pdf,
     n=snakemake.params.n,
     seed=snakemake.params.seed,
+)
+figure_provenance(
+    snakemake.output.png,
+    snakemake.input,
+    scans=[snakemake.wildcards.scan],
+    pick_seed=snakemake.params.seed,
 )

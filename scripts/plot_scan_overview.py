@@ -3,6 +3,7 @@
 import _bootstrap  # noqa: F401
 
 from tomosynth.plots.data import plot_scan_overview
+from tomosynth.provenance import figure_provenance
 
 plot_scan_overview(
     dict(zip(snakemake.params.sizes, snakemake.input.png, strict=True)),
@@ -11,3 +12,4 @@ plot_scan_overview(
     snakemake.output.png,
     snakemake.output.pdf,
 )
+figure_provenance(snakemake.output.png, snakemake.input, scans=[snakemake.wildcards.scan])

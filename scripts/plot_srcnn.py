@@ -8,6 +8,7 @@ from tomosynth.plots.upscale import (
     plot_srcnn_comparison,
     plot_srcnn_training,
 )
+from tomosynth.provenance import figure_provenance
 
 p = snakemake.params
 if p.figure == "training":
@@ -37,3 +38,4 @@ else:
     plot_srcnn_comparison(
         rows, snakemake.output.png, snakemake.output.pdf, crop=p.crop, generated=generated
     )
+figure_provenance(snakemake.output.png, snakemake.input, scans=p.scans)

@@ -10,7 +10,7 @@ import _bootstrap  # noqa: F401
 import pandas as pd
 
 from tomosynth.io import atomic_file, read_json
-from tomosynth.provenance import provenance, write_sidecar
+from tomosynth.provenance import figure_provenance, provenance, write_sidecar
 from tomosynth.train.srgan import (
     cv_sr_table,
     plot_sr_metrics,
@@ -47,5 +47,10 @@ elif rule == "compute_sr_metrics_cv":
 elif rule.startswith("plot_sr_metrics"):
     table = pd.concat([pd.read_csv(f) for f in snakemake.input.tables])
     plot_sr_metrics(table, snakemake.output.png, snakemake.output.pdf)
+    figure_provenance(
+        snakemake.output.png,
+        snakemake.input,
+        scans=[Path(t).stem for t in snakemake.input.tables],
+    )
 else:
     raise ValueError(f"sr_metrics.py: no step for rule {rule!r}")

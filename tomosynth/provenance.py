@@ -143,6 +143,52 @@ def scan_context(
     return out
 
 
+def input_provenance(path: str | os.PathLike) -> dict[str, Any]:
+    """What is known of one input of a table or figure: its own provenance sidecar if it
+    has one, and the sha256 of the checkpoint behind it (a checkpoint file, a model folder,
+    or a training log inside a model folder)."""
+    p = Path(path)
+    out: dict[str, Any] = {}
+    side = sidecar_path(p)
+    if p.is_file() and side != p and side.is_file():
+        out["sidecar"] = json.loads(side.read_text())
+    ckpt = None
+    if p.is_dir():  # a model folder, or a folder inside one (progress grids)
+        ckpt = _find_checkpoint(p) or _find_checkpoint(p.parent)
+    elif p.suffix == ".pt" and p.is_file():
+        ckpt = p
+    elif p.name == "log.csv":
+        ckpt = _find_checkpoint(p.parent)
+    if ckpt is not None:
+        out["checkpoint"] = {"path": str(ckpt), "sha256": sha256_file(ckpt)}
+    return out
+
+
+def figure_provenance(
+    figure: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    *,
+    scans: Sequence[str] = (),
+    results: str | os.PathLike = "results",
+    **items: Any,
+) -> Path:
+    """Write the provenance sidecar of a figure: per input its sidecar and checkpoint hash
+    (:func:`input_provenance`), per scan its centre of rotation and clip bounds
+    (:func:`scan_context` of the workflow's standard paths under `results`), the given
+    items (seeds, settings) and package versions. Returns the sidecar's path."""
+    root = Path(results)
+    record = provenance(
+        figure=str(figure),
+        inputs={str(p): input_provenance(p) for p in inputs},
+        scans={
+            s: scan_context(root / "recon" / s, root / "preprocess" / s / "bounds.json")
+            for s in scans
+        },
+        **items,
+    )
+    return write_sidecar(figure, record)
+
+
 # --- compute accounting (issue 8, item 5) ------------------------------------------------------
 COMPUTE_COLUMNS = [
     "row_type",

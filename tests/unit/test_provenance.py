@@ -129,3 +129,40 @@ def test_scan_context_reads_centre_and_bounds(tmp_path):
     ctx = scan_context(tmp_path / "recon", tmp_path / "bounds.json")
     assert ctx["center"] == 128.5 and ctx["clip_bounds"] == {"low": -0.1, "high": 0.9}
     assert scan_context(tmp_path / "none", None)["center"] is None
+
+
+def test_figure_provenance_collects_scan_checkpoint_and_table_records(tmp_path):
+    import hashlib
+    import json
+
+    from tomosynth.provenance import figure_provenance
+
+    res = tmp_path / "results"
+    (res / "recon" / "rock").mkdir(parents=True)
+    (res / "recon" / "rock" / "recon.json").write_text(json.dumps({"center": 63.5}))
+    (res / "preprocess" / "rock").mkdir(parents=True)
+    (res / "preprocess" / "rock" / "bounds.json").write_text(json.dumps({"low": -1, "high": 2}))
+    model = res / "models" / "m"
+    model.mkdir(parents=True)
+    (model / "final.pt").write_bytes(b"weights")
+    (model / "log.csv").write_text("epoch\n1\n")
+    table = res / "metrics" / "t.csv"
+    table.parent.mkdir(parents=True)
+    table.write_text("a\n1\n")
+    (res / "metrics" / "t.json").write_text(json.dumps({"seeds": {"split": 7}}))
+
+    side = figure_provenance(
+        res / "plots" / "fig.png",
+        [model / "log.csv", table, model / "progress"],
+        scans=["rock"],
+        results=res,
+        seed=3,
+    )
+    assert side == res / "plots" / "fig.json"
+    rec = json.loads(side.read_text())
+    assert rec["scans"]["rock"]["center"] == 63.5
+    assert rec["scans"]["rock"]["clip_bounds"] == {"low": -1, "high": 2}
+    digest = hashlib.sha256(b"weights").hexdigest()
+    assert rec["inputs"][str(model / "log.csv")]["checkpoint"]["sha256"] == digest
+    assert rec["inputs"][str(table)]["sidecar"] == {"seeds": {"split": 7}}
+    assert rec["seed"] == 3 and rec["versions"]["numpy"]

@@ -65,6 +65,7 @@ rule plot_gan_losses:
         mem_mb=1000,
     params:
         labels=expand("{size} px", size=SIZES),
+        seed=config["wgan_gp"]["seed"],
     script:
         "../../scripts/plot_gan_losses.py"
 
@@ -86,6 +87,8 @@ rule plot_gan_progress:
     resources:
         runtime=10,
         mem_mb=1000,
+    params:
+        seed=config["wgan_gp"]["seed"],
     script:
         "../../scripts/plot_gan_progress.py"
 
