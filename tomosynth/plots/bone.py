@@ -13,21 +13,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tomosynth.io import atomic_file  # noqa: E402
 from tomosynth.metrics.bone import METRICS  # noqa: E402
+from tomosynth.plots import save_figure  # noqa: E402
 
 #: Metrics drawn by default: the report's trabecular set, both conventions, and BS/BV.
 DEFAULT_METRICS = ["BV/TV", "BS/BV", "Tb.Th", "Tb.Th.pm", "Tb.Sp", "Tb.Sp.pm", "Tb.N", "Tb.Pf"]
 COLOURS = {"sr": "tab:blue", "lr": "tab:orange"}
 LABELS = {"sr": "SR", "lr": "LR (bicubic)", "hr": "HR"}
-
-
-def save(fig: plt.Figure, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
-    """Write a figure as PNG (150 dpi) and PDF, atomically, and close it."""
-    for path in (png, pdf):
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=150, bbox_inches="tight")
-    plt.close(fig)
 
 
 def bone_figure(table, corr, metrics: list[str] | None = None, title: str = "") -> plt.Figure:
@@ -112,7 +104,9 @@ def plot_bone(
     """Write :func:`bone_figure` of a bone table and its correlations as PNG and PDF."""
     import pandas as pd
 
-    save(bone_figure(pd.read_csv(table_csv), pd.read_csv(corr_csv), metrics, title), png, pdf)
+    save_figure(
+        bone_figure(pd.read_csv(table_csv), pd.read_csv(corr_csv), metrics, title), png, pdf
+    )
 
 
 def plot_consistency(
@@ -121,4 +115,4 @@ def plot_consistency(
     """Write :func:`consistency_figure` of a consistency table as PNG and PDF."""
     import pandas as pd
 
-    save(consistency_figure(pd.read_csv(cons_csv), title), png, pdf)
+    save_figure(consistency_figure(pd.read_csv(cons_csv), title), png, pdf)

@@ -15,18 +15,8 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tomosynth.io import read_json  # noqa: E402
+from tomosynth.plots import save_figure  # noqa: E402
 from tomosynth.preprocess import read_slice  # noqa: E402
-
-
-def save_figure(
-    fig: plt.Figure, out_png: str | os.PathLike, out_pdf: str | os.PathLike | None
-) -> None:
-    """Save a figure as PNG (and PDF) and close it."""
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=150, bbox_inches="tight")
-    if out_pdf is not None:
-        fig.savefig(out_pdf, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_scan_overview(

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from tomosynth.io import atomic_file
+from tomosynth.plots import save_figure
 
 
 def distance_figure(table, ci_level: float = 0.95):
@@ -108,11 +108,7 @@ def plot_distance(
     table, png: str | os.PathLike, pdf: str | os.PathLike, ci_level: float = 0.95
 ) -> dict:
     """Write :func:`distance_figure` as PNG and PDF (atomically); returns its `drawn` dict."""
-    import matplotlib.pyplot as plt
 
     fig, drawn = distance_figure(table, ci_level)
-    for path in (png, pdf):
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=150)
-    plt.close(fig)
+    save_figure(fig, png, pdf)
     return drawn

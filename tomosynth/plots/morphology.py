@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tomosynth.plots.bone import save  # noqa: E402
+from tomosynth.plots import save_figure  # noqa: E402
 
 STYLES = {"real": "-", "generated": "--", "upscaled": ":"}
 
@@ -72,4 +72,4 @@ def plot_morphology(
     fig = morphology_figure(
         pd.read_csv(table_csv), pd.read_csv(s2_csv), pd.read_csv(sizes_csv), title
     )
-    save(fig, png, pdf)
+    save_figure(fig, png, pdf)

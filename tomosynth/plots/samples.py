@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from tomosynth.errors import DataError  # noqa: E402
 from tomosynth.io import read_png_stack  # noqa: E402
-from tomosynth.plots.data import save_figure  # noqa: E402
+from tomosynth.plots import save_figure  # noqa: E402
 
 
 def pick_images(folder: str | os.PathLike, n: int, seed: int) -> tuple[list[str], np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tomosynth.errors import DataError  # noqa: E402
-from tomosynth.io import atomic_file  # noqa: E402
+from tomosynth.plots import save_figure  # noqa: E402
 
 LOSS_COLUMNS = {
     "g_loss": "generator loss",
@@ -35,11 +35,6 @@ def _read_log(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: training log lacks columns {sorted(missing)}")
     return df
-
-
-def _save(fig: plt.Figure, path: str | os.PathLike, fmt: str) -> None:
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
 
 
 def plot_gan_losses(
@@ -77,10 +72,7 @@ def plot_gan_losses(
     axes[0, 1].set_title("per wall-clock second")
     axes[0, 1].legend(loc="best", fontsize="small")
     fig.tight_layout()
-    _save(fig, out_png, "png")
-    if out_pdf is not None:
-        _save(fig, out_pdf, "pdf")
-    plt.close(fig)
+    save_figure(fig, out_png, out_pdf)
 
 
 def plot_progress(
@@ -117,5 +109,4 @@ def plot_progress(
             ax.imshow(np.asarray(im.convert("L")), cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"epoch {int(_EPOCH_PNG.search(path.name).group(1))}")
     fig.tight_layout()
-    _save(fig, out_png, "png")
-    plt.close(fig)
+    save_figure(fig, out_png)

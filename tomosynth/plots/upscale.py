@@ -15,15 +15,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from tomosynth.errors import DataError  # noqa: E402
-from tomosynth.io import atomic_file, read_json, read_png_stack  # noqa: E402
+from tomosynth.io import read_json, read_png_stack  # noqa: E402
 from tomosynth.metrics.image import psnr, ssim  # noqa: E402
-
-
-def _save(fig: plt.Figure, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
-    for path in (png, pdf):
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=150, bbox_inches="tight")
-    plt.close(fig)
+from tomosynth.plots import save_figure  # noqa: E402
 
 
 def srcnn_training_figure(logs: Mapping[str, str | os.PathLike]) -> plt.Figure:
@@ -66,7 +60,7 @@ def plot_srcnn_training(
     logs: Mapping[str, str | os.PathLike], png: str | os.PathLike, pdf: str | os.PathLike
 ) -> None:
     """Write :func:`srcnn_training_figure` as PNG and PDF (atomically)."""
-    _save(srcnn_training_figure(logs), png, pdf)
+    save_figure(srcnn_training_figure(logs), png, pdf)
 
 
 def srcnn_comparison_figure(
@@ -165,4 +159,4 @@ def plot_srcnn_comparison(
     generated: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> None:
     """Write :func:`srcnn_comparison_figure` as PNG and PDF (atomically)."""
-    _save(srcnn_comparison_figure(rows, crop, generated), png, pdf)
+    save_figure(srcnn_comparison_figure(rows, crop, generated), png, pdf)

@@ -659,10 +659,10 @@ def plot_sr_metrics(table: pd.DataFrame, png: str | os.PathLike, pdf: str | os.P
     """Bar plots of PSNR and SSIM (mean +- std) per scan, preset and scale, bicubic included."""
     import matplotlib
 
+    from tomosynth.plots import save_figure
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from tomosynth.io import atomic_file
 
     labels = [f"{r.scan}\n{r.preset} x{r.scale}" for r in table.itertuples()]
     colors = ["0.6" if m == "bicubic" else "tab:blue" for m in table["method"]]
@@ -678,10 +678,7 @@ def plot_sr_metrics(table: pd.DataFrame, png: str | os.PathLike, pdf: str | os.P
             low = float((table["psnr_mean"] - table["psnr_std"]).min())
             ax.set_ylim(max(0.0, low - 2.0), None)
     axes[0].set_title("super-resolution vs HR (grey: bicubic)")
-    for path in (png, pdf):
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix.lstrip("."), dpi=150)
-    plt.close(fig)
+    save_figure(fig, png, pdf)
 
 
 def cv_sr_table(per_slice: pd.DataFrame) -> pd.DataFrame:
