@@ -5,8 +5,8 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401
 
-from tomosynth.io import atomic_file, read_json
-from tomosynth.metrics.distance import DistanceSettings, distance_table, list_images
+from tomosynth.io import atomic_file, list_pngs, read_json
+from tomosynth.metrics.distance import DistanceSettings, distance_table
 from tomosynth.metrics.features import METRIC_NAME as FRD_NAME
 from tomosynth.metrics.features import feature_names
 from tomosynth.provenance import checkpoint_hashes, provenance, scan_context, write_sidecar
@@ -19,7 +19,10 @@ png = Path(inp.png)
 split = read_json(inp.split)
 references = {name: [str(png / f) for f in sorted(split[name])] for name in params.references}
 real_pool = [str(png / f) for f in sorted({*split["train"], *split["val"], *split["test"]})]
-sets = {name: (label, list_images(inp[key])) for key, (name, label) in params.sets.items()}
+sets = {
+    name: (label, [str(f) for f in list_pngs(inp[key])])
+    for key, (name, label) in params.sets.items()
+}
 device = str(select_device(params.device))
 settings = DistanceSettings(**params.distance)
 

@@ -425,6 +425,17 @@ def list_slices(folder: str | os.PathLike, ext: str) -> list[Path]:
     return paths
 
 
+def list_pngs(folder: str | os.PathLike) -> list[Path]:
+    """Sorted PNG files of an image folder (any names); DataError if it is missing or empty."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+    if not paths:
+        raise DataError(f"{folder}: holds no PNG images")
+    return paths
+
+
 def read_tiff_stack(
     folder_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
 ) -> np.ndarray:

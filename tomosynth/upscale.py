@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_dir, read_png_stack, write_png
+from tomosynth.io import atomic_dir, list_pngs, read_png_stack, write_png
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
 UpscalerFactory = Callable[[int, "str | os.PathLike | None", str], Upscaler]
@@ -48,17 +48,6 @@ def bicubic(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     # cv2.resize takes (width, height); float input keeps the overshoot, clipped explicitly
     out = cv2.resize(img.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def list_pngs(folder: str | os.PathLike) -> list[str]:
-    """Sorted PNG file names in `folder`; :class:`DataError` if it is missing or has none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
-    names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() == ".png")
-    if not names:
-        raise DataError(f"{folder}: holds no PNG images")
-    return names
 
 
 def _bicubic_factory(size: int, model_path=None, device: str = "auto") -> Upscaler:
@@ -158,7 +147,7 @@ def upscale_folder(
         raise ConfigError(f"upscale.method: expected one of {sorted(UPSCALERS)}, got {method!r}")
     if batch_size < 1:
         raise ConfigError(f"upscale.batch_size: must be >= 1, got {batch_size}")
-    names = list_pngs(in_dir)
+    names = [p.name for p in list_pngs(in_dir)]
     run = UPSCALERS[method](int(size), model_path, device)
     shape = None
     with atomic_dir(out_dir) as tmp:

@@ -12,6 +12,7 @@ from scipy import ndimage, stats
 from skimage.feature import local_binary_pattern
 
 from tomosynth.errors import DataError
+from tomosynth.io import list_pngs
 from tomosynth.metrics import distance as D
 from tomosynth.metrics import features as F
 
@@ -233,7 +234,7 @@ def _folder(path, n, sigma, shift, rng, size=32):
         im = ndimage.gaussian_filter(rng.normal(size=(size, size)), sigma)
         im = (im - im.mean()) / im.std() * 40 + 128 + shift
         Image.fromarray(im.clip(0, 255).astype(np.uint8)).save(path / f"slice_{i:05d}.png")
-    return D.list_images(path)
+    return [str(f) for f in list_pngs(path)]
 
 
 @pytest.fixture(scope="module")

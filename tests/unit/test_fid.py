@@ -15,6 +15,7 @@ from pytorch_fid import inception as pfi
 from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
 
 from tomosynth.errors import ConfigError
+from tomosynth.io import list_pngs
 from tomosynth.metrics import distance as D
 from tomosynth.metrics import fid
 
@@ -61,7 +62,7 @@ def _pngs(folder, n, seed, size=24):
     for i in range(n):
         img = (rng.random((size, size)) * 255).astype(np.uint8)
         Image.fromarray(img).save(folder / f"slice_{i:05d}.png")
-    return D.list_images(folder)
+    return [str(f) for f in list_pngs(folder)]
 
 
 def test_real_loading_path_reads_the_local_file(fake_weights, no_network):

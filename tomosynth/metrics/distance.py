@@ -355,15 +355,6 @@ class DistanceSettings:
     baseline_repeats: int = 5
 
 
-def list_images(folder: str | os.PathLike) -> list[str]:
-    """Sorted PNG files of a folder; DataError if there are none."""
-    folder = Path(folder)
-    files = sorted(str(p) for p in folder.glob("*.png"))
-    if not files:
-        raise DataError(f"{folder}: no PNG images found")
-    return files
-
-
 def files_digest(files: list[str], metric: str) -> str:
     """sha256 over the metric name, file names and file contents (the stats cache key)."""
 

@@ -256,23 +256,11 @@ def directional_s2(mask: np.ndarray, r_max: int) -> dict[str, np.ndarray]:
 # --- image-set evaluation (real, generated, upscaled) ------------------------------------------
 def read_image_folder(folder: str | Path, max_images: int | None = None) -> np.ndarray:
     """The first `max_images` ``*.png`` of a folder (sorted names) as a (n, h, w) uint8 stack."""
-    from PIL import Image
+    from tomosynth.io import list_pngs, read_png_stack
 
-    folder = Path(folder)
-    paths = sorted(p for p in folder.glob("*.png") if p.is_file())
-    if not paths:
-        raise DataError(f"{folder}: no PNG images")
+    paths = list_pngs(folder)
     paths = paths[:max_images] if max_images else paths
-    imgs = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                imgs.append(np.asarray(im.convert("L"), dtype=np.uint8))
-        except OSError as exc:
-            raise DataError(f"{p}: cannot read PNG: {exc}") from exc
-        if imgs[-1].shape != imgs[0].shape:
-            raise DataError(f"{p}: size {imgs[-1].shape} differs from {imgs[0].shape}")
-    return np.stack(imgs)
+    return read_png_stack(folder, [p.name for p in paths])
 
 
 def image_set_stats(

@@ -6,15 +6,11 @@ from __future__ import annotations
 import math
 import os
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from tomosynth.metrics.bone import METRICS  # noqa: E402
-from tomosynth.plots import save_figure  # noqa: E402
+from tomosynth.metrics.bone import METRICS
+from tomosynth.plots import save_figure
 
 #: Metrics drawn by default: the report's trabecular set, both conventions, and BS/BV.
 DEFAULT_METRICS = ["BV/TV", "BS/BV", "Tb.Th", "Tb.Th.pm", "Tb.Sp", "Tb.Sp.pm", "Tb.N", "Tb.Pf"]

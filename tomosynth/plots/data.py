@@ -6,17 +6,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from tomosynth.io import read_json  # noqa: E402
-from tomosynth.plots import save_figure  # noqa: E402
-from tomosynth.preprocess import read_slice  # noqa: E402
+from tomosynth.io import read_json
+from tomosynth.plots import save_figure
+from tomosynth.preprocess import read_slice
 
 
 def plot_scan_overview(

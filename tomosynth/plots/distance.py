@@ -24,10 +24,7 @@ def distance_figure(table, ci_level: float = 0.95):
     Error bars span [ci_low, ci_high]; a black tick marks the real-vs-real baseline at
     the set's N; the y label names the metric; tick labels give N (set / reference).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the Agg backend is set by tomosynth.plots
 
     metrics = list(dict.fromkeys(table["metric"]))
     n_bars = max(len(table[table["metric"] == m]) for m in metrics)

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from tomosynth.plots import save_figure  # noqa: E402
+from tomosynth.plots import save_figure
 
 STYLES = {"real": "-", "generated": "--", "upscaled": ":"}
 

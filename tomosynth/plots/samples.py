@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from tomosynth.errors import DataError  # noqa: E402
-from tomosynth.io import read_png_stack  # noqa: E402
-from tomosynth.plots import save_figure  # noqa: E402
+from tomosynth.io import list_pngs, read_png_stack
+from tomosynth.plots import save_figure
 
 
 def pick_images(folder: str | os.PathLike, n: int, seed: int) -> tuple[list[str], np.ndarray]:
     """`n` seeded random PNG names of a folder (sorted listing first) and their images."""
-    names = sorted(p.name for p in Path(folder).glob("*.png"))
-    if not names:
-        raise DataError(f"{folder}: no PNG images")
+    names = [p.name for p in list_pngs(folder)]
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(names, size=min(n, len(names)), replace=False).tolist())
     return chosen, read_png_stack(folder, chosen)

@@ -7,15 +7,12 @@ import os
 import re
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from tomosynth.errors import DataError  # noqa: E402
-from tomosynth.plots import save_figure  # noqa: E402
+from tomosynth.errors import DataError
+from tomosynth.plots import save_figure
 
 LOSS_COLUMNS = {
     "g_loss": "generator loss",

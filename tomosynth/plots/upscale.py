@@ -6,18 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from tomosynth.errors import DataError  # noqa: E402
-from tomosynth.io import read_json, read_png_stack  # noqa: E402
-from tomosynth.metrics.image import psnr, ssim  # noqa: E402
-from tomosynth.plots import save_figure  # noqa: E402
+from tomosynth.errors import DataError
+from tomosynth.io import list_pngs, read_json, read_png_stack
+from tomosynth.metrics.image import psnr, ssim
+from tomosynth.plots import save_figure
 
 
 def srcnn_training_figure(logs: Mapping[str, str | os.PathLike]) -> plt.Figure:
@@ -121,9 +118,8 @@ def generated_images(
     bicubic_dir: str | os.PathLike, srcnn_dir: str | os.PathLike
 ) -> dict[str, np.ndarray]:
     """The first (sorted) upscaled generated sample of the bicubic and SRCNN folders."""
-    from tomosynth.upscale import list_pngs
 
-    name = list_pngs(bicubic_dir)[:1]
+    name = [p.name for p in list_pngs(bicubic_dir)[:1]]
     return {
         "bicubic": read_png_stack(bicubic_dir, name)[0],
         "srcnn": read_png_stack(srcnn_dir, name)[0],

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_file, read_json, read_png_stack
+from tomosynth.io import atomic_file, list_pngs, read_json, read_png_stack
 from tomosynth.metrics.image import psnr, ssim
 from tomosynth.models.srcnn import SRCNN
 from tomosynth.train.common import (
@@ -39,7 +39,7 @@ from tomosynth.train.common import (
     select_device,
     set_rng_state,
 )
-from tomosynth.upscale import bicubic, list_pngs
+from tomosynth.upscale import bicubic
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,8 @@ def load_pairs(
         or the images of a folder differ in size, or low is not smaller than high.
     """
     low_dir, high_dir = Path(low_dir), Path(high_dir)
-    low_names, high_names = list_pngs(low_dir), list_pngs(high_dir)
+    low_names = [p.name for p in list_pngs(low_dir)]
+    high_names = [p.name for p in list_pngs(high_dir)]
     if len(low_names) != len(high_names):
         raise DataError(
             f"{low_dir} holds {len(low_names)} PNGs but {high_dir} holds {len(high_names)}: "
@@ -256,11 +257,6 @@ def _random_crops(
 
 
 # --- training -----------------------------------------------------------------------------
-def _versions() -> dict:
-    # plain str: torch.__version__ is a TorchVersion, which torch.load(weights_only=True) refuses
-    return {k: None if v is None else str(v) for k, v in package_versions().items()}
-
-
 def _run_config(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in RESUMABLE_CHANGES}
 
@@ -422,7 +418,7 @@ def train_srcnn(
             "device": str(dev),
             "seed": cfg["seed"],
             "run_config": cfg,
-            "versions": _versions(),
+            "versions": package_versions(),
         }
 
     if best is not None:
@@ -456,7 +452,7 @@ def train_srcnn(
                 "run_config": run_id,
                 "device": str(dev),
                 "seed": cfg["seed"],
-                "versions": _versions(),
+                "versions": package_versions(),
             },
         )
 

@@ -357,8 +357,8 @@ def train_srgan(
         "config": run_config,
         "generator_config": asdict(trainer.gcfg),
         "seed": cfg.seed,
-        # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
-        "versions": {k: None if v is None else str(v) for k, v in package_versions().items()},
+        "device": str(trainer.device),  # the device used, not the configured preference
+        "versions": package_versions(),
         **(extra_meta or {}),
     }
 
@@ -657,12 +657,9 @@ def summarize_sr_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
 
 def plot_sr_metrics(table: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
     """Bar plots of PSNR and SSIM (mean +- std) per scan, preset and scale, bicubic included."""
-    import matplotlib
-
-    from tomosynth.plots import save_figure
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from tomosynth.plots import save_figure  # also selects the Agg backend
 
     labels = [f"{r.scan}\n{r.preset} x{r.scale}" for r in table.itertuples()]
     colors = ["0.6" if m == "bicubic" else "tab:blue" for m in table["method"]]

@@ -243,6 +243,7 @@ class _Trainer:
             "model_config": self.model_cfg.to_dict(),
             "run_config": self.cfg.to_dict(),
             "seed": self.cfg.seed,
+            "device": str(self.device),  # the device used, not the configured preference
             "data_sha256": self.data_sha256,
             "versions": package_versions(),
         }
