@@ -1,17 +1,21 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Parallel-beam reconstruction: normalise, minus-log, stripes, centre, projector, FBP.
 
-Geometry (shared by `forward_project`, `fbp` and tomopy)
----------------------------------------------------------
-A slice is an ``(n, n)`` array ``img[i, j]``. Its pixel centres sit at
-``x = i + 0.5 - n/2`` (first axis) and ``y = j + 0.5 - n/2`` (second axis), in pixels.
-At angle ``theta`` (radians) a ray reaches detector column ``d`` (0-based) at the signed
-distance ``s = d + 0.5 - center`` from the rotation axis, where
+Geometry (shared by `forward_project`, every `fbp` backend, `find_center`, the simulator)
+-----------------------------------------------------------------------------------------
+This is astra-toolbox's ``parallel`` geometry, which tomopy uses too (tomopy hands theta
+to astra unchanged; gridrec writes its output in the same frame). A slice is an ``(n, n)``
+array ``img[i, j]`` (i = row, j = column). Its pixel centres sit at
+``x = j + 0.5 - n/2`` (along the columns, to the right) and ``y = n/2 - 0.5 - i`` (up: row 0
+is the top), in pixels, with the rotation axis at ``x = y = 0``. At angle ``theta``
+(radians) the ray through ``(x, y)`` reaches detector column ``d`` (0-based) at the signed
+distance ``s = d + 0.5 - center`` from the axis, where
 
-    s = -(x cos(theta) + y sin(theta)).
+    s = x cos(theta) + y sin(theta).
 
-This is tomopy's convention (``theta + pi/2`` ray direction, pixel-centred detector), so
-projections made here reconstruct the right way round with ``tomopy.recon`` as well.
+So at ``theta = 0`` the rays run down the columns and the detector runs along ``x``; at
+``theta = pi/2`` the detector runs along ``y`` (up). There is no ``pi/2`` offset between
+our theta, astra's and tomopy's. docs/architecture.md has a picture.
 
 Units: projections are line integrals in pixel units (sum of ``mu * voxel`` along the ray);
 reconstructions are attenuation per pixel, so a block of ``mu * voxel = 1`` reconstructs to
@@ -110,7 +114,7 @@ def forward_project(
     (angles, slices, n) float32 array
         Line integrals in pixel units; the detector has ``n`` columns.
     """
-    vol = np.asarray(volume, dtype=np.float32)
+    vol = np.ascontiguousarray(volume, dtype=np.float32)  # torch takes no negative strides
     squeeze = vol.ndim == 2
     if squeeze:
         vol = vol[None]
@@ -137,12 +141,13 @@ def forward_project(
         th = torch.as_tensor(theta[a0 : a0 + chunk], dtype=torch.float64, device=dev)
         cos = torch.cos(th).float()[:, None, None]
         sin = torch.sin(th).float()[:, None, None]
-        # point = s * (-cos, -sin) + t * (-sin, cos) gives x cos + y sin = -s on the whole ray;
-        # grid_sample (align_corners=False) wants 2 * position / size, (column, row) order
-        x = (-2.0 / n) * (s[None, :, None] * cos + t[None, None, :] * sin)
-        y = (2.0 / n) * (t[None, None, :] * cos - s[None, :, None] * sin)
-        grid = torch.stack((y, x), dim=-1).reshape(1, -1, n_t, 2)  # (1, angles*n, n_t, 2)
-        del x, y
+        # the ray of detector position s: (x, y) = s (cos, sin) + t (-sin, cos), so that
+        # x cos + y sin = s along it; grid_sample (align_corners=False) wants
+        # (column, row) = (2 x / n, -2 y / n) (y points up, rows down)
+        gx = (2.0 / n) * (s[None, :, None] * cos - t[None, None, :] * sin)
+        gy = (-2.0 / n) * (s[None, :, None] * sin + t[None, None, :] * cos)
+        grid = torch.stack((gx, gy), dim=-1).reshape(1, -1, n_t, 2)  # (1, angles*n, n_t, 2)
+        del gx, gy
         samples = F.grid_sample(
             vol_t, grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )  # (1, slices, angles*n, n_t)
@@ -272,21 +277,57 @@ def ramp_filter(n_cols: int, filter_name: str = "ramlak") -> np.ndarray:
     return resp
 
 
-def _filter_sinograms(sino: torch.Tensor, filter_name: str) -> torch.Tensor:
-    """Apply the ramp along the last axis with zero padding; same shape out."""
+def _filtered_table(
+    sino: np.ndarray, filter_name: str, weight: float, dev: torch.device
+) -> torch.Tensor:
+    """Ramp-filtered sinograms laid out for gathering: ``(angles, cols + 3, rows)``.
+
+    ``table[a, d + 1, r]`` is the filtered value of detector column ``d`` (times `weight`);
+    column 0 and the last two are zeros, so that a clamped interpolation index reads the
+    zero padding outside the detector. Only this table (about the size of the chunk) is
+    kept: the FFTs run over blocks of angles whose spectra and inverse transforms take at
+    most about ``_FILTER_BLOCK_BYTES`` (16 MiB), whatever the chunk.
+    """
     import torch
 
-    n = sino.shape[-1]
-    resp = torch.as_tensor(ramp_filter(n, filter_name), dtype=torch.float32, device=sino.device)
+    n_angles, n_rows, n = sino.shape
+    resp = torch.as_tensor(ramp_filter(n, filter_name) * weight, dtype=torch.float32, device=dev)
     size = 2 * (resp.shape[0] - 1)
-    spec = torch.fft.rfft(sino, n=size, dim=-1)
-    return torch.fft.irfft(spec * resp, n=size, dim=-1)[..., :n].contiguous()
+    table = torch.zeros((n_angles, n + 3, n_rows), dtype=torch.float32, device=dev)
+    # per detector line: complex spectrum (size / 2 + 1 complex64 = ~4 size bytes), the
+    # real inverse transform (4 size bytes) and a line of FFT scratch: < 12 size bytes
+    step = max(1, _FILTER_BLOCK_BYTES // (12 * size * n_rows))
+    src = torch.from_numpy(sino)
+    for a0 in range(0, n_angles, step):
+        spec = torch.fft.rfft(src[a0 : a0 + step].to(dev), n=size, dim=-1)
+        spec *= resp
+        line = torch.fft.irfft(spec, n=size, dim=-1)
+        del spec
+        table[a0 : a0 + step, 1 : n + 1, :] = line[..., :n].transpose(1, 2)
+        del line
+    return table
 
 
 def _angle_weight(n_angles: int) -> float:
     # Riemann sum of the FBP integral over [0, pi): d(theta) = pi / n. A 360-degree scan
     # counts every ray twice over [0, 2 pi), so pi / n is right for it as well.
     return math.pi / n_angles
+
+
+# Angles summed per step of the torch back-projector. Fixed, so that the summation order
+# (and hence every bit of a slice) does not depend on the rows or tiles done at once.
+_ANGLE_BLOCK = 32
+# Working set of one CPU tile (gathered values, indices, weights, accumulator): small
+# enough to stay in the L2 cache, large enough that each torch call does real work.
+_CPU_TILE_BYTES = 2 * 2**20
+_FILTER_BLOCK_BYTES = 16 * 2**20
+
+
+def _bp_bytes_per_pixel(n_rows: int) -> int:
+    """Back-projection temporaries per tile pixel: detector position, index (int64) and
+    weight per angle of a block, two gathered values per angle and row, accumulator and
+    partial sum per row."""
+    return _ANGLE_BLOCK * (4 + 8 + 4 + 8 * n_rows) + 8 * n_rows
 
 
 def _fbp_torch(
@@ -296,53 +337,105 @@ def _fbp_torch(
     filter_name: str,
     device: str | torch.device,
     memory_budget_mb: int = 128,
-    angle_chunk: int = 8,
     roi: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
-    """Torch FBP; `roi` reconstructs only the centred ``roi x roi`` square of the slice."""
+    """Torch FBP; `roi` reconstructs only the centred ``roi x roi`` square of the slice.
+
+    `threads` (None: leave torch's setting) is the number of CPU threads for this call;
+    torch's previous setting is restored afterwards.
+    """
     import torch
-    import torch.nn.functional as F
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    try:
+        with torch.no_grad():
+            return _backproject(sino, theta, center, filter_name, device, memory_budget_mb, roi)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(previous)
+
+
+def _backproject(
+    sino: np.ndarray,
+    theta: np.ndarray,
+    center: float,
+    filter_name: str,
+    device: str | torch.device,
+    memory_budget_mb: int,
+    roi: int | None,
+) -> np.ndarray:
+    import torch
 
     dev = resolve_device(device)
+    sino = np.ascontiguousarray(sino, dtype=np.float32)
     n_angles, n_rows, n = sino.shape
-    sino_t = torch.from_numpy(np.ascontiguousarray(sino, dtype=np.float32)).to(dev)
-    filt = _filter_sinograms(sino_t, filter_name) * _angle_weight(n_angles)
-    del sino_t
-    filt = filt[:, :, None, :]  # (angles, rows, 1, cols): grid_sample input, batch = angle
+    table = _filtered_table(sino, filter_name, _angle_weight(n_angles), dev)
+    flat = table.view(-1, n_rows)  # row a * (n + 3) + d + 1: all rows of one sample
+    if n_rows == 1:  # plain 1D gathers when there is one value per sample
+        flat = flat.view(-1)
+    stride = n + 3
     m = n if roi is None else int(min(roi, n))
     first = (n - m) // 2
+    # pixel (i, j) sits at x = coords[j], y = -coords[i]; its padded-table position is
+    # d + 1 = x cos + y sin + center + 0.5 (float64 here, float32 per block: < 1e-3 px)
     coords = torch.arange(first, first + m, dtype=torch.float64, device=dev) + 0.5 - n / 2.0
-    th = torch.as_tensor(theta, dtype=torch.float64, device=dev)
-    cos_t, sin_t = torch.cos(th), torch.sin(th)
-    # Fixed angle chunks keep the summation order independent of how many rows are
-    # reconstructed at once (chunking over rows gives bit-identical slices); the image is
-    # tiled over its first axis so the temporaries stay within the budget. Per image row:
-    # grid (2 floats), its separable sum (1) and interpolated values (n_rows) for each
-    # angle of the chunk, plus the accumulator and the per-chunk sum (n_rows each).
-    a_chunk = max(1, min(angle_chunk, n_angles))
-    tile = _chunk(m * (a_chunk * (n_rows + 3) + 2 * n_rows), memory_budget_mb * 2**20, m)
-    out = torch.empty((n_rows, m, m), dtype=torch.float32, device=dev)
-    for i0 in range(0, m, tile):
-        x = coords[i0 : i0 + tile]
-        h = x.shape[0]
-        acc = torch.zeros((n_rows, h * m), dtype=torch.float32, device=dev)
-        for a0 in range(0, n_angles, a_chunk):
-            c, s = cos_t[a0 : a0 + a_chunk, None], sin_t[a0 : a0 + a_chunk, None]
-            # detector position hit by pixel (x, y): det = -(x cos + y sin) + center - 0.5,
-            # as grid_sample's normalised coordinate (2 det + 1) / n - 1; separable in x, y
-            gu = ((2.0 * (center - 0.5 - x[None, :] * c) + 1.0) / n - 1.0).float()
-            gv = (-2.0 * coords[None, :] * s / n).float()
-            grid = torch.zeros((gu.shape[0], h, m, 2), dtype=torch.float32, device=dev)
-            torch.add(gu[:, :, None], gv[:, None, :], out=grid[..., 0])
-            vals = F.grid_sample(
-                filt[a0 : a0 + a_chunk],
-                grid.reshape(gu.shape[0], 1, h * m, 2),
-                mode="bilinear",
-                padding_mode="zeros",
-                align_corners=False,
-            )  # (a, rows, 1, h*m)
-            acc += vals[:, :, 0, :].sum(dim=0)
-        out[:, i0 : i0 + h, :] = acc.reshape(n_rows, h, m)
+    th = torch.as_tensor(np.asarray(theta, dtype=np.float64), device=dev)
+    xcos = (coords[None, :] * torch.cos(th)[:, None]).float()  # (angles, m) by column
+    ysin = (center + 0.5 - coords[None, :] * torch.sin(th)[:, None]).float()  # by row
+    base = torch.arange(n_angles, dtype=torch.int64, device=dev)[:, None] * stride
+
+    a_blk = min(_ANGLE_BLOCK, n_angles)
+    budget = memory_budget_mb * 2**20
+    if dev.type != "cuda":
+        budget = min(budget, _CPU_TILE_BYTES)
+    pixels = max(1, budget // _bp_bytes_per_pixel(n_rows))
+    tile_w = min(m, pixels)
+    tile_h = max(1, min(m, pixels // tile_w))
+    cap = tile_h * tile_w
+    f32 = dict(dtype=torch.float32, device=dev)
+    det = torch.empty(a_blk * cap, **f32)
+    wgt = torch.empty(a_blk * cap, **f32)
+    idx = torch.empty(a_blk * cap, dtype=torch.int64, device=dev)
+    v0 = torch.empty((a_blk * cap, n_rows), **f32)
+    v1 = torch.empty((a_blk * cap, n_rows), **f32)
+    acc = torch.empty((cap, n_rows), **f32)
+    part = torch.empty((cap, n_rows), **f32)
+    out = torch.empty((n_rows, m, m), **f32)
+    for i0 in range(0, m, tile_h):
+        h = min(tile_h, m - i0)
+        for j0 in range(0, m, tile_w):
+            w = min(tile_w, m - j0)
+            p = h * w
+            acc_t, part_t = acc[:p], part[:p]
+            acc_t.zero_()
+            for a0 in range(0, n_angles, a_blk):
+                ab = min(a_blk, n_angles - a0)
+                k = ab * p
+                d = det[:k]
+                torch.add(
+                    xcos[a0 : a0 + ab, None, j0 : j0 + w],
+                    ysin[a0 : a0 + ab, i0 : i0 + h, None],
+                    out=d.view(ab, h, w),
+                )
+                d.clamp_(0.0, n + 1.0)  # off the detector: the zero padding
+                ix, wt = idx[:k], wgt[:k]
+                ix.copy_(d)  # truncation = floor for d >= 0
+                torch.frac(d, out=wt)
+                ix.view(ab, p).add_(base[a0 : a0 + ab])
+                g0, g1 = v0[:k], v1[:k]
+                if n_rows == 1:
+                    torch.index_select(flat, 0, ix, out=g0.view(-1))
+                    torch.index_select(flat[1:], 0, ix, out=g1.view(-1))
+                else:
+                    torch.index_select(flat, 0, ix, out=g0)
+                    torch.index_select(flat[1:], 0, ix, out=g1)
+                g0.lerp_(g1, wt[:, None])  # linear interpolation along the detector
+                torch.sum(g0.view(ab, p, n_rows), dim=0, out=part_t)
+                acc_t += part_t
+            out[:, i0 : i0 + h, j0 : j0 + w] = acc_t.view(h, w, n_rows).permute(2, 0, 1)
     return out.cpu().numpy()
 
 
@@ -373,11 +466,11 @@ def _fbp_astra(sino: np.ndarray, theta: np.ndarray, center: float, filter_name: 
         ) from exc
     n_angles, n_rows, n = sino.shape
     # astra's CPU FBP only takes the 'parallel' geometry, whose axis is at n/2: move our axis
-    # there first. astra's angle is ours + pi/2 for the same image and detector orientation.
+    # there first. Its angles are ours (same geometry, see the module docstring).
     if abs(center - n / 2.0) > 1e-6:
         sino = _fourier_shift(sino, center - n / 2.0)
     vol_geom = astra.create_vol_geom(n, n)
-    proj_geom = astra.create_proj_geom("parallel", 1.0, n, np.asarray(theta) + np.pi / 2)
+    proj_geom = astra.create_proj_geom("parallel", 1.0, n, np.asarray(theta, dtype=np.float64))
     proj_id = astra.create_projector("linear", proj_geom, vol_geom)
     out = np.empty((n_rows, n, n), dtype=np.float32)
     try:
@@ -444,6 +537,7 @@ def fbp(
     backend: str = "torch",
     device: str | torch.device = "auto",
     memory_budget_mb: int = 128,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Filtered back-projection of minus-log projections.
 
@@ -488,7 +582,7 @@ def fbp(
     c = sino.shape[2] / 2.0 if center is None else float(center)
     backend = resolve_backend(backend)
     if backend == "torch":
-        return _fbp_torch(sino, theta, c, filter_name, device, memory_budget_mb)
+        return _fbp_torch(sino, theta, c, filter_name, device, memory_budget_mb, threads=threads)
     if backend == "astra":
         return _fbp_astra(sino, theta, c, filter_name)
     return _fbp_tomopy(sino, theta, c, filter_name)
@@ -563,8 +657,10 @@ def _center_sharpness(
         return float(-(p * np.log(p)).sum())
 
     best = n / 2.0
+    lo_c, hi_c = n / 2.0 - search, n / 2.0 + search  # the refinement stays in the range too
     for step in (1.0, 0.25):
         cands = best + np.arange(-search, search + 1e-9, step)
+        cands = cands[(cands >= lo_c - 1e-9) & (cands <= hi_c + 1e-9)]
         best = float(cands[int(np.argmin([entropy(c) for c in cands]))])
         search = 2 * step
     return best
