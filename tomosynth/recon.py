@@ -324,10 +324,9 @@ _FILTER_BLOCK_BYTES = 16 * 2**20
 
 
 def _bp_bytes_per_pixel(n_rows: int) -> int:
-    """Back-projection temporaries per tile pixel: detector position, index (int64) and
-    weight per angle of a block, two gathered values per angle and row, accumulator and
-    partial sum per row."""
-    return _ANGLE_BLOCK * (4 + 8 + 4 + 8 * n_rows) + 8 * n_rows
+    """Back-projection temporaries per tile pixel: detector position, two indices (int32)
+    and two weights per angle of a block; accumulator and block sum per row."""
+    return _ANGLE_BLOCK * (4 + 8 + 8) + 8 * n_rows
 
 
 def _fbp_torch(
@@ -368,14 +367,13 @@ def _backproject(
     roi: int | None,
 ) -> np.ndarray:
     import torch
+    import torch.nn.functional as F
 
     dev = resolve_device(device)
     sino = np.ascontiguousarray(sino, dtype=np.float32)
     n_angles, n_rows, n = sino.shape
     table = _filtered_table(sino, filter_name, _angle_weight(n_angles), dev)
     flat = table.view(-1, n_rows)  # row a * (n + 3) + d + 1: all rows of one sample
-    if n_rows == 1:  # plain 1D gathers when there is one value per sample
-        flat = flat.view(-1)
     stride = n + 3
     m = n if roi is None else int(min(roi, n))
     first = (n - m) // 2
@@ -385,8 +383,10 @@ def _backproject(
     th = torch.as_tensor(np.asarray(theta, dtype=np.float64), device=dev)
     xcos = (coords[None, :] * torch.cos(th)[:, None]).float()  # (angles, m) by column
     ysin = (center + 0.5 - coords[None, :] * torch.sin(th)[:, None]).float()  # by row
-    base = torch.arange(n_angles, dtype=torch.int64, device=dev)[:, None] * stride
-
+    xcos_t = xcos.T.contiguous()  # (m, angles): pixel-major blocks below
+    ysin_t = ysin.T.contiguous()
+    del xcos, ysin
+    base = torch.arange(n_angles, dtype=torch.int32, device=dev) * stride  # table row of a
     a_blk = min(_ANGLE_BLOCK, n_angles)
     budget = memory_budget_mb * 2**20
     if dev.type != "cuda":
@@ -397,44 +397,48 @@ def _backproject(
     cap = tile_h * tile_w
     f32 = dict(dtype=torch.float32, device=dev)
     det = torch.empty(a_blk * cap, **f32)
-    wgt = torch.empty(a_blk * cap, **f32)
-    idx = torch.empty(a_blk * cap, dtype=torch.int64, device=dev)
-    v0 = torch.empty((a_blk * cap, n_rows), **f32)
-    v1 = torch.empty((a_blk * cap, n_rows), **f32)
+    # one "bag" per pixel: for each angle of a block the detector sample below its position
+    # (weight 1 - frac), then for each the one above (weight frac); embedding_bag gathers
+    # and sums a bag in one pass, in this fixed order
+    idx = torch.empty((cap, 2, a_blk), dtype=torch.int32, device=dev)
+    wgt = torch.empty((cap, 2, a_blk), **f32)
     acc = torch.empty((cap, n_rows), **f32)
-    part = torch.empty((cap, n_rows), **f32)
     out = torch.empty((n_rows, m, m), **f32)
+    offsets = {}
     for i0 in range(0, m, tile_h):
         h = min(tile_h, m - i0)
         for j0 in range(0, m, tile_w):
             w = min(tile_w, m - j0)
             p = h * w
-            acc_t, part_t = acc[:p], part[:p]
+            acc_t = acc[:p]
             acc_t.zero_()
             for a0 in range(0, n_angles, a_blk):
                 ab = min(a_blk, n_angles - a0)
                 k = ab * p
                 d = det[:k]
                 torch.add(
-                    xcos[a0 : a0 + ab, None, j0 : j0 + w],
-                    ysin[a0 : a0 + ab, i0 : i0 + h, None],
-                    out=d.view(ab, h, w),
+                    xcos_t[None, j0 : j0 + w, a0 : a0 + ab],
+                    ysin_t[i0 : i0 + h, None, a0 : a0 + ab],
+                    out=d.view(h, w, ab),
                 )
                 d.clamp_(0.0, n + 1.0)  # off the detector: the zero padding
-                ix, wt = idx[:k], wgt[:k]
-                ix.copy_(d)  # truncation = floor for d >= 0
-                torch.frac(d, out=wt)
-                ix.view(ab, p).add_(base[a0 : a0 + ab])
-                g0, g1 = v0[:k], v1[:k]
-                if n_rows == 1:
-                    torch.index_select(flat, 0, ix, out=g0.view(-1))
-                    torch.index_select(flat[1:], 0, ix, out=g1.view(-1))
-                else:
-                    torch.index_select(flat, 0, ix, out=g0)
-                    torch.index_select(flat[1:], 0, ix, out=g1)
-                g0.lerp_(g1, wt[:, None])  # linear interpolation along the detector
-                torch.sum(g0.view(ab, p, n_rows), dim=0, out=part_t)
-                acc_t += part_t
+                ix, wt = idx[:p, :, :ab], wgt[:p, :, :ab]
+                d = d.view(p, ab)
+                ix[:, 0].copy_(d)  # truncation = floor for d >= 0
+                ix[:, 0].add_(base[a0 : a0 + ab])
+                torch.add(ix[:, 0], 1, out=ix[:, 1])
+                torch.frac(d, out=wt[:, 1])
+                torch.sub(1.0, wt[:, 1], out=wt[:, 0])
+                key = (p, ab)
+                if key not in offsets:
+                    offsets[key] = torch.arange(p, dtype=torch.int32, device=dev) * (2 * ab)
+                acc_t += F.embedding_bag(
+                    ix.reshape(-1),
+                    flat,
+                    offsets[key],
+                    mode="sum",
+                    per_sample_weights=wt.reshape(-1),
+                )
             out[:, i0 : i0 + h, j0 : j0 + w] = acc_t.view(h, w, n_rows).permute(2, 0, 1)
     return out.cpu().numpy()
 
