@@ -1,17 +1,26 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Reconstruction speed and memory: torch FBP vs scikit-image iradon (and astra, tomopy).
+"""Reconstruction speed and memory against peers, equal work, side by side.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_recon.py                # small defaults, ~1 min on 2 cores
-    .venv/bin/python benchmarks/bench_recon.py --size 512 --slices 16 --threads 8
+    .venv/bin/python benchmarks/bench_recon.py --quick             # small, ~1 min on 2 cores
+    .venv/bin/python benchmarks/bench_recon.py --sizes 512x720,2048x1500 --rows 16
+    .venv/bin/python benchmarks/bench_recon.py --memory            # peak RSS vs the bound
+    .venv/bin/python benchmarks/bench_recon.py --device cuda       # GPU slices/s, peak memory
 
-Part 1 reconstructs the SAME sinograms (a Shepp-Logan phantom forward-projected by
-`tomosynth.recon.forward_project`) with every available backend and prints slices/s and the
-speed ratio to scikit-image's ``iradon``. Part 2 runs `reconstruct_scan` on one chunk of a
-synthetic DXchange scan `--big-cols` pixels wide in a fresh subprocess and prints the growth
-of its peak resident memory (Linux ``VmHWM``, reset after the imports, minus ``VmRSS``
-before the call) next to the bound stated in `reconstruct_scan`'s docstring.
+Speed: every method reconstructs the SAME sinograms (analytic projections of a few
+off-centre discs, ``--rows`` detector rows, ``N x N`` slices from ``A`` angles over 180
+degrees) into ``N x N`` images (no circle mask, plain ramp filter) with the same number of
+CPU threads (``--threads``): scikit-image ``iradon`` (``output_size=N``), algotom
+``fbp_reconstruction`` and ``dfi_reconstruction`` (numba threads = ``--threads``) when
+importable, tomopy gridrec when importable, and every backend of
+`tomosynth.recon.BACKENDS` but ``auto`` (astra's is astra-toolbox's CPU FBP). It prints
+slices/s and the ratios to algotom's FBP and to ``iradon``.
+
+Memory (``--memory``): `reconstruct_scan` (torch, CPU, ``chunk_rows=16``) of a synthetic
+uint16 DXchange scan 2048 wide with 1,500 angles and ``--memory-rows`` rows, in a fresh
+subprocess; prints the growth of its peak resident memory (Linux ``VmHWM`` reset after the
+imports, minus ``VmRSS`` before the call) next to `recon_memory_bound_mb`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +40,26 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# discs (x, y, radius as fractions of the half-width; attenuation per pixel)
+_DISCS = ((0.0, 0.0, 0.8, 0.01), (0.3, 0.35, 0.2, 0.02), (-0.4, -0.1, 0.12, 0.03))
 
-def _phantom_sinograms(size: int, n_angles: int, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
-    from skimage.data import shepp_logan_phantom
-    from skimage.transform import resize
 
-    from tomosynth.recon import forward_project
-
-    img = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True).astype(np.float32)
-    vol = np.stack([np.roll(img, k, axis=0) for k in range(n_slices)])
+def disc_sinograms(n: int, n_angles: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact parallel projections ``(angles, rows, n)`` of off-centre discs (cheap at 2048)."""
     theta = np.linspace(0.0, np.pi, n_angles, endpoint=False)
-    return forward_project(vol, theta, device="cpu"), theta
+    s = np.arange(n) + 0.5 - n / 2.0
+    half = n / 2.0
+    sino = np.zeros((n_angles, n), np.float64)
+    for x0, y0, r, mu in _DISCS:
+        off = half * (x0 * np.cos(theta) + y0 * np.sin(theta))  # s = x cos + y sin
+        chord = (half * r) ** 2 - (s[None, :] - off[:, None]) ** 2
+        sino += 2.0 * mu * np.sqrt(np.clip(chord, 0.0, None))
+    out = np.repeat(sino.astype(np.float32)[:, None, :], n_rows, axis=1)
+    return np.ascontiguousarray(out), theta
 
 
-def _time(fn, repeat: int) -> float:
-    """Best wall time of `repeat` runs in seconds (the first run also warms caches)."""
+def _time(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall time of `repeat` runs in seconds."""
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -53,47 +68,105 @@ def _time(fn, repeat: int) -> float:
     return best
 
 
-def bench_speed(args: argparse.Namespace) -> list[dict]:
-    import torch
+def speed_cases(sino: np.ndarray, theta: np.ndarray, threads: int) -> list[tuple[str, Callable]]:
+    """(name, callable) for every method available here; each does all rows of `sino`."""
     from skimage.transform import iradon
 
     from tomosynth import recon
 
-    sino, theta = _phantom_sinograms(args.size, args.angles, args.slices)
-    theta_deg = np.rad2deg(theta)
-    rows: list[dict] = []
+    n_angles, n_rows, n = sino.shape
+    deg = np.rad2deg(theta)
+    cases: list[tuple[str, Callable]] = []
 
-    def iradon_all() -> None:
-        for r in range(sino.shape[1]):
-            iradon(sino[:, r, :].T, theta_deg, filter_name="ramp", circle=False)
+    def per_row(fn: Callable[[np.ndarray], object]) -> Callable[[], None]:
+        return lambda: [fn(np.ascontiguousarray(sino[:, r, :])) for r in range(n_rows)]
 
-    cases = [("scikit-image iradon (ramp)", iradon_all)]
-    cases.append(("tomosynth torch FBP, cpu", lambda: recon.fbp(sino, theta, device="cpu")))
-    if torch.cuda.is_available():
-
-        def torch_cuda() -> None:
-            recon.fbp(sino, theta, device="cuda")
-            torch.cuda.synchronize()
-
-        cases.append(("tomosynth torch FBP, cuda", torch_cuda))
+    cases.append(
+        (
+            "scikit-image iradon",
+            per_row(lambda s: iradon(s.T, deg, output_size=n, filter_name="ramp", circle=False)),
+        )
+    )
     try:
-        import astra  # noqa: F401
+        import numba
+        from algotom.rec.reconstruction import dfi_reconstruction, fbp_reconstruction
 
-        cases.append(("astra-toolbox CPU FBP", lambda: recon.fbp(sino, theta, backend="astra")))
+        numba.set_num_threads(threads)
+        centre = n / 2.0 - 0.5  # algotom counts the axis from the first pixel's centre
+        kw = dict(angles=theta, filter_name=None, apply_log=False, ratio=1.0)
+        cases.append(
+            (
+                "algotom fbp_reconstruction",
+                per_row(lambda s: fbp_reconstruction(s, centre, gpu=False, ncore=threads, **kw)),
+            )
+        )
+        cases.append(
+            (
+                "algotom dfi_reconstruction",
+                per_row(lambda s: dfi_reconstruction(s, centre, ncore=threads, **kw)),
+            )
+        )
     except ImportError:
-        print("astra-toolbox not installed: skipped", file=sys.stderr)
-    if recon.tomopy_available():
-        cases.append(("tomopy gridrec", lambda: recon.fbp(sino, theta, backend="tomopy")))
-    else:
-        print("tomopy not installed: skipped", file=sys.stderr)
+        print("algotom not installed (pip install 'tomosynth[bench]'): skipped", file=sys.stderr)
+    try:
+        import tomopy
 
-    for name, fn in cases:
-        seconds = _time(fn, args.repeat)
-        rows.append({"method": name, "seconds": seconds, "slices_per_s": args.slices / seconds})
-    base = rows[0]["slices_per_s"]
-    for row in rows:
-        row["vs_iradon"] = row["slices_per_s"] / base
-    return rows
+        cases.append(
+            (
+                "tomopy gridrec",
+                lambda: tomopy.recon(
+                    sino, theta, algorithm="gridrec", filter_name="ramlak", ncore=threads
+                ),
+            )
+        )
+    except ImportError:
+        print("tomopy not installed: gridrec skipped", file=sys.stderr)
+    for backend in recon.BACKENDS:
+        if backend in ("auto", "tomopy"):
+            continue  # auto is one of the others; tomopy is timed above with ncore
+        label = "astra-toolbox CPU FBP" if backend == "astra" else f"tomosynth {backend}"
+
+        def run(backend: str = backend) -> None:
+            recon.fbp(sino, theta, backend=backend, device="cpu", threads=threads)
+
+        cases.append((label, run))
+    return cases
+
+
+def bench_speed(n: int, n_angles: int, rows: int, threads: int, repeat: int) -> list[dict]:
+    from tomosynth.errors import ConfigError
+
+    sino, theta = disc_sinograms(n, n_angles, rows)
+    out: list[dict] = []
+    for name, fn in speed_cases(sino, theta, threads):
+        try:
+            if repeat > 1:
+                fn()  # warm-up (numba compilation, FFT plans)
+            seconds = _time(fn, max(1, repeat - 1))
+        except (ConfigError, ImportError) as exc:
+            print(f"{name}: skipped ({exc})", file=sys.stderr)
+            continue
+        out.append({"method": name, "seconds": seconds, "slices_per_s": rows / seconds})
+        print(f"  {name}: {rows / seconds:.4g} slices/s", file=sys.stderr, flush=True)
+    ref = {r["method"]: r["slices_per_s"] for r in out}
+    for r in out:
+        algotom = ref.get("algotom fbp_reconstruction")
+        r["vs_algotom_fbp"] = r["slices_per_s"] / algotom if algotom else float("nan")
+        r["vs_iradon"] = r["slices_per_s"] / ref["scikit-image iradon"]
+    return out
+
+
+def print_speed(n: int, n_angles: int, rows: int, threads: int, table: list[dict]) -> None:
+    print(
+        f"\n# {rows} slices of {n} x {n} px from {n_angles} angles, plain ramp, {threads} thread(s)"
+    )
+    print(f"| {'method':<28} | {'slices/s':>9} | {'vs algotom FBP':>14} | {'vs iradon':>9} |")
+    print(f"|{'-' * 30}|{'-' * 11}|{'-' * 16}|{'-' * 11}|")
+    for r in table:
+        print(
+            f"| {r['method']:<28} | {r['slices_per_s']:9.4g} | {r['vs_algotom_fbp']:13.2f}x | "
+            f"{r['vs_iradon']:8.2f}x |"
+        )
 
 
 _MEMORY_CHILD = r"""
@@ -103,6 +176,7 @@ sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(int(sys.argv[4]))
 from tomosynth import recon  # every import done before the baseline
+import tifffile, h5py, tqdm  # noqa: F401  (imported by reconstruct_scan)
 
 def status_mb(key):  # Linux /proc: VmRSS now, VmHWM = peak since exec or the last reset
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -112,8 +186,8 @@ def status_mb(key):  # Linux /proc: VmRSS now, VmHWM = peak since exec or the la
 before = status_mb("VmRSS")
 Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
 t0 = time.perf_counter()
-meta = recon.reconstruct_scan(sys.argv[2], sys.argv[3], backend="torch",
-                              center=None, chunk_rows=int(sys.argv[5]), device="cpu")
+meta = recon.reconstruct_scan(sys.argv[2], sys.argv[3], backend="torch", center=None,
+                              chunk_rows=int(sys.argv[5]), device="cpu")
 seconds = time.perf_counter() - t0
 peak = status_mb("VmHWM")
 print(json.dumps({"delta_mb": peak - before, "before_mb": before, "peak_mb": peak,
@@ -121,89 +195,114 @@ print(json.dumps({"delta_mb": peak - before, "before_mb": before, "peak_mb": pea
 """
 
 
-def _write_big_scan(path: Path, cols: int, angles: int, rows: int) -> None:
-    """A cylinder-like scan with Poisson counts (cheap: no 2D forward projection)."""
+def write_scan(path: Path, cols: int, angles: int, rows: int) -> None:
+    """uint16 Poisson counts of the disc phantom, 20 flats and 10 darks."""
     from tomosynth.io import write_dxchange
 
     rng = np.random.default_rng(0)
-    theta = np.linspace(0.0, np.pi, angles, endpoint=False)
-    s = np.arange(cols) + 0.5 - cols / 2
-    line = 2e-3 * np.sqrt(np.clip((0.4 * cols) ** 2 - s**2, 0, None))
-    counts = np.broadcast_to(100 + 3900 * np.exp(-line), (angles, rows, cols))
+    line, theta = disc_sinograms(cols, angles, 1)
+    counts = 100.0 + 3900.0 * np.exp(-line)  # (angles, 1, cols)
+    data = np.empty((angles, rows, cols), np.uint16)
+    for r in range(rows):
+        data[:, r : r + 1] = rng.poisson(counts)
     write_dxchange(
         path,
-        rng.poisson(counts).astype(np.uint16),
-        rng.poisson(np.full((4, rows, cols), 4000.0)).astype(np.uint16),
-        rng.poisson(np.full((2, rows, cols), 100.0)).astype(np.uint16),
+        data,
+        rng.poisson(np.full((20, rows, cols), 4000.0)).astype(np.uint16),
+        rng.poisson(np.full((10, rows, cols), 100.0)).astype(np.uint16),
         theta,
     )
 
 
-def bench_memory(args: argparse.Namespace) -> dict:
+def bench_memory(cols: int, angles: int, rows: int, chunk_rows: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         scan = Path(tmp) / "big.h5"
-        _write_big_scan(scan, args.big_cols, args.big_angles, args.big_rows)
+        write_scan(scan, cols, angles, rows)
+        args = [str(ROOT), str(scan), str(Path(tmp) / "out"), str(threads), str(chunk_rows)]
         out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _MEMORY_CHILD,
-                str(ROOT),
-                str(scan),
-                str(Path(tmp) / "out"),
-                str(args.threads),
-                str(args.big_rows),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+            [sys.executable, "-c", _MEMORY_CHILD, *args], check=True, capture_output=True, text=True
         )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench_cuda(n: int, n_angles: int, rows: int, repeat: int) -> None:
+    import torch
+
+    from tomosynth import recon
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here (nothing measured)")
+    sino, theta = disc_sinograms(n, n_angles, rows)
+    print(
+        f"\n# CUDA ({torch.cuda.get_device_name()}): {rows} slices of {n} x {n}, {n_angles} angles"
+    )
+    print(f"| {'backend':<12} | {'slices/s':>9} | {'peak GPU MiB':>12} |")
+    print(f"|{'-' * 14}|{'-' * 11}|{'-' * 14}|")
+    for backend in recon.BACKENDS:
+        if backend in ("auto", "astra", "tomopy"):
+            continue  # CPU-only backends
+
+        def run(backend: str = backend) -> None:
+            recon.fbp(sino, theta, backend=backend, device="cuda", memory_budget_mb=2048)
+            torch.cuda.synchronize()
+
+        run()
+        torch.cuda.reset_peak_memory_stats()
+        seconds = _time(run, repeat)
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        print(f"| {backend:<12} | {rows / seconds:9.4g} | {peak:12.0f} |")
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in text.split(","):
+        n, a = item.lower().split("x")
+        out.append((int(n), int(a)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=256, help="detector width = slice size (px)")
-    parser.add_argument("--angles", type=int, default=180, help="projections over 180 degrees")
-    parser.add_argument("--slices", type=int, default=8, help="sinogram rows reconstructed")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per method (best kept)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--big-cols", type=int, default=2048, help="memory test: detector width")
-    parser.add_argument("--big-angles", type=int, default=32, help="memory test: projections")
-    parser.add_argument("--big-rows", type=int, default=4, help="memory test: rows in the chunk")
-    parser.add_argument("--skip-memory", action="store_true", help="only the speed table")
+    parser.add_argument("--sizes", default="512x720,2048x1500", help="comma-separated WIDTHxANGLES")
+    parser.add_argument("--rows", type=int, default=16, help="slices per method and size")
+    parser.add_argument("--repeat", type=int, default=2, help="runs (first = warm-up)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for every method")
+    parser.add_argument("--quick", action="store_true", help="128x90, 4 rows (a smoke test)")
+    parser.add_argument("--memory", action="store_true", help="only the peak-memory test")
+    parser.add_argument("--memory-rows", type=int, default=32, help="rows of the memory scan")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    print(
-        f"# speed: {args.slices} slices of {args.size} x {args.size} px from {args.angles} "
-        f"projections, ram-lak, torch threads={args.threads}, best of {args.repeat}"
-    )
-    rows = bench_speed(args)
-    print(f"| {'method':<30} | {'seconds':>8} | {'slices/s':>9} | {'vs iradon':>9} |")
-    print(f"|{'-' * 32}|{'-' * 10}|{'-' * 11}|{'-' * 11}|")
-    for r in rows:
-        print(
-            f"| {r['method']:<30} | {r['seconds']:8.3f} | {r['slices_per_s']:9.2f} | "
-            f"{r['vs_iradon']:8.2f}x |"
-        )
-    if args.skip_memory:
+    if args.quick:
+        args.sizes, args.rows = "128x90", 4
+    if args.device == "cuda":
+        bench_cuda(2048, 1500, args.rows, max(1, args.repeat))
         return
-    print(
-        f"\n# peak memory: reconstruct_scan of one chunk of {args.big_rows} rows x "
-        f"{args.big_cols} columns, {args.big_angles} projections (torch, cpu)"
-    )
-    mem = bench_memory(args)
-    output_mb = args.big_rows * args.big_cols**2 * 4 / 2**20
-    print(f"| {'quantity':<44} | {'MB':>8} |")
-    print(f"|{'-' * 46}|{'-' * 10}|")
-    print(f"| {'peak RSS growth during reconstruct_scan':<44} | {mem['delta_mb']:8.1f} |")
-    print(f"| {'bound from reconstruct_scan (recon.json)':<44} | {mem['bound_mb']:8.1f} |")
-    print(f"| {'output slices alone (rows * cols^2 * 4 B)':<44} | {output_mb:8.1f} |")
-    print(f"| {'baseline RSS after imports':<44} | {mem['before_mb']:8.1f} |")
-    print(f"wall time of the chunk: {mem['seconds']:.1f} s")
+    if args.memory:
+        from tomosynth.recon import recon_memory_bound_mb
+
+        chunk = 16
+        mem = bench_memory(2048, 1500, args.memory_rows, chunk, args.threads)
+        bound = recon_memory_bound_mb(1500, 20, 10, chunk, 2048, "torch", 128)
+        print(
+            f"\n# peak memory: reconstruct_scan (torch, cpu, chunk_rows={chunk}) of "
+            f"{args.memory_rows} rows x 2048 columns, 1500 angles, uint16 counts"
+        )
+        print(f"| {'quantity':<44} | {'MiB':>8} |")
+        print(f"|{'-' * 46}|{'-' * 10}|")
+        print(f"| {'peak RSS growth during reconstruct_scan':<44} | {mem['delta_mb']:8.1f} |")
+        print(f"| {'recon_memory_bound_mb':<44} | {bound:8.1f} |")
+        print(f"| {'baseline RSS after imports':<44} | {mem['before_mb']:8.1f} |")
+        print(f"wall time: {mem['seconds']:.1f} s; bound holds: {mem['delta_mb'] <= bound}")
+        if mem["delta_mb"] > bound:
+            raise SystemExit("peak RSS growth exceeds recon_memory_bound_mb")
+        return
+    for n, n_angles in _sizes(args.sizes):
+        table = bench_speed(n, n_angles, args.rows, args.threads, args.repeat)
+        print_speed(n, n_angles, args.rows, args.threads, table)
 
 
 if __name__ == "__main__":

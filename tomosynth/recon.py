@@ -45,6 +45,7 @@ __all__ = [
     "minus_log",
     "normalize",
     "ramp_filter",
+    "recon_memory_bound_mb",
     "reconstruct_scan",
     "remove_stripes",
     "resolve_backend",
@@ -242,7 +243,7 @@ def remove_stripes(sinograms: np.ndarray, method: str = "median", size: int = 11
 # Filtered back-projection
 # --------------------------------------------------------------------------------------
 
-FILTERS = ("ramlak", "shepp", "cosine", "hann", "none")
+FILTERS = ("ramlak", "shepp", "cosine", "hann", "hamming", "parzen", "butterworth", "none")
 BACKENDS = ("auto", "torch", "astra", "tomopy")
 
 
@@ -252,9 +253,25 @@ def ramp_filter(n_cols: int, filter_name: str = "ramlak") -> np.ndarray:
     The ramp is the Fourier transform of the band-limited spatial kernel
     (``h[0] = 1/4``, ``h[k] = -1/(pi k)^2`` for odd ``k``, 0 for even), which avoids the
     DC offset of a sampled ``|f|``; it is about ``|f|`` with ``f`` in cycles/pixel
-    (0..0.5). Windows: ``shepp`` sinc(f), ``cosine`` cos(pi f), ``hann``
-    (1 + cos(2 pi f)) / 2; ``none`` is 1 (plain back-projection). The transform length is
-    the next power of two >= 2 * n_cols (zero padding against wrap-around).
+    (0..0.5). The ramp is multiplied by a window W(f) (tomopy's names):
+
+    ============  ===========================================  =============
+    name          W(f), f in cycles/pixel, 0 <= f <= 0.5       W(0.5)
+    ============  ===========================================  =============
+    ramlak        1                                            1
+    shepp         sin(pi f) / (pi f)                           0.64
+    cosine        cos(pi f)                                    0
+    hann          (1 + cos(2 pi f)) / 2                        0
+    hamming       0.54 + 0.46 cos(2 pi f)                      0.08
+    parzen        (1 - 2 f)**3   (tomopy's formula)            0
+    butterworth   1 / (1 + (f / 0.4)**16)  (cut-off 0.4, 8th   0.03
+                  order)
+    none          no ramp either: the response is 1            (1)
+    ============  ===========================================  =============
+
+    ``none`` gives a plain back-projection. The transform length is the next power of two
+    >= 2 * n_cols (zero padding against wrap-around); the response has ``size // 2 + 1``
+    values for ``np.fft.rfftfreq(size)``.
     """
     if filter_name not in FILTERS:
         raise ConfigError(f"recon.filter: unknown filter {filter_name!r} (one of {FILTERS})")
@@ -274,6 +291,12 @@ def ramp_filter(n_cols: int, filter_name: str = "ramlak") -> np.ndarray:
         resp *= np.cos(np.pi * f)
     elif filter_name == "hann":
         resp *= 0.5 * (1.0 + np.cos(2.0 * np.pi * f))
+    elif filter_name == "hamming":
+        resp *= 0.54 + 0.46 * np.cos(2.0 * np.pi * f)
+    elif filter_name == "parzen":
+        resp *= (1.0 - 2.0 * f) ** 3
+    elif filter_name == "butterworth":
+        resp *= 1.0 / (1.0 + (f / 0.4) ** 16)
     return resp
 
 
@@ -381,11 +404,12 @@ def _backproject(
     # d + 1 = x cos + y sin + center + 0.5 (float64 here, float32 per block: < 1e-3 px)
     coords = torch.arange(first, first + m, dtype=torch.float64, device=dev) + 0.5 - n / 2.0
     th = torch.as_tensor(np.asarray(theta, dtype=np.float64), device=dev)
-    xcos = (coords[None, :] * torch.cos(th)[:, None]).float()  # (angles, m) by column
-    ysin = (center + 0.5 - coords[None, :] * torch.sin(th)[:, None]).float()  # by row
-    xcos_t = xcos.T.contiguous()  # (m, angles): pixel-major blocks below
-    ysin_t = ysin.T.contiguous()
-    del xcos, ysin
+    # (m, angles) tables, pixel-major like the blocks below: x cos by column, and
+    # center + 0.5 + y sin by row (built in place: at most 16 bytes per entry at once)
+    xcos_t = (coords[:, None] * torch.cos(th)[None, :]).float()
+    prod = coords[:, None] * torch.sin(th)[None, :]
+    ysin_t = prod.neg_().add_(center + 0.5).float()
+    del prod
     base = torch.arange(n_angles, dtype=torch.int32, device=dev) * stride  # table row of a
     a_blk = min(_ANGLE_BLOCK, n_angles)
     budget = memory_budget_mb * 2**20
@@ -457,6 +481,8 @@ _ASTRA_FILTERS = {
     "shepp": "shepp-logan",
     "cosine": "cosine",
     "hann": "hann",
+    "hamming": "hamming",
+    "parzen": "parzen",
     "none": "none",
 }
 
@@ -468,22 +494,28 @@ def _fbp_astra(sino: np.ndarray, theta: np.ndarray, center: float, filter_name: 
         raise ConfigError(
             "recon.backend: 'astra' needs astra-toolbox (pip install astra-toolbox)"
         ) from exc
+    if filter_name not in _ASTRA_FILTERS:
+        raise ConfigError(
+            f"recon.filter: {filter_name!r} is not available with the astra backend "
+            f"(one of {tuple(_ASTRA_FILTERS)})"
+        )
+    astra_filter = _ASTRA_FILTERS[filter_name]
     n_angles, n_rows, n = sino.shape
     # astra's CPU FBP only takes the 'parallel' geometry, whose axis is at n/2: move our axis
     # there first. Its angles are ours (same geometry, see the module docstring).
-    if abs(center - n / 2.0) > 1e-6:
-        sino = _fourier_shift(sino, center - n / 2.0)
+    shift = center - n / 2.0 if abs(center - n / 2.0) > 1e-6 else 0.0
     vol_geom = astra.create_vol_geom(n, n)
     proj_geom = astra.create_proj_geom("parallel", 1.0, n, np.asarray(theta, dtype=np.float64))
     proj_id = astra.create_projector("linear", proj_geom, vol_geom)
     out = np.empty((n_rows, n, n), dtype=np.float32)
     try:
         for r in range(n_rows):
-            sid = astra.data2d.create("-sino", proj_geom, np.ascontiguousarray(sino[:, r, :]))
+            line = sino[:, r, :] if shift == 0.0 else _fourier_shift(sino[:, r, :], shift)
+            sid = astra.data2d.create("-sino", proj_geom, np.ascontiguousarray(line))
             rid = astra.data2d.create("-vol", vol_geom)
             cfg = astra.astra_dict("FBP")
             cfg.update(ProjectorId=proj_id, ProjectionDataId=sid, ReconstructionDataId=rid)
-            cfg["FilterType"] = _ASTRA_FILTERS[filter_name]
+            cfg["FilterType"] = astra_filter
             alg = astra.algorithm.create(cfg)
             try:
                 astra.algorithm.run(alg)
@@ -554,11 +586,12 @@ def fbp(
         ``pi / angles``).
     center : float, optional
         Rotation axis in detector pixels; ``None`` means ``cols / 2``.
-    filter_name : {"ramlak", "shepp", "cosine", "hann", "none"}
-        Window of the ramp filter (`ramp_filter`); ``none`` gives an unfiltered
-        back-projection (blurred, in pixel-length units, for diagnostics only). Windows are
-        the textbook ones (`ramp_filter`); ``ramlak`` and ``shepp`` match tomopy's gridrec,
-        whose ``hann`` (default ``filter_par``) is narrower than ours.
+    filter_name : {"ramlak", "shepp", "cosine", "hann", "hamming", "parzen", "butterworth", "none"}
+        Window of the ramp filter (`ramp_filter`, which states each); ``none`` gives an
+        unfiltered back-projection (blurred, in pixel-length units, for diagnostics only).
+        ``ramlak`` and ``shepp`` match tomopy's gridrec, whose ``hann`` and ``hamming``
+        (default ``filter_par``) are narrower than ours. The astra backend has no
+        ``butterworth``.
     backend : {"torch", "astra", "tomopy", "auto"}
         ``torch``: this module's FBP (GPU when available, always installed). ``astra``:
         astra-toolbox CPU FBP. ``tomopy``: ``tomopy.recon(algorithm="gridrec")``. ``auto``
@@ -763,6 +796,66 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0  # bytes vs KiB
 
 
+def recon_memory_bound_mb(
+    n_angles: int,
+    n_flats: int,
+    n_darks: int,
+    chunk_rows: int,
+    n_cols: int,
+    backend: str,
+    memory_budget_mb: int,
+) -> float:
+    """Upper bound (MiB) of the peak RSS growth of `reconstruct_scan` above its imports.
+
+    With ``A`` angles, ``F`` flats, ``D`` darks, ``R = chunk_rows``, ``C`` columns,
+    ``E = 4 R C`` bytes (one float32 projection of a chunk), ``S`` the filter's FFT length
+    (next power of two >= 2 C, `ramp_filter`) and ``B = memory_budget_mb``, in bytes::
+
+        2 * 4 R C**2                        # slices: this chunk's + the previous one's
+      + max(prep, backproject)
+      + 2 * 4 C**2 + 64 MiB                 # TIFF write of a slice; allocator, libraries
+
+        prep = (A + F + D) E'               # counts read as float32 (E' = E for
+             + max(A E' / 4, 3 A E')        # max(R, 8) rows: the centre search reads 8);
+                                            # finite-check mask / normalise, minus-log and
+                                            # stripe temporaries (three at once at most)
+        torch  = A E + A (C + 3) 4 R        # minus-log chunk + filtered gather table
+               + max(16 MiB, 12 S R)        # ramp filter: one block of FFT lines
+               + 16 A C                     # per-angle detector offsets (float64 -> 32)
+               + 2 min(B MiB, 2 MiB)        # back-projection tile (+ one copy)
+        astra  = A E + 16 A S + 8 A C + 8 C**2   # per slice: Fourier axis shift, copies
+        tomopy = 3 A E + 16 t (2 S)**2      # estimate (not measured): copies, t threads'
+                                            # gridrec grids
+
+    Any other backend name (one whose term is not known here) gets the largest of these.
+    The torch term is for the CPU device; on CUDA the table and tiles live in GPU memory
+    but the CUDA context adds about 0.3-0.5 GB of host memory that this does not count.
+    ``benchmarks/bench_recon.py --memory`` measures the torch case at 2048 x 1500.
+    """
+    a, f, d = int(n_angles), int(n_flats), int(n_darks)
+    r, c = int(chunk_rows), int(n_cols)
+    e = 4 * r * c
+    size = max(64, 1 << int(math.ceil(math.log2(2 * c))))
+    rc = max(r, 8)
+    e_prep = 4 * rc * c
+    prep = (a + f + d) * e_prep + max(a * e_prep // 4, 3 * a * e_prep)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    terms = {
+        "torch": a * e
+        + a * (c + 3) * 4 * r
+        + max(_FILTER_BLOCK_BYTES, 12 * size * r)
+        + 16 * a * c
+        + 2 * min(int(memory_budget_mb) * 2**20, _CPU_TILE_BYTES),
+        "astra": a * e + 16 * a * size + 8 * a * c + 8 * c * c,
+        "tomopy": 3 * a * e + 16 * int(threads or 1) * (2 * size) ** 2,
+    }
+    if backend == "auto":
+        backend = resolve_backend(backend)
+    work = terms.get(backend, max(terms.values()))
+    total = 2 * 4 * r * c * c + max(prep, work) + 2 * 4 * c * c + 64 * 2**20
+    return total / 2**20
+
+
 def reconstruct_scan(
     h5_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -785,15 +878,11 @@ def reconstruct_scan(
     folder `out_dir` appears only when complete (`tomosynth.io.atomic_dir`) and also holds
     ``recon.json`` with the provenance returned here.
 
-    Peak memory is bounded by the chunk, not the scan. With ``A`` angles, ``F`` flats,
-    ``D`` darks, ``R = chunk_rows``, ``C`` columns and ``B = memory_budget_mb``::
-
-        bytes <= 4 * (A + F + D) * R * C * 3      # counts read + normalised + minus-log
-               + 4 * R * C**2 * 2                 # slices: result + one copy
-               + 2 * B * 2**20                    # back-projection working set (torch)
-
-    (``memory_bound_mb`` in ``recon.json``; ``benchmarks/bench_recon.py`` measures it.)
-    The astra and tomopy backends hold one slice (astra) or the chunk (tomopy) instead.
+    Peak memory is bounded by the chunk, not the scan: `recon_memory_bound_mb` states the
+    bound (counts, pre-processing temporaries, filter and back-projection working sets,
+    this chunk's and the previous chunk's slices, the TIFF write) and is recorded as
+    ``memory_bound_mb`` in ``recon.json``; ``benchmarks/bench_recon.py --memory`` measures
+    it. For 1,500 angles, 2048 columns and ``chunk_rows=16`` (torch) it is about 1.5 GB.
 
     Parameters
     ----------
@@ -907,12 +996,15 @@ def reconstruct_scan(
             "peak_rss_mb": round(_peak_rss_mb(), 1),
             "memory_budget_mb": int(memory_budget_mb),
             "memory_bound_mb": round(
-                (
-                    4 * (info.n_angles + info.n_flats + info.n_darks) * chunk_rows * info.n_cols * 3
-                    + 4 * chunk_rows * info.n_cols**2 * 2
-                )
-                / 2**20
-                + 2 * memory_budget_mb,
+                recon_memory_bound_mb(
+                    info.n_angles,
+                    info.n_flats,
+                    info.n_darks,
+                    chunk_rows,
+                    info.n_cols,
+                    backend_used,
+                    memory_budget_mb,
+                ),
                 1,
             ),
         }

@@ -396,3 +396,55 @@ def test_entropy_centre_stays_on_small_detectors():
     assert 8.0 <= upright <= 24.0
     assert 8.0 <= c <= 24.0
     assert abs(c - 16.0) <= 1.0
+
+
+# ------------------------------------------------------------- filters, threads, memory
+
+
+@pytest.mark.parametrize(
+    ("name", "window"),
+    [
+        ("ramlak", lambda f: np.ones_like(f)),
+        ("shepp", np.sinc),
+        ("cosine", lambda f: np.cos(np.pi * f)),
+        ("hann", lambda f: 0.5 * (1 + np.cos(2 * np.pi * f))),
+        ("hamming", lambda f: 0.54 + 0.46 * np.cos(2 * np.pi * f)),
+        ("parzen", lambda f: (1 - 2 * f) ** 3),
+        ("butterworth", lambda f: 1 / (1 + (f / 0.4) ** 16)),
+    ],
+)
+def test_ramp_filter_windows_are_the_documented_ones(name, window):
+    # closed forms from ramp_filter's table, on the rfft frequencies (cycles/pixel); the
+    # ramp itself is about |f| (band-limited kernel): within 1e-3 of f above f = 0.02
+    resp = recon.ramp_filter(100, name)
+    size = 2 * (resp.size - 1)
+    assert size == 256  # next power of two >= 2 * 100
+    f = np.fft.rfftfreq(size)
+    ramp = recon.ramp_filter(100, "ramlak")
+    np.testing.assert_allclose(resp, ramp * window(f), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ramp[f > 0.02], f[f > 0.02], atol=1e-3)
+
+
+def test_fbp_threads_argument_is_scoped():
+    sino = np.random.default_rng(0).random((30, 2, 24), dtype=np.float32)
+    theta = np.linspace(0, np.pi, 30, endpoint=False)
+    before = torch.get_num_threads()
+    a = recon.fbp(sino, theta, device="cpu", threads=2)
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(a, recon.fbp(sino, theta, device="cpu"), atol=1e-6)
+    with pytest.raises(ConfigError, match="butterworth"):
+        recon.fbp(sino, theta, filter_name="butterworth", backend="astra")
+
+
+def test_memory_bound_is_recorded_and_grows_with_the_chunk(tmp_path):
+    scan = tmp_path / "scan.h5"
+    _write_scan(scan)
+    meta = recon.reconstruct_scan(scan, tmp_path / "o", backend="torch", chunk_rows=4, device="cpu")
+    bound = recon.recon_memory_bound_mb(61, 3, 2, 4, 32, "torch", 128)
+    assert meta["memory_bound_mb"] == round(bound, 1)
+    big = recon.recon_memory_bound_mb(1500, 20, 10, 16, 2048, "torch", 128)
+    # the slices alone (this chunk's and the previous one's) are 2 * 16 * 2048^2 * 4 B
+    assert big > 2 * 16 * 2048**2 * 4 / 2**20
+    assert recon.recon_memory_bound_mb(1500, 20, 10, 32, 2048, "torch", 128) > big
+    # a backend this module does not know gets the largest known term
+    assert recon.recon_memory_bound_mb(1500, 20, 10, 16, 2048, "other", 128) >= big
