@@ -389,6 +389,14 @@ def _backproject(
     memory_budget_mb: int,
     roi: int | None,
 ) -> np.ndarray:
+    """Pixel-driven back-projection with 1D linear interpolation along the detector.
+
+    The filtered chunk becomes a gather table (`_filtered_table`). For each tile of pixels
+    and block of `_ANGLE_BLOCK` angles, one ``embedding_bag`` call gathers, for every pixel,
+    the two detector samples around its position at each angle and sums them with weights
+    ``1 - frac`` and ``frac``: interpolation and angular sum in one pass over all rows of
+    the chunk, no angles x pixels x rows tensor. Buffers are allocated once per call.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -599,8 +607,13 @@ def fbp(
     device : str
         Torch device for the torch backend (``"auto"``: CUDA when present).
     memory_budget_mb : int
-        Target for the torch backend's interpolation temporaries (grid, interpolated values,
-        accumulator); with allocator overhead the measured working set stays below twice it.
+        Bound on the torch back-projector's tile (indices, weights, accumulator); on the CPU
+        the tile is also capped at 2 MiB (cache-sized), on CUDA it is the whole budget.
+        Besides the tile the torch backend holds the filtered chunk (about the size of the
+        input) and the slices (see `recon_memory_bound_mb`).
+    threads : int, optional
+        CPU threads the torch backend uses for this call (torch's setting is restored
+        afterwards); ``None`` leaves torch's current setting.
 
     Returns
     -------
