@@ -895,7 +895,7 @@ def reconstruct_scan(
     bound (counts, pre-processing temporaries, filter and back-projection working sets,
     this chunk's and the previous chunk's slices, the TIFF write) and is recorded as
     ``memory_bound_mb`` in ``recon.json``; ``benchmarks/bench_recon.py --memory`` measures
-    it. For 1,500 angles, 2048 columns and ``chunk_rows=16`` (torch) it is about 1.5 GB.
+    it. For 1,500 angles, 2048 columns and ``chunk_rows=16`` (torch) it is 1,362 MiB.
 
     Parameters
     ----------
