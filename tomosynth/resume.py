@@ -132,7 +132,7 @@ class PartialOutput:
         self._done = {}
         prov_path = self.root / "provenance.json"
         reason = ""
-        if not self.root.is_dir():
+        if not (prov_path.exists() or self.slices.exists() or self.chunks.exists()):
             reason = "no partial results"
         else:
             try:
