@@ -147,6 +147,8 @@ def test_killed_reconstruct_job_resumes_on_rerun(wf, tmp_path):
     assert 3 <= killed_at < 24, "the job finished before it could be killed: make it bigger"
     assert not (workdir / "results/recon/shale").exists()
 
+    # Snakemake itself was killed: its lock stays, as after a power loss
+    wf.run_snakemake(workdir, "--unlock", *args, "results/recon/shale")
     wf.run_snakemake(workdir, "--rerun-incomplete", *args, "results/recon/shale")
     meta = json.loads((workdir / "results/recon/shale/recon.json").read_text())
     assert meta["resume"]["reused_chunks"] >= killed_at
