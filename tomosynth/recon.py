@@ -993,4 +993,4 @@ def _build_scratch(scratch, h5_path: Path) -> dict:
             done,
         )
     stats = scratch.build()
-    return {"scratch_bytes": stats["bytes"], "scratch_resumed_at_frame": stats["resumed_at_frame"]}
+    return {"scratch_bytes": stats["bytes"], "scratch_frames_reused": stats["resumed_at_frame"]}
