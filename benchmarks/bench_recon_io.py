@@ -164,7 +164,9 @@ def main() -> None:
                 f"| {r['seconds']:.2f} | {r['peak_growth_mb']:.0f} |"
             )
         gz = {r["order"]: r for r in results if r["file"].startswith("gzip")}
-        print(f"\ngzip file, old / new read time: {gz['old']['seconds'] / gz['new']['seconds']:.1f}x")
+        print(
+            f"\ngzip file, old / new read time: {gz['old']['seconds'] / gz['new']['seconds']:.1f}x"
+        )
         if args.out:
             args.out.write_text(json.dumps(results, indent=2) + "\n")
 

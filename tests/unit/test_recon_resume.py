@@ -237,3 +237,31 @@ def test_bad_input_deletes_the_partial_folder(killed, tmp_path):
     with pytest.raises(DataError, match="NaN"):
         recon.reconstruct_scan(scan, out, **{**KW, "center": 24.0})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.h5"]
+
+
+def test_threads_apply_to_the_torch_call_only():
+    import torch
+
+    rng = np.random.default_rng(0)
+    sino = rng.random((30, 2, 32)).astype(np.float32)
+    theta = np.linspace(0, np.pi, 30, endpoint=False)
+    seen = []
+    original = recon._fbp_torch
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        recon._fbp_torch = spy
+        one = recon.fbp(sino, theta, backend="torch", device="cpu", threads=1)
+        after = torch.get_num_threads()
+        unset = recon.fbp(sino, theta, backend="torch", device="cpu")
+    finally:
+        recon._fbp_torch = original
+        torch.set_num_threads(before)
+    assert seen == [1, 2]  # set for the call, untouched without `threads`
+    assert after == 2  # restored afterwards
+    np.testing.assert_allclose(one, unset, rtol=1e-5, atol=1e-6)

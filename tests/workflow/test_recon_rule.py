@@ -152,6 +152,7 @@ def test_killed_reconstruct_job_resumes_on_rerun(wf, tmp_path):
     wf.run_snakemake(workdir, "--rerun-incomplete", *args, "results/recon/shale")
     meta = json.loads((workdir / "results/recon/shale/recon.json").read_text())
     assert meta["resume"]["reused_chunks"] >= killed_at
+    assert meta["device"] == "cpu" and meta["threads"] == 1  # run settings reach the script
     log = (workdir / "logs/reconstruct/shale.log").read_text()
     assert f"reusing {meta['resume']['reused_chunks']} of 24 chunks" in log
     assert not (workdir / "results/recon/.shale.partial").exists()
