@@ -832,7 +832,8 @@ def reconstruct_scan(
             scratch = SinogramScratch(partial.scratch, h5_path, (r0, r1), digest, memory_budget_mb)
             partial.root.mkdir(parents=True, exist_ok=True)
             free = shutil.disk_usage(partial.root).free
-            need = scratch.nbytes - (scratch.nbytes if scratch.frames_done() else 0)
+            # the file fills frame by frame (sparse until written): what is left to write
+            need = scratch.nbytes * (scratch.n_frames - scratch.frames_done()) // scratch.n_frames
             if free < need:
                 mode, scratch = "direct", None
                 why += (

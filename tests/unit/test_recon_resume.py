@@ -265,3 +265,19 @@ def test_threads_apply_to_the_torch_call_only():
     assert seen == [1, 2]  # set for the call, untouched without `threads`
     assert after == 2  # restored afterwards
     np.testing.assert_allclose(one, unset, rtol=1e-5, atol=1e-6)
+
+
+def test_scratch_copy_skipped_when_the_disk_lacks_space(tmp_path, monkeypatch, caplog):
+    scan = tmp_path / "scan.h5"
+    _write_scan(scan, "gzip-per-projection")
+    kw = {**KW, "center": 24.0}
+    ref = recon.reconstruct_scan(scan, tmp_path / "ref", **kw)
+    assert ref["read_order"]["mode"] == "transpose"
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    with caplog.at_level(logging.WARNING, logger="tomosynth.recon"):
+        meta = recon.reconstruct_scan(scan, tmp_path / "out", **kw)
+    assert meta["read_order"]["mode"] == "direct"
+    assert "the scratch copy needs" in meta["read_order"]["reason"]
+    assert "reading directly" in caplog.text
+    assert _slice_bytes(tmp_path / "out") == _slice_bytes(tmp_path / "ref")
