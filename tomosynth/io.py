@@ -520,9 +520,11 @@ class SinogramScratch:
 
     Costs: disk ``rows x frames x cols x itemsize`` (the uncompressed scan; uint16 counts
     stay uint16). Peak memory of `build`: the block read from HDF5 plus its transposed copy,
-    at most ``memory_budget_mb`` (or two frames' rows if one frame's rows exceed half
-    of it). `read` holds the raw chunk (``R x frames x cols x itemsize``) next to the
-    float32 arrays `read_dxchange` would return.
+    ``memory_budget_mb`` together (at least two HDF5 chunks' frames), plus HDF5's
+    decompression buffers (measured: 147 MB growth at 128 MB on a 2048-wide file,
+    ``benchmarks/bench_recon_io.py``), below the back-projection's own ``2 x budget``.
+    `read` holds the raw chunk (``R x frames x cols x itemsize``) next to the float32
+    arrays `read_dxchange` would return.
     """
 
     def __init__(
