@@ -1,10 +1,16 @@
-"""Rule reconstruct: DXchange projections -> one float32 TIFF per slice."""
+"""Rule reconstruct: DXchange projections -> one float32 TIFF per slice.
+
+Finished chunks are kept in results/recon/.{scan}.partial/ when the job is killed; the rerun
+reuses them (see tomosynth.resume). device, memory_budget_mb and threads come from the config
+and the rule, not params: they do not change the slices.
+"""
 
 import _bootstrap  # noqa: F401
 
 from tomosynth.recon import reconstruct_scan
 
 p = snakemake.params.recon
+run = snakemake.config["recon"]
 reconstruct_scan(
     snakemake.input.h5,
     snakemake.output.slices,
@@ -14,4 +20,7 @@ reconstruct_scan(
     stripe_removal=p["stripe_removal"],
     chunk_rows=p["chunk_rows"],
     slices=p["slices"],
+    device=run["device"],
+    memory_budget_mb=run["memory_budget_mb"],
+    threads=snakemake.threads,
 )

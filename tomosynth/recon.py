@@ -24,10 +24,13 @@ about 1 with every backend.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import math
 import os
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +40,8 @@ from tomosynth.errors import ConfigError
 
 if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
     import torch
+
+_log = logging.getLogger("tomosynth.recon")
 
 __all__ = [
     "fbp",
@@ -573,6 +578,22 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count for the duration of a block (None: unchanged)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fbp(
     sinograms: np.ndarray,
     theta: np.ndarray,
@@ -883,13 +904,26 @@ def reconstruct_scan(
     device: str = "auto",
     center_method: str = "auto",
     memory_budget_mb: int = 128,
+    threads: int | None = None,
 ) -> dict:
-    """Reconstruct a DXchange scan into float32 TIFF slices, chunk by chunk.
+    """Reconstruct a DXchange scan into float32 TIFF slices, chunk by chunk, resumably.
 
     For each chunk of `chunk_rows` detector rows: read -> `normalize` -> `minus_log` ->
-    `remove_stripes` -> `fbp` -> ``slice_{index:05d}.tiff`` (absolute row index). The
-    folder `out_dir` appears only when complete (`tomosynth.io.atomic_dir`) and also holds
-    ``recon.json`` with the provenance returned here.
+    `remove_stripes` -> `fbp` -> ``slice_{index:05d}.tiff`` (absolute row index). Finished
+    chunks go to the partial folder ``.<out_dir name>.partial`` beside `out_dir`
+    (`tomosynth.resume.PartialOutput`); when all are done they are renamed onto `out_dir`
+    together with ``recon.json`` (the provenance returned here), so `out_dir` appears only
+    complete. A killed run leaves the partial folder; rerunning with the same scan and
+    settings reuses every finished chunk (the log says ``reusing N of M chunks`` and why),
+    and a changed scan, backend, filter, centre or stripe setting discards them (the log
+    names the change). Bad input (`DataError`) deletes the partial folder.
+
+    Chunked, compressed HDF5 files whose chunks span many detector rows (e.g. one chunk
+    per projection) are first copied once into a sinogram-ordered scratch file in the
+    partial folder (`tomosynth.io.plan_row_reads`, `tomosynth.io.SinogramScratch`), so that
+    every HDF5 chunk is decompressed once instead of once per chunk of rows; this costs
+    disk space equal to the uncompressed scan (rows in range), and is skipped with a
+    warning when the disk lacks it.
 
     Peak memory is bounded by the chunk, not the scan: `recon_memory_bound_mb` states the
     bound (counts, pre-processing temporaries, filter and back-projection working sets,
@@ -907,7 +941,8 @@ def reconstruct_scan(
         See `fbp`; ``backend="auto"`` is tomopy when importable, else torch.
     center : float, "auto" or None
         Rotation axis in detector pixels; ``"auto"`` finds it once (`find_center`) from up
-        to 8 rows around the middle of the range; ``None`` is ``cols / 2``.
+        to 8 rows around the middle of the range (cached in the partial folder for a
+        rerun); ``None`` is ``cols / 2``.
     stripe_removal, stripe_size
         See `remove_stripes` (``"none"`` or ``"median"``).
     chunk_rows : int
@@ -917,7 +952,10 @@ def reconstruct_scan(
     center_method : {"auto", "correlation", "entropy"}
         See `find_center`; used when ``center="auto"``.
     memory_budget_mb : int
-        Working-set target of the torch back-projector (see `fbp`).
+        Working-set target of the torch back-projector (see `fbp`) and of the scratch
+        file's transposition.
+    threads : int, optional
+        CPU threads for torch during the reconstruction (see `fbp`); ``None``: unchanged.
 
     Returns
     -------
@@ -925,7 +963,9 @@ def reconstruct_scan(
         The contents of ``recon.json``: scan, centre (pixels) and how it was chosen,
         backend, filter, stripe settings, row range, chunk_rows, ``voxel_um`` (from the
         file's attributes, else null), seconds, ``peak_rss_mb`` (whole process, imports
-        included) and ``memory_bound_mb`` (the bound above, on top of the imports).
+        included), ``memory_bound_mb`` (the bound above, on top of the imports),
+        ``read_order`` (mode and reason) and ``resume`` (chunks in all, reused, computed,
+        and the reason).
 
     Raises
     ------
@@ -937,7 +977,16 @@ def reconstruct_scan(
     from tqdm import tqdm
 
     from tomosynth.errors import DataError
-    from tomosynth.io import atomic_dir, inspect_dxchange, read_dxchange, write_tiff_slices
+    from tomosynth.io import (
+        SinogramScratch,
+        h5_layout,
+        inspect_dxchange,
+        plan_row_reads,
+        read_dxchange,
+        scan_digest,
+        write_tiff_slices,
+    )
+    from tomosynth.resume import PartialOutput, code_digest
 
     start_time = time.perf_counter()
     h5_path = Path(h5_path)
@@ -959,34 +1008,112 @@ def reconstruct_scan(
                 f"{h5_path}: slice range [{r0}, {r1}) is empty or outside the scan's "
                 f"{info.n_rows} detector rows (valid: 0 <= start < stop <= {info.n_rows})"
             )
-    if center == "auto":
-        mid = (r0 + r1) // 2
-        c0 = max(r0, mid - 4)
-        c1 = min(r1, c0 + 8)
-        p = read_dxchange(h5_path, rows=(c0, c1))
-        sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
-        center_px = find_center(sino, info.theta, method=center_method, device=device)
-        center_source = f"auto ({center_method}, rows {c0}..{c1})"
-        del p, sino
-    elif center is None:
-        center_px, center_source = info.n_cols / 2.0, "default (cols / 2)"
-    elif isinstance(center, int | float) and not isinstance(center, bool):
-        center_px, center_source = float(center), "given"
-    else:
+    if not (center in ("auto", None) or isinstance(center, int | float)) or isinstance(
+        center, bool
+    ):
         raise ConfigError(f"recon.center: expected a number, 'auto' or null, got {center!r}")
 
-    with atomic_dir(out_dir) as tmp:
+    digest = scan_digest(h5_path)
+    code = code_digest("tomosynth.recon", "tomosynth.io")
+    partial = PartialOutput(out_dir)
+    chunks = [(a, min(a + chunk_rows, r1)) for a in range(r0, r1, chunk_rows)]
+    try:
+        # Read order first: the scratch copy (if any) also serves the centre search.
+        mode, why = plan_row_reads(h5_layout(h5_path), r1 - r0, chunk_rows)
+        scratch = None
+        scratch_info: dict = {}
+        if mode == "transpose":
+            scratch = SinogramScratch(partial.scratch, h5_path, (r0, r1), digest, memory_budget_mb)
+            partial.root.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(partial.root).free
+            # the file fills frame by frame (sparse until written): what is left to write
+            need = scratch.nbytes * (scratch.n_frames - scratch.frames_done()) // scratch.n_frames
+            if free < need:
+                mode, scratch = "direct", None
+                why += (
+                    f"; but the scratch copy needs {need / 2**30:.1f} GiB, free {free / 2**30:.1f}"
+                )
+                _log.warning("%s: %s, reading directly", h5_path, why)
+        center_cached = False
+        if center == "auto":
+            mid = (r0 + r1) // 2
+            c0 = max(r0, mid - 4)
+            c1 = min(r1, c0 + 8)
+            key = {
+                "scan": digest,
+                "rows": [c0, c1],
+                "method": center_method,
+                "stripe_removal": stripe_removal,
+                "stripe_size": int(stripe_size),
+                "code": code,
+            }
+            found = partial.cached("center", key)
+            center_cached = found is not None
+            if found is None:
+                if scratch is not None:
+                    scratch_info = _build_scratch(scratch, h5_path)
+                p = (
+                    scratch.read(c0, c1)
+                    if scratch is not None
+                    else read_dxchange(h5_path, (c0, c1))
+                )
+                sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
+                with _torch_threads(threads if backend_used == "torch" else None):
+                    found = find_center(sino, info.theta, method=center_method, device=device)
+                partial.store("center", key, float(found))
+                del p, sino
+            center_px = float(found)
+            center_source = f"auto ({center_method}, rows {c0}..{c1})"
+        elif center is None:
+            center_px, center_source = info.n_cols / 2.0, "default (cols / 2)"
+        else:
+            center_px, center_source = float(center), "given"
+
+        provenance = {
+            "scan_digest": digest,
+            "code": code,
+            "numpy": np.__version__,
+            "backend": backend_used,
+            "filter": filter_name,
+            "center": center_px,
+            "stripe_removal": stripe_removal,
+            "stripe_size": int(stripe_size),
+        }
+        reason = partial.open(provenance)
+        todo = [c for c in chunks if not partial.is_done(*c)]
+        n_reused = len(chunks) - len(todo)
+        _log.info(
+            "%s: reusing %d of %d chunks (%s)", Path(out_dir).name, n_reused, len(chunks), reason
+        )
+        _log.info("%s: read order %s (%s)", h5_path.name, mode, why)
+        if scratch is not None and todo and not scratch_info:
+            scratch_info = _build_scratch(scratch, h5_path)
+
+        def read(a: int, b: int):
+            if scratch is not None:
+                return scratch.read(a, b)
+            return read_dxchange(h5_path, rows=(a, b))
+
+        dev_type = resolve_device(device).type if backend_used == "torch" else "cpu"
         bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")
-        for a in range(r0, r1, chunk_rows):
-            b = min(a + chunk_rows, r1)
-            p = read_dxchange(h5_path, rows=(a, b))
+        bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
+        for a, b in todo:
+            p = read(a, b)
             sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
             del p
             rec = fbp(
-                sino, info.theta, center_px, filter_name, backend_used, device, memory_budget_mb
+                sino,
+                info.theta,
+                center_px,
+                filter_name,
+                backend_used,
+                device,
+                memory_budget_mb,
+                threads=threads,
             )
             del sino
-            write_tiff_slices(tmp, rec, first_index=a)
+            paths = write_tiff_slices(partial.slices, rec, first_index=a)
+            partial.record(a, b, paths, device=dev_type)
             bar.update(b - a)
         bar.close()
         meta = {
@@ -1020,10 +1147,48 @@ def reconstruct_scan(
                 ),
                 1,
             ),
+            "device": dev_type,
+            "threads": threads,
+            "read_order": {"mode": mode, "reason": why, **scratch_info},
+            "resume": {
+                "partial_dir": str(partial.root),
+                "chunks": len(chunks),
+                "reused_chunks": n_reused,
+                "computed_chunks": len(todo),
+                "reason": reason,
+                "center_cached": center_cached,
+            },
         }
-        if backend_used == "torch" and resolve_device(device).type == "cuda":
+        if backend_used == "torch" and dev_type == "cuda":
             import torch
 
             meta["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        (tmp / "recon.json").write_text(json.dumps(meta, indent=2) + "\n")
+        partial.publish((r0, r1), meta)
+    except (DataError, ConfigError):
+        partial.discard()  # bad input or settings: a rerun needs another file or config
+        raise
+    except BaseException:
+        if partial.root.is_dir():
+            _log.warning(
+                "%s: kept %d finished chunk(s) in %s; rerun to continue",
+                Path(out_dir).name,
+                partial.n_markers(),
+                partial.root,
+            )
+        raise
     return meta
+
+
+def _build_scratch(scratch, h5_path: Path) -> dict:
+    """Build (or finish) the sinogram-ordered scratch copy; returns its counts for recon.json."""
+    done = scratch.frames_done()
+    if done < scratch.n_frames:
+        _log.info(
+            "%s: copying %d frames into sinogram order (%.1f GiB scratch, from frame %d)",
+            h5_path.name,
+            scratch.n_frames,
+            scratch.nbytes / 2**30,
+            done,
+        )
+    stats = scratch.build()
+    return {"scratch_bytes": stats["bytes"], "scratch_frames_reused": stats["resumed_at_frame"]}

@@ -45,6 +45,7 @@ IMPORT_PACKAGES: dict[str, tuple[str, ...]] = {
     "pywt": ("pywavelets",),
     "sklearn": ("scikit-learn",),
     "imageio": ("imageio",),
+    "finufft": ("finufft",),
 }
 # FBP backends (recon.backend) -> module the reconstruct rule's env must provide for it.
 BACKEND_MODULES = {"auto": "torch", "torch": "torch", "astra": "astra", "tomopy": "tomopy"}
@@ -206,7 +207,7 @@ def test_tomopy_only_in_tomopy_env_and_torch_with_cuda():
     assert with_tomopy == ["tomopy"], (
         f"tomopy must be in envs/tomopy.yaml only, found in {with_tomopy}"
     )
-    for env in ("torch", "eval"):
+    for env in ("torch", "eval", "recon"):
         names = packages[env]
         assert "pytorch-gpu" in names or any(
             "cuda" in str(d) for d in load_env(ENV_DIR / f"{env}.yaml")["dependencies"]
@@ -289,7 +290,8 @@ def test_reconstruct_env_provides_its_backend(backend, tmp_path, wf):
 
 
 def test_gpu_rules_request_one_gpu_and_cpu_rules_none(rules):
-    """Training/inference rules (torch env) ask for gpu=1; CPU-only envs never do."""
+    """Training/inference rules (torch env) ask for gpu=1; CPU-only envs never do (the recon
+    env has a CUDA PyTorch: reconstruct asks for a GPU as recon.device allows, see below)."""
     problems = []
     for rule in rules:
         if rule.is_local or rule.conda_env is None:
@@ -300,7 +302,7 @@ def test_gpu_rules_request_one_gpu_and_cpu_rules_none(rules):
             problems.append(f"{rule.name}: use `gpu=1`, not `gres` (the plugin maps gpu to --gpus)")
         if env == "torch" and gpu != 1:
             problems.append(f"{rule.name}: runs in envs/torch.yaml but requests gpu={gpu}")
-        if env in ("data", "recon", "tomopy") and gpu:
+        if env in ("data", "tomopy") and gpu or env == "recon" and gpu not in (0, 1):
             problems.append(f"{rule.name}: CPU env envs/{env}.yaml but requests gpu={gpu}")
         for key in ("runtime", "mem_mb"):
             if key not in rule.resources:

@@ -1,5 +1,6 @@
 # Shared helpers: config validation, target lists, input functions. Only this file holds
 # helpers; rule files stay declarative.
+import math
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -38,10 +39,15 @@ def get_simulate_params(wildcards):
     )
 
 
+# recon keys that do not change the slices: the script reads them from the config (threads
+# from the rule), so that changing them does not trigger a rerun through `params`.
+RECON_RUN_KEYS = ("device", "memory_budget_mb", "threads")
+
+
 def get_recon_params(wildcards):
     """Reconstruction settings of one scan (per-scan centre and slice range override)."""
     entry = config["scans"][wildcards.scan]
-    params = dict(config["recon"])
+    params = {k: v for k, v in config["recon"].items() if k not in RECON_RUN_KEYS}
     if entry.get("center") is not None:
         params["center"] = entry["center"]
     params["slices"] = entry.get("slices")
@@ -53,6 +59,90 @@ def get_recon_env():
     if config["recon"]["backend"] == "tomopy":
         return "../../envs/tomopy.yaml"
     return "../../envs/recon.yaml"
+
+
+# Backends that run on CUDA when the device allows it (auto: tomopy is not in envs/recon.yaml,
+# so auto resolves to one of these there).
+RECON_GPU_BACKENDS = ("auto", "torch", "fourier")
+
+
+def get_recon_gpu():
+    """1 when the reconstruction can use CUDA (device auto/cuda and a GPU backend), else 0."""
+    cfg = config["recon"]
+    return int(
+        cfg["device"] in ("auto", "cuda") and cfg["backend"] in RECON_GPU_BACKENDS
+    )
+
+
+def recon_scan_shape(scan, h5):
+    """(angles, flats, darks, rows, cols) of a reconstruction: the file's header when it
+    exists, the simulate config for a built-in scan not simulated yet, None otherwise.
+    rows is the configured slice range's length."""
+    entry = config["scans"][scan]
+    if Path(h5).is_file():
+        from tomosynth.io import inspect_dxchange
+
+        info = inspect_dxchange(h5)
+        a, f, d = info.n_angles, info.n_flats, info.n_darks
+        rows, cols = info.n_rows, info.n_cols
+    elif "builtin" in entry:
+        sim, b = config["simulate"], entry.get("binning", 1)
+        a, f, d = sim["angles"], sim["n_flats"], sim["n_darks"]
+        rows, cols = sim["slices"] // b, sim["columns"] // b
+    else:
+        return None
+    if entry.get("slices"):
+        rows = entry["slices"][1] - entry["slices"][0]
+    return a, f, d, rows, cols
+
+
+def get_recon_mem_mb(wildcards, input):
+    """Memory request of one reconstruction (MB), from the scan's shape.
+
+    Chunk (R = chunk_rows, C = cols, A + F + D frames, B = memory_budget_mb):
+    4 B x 3 x (A+F+D) x R x C (counts, normalised, minus-log) + 2 B x (A+F+D) x R x C (raw
+    chunk of the sinogram-order copy) + 8 B x R x C^2 (slices and a copy) + 2 x B, plus
+    1 GB of imported libraries (+1 GB of CUDA libraries when a GPU is requested), times
+    1.5 for allocator and filter temporaries; at least 2000. Formula of reconstruct_scan's
+    docstring; with recon_memory_bound_mb in tomosynth.recon that function replaces it.
+    """
+    shape = recon_scan_shape(wildcards.scan, input.h5)
+    if shape is None:
+        return 8000
+    a, f, d, rows, cols = shape
+    cfg = config["recon"]
+    r = min(cfg["chunk_rows"], rows)
+    chunk = (4 * 3 + 2) * (a + f + d) * r * cols + 8 * r * cols**2
+    mb = chunk / 2**20 + 2 * cfg["memory_budget_mb"] + 1024 * (1 + get_recon_gpu())
+    return max(2000, int(math.ceil(1.5 * mb / 100.0)) * 100)
+
+
+# Seconds per slice per (angle x column^2), from issue-tracker measurements on a 2-core
+# machine at 2048 columns / 1,500 angles: torch FBP and astra 0.019 slices/s on one
+# thread (8.4e-9); tomopy gridrec 4.55 slices/s (3.5e-11). On a GPU: assumed 1 s per such
+# slice (1.6e-10; not measured yet, the goal is 0.01 s). Reading: 50 MB/s of uncompressed
+# counts (gzip decompression on one core).
+RECON_SECONDS_PER_ANGLE_PIXEL2 = {"cpu": 8.4e-9, "tomopy": 3.5e-11, "gpu": 1.6e-10}
+RECON_READ_BYTES_PER_S = 50e6
+
+
+def get_recon_runtime(wildcards, input, threads):
+    """Minutes for the scheduler: slices x per-slice cost on the device (CPU cost divided
+    by threads) + one read of the counts, times 1.5, plus 10 min for start-up and the
+    centre search; 120 when the scan's shape is unknown."""
+    shape = recon_scan_shape(wildcards.scan, input.h5)
+    if shape is None:
+        return 120
+    a, f, d, rows, cols = shape
+    cfg = config["recon"]
+    if cfg["backend"] == "tomopy":
+        per_slice = RECON_SECONDS_PER_ANGLE_PIXEL2["tomopy"] * a * cols**2 / threads
+    elif get_recon_gpu():
+        per_slice = RECON_SECONDS_PER_ANGLE_PIXEL2["gpu"] * a * cols**2
+    else:
+        per_slice = RECON_SECONDS_PER_ANGLE_PIXEL2["cpu"] * a * cols**2 / threads
+    read = 2 * (a + f + d) * rows * cols / RECON_READ_BYTES_PER_S
+    return int(math.ceil(1.5 * (rows * per_slice + read) / 60.0)) + 10
 
 
 def scan_sizes(scan):

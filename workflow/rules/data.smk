@@ -31,10 +31,11 @@ rule reconstruct:
         "benchmarks/reconstruct/{scan}.tsv"
     conda:
         get_recon_env()
-    threads: 2
+    threads: config["recon"]["threads"]
     resources:
-        runtime=120,
-        mem_mb=8000,
+        runtime=get_recon_runtime,
+        mem_mb=get_recon_mem_mb,
+        gpu=get_recon_gpu(),
     params:
         recon=get_recon_params,
     script:
