@@ -292,6 +292,59 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     assert len(pd.read_csv(tmp_path / "run" / "log.csv")) == 1
 
 
+def _generator_weights(path, key=("model", "generator")) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for k in key:
+        state = state[k]
+    return state
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_best_checkpoint_holds_the_best_epochs_weights_not_the_last(tmp_path):
+    # Validation engineered so that training makes it worse: the validation HR images are
+    # the inverted truth, so the better the generator learns LR -> HR, the lower the
+    # validation PSNR; the best epoch is the first, not the last.
+    vol = _bone_like(6, 32, seed=1)
+    hr, val = vol[:4], vol[4:]
+    lr, val_lr = bicubic_downscale(hr, 2), bicubic_downscale(val, 2)
+    cfg = _tiny_cfg(epochs=3, pretrain_epochs=3, lr=1e-2)
+    ref = train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "ref", cfg)
+    log = pd.read_csv(tmp_path / "ref" / "log.csv")
+    best = int(log.loc[log["val_psnr"].idxmax(), "epoch"])
+    assert ref["best_epoch"] == best == 1 and log["val_psnr"].is_monotonic_decreasing
+
+    # The weights of every epoch, read from latest.pt of a run stepped one epoch at a time
+    # (each call stops after one epoch, as a SIGTERM would, and the next one resumes).
+    per_epoch = {}
+    for epoch in range(1, cfg.epochs):
+        stop = StopSignal()
+        stop.request()
+        with pytest.raises(StopRequested):
+            train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "run", cfg, stop=stop)
+        per_epoch[epoch] = _generator_weights(tmp_path / "run" / "latest.pt")
+    (tmp_path / "run" / "best.pt").unlink()  # as Snakemake removes outputs before a rerun
+    assert train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "run", cfg) == ref
+    per_epoch[cfg.epochs] = _generator_weights(tmp_path / "run" / "latest.pt")
+    final = _generator_weights(tmp_path / "ref" / "latest.pt")
+    assert _same_weights(per_epoch[cfg.epochs], final)  # stepping reproduces the run
+    assert not _same_weights(per_epoch[best], final)
+
+    # best.pt of the uninterrupted run, the copy inside its latest.pt, and the best.pt a
+    # resumed run rebuilds from latest.pt all hold the best epoch's weights.
+    for path, key in (
+        (tmp_path / "ref" / "best.pt", ("generator",)),
+        (tmp_path / "ref" / "latest.pt", ("best", "generator")),
+        (tmp_path / "run" / "best.pt", ("generator",)),
+    ):
+        assert _same_weights(_generator_weights(path, key), per_epoch[best]), (path, key)
+    g, meta = load_generator(tmp_path / "run" / "best.pt")
+    assert meta["epoch"] == best
+    assert meta["val_psnr"] == pytest.approx(log["val_psnr"].iloc[0], rel=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["progressive", "stacked"])
 def test_high_scale_generators_train(tmp_path, kind):
     vol = _bone_like(4, 32, seed=2)

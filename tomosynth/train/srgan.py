@@ -290,6 +290,11 @@ def super_resolve_stack(
     return np.concatenate(out).astype(np.float32)
 
 
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of a state dict's tensors (a snapshot, not live references)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
 def _validate(
     trainer: SRGANTrainer, val_hr: np.ndarray, val_lr: np.ndarray
 ) -> tuple[float, float, float]:
@@ -440,7 +445,9 @@ def train_srgan(
                 best = {
                     **meta,
                     "kind": "srgan_generator",
-                    "generator": trainer.generator.state_dict(),
+                    # a copy: a state dict references the live parameters, which later
+                    # epochs keep changing
+                    "generator": _cpu_copy(trainer.generator.state_dict()),
                     "scale": cfg.scale,
                     "epoch": epoch,
                     "val_psnr": val_psnr,
