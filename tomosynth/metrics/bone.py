@@ -641,10 +641,7 @@ def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
         tissue = "; " + "; ".join(TISSUES.get(t, str(t)) for t in sorted(table["tissue"].unique()))
     rows = []
     for region, kind in [
-        (g, k)
-        for g in table["region"].unique()
-        for k in table["kind"].unique()
-        if k != reference
+        (g, k) for g in table["region"].unique() for k in table["kind"].unique() if k != reference
     ]:
         part = table[table["region"] == region]
         ref = part[part["kind"] == reference].set_index("roi")
