@@ -42,7 +42,7 @@ from tomosynth.errors import ConfigError, DataError
 
 #: name -> (unit, definition/convention); the column names of :func:`bone_metrics`.
 METRICS: dict[str, tuple[str, str]] = {
-    "TV": ("mm^3", "tissue volume (ROI or filled periosteal envelope, see tissue)"),
+    "TV": ("mm^3", "tissue volume (see tissue)"),
     "BV": ("mm^3", "bone volume (voxel count)"),
     "BV/TV": ("1", "bone volume fraction"),
     "TS": ("mm^2", "tissue surface (closed marching-cubes surface of the tissue mask)"),
