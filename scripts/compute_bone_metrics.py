@@ -16,6 +16,7 @@ evaluate_sr_volume(
     roi_size=p["roi_size"],
     roi_stride=p["roi_stride"],
     tissue=p["tissue"],
+    cortex_min_thickness=p["cortex_min_thickness"],
     sigma=p["surface_sigma"],
     confidence=p["confidence"],
     r_max=p["consistency_r_max"],

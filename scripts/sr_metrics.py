@@ -29,7 +29,8 @@ if rule.startswith("compute_sr_metrics") and rule != "compute_sr_metrics_cv":
     names = None
     if snakemake.params.eval_set == "test":
         names = read_json(snakemake.input.split)["test"]
-    per_slice = pd.concat([sr_slice_metrics(v, names) for v in snakemake.input.volumes])
+    window = snakemake.params.ssim_window
+    per_slice = pd.concat([sr_slice_metrics(v, names, window) for v in snakemake.input.volumes])
     write_csv(per_slice, snakemake.output.slices)
     write_csv(summarize_sr_metrics(per_slice), snakemake.output.table)
     # Provenance sidecar: each SR volume's meta.json (scan, preset, scale, fold, model epoch).
@@ -38,6 +39,7 @@ if rule.startswith("compute_sr_metrics") and rule != "compute_sr_metrics_cv":
         provenance(
             table=snakemake.output.table,
             eval_set=snakemake.params.eval_set,
+            ssim_window=window,
             volumes={v: read_json(Path(v) / "meta.json") for v in snakemake.input.volumes},
         ),
     )

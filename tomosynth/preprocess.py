@@ -20,6 +20,7 @@ from tqdm import tqdm
 from tomosynth import __version__
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, read_json, write_json
+from tomosynth.resample import area
 
 SPLITS = ("train", "val", "test")
 
@@ -105,7 +106,8 @@ def to_uint8(img: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def area_resize(img: np.ndarray, size: int) -> np.ndarray:
-    """Square resize to `size` x `size` by area averaging (exact block means for integer factors).
+    """Square resize to `size` x `size` by area averaging (:func:`tomosynth.resample.area`,
+    exact block means for integer factors).
 
     Upscaling (size larger than the slice) is refused: the PNG sizes are downscaled copies.
     """
@@ -116,7 +118,7 @@ def area_resize(img: np.ndarray, size: int) -> np.ndarray:
         )
     if (h, w) == (size, size):
         return img.astype(np.float32, copy=True)
-    return cv2.resize(img.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    return area(img.astype(np.float32, copy=False), size)
 
 
 def compute_bounds(

@@ -2,7 +2,7 @@
 
 Images are float32 in [0, 1], stacked as ``(N, H, W)``. A low-resolution (LR) image of
 scale ``r`` is ``(H / r, W / r)``, made either by bicubic degradation of the HR image
-(default, as in the SR benchmarks the bone report follows) or read from a second,
+(default; the project's one bicubic, :func:`tomosynth.resample.bicubic`) or read from a second,
 coarser-voxel scan of the same object (real pairs).
 """
 
@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import tifffile
 import torch
-import torch.nn.functional as F
 
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.resample import bicubic
 
 log = logging.getLogger(__name__)
 
@@ -101,49 +101,24 @@ def read_stack(
     return np.stack(images), chosen
 
 
-def _as_nchw(x: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool, int]:
-    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
-    ndim = t.dim()
-    if ndim == 2:
-        t = t[None, None]
-    elif ndim == 3:
-        t = t[:, None]
-    elif ndim != 4:
-        raise DataError(f"expected (H, W), (N, H, W) or (N, C, H, W) images, got {tuple(t.shape)}")
-    return t.float(), isinstance(x, np.ndarray), ndim
-
-
-def _restore(t: torch.Tensor, was_numpy: bool, ndim: int) -> np.ndarray | torch.Tensor:
-    if ndim == 2:
-        t = t[0, 0]
-    elif ndim == 3:
-        t = t[:, 0]
-    return t.cpu().numpy() if was_numpy else t
-
-
 def bicubic_downscale(hr: np.ndarray | torch.Tensor, scale: int) -> np.ndarray | torch.Tensor:
-    """Bicubic degradation by `scale`: antialiased bicubic resampling, clipped to [0, 1].
+    """The bicubic degradation by `scale`: :func:`tomosynth.resample.bicubic` to
+    ``(H / r, W / r)``, clipped to [0, 1].
 
-    The antialiasing (PIL/MATLAB ``imresize`` style) low-pass filters before decimating, so
-    the LR image is a blurred, subsampled HR image rather than an aliased one. Height and
-    width must be multiples of `scale`. Accepts and returns numpy or torch, same layout.
+    OpenCV's ``INTER_CUBIC`` does not low-pass filter before decimating (see
+    :mod:`tomosynth.resample`). Height and width must be multiples of `scale`. Accepts
+    (H, W), (N, H, W) or (N, C, H, W), numpy or torch; returns the same kind and layout.
     """
-    t, was_numpy, ndim = _as_nchw(hr)
-    h, w = t.shape[-2:]
+    h, w = hr.shape[-2:]
     if h % scale or w % scale:
         raise DataError(f"image size {h}x{w} is not a multiple of the scale {scale}")
-    out = F.interpolate(
-        t, size=(h // scale, w // scale), mode="bicubic", align_corners=False, antialias=True
-    )
-    return _restore(out.clamp(0.0, 1.0), was_numpy, ndim)
+    return bicubic(hr, (h // scale, w // scale), clip=(0.0, 1.0))
 
 
 def bicubic_upscale(lr: np.ndarray | torch.Tensor, scale: int) -> np.ndarray | torch.Tensor:
-    """Bicubic interpolation by `scale` (the baseline SR method), clipped to [0, 1]."""
-    t, was_numpy, ndim = _as_nchw(lr)
-    h, w = t.shape[-2:]
-    out = F.interpolate(t, size=(h * scale, w * scale), mode="bicubic", align_corners=False)
-    return _restore(out.clamp(0.0, 1.0), was_numpy, ndim)
+    """The bicubic baseline: :func:`tomosynth.resample.bicubic` by `scale`, clipped to [0, 1]."""
+    h, w = lr.shape[-2:]
+    return bicubic(lr, (h * scale, w * scale), clip=(0.0, 1.0))
 
 
 def load_pairs(

@@ -1,4 +1,5 @@
-"""Upscaling of 8-bit image folders: bicubic (OpenCV) and model-based (SRCNN).
+"""Upscaling of 8-bit image folders: bicubic (:func:`tomosynth.resample.bicubic`, OpenCV
+``INTER_CUBIC``) and model-based (SRCNN, SRGAN).
 
 Methods live in :data:`UPSCALERS`, a registry of factories ``factory(size, model_path,
 device) -> upscaler``; an upscaler maps a uint8 (N, h, w) batch to a uint8 (N, H, W)
@@ -11,48 +12,19 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, list_pngs, read_png_stack, write_png
+from tomosynth.resample import bicubic
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
 UpscalerFactory = Callable[[int, "str | os.PathLike | None", str], Upscaler]
 
 
-def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (size, size) if np.isscalar(size) else size
-    if int(h) < 1 or int(w) < 1:
-        raise ConfigError(f"size: must be positive, got {size}")
-    return int(h), int(w)
-
-
-def bicubic(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize one uint8 grey image with OpenCV's bicubic interpolation (``INTER_CUBIC``).
-
-    Parameters
-    ----------
-    img : (h, w) uint8 array, 0..255
-    size : int or (height, width)
-        Output size in pixels; an int gives a square image.
-
-    Returns
-    -------
-    (height, width) uint8 array, the cubic overshoot clipped to 0..255.
-    """
-    img = np.asarray(img)
-    if img.ndim != 2:
-        raise DataError(f"bicubic: expected a 2-D grey image, got shape {img.shape}")
-    h, w = _hw(size)
-    # cv2.resize takes (width, height); float input keeps the overshoot, clipped explicitly
-    out = cv2.resize(img.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
 def _bicubic_factory(size: int, model_path=None, device: str = "auto") -> Upscaler:
     def run(batch: np.ndarray) -> np.ndarray:
-        return np.stack([bicubic(img, size) for img in batch])
+        return bicubic(batch, size)
 
     return run
 
@@ -74,7 +46,7 @@ def _srcnn_factory(size: int, model_path=None, device: str = "auto") -> Upscaler
             raise DataError(
                 f"{model_path}: SRCNN was trained on {low}px inputs, got {batch.shape[-2:]}"
             )
-        return refine(model, np.stack([bicubic(img, size) for img in batch]))
+        return refine(model, bicubic(batch, size))
 
     return run
 

@@ -127,11 +127,11 @@ def test_pattern_factor_sign():
     assert pattern_factor(shell) < 0
 
 
-def test_cortical_filled_tissue():
+def test_cortical_envelope_tissue():
     g = np.mgrid[:16, :32, :32]
     rho = np.sqrt((g[1] - 15.5) ** 2 + (g[2] - 15.5) ** 2)
     shell = (rho <= 12) & (rho > 8)
-    m = bone_metrics(shell, 1.0, tissue="filled")
+    m = bone_metrics(shell, 1.0, tissue="envelope")
     filled = rho <= 12
     assert m["TV"] == filled.sum()
     assert m["BV/TV"] == pytest.approx(shell.sum() / filled.sum())
@@ -244,14 +244,14 @@ def test_bone_figure_points_are_table_values(tmp_path):
 
 
 def test_marrow_spacing_excludes_air_outside_the_cortex():
-    # A cortical tube (radii 8..12) in a 64 x 64 field: Tb.Sp is the thickness of the marrow
-    # cavity alone, not of the air around the specimen.
+    # A cortical tube (radii 8..12) in a 64 x 64 field: with the envelope tissue, Tb.Sp is
+    # the thickness of the marrow cavity alone, not of the air around the specimen.
     n, h = 64, 64  # one cubic ROI covers the volume
     yy, xx = np.mgrid[:h, :h] - (h - 1) / 2.0
     r = np.hypot(yy, xx)
     tube = np.broadcast_to((r >= 8) & (r <= 12), (n, h, h)).copy()
     cavity = np.broadcast_to(r < 8, (n, h, h)).copy()
-    (_, m), *_ = roi_metrics(tube, 1.0, roi_size=h, progress=False)
+    (_, m), *_ = roi_metrics(tube, 1.0, roi_size=h, tissue="envelope", progress=False)
     ref = local_thickness(cavity)
     assert m["Tb.Sp"] == pytest.approx(float(ref[cavity].mean()), rel=1e-6)
     assert m["Tb.Sp"] < 16.0  # the cavity's diameter bounds it; the air would push it up
@@ -270,3 +270,91 @@ def test_consistency_table_carries_3d_minkowski_functionals_of_the_bone():
     assert mk["minkowski_mean_curvature"] == pytest.approx(4 * np.pi * r, rel=0.1)
     assert mk["minkowski_euler"] == 1.0
     assert set(table["quantity"]) >= {"s2_slice", "s2_plane", "ssim_next"}
+
+
+def _plates(n: int = 96, thickness: int = 6, gap: int = 10, offset: int = 5) -> np.ndarray:
+    """Parallel plates normal to x, `thickness` voxels thick with `gap`-voxel gaps; the
+    offset puts the volume faces in the middle of a gap (a half gap at each face)."""
+    x = np.arange(n)
+    plate = (x - offset) % (thickness + gap) < thickness
+    return np.broadcast_to(plate, (n, n, n)).copy()
+
+
+def test_plates_without_a_cortex_have_their_spacing_in_every_roi():
+    # Closed form: between infinite plates the marrow is a slab of the gap's width, so its
+    # local thickness is the gap (10), the bone's the plate (6), Tb.N = 1 / 16 per voxel.
+    vol = _plates()
+    assert vol[0, 0, :5].sum() == 0 and vol[0, 0, 91:].sum() == 0  # half gaps at both faces
+    rows = list(roi_metrics(vol, 1.0, 32, progress=False))
+    assert len(rows) == 27
+    for _, m in rows:
+        assert abs(m["Tb.Th"] - 6) <= 1
+        assert abs(m["Tb.Sp"] - 10) <= 1
+        assert m["Tb.N"] == pytest.approx(1 / 16, rel=0.1)
+    # The envelope tissue holds no marrow here (the gaps reach the faces): Tb.Sp undefined.
+    (_, m), *_ = roi_metrics(vol, 1.0, 32, tissue="envelope", progress=False)
+    assert np.isnan(m["Tb.Sp"]) and abs(m["Tb.Th"] - 6) <= 1
+
+
+def test_given_tissue_mask_restricts_the_marrow():
+    vol = _plates(n=64)
+    mask = np.zeros(vol.shape, dtype=bool)
+    mask[:, :, :32] = True  # the tissue is the half x < 32
+    rows = {roi.x: m for roi, m in roi_metrics(vol, 1.0, 32, tissue=mask, progress=False)}
+    inside, outside = rows[0], rows[32]
+    assert abs(inside["Tb.Sp"] - 10) <= 1
+    assert inside["TV"] == 32**3 and inside["BV"] == vol[:32, :32, :32].sum()
+    assert outside["TV"] == 0 and np.isnan(outside["BV/TV"]) and np.isnan(outside["Tb.Sp"])
+
+
+def _cortical_bone(n: int = 24, h: int = 128, r_in: float = 40.0, r_out: float = 58.0):
+    """A tube of cortex (radii r_in..r_out, 18 voxels thick) in air, with plates 3 voxels
+    thick and 7 apart filling its marrow cavity; returns (bone, cortex, cavity)."""
+    yy, xx = np.mgrid[:h, :h] - (h - 1) / 2.0
+    r = np.broadcast_to(np.hypot(yy, xx), (n, h, h))
+    cortex = (r >= r_in) & (r <= r_out)
+    cavity = r < r_in
+    plates = np.broadcast_to(np.arange(h) % 10 < 3, (n, h, h))
+    return cortex | (cavity & plates), cortex, cavity
+
+
+def test_trabecular_rois_lie_inside_the_cortex_and_exclude_it():
+    from tomosynth.metrics.bone import endosteal_envelope, trabecular_rois
+
+    bone, cortex, cavity = _cortical_bone()
+    inside = endosteal_envelope(bone, cortex_min_thickness=12)
+    # the endosteal envelope is the cavity, trabeculae included, within a voxel
+    assert (inside & cortex).sum() == 0
+    assert (inside ^ cavity).sum() <= 0.02 * cavity.sum()
+    rois = trabecular_rois(bone, 16)
+    expected = [r for r in split_rois(bone.shape, 16) if cavity[r.slices].all()]
+    assert len(expected) >= 8
+    assert {r.index for r in rois} == {r.index for r in expected}
+    for r in rois:
+        assert not cortex[r.slices].any()
+
+
+def test_roi_table_reports_all_and_trabecular_regions():
+    from tomosynth.metrics.bone import correlation_table, roi_table
+
+    bone, cortex, cavity = _cortical_bone(n=16)
+    hr = bone.astype(np.float32)
+    sr = np.roll(hr, 1, axis=2)  # SR: the HR shifted by a voxel
+    table = roi_table({"sr": sr, "hr": hr}, 1000.0, threshold=0.5, roi_size=16, progress=False)
+    assert set(table["region"]) == {"all", "trabecular"}
+    assert set(table["tissue"]) == {"roi"}
+    n_all = len(split_rois(bone.shape, 16))
+    trab = table[(table.region == "trabecular") & (table.kind == "hr")]
+    assert len(table[(table.region == "all") & (table.kind == "hr")]) == n_all
+    assert 0 < len(trab) < n_all
+    for row in trab.itertuples():
+        s = (slice(row.z, row.z + 16), slice(row.y, row.y + 16), slice(row.x, row.x + 16))
+        assert not cortex[s].any() and cavity[s].all()
+    # trabecular ROIs hold only the plates: 3 voxels thick, 7 apart (closed form)
+    m = trab.set_index("roi")
+    assert ((m["Tb.Th"] - 3).abs() <= 1).all() and ((m["Tb.Sp"] - 7).abs() <= 1).all()
+    corr = correlation_table(table)
+    assert set(corr["region"]) == {"all", "trabecular"}
+    row = corr[(corr.region == "trabecular") & (corr.metric == "BV/TV")].iloc[0]
+    assert row.n == len(trab)
+    assert "tissue = the ROI" in row.convention

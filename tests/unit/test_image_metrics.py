@@ -87,6 +87,38 @@ def test_float32_unit_range_images(camera_pair):
     )
 
 
+def _wang(x, y, data_range):
+    """scikit-image's SSIM with Wang et al.'s Gaussian window."""
+    return structural_similarity(
+        x, y, data_range=data_range, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
+
+
+@pytest.mark.parametrize("data_range", [1.0, 2.5])
+def test_gaussian_window_ssim_matches_skimage_wang_settings(float_pair, data_range):
+    a, b = float_pair
+    ref = _ref(_wang, a, b, data_range)
+    np.testing.assert_allclose(ssim(a, b, data_range, window="gaussian"), ref, rtol=0, atol=1e-6)
+    # the two windows give different numbers on the same images
+    assert np.abs(ref - _ref(structural_similarity, a, b, data_range)).min() > 1e-3
+
+
+def test_gaussian_window_on_real_uint8_and_torch(camera_pair):
+    a, b = camera_pair
+    ref = _ref(_wang, a, b, 255)
+    assert ref.std() > 0.01
+    ta, tb = torch.from_numpy(a)[:, None], torch.from_numpy(b)[:, None]
+    out = ssim(ta, tb, 255, window="gaussian")
+    assert isinstance(out, torch.Tensor) and out.shape == (3,)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-6)
+    uniform = ssim(a, b, 255, window="uniform")
+    np.testing.assert_allclose(uniform, _ref(structural_similarity, a, b, 255), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="window"):
+        ssim(a, b, 255, window="box")
+    with pytest.raises(DataError, match="11px window"):
+        ssim(a[:, :9, :9], b[:, :9, :9], 255, window="gaussian")
+
+
 def test_closed_forms():
     a = np.zeros((2, 16, 16))
     b = a + 0.1  # MSE = 0.01 -> PSNR = 10 log10(1 / 0.01) = 20 dB

@@ -292,6 +292,59 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     assert len(pd.read_csv(tmp_path / "run" / "log.csv")) == 1
 
 
+def _generator_weights(path, key=("model", "generator")) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for k in key:
+        state = state[k]
+    return state
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_best_checkpoint_holds_the_best_epochs_weights_not_the_last(tmp_path):
+    # Validation engineered so that training makes it worse: the validation HR images are
+    # the inverted truth, so the better the generator learns LR -> HR, the lower the
+    # validation PSNR; the best epoch is the first, not the last.
+    vol = _bone_like(6, 32, seed=1)
+    hr, val = vol[:4], vol[4:]
+    lr, val_lr = bicubic_downscale(hr, 2), bicubic_downscale(val, 2)
+    cfg = _tiny_cfg(epochs=3, pretrain_epochs=3, lr=1e-2)
+    ref = train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "ref", cfg)
+    log = pd.read_csv(tmp_path / "ref" / "log.csv")
+    best = int(log.loc[log["val_psnr"].idxmax(), "epoch"])
+    assert ref["best_epoch"] == best == 1 and log["val_psnr"].is_monotonic_decreasing
+
+    # The weights of every epoch, read from latest.pt of a run stepped one epoch at a time
+    # (each call stops after one epoch, as a SIGTERM would, and the next one resumes).
+    per_epoch = {}
+    for epoch in range(1, cfg.epochs):
+        stop = StopSignal()
+        stop.request()
+        with pytest.raises(StopRequested):
+            train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "run", cfg, stop=stop)
+        per_epoch[epoch] = _generator_weights(tmp_path / "run" / "latest.pt")
+    (tmp_path / "run" / "best.pt").unlink()  # as Snakemake removes outputs before a rerun
+    assert train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "run", cfg) == ref
+    per_epoch[cfg.epochs] = _generator_weights(tmp_path / "run" / "latest.pt")
+    final = _generator_weights(tmp_path / "ref" / "latest.pt")
+    assert _same_weights(per_epoch[cfg.epochs], final)  # stepping reproduces the run
+    assert not _same_weights(per_epoch[best], final)
+
+    # best.pt of the uninterrupted run, the copy inside its latest.pt, and the best.pt a
+    # resumed run rebuilds from latest.pt all hold the best epoch's weights.
+    for path, key in (
+        (tmp_path / "ref" / "best.pt", ("generator",)),
+        (tmp_path / "ref" / "latest.pt", ("best", "generator")),
+        (tmp_path / "run" / "best.pt", ("generator",)),
+    ):
+        assert _same_weights(_generator_weights(path, key), per_epoch[best]), (path, key)
+    g, meta = load_generator(tmp_path / "run" / "best.pt")
+    assert meta["epoch"] == best
+    assert meta["val_psnr"] == pytest.approx(log["val_psnr"].iloc[0], rel=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["progressive", "stacked"])
 def test_high_scale_generators_train(tmp_path, kind):
     vol = _bone_like(4, 32, seed=2)
@@ -370,8 +423,9 @@ def test_super_resolve_volume_layout_and_metrics(tmp_path):
         super_resolve_volume(tmp_path / "m" / "best.pt", tmp_path / "x", scale=4, hr_folder=hr_dir)
 
     test_names = ["slice_00006.png", "slice_00008.png"]
-    per_slice = sr_slice_metrics(out, test_names)
+    per_slice = sr_slice_metrics(out, test_names, ssim_window="uniform")
     assert len(per_slice) == 4
+    assert per_slice["convention"].str.contains("7x7 uniform").all()
     sr = np.stack([tifffile.imread(out / "sr" / f"slice_0000{i}.tiff") for i in (6, 8)])
     ref_psnr = [peak_signal_noise_ratio(hr[k], sr[j], data_range=1) for j, k in enumerate((2, 4))]
     ref_ssim = [structural_similarity(hr[k], sr[j], data_range=1) for j, k in enumerate((2, 4))]
@@ -398,6 +452,56 @@ def test_super_resolve_volume_layout_and_metrics(tmp_path):
     assert row["ssim_mean"] == pytest.approx(np.mean(ref_ssim), abs=1e-6)
 
 
+def test_sr_table_bicubic_row_is_opencv_inter_cubic_with_the_gaussian_ssim(tmp_path):
+    """The SR table's bicubic row, recomputed here from the HR PNGs with OpenCV and
+    scikit-image alone: LR = INTER_CUBIC shrink, bicubic = INTER_CUBIC enlargement."""
+    import cv2
+
+    vol = _bone_like(6, 32, seed=7)
+    vol[:, 4:12, 20:30] = 0.85  # an off-centre block: no symmetry to hide a transposition
+    hr_dir = tmp_path / "png"
+    hr_dir.mkdir()
+    names = [f"slice_{i:05d}.png" for i in range(4, 10)]
+    for name, img in zip(names, vol, strict=True):
+        cv2.imwrite(str(hr_dir / name), np.rint(img * 255).astype(np.uint8))
+    cfg = _tiny_cfg(scale=4, epochs=1)
+    hr = vol[:4]
+    train_srgan(
+        hr, bicubic_downscale(hr, 4), vol[4:], bicubic_downscale(vol[4:], 4), tmp_path / "m", cfg
+    )
+    out = tmp_path / "sr" / "exp_d_x4"
+    super_resolve_volume(
+        tmp_path / "m" / "best.pt",
+        out,
+        scale=4,
+        hr_folder=hr_dir,
+        device="cpu",
+        meta={"scan": "bone", "preset": "exp_d", "seed": 0},
+    )
+    test_names = names[1::2]
+    table = summarize_sr_metrics(sr_slice_metrics(out, test_names))
+    row = table[table["method"] == "bicubic"].iloc[0]
+
+    ref_psnr, ref_ssim = [], []
+    for name in test_names:
+        h = cv2.imread(str(hr_dir / name), cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+        lr = np.clip(cv2.resize(h, (8, 8), interpolation=cv2.INTER_CUBIC), 0, 1)
+        up = np.clip(cv2.resize(lr, (32, 32), interpolation=cv2.INTER_CUBIC), 0, 1)
+        ref_psnr.append(peak_signal_noise_ratio(h, up, data_range=1))
+        ref_ssim.append(
+            structural_similarity(
+                h, up, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+            )
+        )
+    assert row["n_slices"] == 3
+    assert row["psnr_mean"] == pytest.approx(np.mean(ref_psnr), abs=1e-5)
+    assert row["psnr_std"] == pytest.approx(np.std(ref_psnr), abs=1e-5)
+    assert row["ssim_mean"] == pytest.approx(np.mean(ref_ssim), abs=1e-6)
+    assert row["ssim_std"] == pytest.approx(np.std(ref_ssim), abs=1e-6)
+    assert "Gaussian window sigma 1.5" in row["convention"]
+    assert "INTER_CUBIC" in row["convention"]
+
+
 def test_cv_table_per_fold_and_pooled():
     rows = []
     values = {("a", 0): [30.0, 32.0], ("b", 1): [20.0]}
@@ -414,9 +518,11 @@ def test_cv_table_per_fold_and_pooled():
                     "psnr": p,
                     "ssim": p / 100,
                     "seed": 0,
+                    "convention": "c",
                 }
             )
     table = cv_sr_table(pd.DataFrame(rows))
+    assert set(table["convention"]) == {"c"}
     by_fold = table.set_index("fold")
     assert by_fold.loc["0", "psnr_mean"] == 31.0 and by_fold.loc["0", "n_slices"] == 2
     assert by_fold.loc["1", "psnr_mean"] == 20.0

@@ -16,6 +16,15 @@ Conventions (declared in every table through :data:`METRICS`):
 * Tb.Pf (Hahn et al. 1992): (BS1 - BS2)/(BV1 - BV2) before (1) and after (2) a one-voxel
   dilation with the 6-neighbourhood; negative for concave (plate-like, connected)
   structures, positive for convex (rod-like, disconnected) ones.
+* Tissue (:data:`TISSUES`): the reference volume of TV and TS, and the marrow is the
+  tissue minus the bone. ``roi`` (the default, as CTAn/BoneJ on a drawn ROI): every
+  voxel of the ROI, so every non-bone voxel is marrow; right for trabecular cores and
+  ROIs inside the bone, where the marrow reaches the volume faces. ``envelope``: the
+  periosteal envelope (:func:`envelope`); right for a whole bone in air, whose air is not
+  marrow, but without a closed cortex it encloses no marrow and Tb.Sp is NaN. Or a given
+  boolean mask of the volume.
+* Regions: ``all`` ROIs tile the volume; ``trabecular`` ROIs lie inside the endosteal
+  envelope (:func:`endosteal_envelope`), the marrow cavity inside the cortical shell.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from tomosynth.errors import ConfigError, DataError
 
 #: name -> (unit, definition/convention); the column names of :func:`bone_metrics`.
 METRICS: dict[str, tuple[str, str]] = {
-    "TV": ("mm^3", "tissue volume (ROI or filled periosteal envelope, see tissue)"),
+    "TV": ("mm^3", "tissue volume (see tissue)"),
     "BV": ("mm^3", "bone volume (voxel count)"),
     "BV/TV": ("1", "bone volume fraction"),
     "TS": ("mm^2", "tissue surface (closed marching-cubes surface of the tissue mask)"),
@@ -48,6 +57,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "Tb.Sp.pm": ("mm", "plate model: 1/Tb.N.pm - Tb.Th.pm"),
     "Tb.N.pm": ("1/mm", "plate model: (BV/TV)/Tb.Th.pm"),
     "Tb.Pf": ("1/mm", "trabecular pattern factor (one-voxel dilation)"),
+}
+
+#: Tissue definitions (see the module docstring): name -> the table's wording.
+TISSUES: dict[str, str] = {
+    "roi": "tissue = the ROI (every non-bone voxel is marrow)",
+    "envelope": "tissue = periosteal envelope (bone closed by 2 voxels, cavities filled per slice)",
+    "mask": "tissue = a given mask",
 }
 
 TRABECULAR = [
@@ -280,18 +296,29 @@ def intersection_surface(mask: np.ndarray, voxel_mm: float = 1.0) -> float:
     return faces * voxel_mm**2
 
 
-def tissue_mask(bone: np.ndarray, tissue: str = "roi") -> np.ndarray:
-    """Tissue (reference) volume of an ROI.
+def tissue_mask(bone: np.ndarray, tissue: str | np.ndarray = "roi") -> np.ndarray:
+    """Tissue (reference) volume of a bone mask (see :data:`TISSUES`).
 
-    ``"roi"``: the whole ROI (trabecular analysis); ``"filled"``: the bone with the cavities
-    it encloses in each slice filled (the periosteal envelope of a cortical shell).
+    ``"roi"``: every voxel; ``"envelope"``: :func:`envelope` of the bone; a boolean array
+    of the bone's shape: that mask.
     """
     bone = np.asarray(bone, dtype=bool)
+    if isinstance(tissue, np.ndarray):
+        if tissue.shape != bone.shape:
+            raise DataError(f"tissue mask of shape {tissue.shape} does not match {bone.shape}")
+        return tissue.astype(bool, copy=False)
     if tissue == "roi":
         return np.ones_like(bone)
-    if tissue == "filled":
-        return np.stack([ndi.binary_fill_holes(s) for s in bone])
-    raise ConfigError(f"evaluate.bone.tissue: unknown tissue mask {tissue!r} (roi, filled)")
+    if tissue == "envelope":
+        return envelope(bone)
+    raise ConfigError(
+        f"evaluate.bone.tissue: unknown tissue {tissue!r} (roi, envelope or a boolean mask)"
+    )
+
+
+def tissue_name(tissue: str | np.ndarray) -> str:
+    """The :data:`TISSUES` key of a tissue argument (``"mask"`` for an array)."""
+    return "mask" if isinstance(tissue, np.ndarray) else str(tissue)
 
 
 def envelope(bone: np.ndarray, closing: int = 2) -> np.ndarray:
@@ -300,6 +327,44 @@ def envelope(bone: np.ndarray, closing: int = 2) -> np.ndarray:
     bone = np.asarray(bone, dtype=bool)
     closed = ndi.binary_closing(bone, iterations=closing, border_value=0) | bone
     return np.stack([ndi.binary_fill_holes(s) for s in closed])
+
+
+def _disc(diameter: float) -> np.ndarray:
+    r = (float(diameter) - 1.0) / 2.0
+    k = int(np.floor(r))
+    yy, xx = np.mgrid[-k : k + 1, -k : k + 1]
+    return yy**2 + xx**2 <= r * r + 1e-9
+
+
+def endosteal_envelope(bone: np.ndarray, cortex_min_thickness: float = 12.0) -> np.ndarray:
+    """The marrow cavity inside the cortical shell, trabeculae included (per slice).
+
+    The marrow inside the periosteal envelope (:func:`envelope`) is closed, slice by slice,
+    with a disc of diameter `cortex_min_thickness` voxels: bone narrower than the disc
+    (trabeculae) is bridged, bone at least that thick (the cortex) is not, and the air
+    outside is not reached. Without a closed cortex the envelope encloses no marrow and
+    the result is empty.
+
+    Parameters
+    ----------
+    bone : (n, h, w) bool
+    cortex_min_thickness : float
+        Thinnest cortex, thickest trabecula (voxels); >= 2.
+    """
+    bone = np.asarray(bone, dtype=bool)
+    if cortex_min_thickness < 2:
+        raise ConfigError(
+            f"evaluate.bone.cortex_min_thickness: must be >= 2 voxels, got {cortex_min_thickness}"
+        )
+    disc = _disc(cortex_min_thickness)
+    pad = disc.shape[0]
+    periosteal = envelope(bone)
+    out = np.zeros_like(bone)
+    for i, (p, b) in enumerate(zip(periosteal, bone, strict=True)):
+        marrow = np.pad(p & ~b, pad)  # the padding is outside the specimen
+        closed = ndi.binary_closing(marrow, structure=disc)[pad:-pad, pad:-pad]
+        out[i] = closed & p
+    return out
 
 
 # --- per-ROI metrics ------------------------------------------------------------------------------
@@ -324,7 +389,7 @@ def bone_metrics(
     *,
     thickness_bone: np.ndarray | None = None,
     thickness_marrow: np.ndarray | None = None,
-    tissue: str = "roi",
+    tissue: str | np.ndarray = "roi",
     sigma: float = 0.5,
 ) -> dict[str, float]:
     """All of :data:`METRICS` for one binary ROI.
@@ -339,23 +404,24 @@ def bone_metrics(
         Local-thickness maps (voxels) of bone and marrow, computed on the whole volume
         and cropped to this ROI so that structures cut by the ROI faces keep their
         thickness; computed on the ROI itself when omitted.
-    tissue : {"roi", "filled"}
-        Tissue mask for TV and TS (see :func:`tissue_mask`).
+    tissue : {"roi", "envelope"} or (n, h, w) bool array
+        Tissue for TV, TS and the marrow (see :data:`TISSUES`); an array is this ROI's
+        part of a tissue mask.
     sigma : float
         Gaussian smoothing (voxels) before marching cubes (see :func:`mesh`).
     """
     bone = np.asarray(bone, dtype=bool)
     if bone.ndim != 3:
         raise DataError(f"bone_metrics: expected a 3D ROI, got shape {bone.shape}")
+    tis = tissue_mask(bone, tissue)
     if thickness_bone is None:
         thickness_bone = local_thickness(bone)
     if thickness_marrow is None:
-        thickness_marrow = local_thickness(~bone)
-    tis = tissue_mask(bone, tissue)
+        thickness_marrow = local_thickness(~bone & tis)
     v3 = voxel_mm**3
     tv = int(tis.sum()) * v3
     bv = int((bone & tis).sum()) * v3
-    if tissue == "roi":  # the ROI box: exact, marching cubes would chamfer its edges
+    if tissue_name(tissue) == "roi":  # the ROI box: exact, marching cubes would chamfer it
         n, h, w = bone.shape
         ts = 2.0 * (n * h + h * w + n * w) * voxel_mm**2
     else:
@@ -363,8 +429,7 @@ def bone_metrics(
     bs = surface_area(bone, voxel_mm, sigma=sigma)
     marrow = ~bone & tis
     th = float(thickness_bone[bone].mean()) * voxel_mm if bone.any() else float("nan")
-    # Marrow voxels with a thickness: all of them for an ROI's own map, those inside the
-    # periosteal envelope for a whole-volume map (see roi_metrics).
+    # Marrow voxels with a thickness (a whole-volume map is 0 outside its tissue).
     marrow = marrow & (thickness_marrow > 0)
     sp = float(thickness_marrow[marrow].mean()) * voxel_mm if marrow.any() else float("nan")
     bv_tv = _ratio(bv, tv)
@@ -429,16 +494,19 @@ def roi_metrics(
     roi_size: int,
     *,
     roi_stride: int | None = None,
-    tissue: str = "roi",
+    tissue: str | np.ndarray = "roi",
     sigma: float = 0.5,
     progress: bool = True,
 ) -> Iterator[tuple[Roi, dict[str, float]]]:
-    """Metrics of every cubic ROI of a binary volume, thickness maps shared by all ROIs."""
+    """Metrics of every cubic ROI of a binary volume, thickness maps shared by all ROIs.
+
+    The marrow thickness map is computed on the whole volume's marrow (the tissue minus
+    the bone, see :data:`TISSUES`), so marrow cut by an ROI face keeps its width.
+    """
     bone = np.asarray(bone, dtype=bool)
+    tis = tissue_mask(bone, tissue)
     t_bone = local_thickness(bone, progress=progress)
-    # Marrow is the space inside the periosteal envelope: the air around the specimen is
-    # not trabecular separation (and its huge spheres would dominate the cost).
-    t_marrow = local_thickness(~bone & envelope(bone), progress=progress)
+    t_marrow = local_thickness(~bone & tis, progress=progress)
     rois = split_rois(bone.shape, roi_size, roi_stride)
     for roi in tqdm(rois, desc="ROIs", disable=not progress, leave=False):
         s = roi.slices
@@ -449,10 +517,21 @@ def roi_metrics(
                 voxel_mm,
                 thickness_bone=t_bone[s],
                 thickness_marrow=t_marrow[s],
-                tissue=tissue,
+                tissue="roi" if tissue_name(tissue) == "roi" else tis[s],
                 sigma=sigma,
             ),
         )
+
+
+def trabecular_rois(
+    bone: np.ndarray,
+    roi_size: int,
+    roi_stride: int | None = None,
+    cortex_min_thickness: float = 12.0,
+) -> list[Roi]:
+    """The ROIs of :func:`split_rois` that lie wholly inside the endosteal envelope."""
+    inside = endosteal_envelope(bone, cortex_min_thickness)
+    return [r for r in split_rois(bone.shape, roi_size, roi_stride) if inside[r.slices].all()]
 
 
 # --- SR volume evaluation (LR, SR and HR of one specimen) ------------------------------------
@@ -486,24 +565,35 @@ def roi_table(
     threshold: float | None = None,
     roi_size: int = 32,
     roi_stride: int | None = None,
-    tissue: str = "roi",
+    tissue: str | np.ndarray = "roi",
     sigma: float = 0.5,
     progress: bool = True,
+    cortex_min_thickness: float = 12.0,
+    reference: str = "hr",
 ):
     """Per-ROI metrics of several volumes of one specimen as a pandas DataFrame.
 
-    One row per (kind, ROI) with columns ``kind, roi, z, y, x, size, threshold`` and the
-    names of :data:`METRICS`. Each volume is thresholded on its own (`threshold` in its
-    intensity units, Otsu's when None); the same ROIs are used in every volume.
+    One row per (kind, region, ROI) with columns ``kind, region, roi, z, y, x, size,
+    threshold, tissue`` and the names of :data:`METRICS`. Region ``all`` holds every ROI;
+    region ``trabecular`` repeats those inside the endosteal envelope of the `reference`
+    volume (the first one when absent; :func:`trabecular_rois`), the same ROIs in every
+    volume. Each volume is thresholded on its own (`threshold` in its intensity units,
+    Otsu's when None); the same ROIs are used in every volume.
     """
     import pandas as pd
 
     if voxel_um <= 0:
         raise ConfigError(f"voxel_um: must be > 0, got {voxel_um}")
     voxel_mm = voxel_um / 1000.0
+    ref_kind = reference if reference in volumes else next(iter(volumes))
+    trabecular: set[int] = set()
     rows = []
     for kind, vol in volumes.items():
         bone, thr = binarize(vol, threshold)
+        if kind == ref_kind:
+            trabecular = {
+                r.index for r in trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
+            }
         for roi, m in roi_metrics(
             bone,
             voxel_mm,
@@ -516,32 +606,46 @@ def roi_table(
             rows.append(
                 {
                     "kind": kind,
+                    "region": "all",
                     "roi": roi.index,
                     "z": roi.z,
                     "y": roi.y,
                     "x": roi.x,
                     "size": roi.size,
                     "threshold": thr,
+                    "tissue": tissue_name(tissue),
                     **m,
                 }
             )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    trab = table[table["roi"].isin(trabecular)].assign(region="trabecular")
+    return pd.concat([table, trab], ignore_index=True) if len(trab) else table
 
 
 def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
     """Pearson r, p and Fisher-z interval of each metric of each kind against `reference`.
 
-    ROIs are paired by their index; columns ``kind, reference, metric, unit, convention,
-    n, r, p, ci_low, ci_high, confidence``.
+    ROIs are paired by their index, per region (``all``, ``trabecular``; a table without
+    a ``region`` column is one region ``all``); columns ``kind, region, reference, metric,
+    unit, convention, n, r, p, ci_low, ci_high, confidence``. The convention names the
+    tissue definition when the table has a ``tissue`` column.
     """
     import pandas as pd
 
     from tomosynth.metrics.stats import pearson
 
-    ref = table[table["kind"] == reference].set_index("roi")
+    if "region" not in table.columns:
+        table = table.assign(region="all")
+    tissue = ""
+    if "tissue" in table.columns and len(table):
+        tissue = "; " + "; ".join(TISSUES.get(t, str(t)) for t in sorted(table["tissue"].unique()))
     rows = []
-    for kind in [k for k in table["kind"].unique() if k != reference]:
-        other = table[table["kind"] == kind].set_index("roi").reindex(ref.index)
+    for region, kind in [
+        (g, k) for g in table["region"].unique() for k in table["kind"].unique() if k != reference
+    ]:
+        part = table[table["region"] == region]
+        ref = part[part["kind"] == reference].set_index("roi")
+        other = part[part["kind"] == kind].set_index("roi").reindex(ref.index)
         for name, (unit, convention) in METRICS.items():
             x, y = other[name].to_numpy(float), ref[name].to_numpy(float)
             r, p, lo, hi = pearson(x, y, confidence)
@@ -549,10 +653,11 @@ def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
             rows.append(
                 {
                     "kind": kind,
+                    "region": region,
                     "reference": reference,
                     "metric": name,
                     "unit": unit,
-                    "convention": convention,
+                    "convention": convention + tissue,
                     "n": n,
                     "r": r,
                     "p": p,
@@ -611,11 +716,12 @@ def evaluate_sr_volume(
     threshold: float | None = None,
     roi_size: int = 32,
     roi_stride: int | None = None,
-    tissue: str = "roi",
+    tissue: str | np.ndarray = "roi",
     sigma: float = 0.5,
     confidence: float = 0.95,
     r_max: int = 16,
     provenance: dict | None = None,
+    cortex_min_thickness: float = 12.0,
 ) -> None:
     """Bone tables of an SR volume folder (lr/, sr/, hr/): per-ROI metrics, SR-vs-HR and
     LR-vs-HR correlations, 3D consistency; each written atomically with a JSON sidecar.
@@ -638,6 +744,7 @@ def evaluate_sr_volume(
         roi_stride=roi_stride,
         tissue=tissue,
         sigma=sigma,
+        cortex_min_thickness=cortex_min_thickness,
     )
     corr = correlation_table(table, "hr", confidence)
     cons = consistency_table(volumes, threshold=threshold, r_max=r_max)
@@ -650,7 +757,8 @@ def evaluate_sr_volume(
             "threshold": threshold,
             "roi_size": roi_size,
             "roi_stride": roi_stride,
-            "tissue": tissue,
+            "tissue": tissue_name(tissue),
+            "cortex_min_thickness": cortex_min_thickness,
             "surface_sigma": sigma,
             "confidence": confidence,
             "r_max": r_max,

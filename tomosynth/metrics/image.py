@@ -1,8 +1,17 @@
 """PSNR and SSIM on batches of grey images, in torch (GPU when the data are there).
 
-Both equal scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity`` with
-their defaults (7x7 uniform window, K1 = 0.01, K2 = 0.03, sample covariance, the window
-radius cropped from every edge), computed in float64.
+Both equal scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity``,
+computed in float64. SSIM has two windows (:data:`SSIM_WINDOWS`):
+
+- ``uniform``: scikit-image's default, a 7x7 uniform window with the sample (N - 1)
+  covariance;
+- ``gaussian``: Wang et al. (2004) and most super-resolution papers, a Gaussian window of
+  sigma 1.5 px truncated at 3.5 sigma (11x11) with the population covariance, i.e.
+  ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False)``.
+
+Both use K1 = 0.01, K2 = 0.03 and average over the window positions that lie fully inside
+the image (scikit-image's edge crop).
 """
 
 from __future__ import annotations
@@ -92,6 +101,22 @@ def psnr(a: ArrayLike, b: ArrayLike, data_range: float) -> ArrayLike:
     return _output(values, a, single)
 
 
+#: SSIM windows: name -> the convention, as written in the tables that report SSIM.
+SSIM_WINDOWS: dict[str, str] = {
+    "gaussian": "SSIM Gaussian window sigma 1.5 px (11x11), population covariance (Wang 2004)",
+    "uniform": "SSIM 7x7 uniform window, sample covariance (scikit-image default)",
+}
+
+
+def _gaussian_kernel(sigma: float, truncate: float = 3.5) -> np.ndarray:
+    """Normalised 1-D Gaussian of `sigma` px over ``|x| <= int(truncate * sigma + 0.5)``
+    (SciPy's ``gaussian_filter`` support, which scikit-image's SSIM uses)."""
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
 def ssim(
     a: ArrayLike,
     b: ArrayLike,
@@ -99,12 +124,16 @@ def ssim(
     win_size: int = 7,
     k1: float = 0.01,
     k2: float = 0.03,
+    window: str = "uniform",
+    sigma: float = 1.5,
 ) -> ArrayLike:
-    """Mean structural similarity per image (Wang et al. 2004, scikit-image defaults).
+    """Mean structural similarity per image (Wang et al. 2004).
 
-    Local means, variances and the covariance come from a `win_size` x `win_size` uniform
-    window with the sample (N - 1) normalisation; the mean is taken over the window
-    positions that lie fully inside the image, which is exactly scikit-image's edge crop.
+    Local means, variances and the covariance come from the window: ``"uniform"`` (the
+    default, scikit-image's): `win_size` x `win_size` with the sample (N - 1)
+    normalisation; ``"gaussian"``: a Gaussian of `sigma` px truncated at 3.5 sigma,
+    population normalisation (Wang et al.). The mean is taken over the window positions
+    that lie fully inside the image, which is exactly scikit-image's edge crop.
 
     Parameters
     ----------
@@ -112,33 +141,51 @@ def ssim(
     data_range : float
         Span of possible values (255 for uint8, 1 for images in [0, 1]).
     win_size : int
-        Odd window side in pixels, at most min(H, W).
+        Odd side in pixels of the uniform window, at most min(H, W).
     k1, k2 : float
         Stabilising constants, C1 = (k1 * data_range)**2, C2 = (k2 * data_range)**2.
+    window : {"uniform", "gaussian"}
+        The window (see :data:`SSIM_WINDOWS`).
+    sigma : float
+        Standard deviation (px) of the Gaussian window.
 
     Returns
     -------
     float or (N,) array/tensor of float64 in [-1, 1], matching the input type and batching.
     """
     data_range = _check_range(data_range)
-    if win_size < 1 or win_size % 2 != 1:
+    if window not in SSIM_WINDOWS:
+        raise ValueError(f"window must be one of {sorted(SSIM_WINDOWS)}, got {window!r}")
+    if window == "uniform" and (win_size < 1 or win_size % 2 != 1):
         raise ValueError(f"win_size must be odd and >= 1, got {win_size}")
+    if window == "gaussian" and not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
     ta, tb, single = _pair(a, b)
-    if min(ta.shape[-2:]) < win_size:
+    if window == "gaussian":
+        k = torch.from_numpy(_gaussian_kernel(float(sigma))).to(ta.device)
+        side = len(k)
+        weights = (k[:, None] * k[None, :])[None, None]
+        cov_norm = 1.0
+    else:
+        side = win_size
+        weights = None
+        n = win_size**2
+        cov_norm = n / (n - 1) if n > 1 else 1.0
+    if min(ta.shape[-2:]) < side:
         raise DataError(
-            f"images of shape {tuple(ta.shape[-2:])} are smaller than the {win_size}px window"
+            f"images of shape {tuple(ta.shape[-2:])} are smaller than the {side}px window"
         )
     x = ta.unsqueeze(1)
     y = tb.unsqueeze(1)
 
     def window_mean(t: torch.Tensor) -> torch.Tensor:
         # "valid" positions only: the crop scikit-image applies after its reflect-padded filter
-        return F.avg_pool2d(t, win_size, stride=1)
+        if weights is None:
+            return F.avg_pool2d(t, side, stride=1)
+        return F.conv2d(t, weights)
 
     ux, uy = window_mean(x), window_mean(y)
     uxx, uyy, uxy = window_mean(x * x), window_mean(y * y), window_mean(x * y)
-    n = win_size**2
-    cov_norm = n / (n - 1) if n > 1 else 1.0
     vx = cov_norm * (uxx - ux * ux)
     vy = cov_norm * (uyy - uy * uy)
     vxy = cov_norm * (uxy - ux * uy)

@@ -20,25 +20,42 @@ LABELS = {"sr": "SR", "lr": "LR (bicubic)", "hr": "HR"}
 
 def bone_figure(table, corr, metrics: list[str] | None = None, title: str = "") -> plt.Figure:
     """Scatter of each metric per ROI: SR and LR (y) against HR (x), identity line, and the
-    Pearson r, p and n of the correlations table in the legend."""
+    Pearson r, p and n of the correlations table in the legend.
+
+    With a ``region`` column, the points are the ``all`` ROIs, and the ``trabecular`` ones
+    are ringed, with their own r, p and n in the legend.
+    """
     metrics = [m for m in (metrics or DEFAULT_METRICS) if m in table.columns]
     ncol = min(4, len(metrics))
     nrow = math.ceil(len(metrics) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.2 * nrow), squeeze=False)
-    hr = table[table["kind"] == "hr"].set_index("roi")
+    if "region" not in table.columns:
+        table = table.assign(region="all")
+    if "region" not in corr.columns:
+        corr = corr.assign(region="all")
+    regions = [g for g in ("all", "trabecular") if g in set(table["region"])]
     for ax, name in zip(axes.ravel(), metrics, strict=False):
         unit, convention = METRICS[name]
-        x = hr[name]
-        for kind in ("sr", "lr"):
-            sub = table[table["kind"] == kind].set_index("roi").reindex(hr.index)
-            if sub[name].isna().all():
-                continue
-            row = corr[(corr["kind"] == kind) & (corr["metric"] == name)]
-            label = LABELS[kind]
-            if len(row):
-                r, p, n = row.iloc[0][["r", "p", "n"]]
-                label += f": r={r:.3f}, p={p:.2g} (n={int(n)})"
-            ax.scatter(x, sub[name], s=10, alpha=0.7, color=COLOURS[kind], label=label)
+        for region in regions:
+            part = table[table["region"] == region]
+            hr = part[part["kind"] == "hr"].set_index("roi")
+            for kind in ("sr", "lr"):
+                sub = part[part["kind"] == kind].set_index("roi").reindex(hr.index)
+                if sub[name].isna().all():
+                    continue
+                row = corr[
+                    (corr["kind"] == kind) & (corr["metric"] == name) & (corr["region"] == region)
+                ]
+                label = LABELS[kind] + (", trabecular" if region == "trabecular" else "")
+                if len(row):
+                    r, p, n = row.iloc[0][["r", "p", "n"]]
+                    label += f": r={r:.3f}, p={p:.2g} (n={int(n)})"
+                style = (
+                    {"s": 10, "alpha": 0.7, "color": COLOURS[kind]}
+                    if region == "all"
+                    else {"s": 30, "facecolors": "none", "edgecolors": COLOURS[kind], "lw": 0.8}
+                )
+                ax.scatter(hr[name], sub[name], label=label, **style)
         vals = np.concatenate([table[name].to_numpy(float)])
         vals = vals[np.isfinite(vals)]
         if vals.size:

@@ -134,8 +134,8 @@ def comparison_images(
     device: str = "auto",
 ) -> dict[str, np.ndarray]:
     """Bicubic, SRCNN and real versions of the first held-out slice (test set, else val)."""
+    from tomosynth.resample import bicubic
     from tomosynth.train.srcnn import load_srcnn, refine
-    from tomosynth.upscale import bicubic
 
     split = read_json(split_path)
     names = sorted(split.get("test") or split.get("val") or [])

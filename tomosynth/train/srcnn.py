@@ -26,6 +26,7 @@ from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_file, list_pngs, read_json, read_png_stack
 from tomosynth.metrics.image import psnr, ssim
 from tomosynth.models.srcnn import SRCNN
+from tomosynth.resample import bicubic
 from tomosynth.train.common import (
     Budget,
     CsvLog,
@@ -39,7 +40,6 @@ from tomosynth.train.common import (
     select_device,
     set_rng_state,
 )
-from tomosynth.upscale import bicubic
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def load_pairs(
             f"of {high_dir} ({highs.shape[1:]})"
         )
     size = highs.shape[1:]
-    inputs = np.stack([bicubic(img, size) for img in lows])
+    inputs = bicubic(lows, size)
     return inputs, highs
 
 

@@ -29,7 +29,7 @@ from tomosynth.losses import (
     lsgan_generator_loss,
     total_variation,
 )
-from tomosynth.metrics.image import psnr, ssim
+from tomosynth.metrics.image import SSIM_WINDOWS, psnr, ssim
 from tomosynth.models.srgan import (
     GeneratorConfig,
     build_discriminator,
@@ -290,15 +290,21 @@ def super_resolve_stack(
     return np.concatenate(out).astype(np.float32)
 
 
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of a state dict's tensors (a snapshot, not live references)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
 def _validate(
     trainer: SRGANTrainer, val_hr: np.ndarray, val_lr: np.ndarray
 ) -> tuple[float, float, float]:
-    """Mean PSNR and SSIM (data range 1) of SR and mean PSNR of bicubic on validation images."""
+    """Mean PSNR and SSIM (data range 1, Gaussian window as the SR tables' default) of SR and
+    mean PSNR of bicubic on validation images."""
     sr = trainer.super_resolve(val_lr, batch_size=trainer.cfg.batch_size)
     bic = bicubic_upscale(val_lr, trainer.cfg.scale)
     return (
         float(np.mean(psnr(val_hr, sr, data_range=1.0))),
-        float(np.mean(ssim(val_hr, sr, data_range=1.0))),
+        float(np.mean(ssim(val_hr, sr, data_range=1.0, window="gaussian"))),
         float(np.mean(psnr(val_hr, bic, data_range=1.0))),
     )
 
@@ -440,7 +446,9 @@ def train_srgan(
                 best = {
                     **meta,
                     "kind": "srgan_generator",
-                    "generator": trainer.generator.state_dict(),
+                    # a copy: a state dict references the live parameters, which later
+                    # epochs keep changing
+                    "generator": _cpu_copy(trainer.generator.state_dict()),
                     "scale": cfg.scale,
                     "epoch": epoch,
                     "val_psnr": val_psnr,
@@ -580,12 +588,31 @@ def super_resolve_volume(
     return len(names)
 
 
-def sr_slice_metrics(volume_dir: str | os.PathLike, names: list[str] | None = None) -> pd.DataFrame:
+def sr_convention(ssim_window: str) -> str:
+    """The ``convention`` column of the SR tables: data range, SSIM window, which bicubic."""
+    if ssim_window not in SSIM_WINDOWS:
+        raise ConfigError(
+            f"evaluate.ssim_window: expected one of {sorted(SSIM_WINDOWS)}, got {ssim_window!r}"
+        )
+    return (
+        f"PSNR/SSIM of [0, 1] floats, data range 1; {SSIM_WINDOWS[ssim_window]}; "
+        "bicubic = OpenCV INTER_CUBIC (tomosynth.resample)"
+    )
+
+
+def sr_slice_metrics(
+    volume_dir: str | os.PathLike,
+    names: list[str] | None = None,
+    ssim_window: str = "gaussian",
+) -> pd.DataFrame:
     """Per-slice PSNR and SSIM (data range 1) of ``sr/`` and ``lr/`` (bicubic) against ``hr/``.
 
     `names` (e.g. the test split's PNG names) selects slices; those absent from the volume
     (no LR partner in a real pair) are skipped with a warning. ``None`` scores all slices.
+    `ssim_window` is ``"gaussian"`` (Wang et al., sigma 1.5, as in SR papers) or
+    ``"uniform"`` (scikit-image's 7x7 default); the ``convention`` column names it.
     """
+    convention = sr_convention(ssim_window)
     volume_dir = Path(volume_dir)
     meta = read_json(volume_dir / "meta.json")
     if not (volume_dir / "hr").is_dir():
@@ -606,7 +633,7 @@ def sr_slice_metrics(volume_dir: str | os.PathLike, names: list[str] | None = No
     for method, part in (("srgan", "sr"), ("bicubic", "lr")):
         img, _ = read_stack(volume_dir / part, chosen)
         p = psnr(hr, img, data_range=1.0)
-        s = ssim(hr, img, data_range=1.0)
+        s = ssim(hr, img, data_range=1.0, window=ssim_window)
         for name, pv, sv in zip(chosen, p, s, strict=True):
             rows.append(
                 {
@@ -619,6 +646,7 @@ def sr_slice_metrics(volume_dir: str | os.PathLike, names: list[str] | None = No
                     "psnr": float(pv),
                     "ssim": float(sv),
                     "seed": meta.get("seed"),
+                    "convention": convention,
                 }
             )
     return pd.DataFrame(rows)
@@ -638,6 +666,7 @@ def summarize_sr_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
         ssim_mean=("ssim", "mean"),
         ssim_std=("ssim", lambda x: float(np.std(x))),
         seed=("seed", "first"),
+        convention=("convention", "first"),
     ).reset_index()
     return table[
         [
@@ -651,6 +680,7 @@ def summarize_sr_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
             "ssim_mean",
             "ssim_std",
             "seed",
+            "convention",
         ]
     ]
 
@@ -704,6 +734,7 @@ def cv_sr_table(per_slice: pd.DataFrame) -> pd.DataFrame:
                     "ssim_mean": float(g["ssim"].mean()),
                     "ssim_std": float(np.std(g["ssim"])),
                     "seed": g["seed"].iloc[0],
+                    "convention": "; ".join(sorted(g["convention"].unique())),
                 }
             )
     return pd.DataFrame(rows)

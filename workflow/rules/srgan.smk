@@ -66,6 +66,7 @@ rule compute_sr_metrics:
         mem_mb=4000,
     params:
         eval_set=get_sr_eval_set,
+        ssim_window=EVALUATE["ssim_window"],
     script:
         "../../scripts/sr_metrics.py"
 
