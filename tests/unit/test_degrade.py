@@ -90,3 +90,19 @@ def test_log_scale_of_a_row():
     assert out["ci_high"] == pytest.approx(3.0) and out["baseline_same_n"] == 0.0
     assert out["fd"] == pytest.approx(np.e**2) and out["fid_inf"] == 5.0  # linear
     assert D.log_distance(0.0) == -np.inf and np.isnan(D.log_distance(-1.0))
+
+
+def test_validation_figure_draws_the_table(table, tmp_path):
+    from tomosynth.plots.distance import degradation_figure, plot_degradation
+
+    fig, drawn = degradation_figure(table)
+    ax = fig.axes[0]
+    lines = {line.get_label().split(":")[0]: line for line in ax.get_lines()}
+    assert set(lines) == set(G.KINDS)
+    for kind, line in lines.items():
+        sub = table[table["kind"] == kind].sort_values("level")
+        np.testing.assert_allclose(line.get_ydata(), sub["value"])
+        assert drawn[kind]["value"] == pytest.approx(list(sub["value"]))
+    assert F.METRIC_NAME in ax.get_ylabel()
+    plot_degradation(table, tmp_path / "v.png", tmp_path / "v.pdf")
+    assert (tmp_path / "v.png").stat().st_size > 0 and (tmp_path / "v.pdf").stat().st_size > 0

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from tomosynth.errors import ConfigError
+from tomosynth.errors import ConfigError, DataError
 
 LEVELS: dict[str, tuple[float, ...]] = {
     "noise": (0.0, 4.0, 8.0, 16.0, 32.0),
@@ -113,8 +113,8 @@ def degradation_table(
     from tomosynth.metrics.kid import kid
 
     imgs = np.asarray(images)
-    if imgs.ndim != 3 or len(imgs) < 8:
-        raise ConfigError(f"degradation_table: need a (n >= 8, h, w) stack, got {imgs.shape}")
+    if imgs.ndim != 3 or len(imgs) < 4:
+        raise DataError(f"degradation check: need >= 4 real images (n, h, w), got {imgs.shape}")
     levels = LEVELS if levels is None else levels
     perm = np.random.default_rng(seed).permutation(len(imgs))
     half = len(imgs) // 2

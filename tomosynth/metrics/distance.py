@@ -422,6 +422,8 @@ class DistanceSettings:
     fid_inf_min_fraction : smallest N of the fit as a fraction of the compared set's N.
     frd_min_std : reference std (feature units) at or below which a radiomics feature is
         dropped from the offline metric (:func:`fit_standardiser`).
+    validation_images : real training slices used by the degradation check (rule
+        plot_distance_validation, :func:`tomosynth.metrics.degrade.degradation_table`).
     baseline_repeats : random real-vs-real splits averaged for ``baseline_same_n``.
     """
 
@@ -434,6 +436,7 @@ class DistanceSettings:
     baseline_repeats: int = 5
     fid_inf_min_fraction: float = 0.3
     frd_min_std: float = 1e-4
+    validation_images: int = 64
 
 
 def files_digest(files: list[str], metric: str) -> str:
