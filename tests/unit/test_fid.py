@@ -140,7 +140,9 @@ def test_distance_table_runs_the_fid_path(fid_table):
     assert len(fid_rows) == 3 and (fid_rows["feature_dim"] == 2048).all()
     assert (table["metric"] == "log FRD (tomosynth radiomics features)").sum() == 3
     # the offline metric's z-scoring and log do not touch FID: linear FD of raw features
-    assert (fid_rows["value"] == fid_rows["fd"]).all() and (fid_rows["dropped_features"] == "").all()
+    assert (fid_rows["value"] == fid_rows["fd"]).all() and (
+        fid_rows["dropped_features"] == ""
+    ).all()
     gen = D.load_stats(stats / "fid_samples__gen.npz")["features"]
     train = D.load_stats(stats / "fid_train.npz")["features"]
     row = fid_rows[(fid_rows["set"] == "samples/gen") & (fid_rows["reference"] == "train")]

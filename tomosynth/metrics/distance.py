@@ -11,9 +11,10 @@ z-scored by the reference set (the training split) and the reported value is the
 log of the Fréchet distance in that space. Real slices of one sample are statistically
 very alike (the features' spread across them is ~0.3-2 % of their value), so any visible
 change moves many features by tens of reference standard deviations and the linear
-distance spans orders of magnitude: on simulated shale slices (128 px, 24 vs 24) the
-real-vs-real FD is ~17 (log 2.8), Gaussian noise of 4 grey levels gives ~10^3 (log ~7)
-and of 32 grey levels ~10^6 (log ~14). The log keeps those on one readable axis.
+distance spans orders of magnitude: on reconstructed slices of the simulated shale scan
+(128 px, 24 vs 24, :func:`tomosynth.metrics.degrade.degradation_table`) the real-vs-real
+FD is ~17 (log 2.8), Gaussian noise of 4 grey levels gives ~490 (log 6.2) and of 32 grey
+levels ~2e5 (log 12.3). The log keeps those on one readable axis.
 Features whose reference spread is degenerate (std <= ``frd_min_std``) are dropped and
 named in the table. KID and FID-infinity are computed in the same z-scored space (KID's
 cubic kernel makes it grow like the sixth power of the z offset, so far from real it is
@@ -616,6 +617,7 @@ def distance_table(
         def report(row: dict, tag=tag, dropped=dropped) -> dict:
             row = to_log_scale(row) if tag == "frd" else row
             return dict(row, dropped_features=dropped)
+
         # the real-split row: two seeded random equal halves of the real pool
         perm = np.random.default_rng(settings.seed).permutation(len(pool))
         half = len(pool) // 2

@@ -545,9 +545,7 @@ def evaluate_image_sets(
             "max_size": max_size,
             "sample": sample,
             "sample_margin": sample_margin,
-            "sample_fraction": {
-                f"{h}x{w}": float(r.mean()) for (h, w), r in regions.items()
-            },
+            "sample_fraction": {f"{h}x{w}": float(r.mean()) for (h, w), r in regions.items()},
         },
         **(provenance or {}),
     )

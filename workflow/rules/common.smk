@@ -547,7 +547,9 @@ def evaluate_targets():
         )
         + expand("results/metrics/distance/{scan}_validation.csv", scan=scans)
         + expand(
-            "results/plots/distance_validation_{scan}.{ext}", scan=scans, ext=["png", "pdf"]
+            "results/plots/distance_validation_{scan}.{ext}",
+            scan=scans,
+            ext=["png", "pdf"],
         )
         + ["results/metrics/compute.csv", "results/metrics/compute.json"]
     )
