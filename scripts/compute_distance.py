@@ -57,7 +57,11 @@ write_sidecar(
         device=device,
         metrics=sorted(set(table["metric"])),
         frd_features=feature_names(),
-        frd_normaliser="z-scored with the mean/std of the first reference (train split)",
+        frd_normaliser=(
+            "z-scored with the mean/std of the first reference (train split), features with "
+            f"reference std <= {settings.frd_min_std} dropped (column dropped_features); "
+            "value, CI and baseline = ln(Fréchet distance), fd and fid_inf linear"
+        ),
         sets={name: {"label": label, "n": len(files)} for name, (label, files) in sets.items()},
         references={name: len(files) for name, files in references.items()},
         real_pool=len(real_pool),

@@ -18,5 +18,7 @@ evaluate_image_sets(
     periodic=p["periodic"],
     max_images=p["max_images"],
     max_size=p["max_size"],
+    sample=p["sample"],
+    sample_margin=p["sample_margin"],
     provenance=snakemake.params.provenance,
 )

@@ -138,7 +138,15 @@ def test_distance_table_runs_the_fid_path(fid_table):
     table, stats = fid_table
     fid_rows = table[table["metric"] == "FID"]
     assert len(fid_rows) == 3 and (fid_rows["feature_dim"] == 2048).all()
-    assert (table["metric"] == "FRD (tomosynth radiomics features)").sum() == 3
+    assert (table["metric"] == "log FRD (tomosynth radiomics features)").sum() == 3
+    # the offline metric's z-scoring and log do not touch FID: linear FD of raw features
+    assert (fid_rows["value"] == fid_rows["fd"]).all() and (
+        fid_rows["dropped_features"] == ""
+    ).all()
+    gen = D.load_stats(stats / "fid_samples__gen.npz")["features"]
+    train = D.load_stats(stats / "fid_train.npz")["features"]
+    row = fid_rows[(fid_rows["set"] == "samples/gen") & (fid_rows["reference"] == "train")]
+    assert row["value"].iloc[0] == pytest.approx(D.frechet_distance_features(gen, train), rel=1e-9)
     assert not table["warning"].str.contains("offline FRD").any()
     assert fid_rows["warning"].str.contains("feature dim 2048").all()
     # the cached statistics are pytorch-fid's --save-stats format (its own reader) ...

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import ndimage, stats
 from skimage.metrics import structural_similarity
 
 from tomosynth.metrics.morphology import (
@@ -183,6 +183,13 @@ def test_evaluate_image_sets(tmp_path):
     s2 = pd.read_csv(out / "s2.csv")
     first = s2[(s2.set == "real") & (s2.r == 0)].iloc[0]
     assert first.s2_mean == pytest.approx(1 - t.loc["real", "porosity"])
+    # random textures fill the image: the sample region is the whole image
+    assert (t["sample_fraction"] == 1.0).all()
+    np.testing.assert_allclose(t["porosity_sample"], t["porosity"])
+    sizes = pd.read_csv(out / "sizes.csv")
+    assert set(sizes["region"]) == {"image", "sample"}
+    pores = sizes[(sizes.set == "real") & (sizes.phase == "pore") & (sizes.region == "image")]
+    assert pores["count"].sum() == pytest.approx(t.loc["real", "porosity"] * 3 * 32 * 32)
 
 
 def test_morphology_figure_curves_are_table_values(tmp_path):
@@ -225,3 +232,76 @@ def test_morphology_figure_curves_are_table_values(tmp_path):
     lines = fig.axes[0].get_lines()
     np.testing.assert_allclose(lines[1].get_ydata(), [0.4, 0.2, 0.16])
     assert "S2 RMSE 0.1000" in lines[1].get_label()
+
+
+# --- open-ended size bins and the sample region ------------------------------------------------
+def test_size_histogram_loses_no_pixel():
+    from tomosynth.metrics.bone import local_thickness
+    from tomosynth.metrics.morphology import image_set_stats
+
+    big = _disc(80, 25)  # local thickness ~50 px, far beyond the 16 px of the bins
+    bins = np.arange(0.5, 17.5, 1.0)
+    h = size_histogram(big, bins)
+    assert h.sum() == big.sum()  # every phase pixel counted once
+    assert h[-1] > 0.9 * big.sum()  # the large values sit in the open last bin
+    rng = np.random.default_rng(0)
+    imgs = np.where(rng.random((3, 48, 48)) < 0.5, 200, 20).astype(np.uint8)
+    imgs[:, 4:40, 4:40] = 20  # one large pore per image, larger than max_size
+    st = image_set_stats(imgs, threshold=100, max_size=8)
+    pores = sum(int((im <= 100).sum()) for im in imgs)
+    assert st["pore_hist"].sum() == pores and st["pore_hist_sample"].sum() == pores
+    assert st["grain_hist"].sum() == 3 * 48 * 48 - pores
+    # mean size: the exact mean of the local thickness values, not of clipped bins
+    exact = np.mean(np.concatenate([local_thickness(im <= 100)[im <= 100] for im in imgs]))
+    assert st["mean_pore_size"] == pytest.approx(exact, rel=1e-6) and exact > 8
+
+
+def _container_stack(n=96, radius=30, centre=(50, 44), k=10, seed=0):
+    """Slices of a disc-shaped sample (grey 120, small dark pores) in a bright container
+    ring (grey 200, radii 38-41) with noisy air (grey ~20) between and around."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:n, :n]
+    r = np.hypot(yy - centre[0], xx - centre[1])
+    stack = []
+    for _ in range(k):
+        img = 20 + rng.normal(0, 6, (n, n))
+        img[r < radius] = 120 + rng.normal(0, 10, (r < radius).sum())
+        pores = (rng.random((n, n)) < 0.03) & (r < radius)
+        img[ndimage.binary_dilation(pores)] = 25
+        img[(r >= 38) & (r < 41)] = 200
+        stack.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(stack), r
+
+
+def test_sample_region_of_a_container_with_known_radius():
+    from tomosynth.metrics.morphology import sample_region
+
+    stack, r = _container_stack()
+    region = sample_region(stack, margin=0.0)
+    truth = r < 30
+    assert region.sum() == pytest.approx(truth.sum(), rel=0.03)
+    assert (region & ~truth).sum() <= 0.02 * truth.sum()  # not the wall, not the air gap
+    eroded = sample_region(stack, margin=0.03)  # 3 px at 96 px
+    assert r[eroded].max() <= 30 - 2 and r[eroded].max() >= 30 - 4
+    # a cropped core (no air anywhere): the whole image
+    full = stack[:, 30:70, 24:64]
+    assert sample_region(full).all()
+
+
+def test_in_sample_statistics_of_simulated_shale_slices():
+    from _shale import shale_slices
+
+    from tomosynth.metrics.morphology import image_set_stats, sample_region
+
+    n = 64
+    slices = shale_slices(n, 16)
+    region = sample_region(slices)
+    c = (n - 1) / 2
+    yy, xx = np.mgrid[:n, :n]
+    r = np.hypot(yy - c, xx - c) / n
+    # the phantom's sample radius is 0.38 n (+-1.2 %); the container starts at 0.425 n
+    assert r[region].max() < 0.39 and (region | (r > 0.34)).all()
+    st = image_set_stats(slices, region=region)
+    assert st["porosity"] > 0.3  # the whole image counts air and gap as pore space
+    assert 0.01 < st["porosity_sample"] < 0.1  # the phantom's pores: ~3.5 % of the sample
+    assert st["mean_pore_size_sample"] < st["mean_pore_size"]

@@ -1,10 +1,25 @@
 """Fréchet distances between feature sets, with small-sample statistics.
 
 The same machinery serves the Inception FID (features from :mod:`tomosynth.metrics.fid`)
-and the weight-free "FRD (tomosynth radiomics features)" (features from
+and the weight-free "log FRD (tomosynth radiomics features)" (features from
 :mod:`tomosynth.metrics.features`): Gaussian statistics, the Fréchet distance, a seeded
-bootstrap confidence interval, a real-vs-real baseline at a given N and the FID-infinity
-extrapolation of Chong & Forsyth (2020).
+bootstrap confidence interval, a real-vs-real baseline at a given N, KID and the
+FID-infinity extrapolation of Chong & Forsyth (2020).
+
+Scale of the offline metric. As FRD v1 (Konz et al. 2024), every radiomics feature is
+z-scored by the reference set (the training split) and the reported value is the natural
+log of the Fréchet distance in that space. Real slices of one sample are statistically
+very alike (the features' spread across them is ~0.3-2 % of their value), so any visible
+change moves many features by tens of reference standard deviations and the linear
+distance spans orders of magnitude: on reconstructed slices of the simulated shale scan
+(128 px, 24 vs 24, :func:`tomosynth.metrics.degrade.degradation_table`) the real-vs-real
+FD is ~17 (log 2.8), Gaussian noise of 4 grey levels gives ~490 (log 6.2) and of 32 grey
+levels ~2e5 (log 12.3). The log keeps those on one readable axis.
+Features whose reference spread is degenerate (std <= ``frd_min_std``) are dropped and
+named in the table. KID and FID-infinity are computed in the same z-scored space (KID's
+cubic kernel makes it grow like the sixth power of the z offset, so far from real it is
+large; it is meant for sets near the real-vs-real baseline). FID rows are untouched:
+Inception features, linear FD.
 """
 
 from __future__ import annotations
@@ -257,56 +272,116 @@ def split_baseline(
 def fid_infinity(
     x: np.ndarray,
     ref: np.ndarray,
-    n_points: int = 6,
-    min_fraction: float = 0.3,
-    repeats: int = 3,
+    n_points: int = 15,
+    min_fraction: float = 0.1,
+    repeats: int = 1,
     seed: int = 0,
     distance: Distance = frechet_distance_features,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Extrapolate the Fréchet distance to infinitely many images (Chong & Forsyth 2020).
+    """FID-infinity of Chong & Forsyth (2020): the distance extrapolated to N = infinity.
 
-    For N from ``min_fraction * N_max`` to N_max = min(len(x), len(ref)) (evenly spaced in
-    1/N), both sets are subsampled without replacement to N images, the distance averaged
-    over `repeats` draws, a line fitted to distance vs 1/N and read at 1/N = 0. The plug-in
-    bias of a Fréchet distance is about linear in 1/N, which this removes.
+    "Effectively unbiased FID and Inception Score and where to find them" (CVPR 2020,
+    section 3): the reference statistics stay those of the **full** reference set; only the
+    compared set `x` is subsampled (without replacement) to N images, for `n_points` values
+    of N evenly spaced from ``min_fraction * len(x)`` to ``len(x)`` (the paper: 15 values,
+    5,000 to 50,000). The plug-in bias of the Fréchet distance is linear in 1/N to first
+    order, so a least-squares line of the distance against 1/N, read at 1/N = 0, removes
+    the bias due to the finite compared set. What remains is the (smaller, fixed) bias of
+    the finite reference set. `repeats` draws per N are averaged (the paper: one).
 
     Returns
     -------
-    (intercept at 1/N = 0, the N values, the mean distances)
+    (intercept at 1/N = 0, the N values, the mean distance at each N); NaN when fewer
+    than two distinct N >= 2 are available.
     """
-    n_max = min(len(x), len(ref))
+    n_max = len(x)
     n_min = max(2, int(round(min_fraction * n_max)))
-    if n_max < 3 or n_min >= n_max:
-        return float("nan"), np.array([n_max]), np.array([np.nan])
-    inv = np.linspace(1.0 / n_min, 1.0 / n_max, n_points)
-    ns = np.unique(np.round(1.0 / inv).astype(int))
-    rng = np.random.default_rng(seed)
-    means = []
-    for n in ns:
-        vals = [
-            distance(x[rng.permutation(len(x))[:n]], ref[rng.permutation(len(ref))[:n]])
-            for _ in range(repeats)
-        ]
-        means.append(np.mean(vals))
-    means = np.asarray(means)
+    ns = np.unique(np.linspace(n_min, n_max, max(int(n_points), 2)).round().astype(int))
+    ns = ns[ns >= 2]
     if len(ns) < 2:
-        return float("nan"), ns, means
-    slope, intercept = np.polyfit(1.0 / ns, means, 1)
+        return float("nan"), ns, np.full(len(ns), np.nan)
+    rng = np.random.default_rng(seed)
+    means = np.array(
+        [
+            np.mean([distance(x[rng.permutation(n_max)[:n]], ref) for _ in range(repeats)])
+            for n in ns
+        ]
+    )
+    _slope, intercept = np.polyfit(1.0 / ns, means, 1)
     return float(intercept), ns, means
 
 
-def zscore(features: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Standardise `features` with the per-feature mean and std of `ref`.
+# --- the offline metric's feature space -----------------------------------------------------
+@dataclass
+class Standardiser:
+    """Per-feature z-scoring by a reference set, without its degenerate features.
 
-    Features that are constant in `ref` keep unit scale (divided by 1, not by 0). "Constant"
-    includes a spread at rounding level (e.g. a percentile that always falls on the same grey
-    value of clipped 8-bit images: std ~1e-17), which would otherwise blow the distance up to
-    ~1e30.
+    Attributes
+    ----------
+    mean, std : (d,) reference mean and standard deviation (ddof=1) of every feature.
+    keep : (d,) bool, the features used: reference std above the threshold.
     """
-    mu = ref.mean(axis=0)
-    sd = ref.std(axis=0, ddof=1) if len(ref) > 1 else np.ones(ref.shape[1])
-    sd = np.where(sd > 1e-9 * (1.0 + np.abs(mu)), sd, 1.0)
-    return (np.asarray(features, dtype=np.float64) - mu) / sd
+
+    mean: np.ndarray
+    std: np.ndarray
+    keep: np.ndarray
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """``(features - mean) / std`` of the kept features, shape ``(n, keep.sum())``."""
+        x = np.asarray(features, dtype=np.float64)
+        return (x[:, self.keep] - self.mean[self.keep]) / self.std[self.keep]
+
+    def dropped(self, names: list[str]) -> list[str]:
+        """Names of the features left out (reference spread at or below the threshold)."""
+        return [n for n, k in zip(names, self.keep, strict=True) if not k]
+
+
+def fit_standardiser(ref: np.ndarray, min_std: float = 1e-4) -> Standardiser:
+    """Standardiser of the reference feature set `ref` (n >= 2 rows).
+
+    A feature whose reference std is at most `min_std` (feature units; the radiomics
+    features are computed on images scaled to [0, 1], so 1e-4 is 1/40 of a grey level) or
+    at rounding level (``1e-9 (1 + |mean|)``, e.g. a percentile that always falls on one
+    grey value) has no usable z-score: dividing by it would let that one feature decide
+    the distance. It is dropped; :meth:`Standardiser.dropped` lists it.
+    """
+    r = np.asarray(ref, dtype=np.float64)
+    if r.ndim != 2 or len(r) < 2:
+        raise DataError(f"reference features of shape {r.shape}: need (n >= 2, d)")
+    mu, sd = r.mean(axis=0), r.std(axis=0, ddof=1)
+    keep = sd > np.maximum(float(min_std), 1e-9 * (1.0 + np.abs(mu)))
+    if not keep.any():
+        raise DataError(
+            f"every feature is constant in the reference (std <= {min_std}): no distance"
+        )
+    return Standardiser(mean=mu, std=np.where(keep, sd, 1.0), keep=keep)
+
+
+def zscore(features: np.ndarray, ref: np.ndarray, min_std: float = 1e-4) -> np.ndarray:
+    """Features z-scored by `ref` without its degenerate features (:func:`fit_standardiser`)."""
+    return fit_standardiser(ref, min_std)(features)
+
+
+def log_distance(fd: float) -> float:
+    """Natural log of a Fréchet distance (the reported "log FRD"); -inf at 0, NaN below."""
+    fd = float(fd)
+    if not np.isfinite(fd) or fd < 0:
+        return float("nan")
+    return float(np.log(fd)) if fd > 0 else float("-inf")
+
+
+LOG_COLUMNS = ("value", "ci_low", "ci_high", "baseline_same_n")
+
+
+def to_log_scale(row: dict) -> dict:
+    """A :func:`compare_sets` row of the offline metric on the reported scale: ``fd`` keeps
+    the Fréchet distance, and `value`, its CI and the same-N baseline become natural logs
+    (a monotone map, so the percentile CI maps to the CI of the log). ``fid_inf`` stays a
+    linear Fréchet distance: the extrapolation is linear in FD and may reach 0 or below."""
+    out = dict(row, fd=row["value"])
+    for key in LOG_COLUMNS:
+        out[key] = log_distance(row[key])
+    return out
 
 
 # --- tables: every score with its N, CI, baseline, KID and FID-infinity ----------------------
@@ -329,6 +404,8 @@ TABLE_COLUMNS = [
     "label",
     "baseline_n",
     "kid_subset_size",
+    "fd",
+    "dropped_features",
 ]
 
 
@@ -343,6 +420,11 @@ class DistanceSettings:
     seed : seed of every random draw (bootstrap, splits, subsets).
     kid_subsets, kid_subset_size : KID subsets and their size (capped at the smaller N).
     fid_inf_points : number of N values in the FID-infinity fit.
+    fid_inf_min_fraction : smallest N of the fit as a fraction of the compared set's N.
+    frd_min_std : reference std (feature units) at or below which a radiomics feature is
+        dropped from the offline metric (:func:`fit_standardiser`).
+    validation_images : real training slices used by the degradation check (rule
+        plot_distance_validation, :func:`tomosynth.metrics.degrade.degradation_table`).
     baseline_repeats : random real-vs-real splits averaged for ``baseline_same_n``.
     """
 
@@ -353,6 +435,9 @@ class DistanceSettings:
     kid_subset_size: int = 1000
     fid_inf_points: int = 6
     baseline_repeats: int = 5
+    fid_inf_min_fraction: float = 0.3
+    frd_min_std: float = 1e-4
+    validation_images: int = 64
 
 
 def files_digest(files: list[str], metric: str) -> str:
@@ -425,7 +510,9 @@ def compare_sets(
             "inflates the distance, i.e. small-sample bias dominates this score"
         )
     k_mean, k_std, k_m = kid(x, ref, s.kid_subsets, s.kid_subset_size, s.seed)
-    f_inf, _, _ = fid_infinity(x, ref, n_points=s.fid_inf_points, seed=s.seed, distance=distance)
+    f_inf, _, _ = fid_infinity(
+        x, ref, s.fid_inf_points, s.fid_inf_min_fraction, seed=s.seed, distance=distance
+    )
     return {
         "value": value,
         "ci_low": ci[0],
@@ -440,6 +527,8 @@ def compare_sets(
         "fid_inf": f_inf,
         "feature_dim": dim,
         "warning": "; ".join(warnings),
+        "fd": value,
+        "dropped_features": "",
     }
 
 
@@ -518,16 +607,24 @@ def distance_table(
 
         pool = feats("real", real_pool)
         refs = {name: feats(name, files) for name, files in references.items()}
-        if tag == "frd":  # z-score with the first reference (the training split)
-            norm = next(iter(refs.values()))
-            pool = zscore(pool, norm)
-            refs = {k: zscore(v, norm) for k, v in refs.items()}
+        scale, dropped = (lambda f: f), ""
+        if tag == "frd":  # z-score by the first reference (the training split), log FD
+            scale = fit_standardiser(next(iter(refs.values())), settings.frd_min_std)
+            dropped = "; ".join(scale.dropped(frd.feature_names()))
+            pool = scale(pool)
+            refs = {k: scale(v) for k, v in refs.items()}
+
+        def report(row: dict, tag=tag, dropped=dropped) -> dict:
+            row = to_log_scale(row) if tag == "frd" else row
+            return dict(row, dropped_features=dropped)
+
         # the real-split row: two seeded random equal halves of the real pool
         perm = np.random.default_rng(settings.seed).permutation(len(pool))
         half = len(pool) // 2
         a, b = pool[perm[:half]], pool[perm[half : 2 * half]]
         row = compare_sets(a, b, pool, settings, dist)
         row["baseline_same_n"], row["baseline_n"] = row["value"], half
+        row = report(row)
         if note:
             row["warning"] = "; ".join(w for w in (note, row["warning"]) if w)
         rows.append(
@@ -541,11 +638,9 @@ def distance_table(
             }
         )
         for name, (label, files) in sets.items():
-            x = feats(name, files)
-            if tag == "frd":
-                x = zscore(x, norm)
+            x = scale(feats(name, files))
             for ref_name, ref in refs.items():
-                row = compare_sets(x, ref, pool, settings, dist)
+                row = report(compare_sets(x, ref, pool, settings, dist))
                 if note:
                     row["warning"] = "; ".join(w for w in (note, row["warning"]) if w)
                 rows.append(

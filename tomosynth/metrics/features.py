@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from tomosynth.errors import DataError
 
-METRIC_NAME = "FRD (tomosynth radiomics features)"
+METRIC_NAME = "log FRD (tomosynth radiomics features)"
 GLCM_DISTANCES = (1, 2, 4)
 GLCM_ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 GLCM_PROPS = ("contrast", "dissimilarity", "homogeneity", "ASM", "energy", "correlation")

@@ -14,7 +14,14 @@ threshold, ``image > threshold``; porosity is ``1 - phase fraction``):
   characteristic with 26-connected phase (``euler_number``, connectivity 3);
 * size distributions: pixel-weighted histograms of local thickness (diameter of the
   largest inscribed disc/sphere, :func:`tomosynth.metrics.bone.local_thickness`) of the
-  phase (grains) and of its complement (pores).
+  phase (grains) and of its complement (pores), in 1-px bins; the last bin is open-ended
+  (it counts every larger value), so every phase pixel is counted once, and mean sizes
+  are the exact means of the values, not of the binned ones;
+* sample region: a CT slice of a core shows air around the sample (and often a container
+  wall), which the whole-image porosity counts as pore space. :func:`sample_region` finds
+  the sample's disc once from the real slices, and the in-sample statistics (``*_sample``)
+  use only its pixels: porosity over the region, pores and grains as the region's pixels
+  of each phase (the region's edge bounds them).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from tomosynth.errors import DataError
 from tomosynth.metrics.bone import local_thickness, mesh
@@ -188,13 +196,27 @@ def minkowski_3d(mask: np.ndarray, sigma: float = 0.5) -> dict[str, float]:
 
 
 # --- size distributions ---------------------------------------------------------------------
-def size_histogram(mask: np.ndarray, bins: np.ndarray) -> np.ndarray:
-    """Counts of local-thickness values (px/vx) of the phase's pixels in `bins` (edges)."""
+def size_values(mask: np.ndarray) -> np.ndarray:
+    """Local thickness (px/vx) of every pixel of the phase (empty for an empty or full one)."""
     m = np.asarray(mask, dtype=bool)
     if not m.any() or m.all():
-        return np.zeros(len(bins) - 1)
-    t = local_thickness(m)
-    return np.histogram(t[m], bins=bins)[0].astype(np.float64)
+        return np.zeros(0)
+    return local_thickness(m)[m]
+
+
+def size_histogram(mask: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Counts of local-thickness values (px/vx) of the phase's pixels in `bins` (edges).
+
+    The first and last bins are open-ended: values below ``bins[0]`` or above
+    ``bins[-1]`` are counted in them, so the counts sum to the number of phase pixels.
+    """
+    return binned_sizes(size_values(mask), bins)
+
+
+def binned_sizes(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Histogram of `values` in `bins` with open-ended first and last bins (nothing lost)."""
+    v = np.clip(np.asarray(values, dtype=np.float64), bins[0], bins[-1])
+    return np.histogram(v, bins=bins)[0].astype(np.float64)
 
 
 def hist_distances(h1: np.ndarray, h2: np.ndarray, bins: np.ndarray) -> tuple[float, float]:
@@ -263,59 +285,132 @@ def read_image_folder(folder: str | Path, max_images: int | None = None) -> np.n
     return read_png_stack(folder, [p.name for p in paths])
 
 
+EFFECTIVENESS = 0.8  # sample_region: least Otsu effectiveness that means "sample and air"
+
+
+def sample_region(images: np.ndarray, margin: float = 0.01) -> np.ndarray:
+    """The sample's region in a stack of slices of one scan: a (h, w) boolean mask.
+
+    The slices are averaged (pores and grains average out; the sample, the container wall
+    and the air stay), the mean image is split by Otsu's threshold into bright (sample,
+    wall) and dark (air), and of the bright connected components the largest *solid* one
+    is kept (its pixels fill at least half of its hole-filled outline, which a ring-shaped
+    container wall does not), holes filled, then eroded by ``margin`` x the image side
+    (rounded; the edge's partial-volume pixels). When no such component covers at least
+    5 % of the image, or the mean image is not split into two clearly separate grey
+    levels (Otsu's between-class variance below :data:`EFFECTIVENESS` of the total: no
+    air, as in a cropped core or a region of interest), the whole image is the region. Assumes the sample is brighter
+    than the air around it, as in attenuation images.
+    """
+    from skimage.filters import threshold_otsu
+
+    imgs = np.asarray(images, dtype=np.float64)
+    if imgs.ndim == 2:
+        imgs = imgs[None]
+    if imgs.ndim != 3 or len(imgs) == 0:
+        raise DataError(f"sample_region: expected a (n, h, w) stack, got shape {imgs.shape}")
+    mean = imgs.mean(axis=0)
+    whole = np.ones(mean.shape, dtype=bool)
+    if np.ptp(mean) == 0:
+        return whole
+    bright = mean > threshold_otsu(mean)
+    # Otsu's effectiveness (between-class / total variance): ~0.64 for a unimodal mean
+    # image (a cropped core without air), near 1 for sample and air apart
+    w1 = bright.mean()
+    between = w1 * (1 - w1) * (mean[bright].mean() - mean[~bright].mean()) ** 2
+    if w1 > 0.95 or between < EFFECTIVENESS * mean.var():
+        return whole
+    labels, n = ndimage.label(bright, structure=np.ones((3, 3)))
+    best, best_area = None, 0.05 * mean.size
+    for i in range(1, n + 1):
+        comp = labels == i
+        filled = ndimage.binary_fill_holes(comp)
+        area = float(filled.sum())
+        if comp.sum() >= 0.5 * area and area > best_area:
+            best, best_area = filled, area
+    if best is None:
+        return whole
+    steps = int(round(margin * max(mean.shape)))
+    if steps > 0:
+        best = ndimage.binary_erosion(best, iterations=steps)
+    return best if best.any() else whole
+
+
 def image_set_stats(
     images: np.ndarray,
     *,
     threshold: float | None = None,
     r_max: int = 32,
     periodic: bool = False,
-    max_size: int = 64,
+    max_size: int | None = None,
+    region: np.ndarray | None = None,
 ) -> dict:
     """Morphology of a set of 2D images: per-image means and the set's curves.
 
     Returns a dict with scalar entries (``n_images, threshold, porosity (mean), porosity_std,
     perimeter_density (1/px), euler_density (1/px^2), mean_pore_size, mean_grain_size (px)``)
-    and arrays ``r, s2_mean, s2_std`` (phase S2 in pixels) and ``bins, pore_hist,
-    grain_hist`` (pixel counts of local thickness per 1-px bin up to `max_size`).
+    over the whole image, the same inside `region` (``sample_fraction`` = region area /
+    image area, ``porosity_sample, porosity_sample_std, mean_pore_size_sample,
+    mean_grain_size_sample``; `region` None = the whole image), arrays ``r, s2_mean,
+    s2_std`` (phase S2 in pixels over the whole image) and ``bins, pore_hist, grain_hist,
+    pore_hist_sample, grain_hist_sample`` (pixel counts of local thickness per 1-px bin up
+    to `max_size`, default the image's larger side; the last bin counts every larger
+    value). Mean sizes are exact means of the local thickness values.
     """
-    bins = np.arange(0.5, max_size + 1.5, 1.0)
-    centres = 0.5 * (bins[:-1] + bins[1:])
-    s2s, por, per, eul, thr = [], [], [], [], []
-    pore = np.zeros(len(bins) - 1)
-    grain = np.zeros(len(bins) - 1)
+    h, w = int(images.shape[1]), int(images.shape[2])
+    region = np.ones((h, w), bool) if region is None else np.asarray(region, dtype=bool)
+    if region.shape != (h, w):
+        raise DataError(f"sample region of shape {region.shape} for images of {(h, w)}")
+    top = max(h, w) if max_size is None else int(max_size)
+    bins = np.arange(0.5, top + 1.5, 1.0)
+    s2s, por, por_in, per, eul, thr = [], [], [], [], [], []
+    hists = {k: np.zeros(len(bins) - 1) for k in ("pore", "grain", "pore_s", "grain_s")}
+    sums = dict.fromkeys(hists, 0.0)
     for img in images:
         m, t = segment(img, threshold)
         thr.append(t)
         por.append(porosity(m))
+        por_in.append(float((~m & region).sum()) / max(int(region.sum()), 1))
         mk = minkowski_2d(m)
         per.append(mk["perimeter"] / m.size)
         eul.append(mk["euler"] / m.size)
         s2s.append(s2_radial(m, r_max, periodic=periodic)[1])
-        grain += size_histogram(m, bins)
-        pore += size_histogram(~m, bins)
+        masks = {"pore": ~m, "grain": m, "pore_s": ~m & region, "grain_s": m & region}
+        for key, mask in masks.items():
+            v = size_values(mask)
+            hists[key] += binned_sizes(v, bins)
+            sums[key] += float(v.sum())
     n = min(len(s) for s in s2s)
     s2 = np.stack([s[:n] for s in s2s])
 
-    def _mean_size(h: np.ndarray) -> float:
-        return float(np.average(centres, weights=h)) if h.sum() > 0 else float("nan")
+    def _mean_size(key: str) -> float:
+        count = hists[key].sum()
+        return float(sums[key] / count) if count > 0 else float("nan")
 
     return {
         "n_images": len(images),
-        "height": int(images.shape[1]),
-        "width": int(images.shape[2]),
+        "height": h,
+        "width": w,
         "threshold": float(np.mean(thr)),
         "porosity": float(np.mean(por)),
         "porosity_std": float(np.std(por)),
         "perimeter_density": float(np.mean(per)),
         "euler_density": float(np.mean(eul)),
-        "mean_pore_size": _mean_size(pore),
-        "mean_grain_size": _mean_size(grain),
+        "mean_pore_size": _mean_size("pore"),
+        "mean_grain_size": _mean_size("grain"),
+        "sample_fraction": float(region.mean()),
+        "porosity_sample": float(np.mean(por_in)),
+        "porosity_sample_std": float(np.std(por_in)),
+        "mean_pore_size_sample": _mean_size("pore_s"),
+        "mean_grain_size_sample": _mean_size("grain_s"),
         "r": np.arange(n),
         "s2_mean": s2.mean(axis=0),
         "s2_std": s2.std(axis=0),
         "bins": bins,
-        "pore_hist": pore,
-        "grain_hist": grain,
+        "pore_hist": hists["pore"],
+        "grain_hist": hists["grain"],
+        "pore_hist_sample": hists["pore_s"],
+        "grain_hist_sample": hists["grain_s"],
     }
 
 
@@ -329,17 +424,24 @@ def evaluate_image_sets(
     r_max: int = 32,
     periodic: bool = False,
     max_images: int | None = 64,
-    max_size: int = 64,
+    max_size: int | None = None,
+    sample: str = "auto",
+    sample_margin: float = 0.01,
     provenance: dict | None = None,
 ) -> None:
     """Morphology tables of named image sets, each compared with the real set of its size.
 
     `sets` maps a set name to ``(kind, folder)`` with kind ``real``, ``generated`` or
-    ``upscaled``. The table has one row per set (see :func:`image_set_stats`) plus
-    ``reference`` (the real set of the same image size) and the distances to it:
-    ``s2_rmse`` (RMS difference of mean S2 curves), ``pore_w1``/``grain_w1`` (Wasserstein-1,
-    px) and ``pore_ks``/``grain_ks`` of the size distributions, ``porosity_diff``. The curve
-    files hold ``set, r, s2_mean, s2_std`` and ``set, phase, size, count, fraction``.
+    ``upscaled``. With ``sample="auto"`` the sample region is found once per image size
+    from that size's real set (:func:`sample_region`) and applied to every set of that
+    size; ``"whole"`` uses the whole image. The table has one row per set (see
+    :func:`image_set_stats`: whole-image and ``*_sample`` values) plus ``reference`` (the
+    real set of the same image size) and the distances to it: ``s2_rmse`` (RMS difference
+    of mean S2 curves), ``pore_w1``/``grain_w1`` (Wasserstein-1, px) and
+    ``pore_ks``/``grain_ks`` of the size distributions, ``porosity_diff``, and the same
+    inside the sample (``*_sample``). The curve files hold ``set, r, s2_mean, s2_std`` and
+    ``set, region (image or sample), phase, size, count, fraction``; the last size bin
+    holds every larger value.
     """
     import pandas as pd
     from tqdm import tqdm
@@ -347,19 +449,32 @@ def evaluate_image_sets(
     from tomosynth import provenance as prov
     from tomosynth.io import atomic_file
 
+    if sample not in ("auto", "whole"):
+        raise DataError(f"morphology sample region {sample!r}: 'auto' or 'whole'")
+    images = {name: read_image_folder(folder, max_images) for name, (_, folder) in sets.items()}
+    regions: dict[tuple[int, int], np.ndarray] = {}
+    real_by_shape: dict[tuple[int, int], str] = {}
+    for name, (kind, _) in sets.items():
+        shape = images[name].shape[1:]
+        if kind == "real" and shape not in real_by_shape:
+            real_by_shape[shape] = name
+            if sample == "auto":
+                regions[shape] = sample_region(images[name], sample_margin)
     stats: dict[str, dict] = {}
     for name, (kind, folder) in tqdm(sets.items(), desc="image sets"):
-        imgs = read_image_folder(folder, max_images)
+        imgs = images[name]
         stats[name] = {
             "kind": kind,
             "folder": str(folder),
             **image_set_stats(
-                imgs, threshold=threshold, r_max=r_max, periodic=periodic, max_size=max_size
+                imgs,
+                threshold=threshold,
+                r_max=r_max,
+                periodic=periodic,
+                max_size=max_size,
+                region=regions.get(imgs.shape[1:]),
             ),
         }
-    real_by_shape = {
-        (s["height"], s["width"]): name for name, s in stats.items() if s["kind"] == "real"
-    }
     rows, s2_rows, size_rows = [], [], []
     scalar = [
         "n_images",
@@ -372,44 +487,54 @@ def evaluate_image_sets(
         "euler_density",
         "mean_pore_size",
         "mean_grain_size",
+        "sample_fraction",
+        "porosity_sample",
+        "porosity_sample_std",
+        "mean_pore_size_sample",
+        "mean_grain_size_sample",
     ]
+    nan = float("nan")
     for name, s in stats.items():
         row = {"set": name, "kind": s["kind"], **{k: s[k] for k in scalar}}
         ref_name = real_by_shape.get((s["height"], s["width"]))
         row["reference"] = ref_name
-        nan = float("nan")
-        row.update(s2_rmse=nan, pore_w1=nan, pore_ks=nan, grain_w1=nan, grain_ks=nan)
-        row["porosity_diff"] = nan
+        row["s2_rmse"] = nan
+        for suffix in ("", "_sample"):
+            for phase in ("pore", "grain"):
+                row[f"{phase}_w1{suffix}"] = row[f"{phase}_ks{suffix}"] = nan
+            row[f"porosity{suffix}_diff"] = nan
         if ref_name is not None:
             ref = stats[ref_name]
             row["s2_rmse"] = curve_distance(s["s2_mean"], ref["s2_mean"])
-            row["pore_w1"], row["pore_ks"] = hist_distances(
-                s["pore_hist"], ref["pore_hist"], s["bins"]
-            )
-            row["grain_w1"], row["grain_ks"] = hist_distances(
-                s["grain_hist"], ref["grain_hist"], s["bins"]
-            )
-            row["porosity_diff"] = s["porosity"] - ref["porosity"]
+            for suffix in ("", "_sample"):
+                for phase in ("pore", "grain"):
+                    key = f"{phase}_hist{suffix}"
+                    row[f"{phase}_w1{suffix}"], row[f"{phase}_ks{suffix}"] = hist_distances(
+                        s[key], ref[key], s["bins"]
+                    )
+                row[f"porosity{suffix}_diff"] = s[f"porosity{suffix}"] - ref[f"porosity{suffix}"]
         rows.append(row)
         s2_rows += [
             {"set": name, "kind": s["kind"], "r": int(r), "s2_mean": float(a), "s2_std": float(b)}
             for r, a, b in zip(s["r"], s["s2_mean"], s["s2_std"], strict=True)
         ]
         centres = 0.5 * (s["bins"][:-1] + s["bins"][1:])
-        for phase in ("pore", "grain"):
-            h = s[f"{phase}_hist"]
-            total = h.sum() if h.sum() > 0 else 1.0
-            size_rows += [
-                {
-                    "set": name,
-                    "kind": s["kind"],
-                    "phase": phase,
-                    "size": float(c),
-                    "count": float(v),
-                    "fraction": float(v / total),
-                }
-                for c, v in zip(centres, h, strict=True)
-            ]
+        for region, suffix in (("image", ""), ("sample", "_sample")):
+            for phase in ("pore", "grain"):
+                h = s[f"{phase}_hist{suffix}"]
+                total = h.sum() if h.sum() > 0 else 1.0
+                size_rows += [
+                    {
+                        "set": name,
+                        "kind": s["kind"],
+                        "region": region,
+                        "phase": phase,
+                        "size": float(c),
+                        "count": float(v),
+                        "fraction": float(v / total),
+                    }
+                    for c, v in zip(centres, h, strict=True)
+                ]
     record = prov.provenance(
         sets={k: {"kind": v[0], "folder": str(v[1])} for k, v in sets.items()},
         settings={
@@ -418,6 +543,9 @@ def evaluate_image_sets(
             "periodic": periodic,
             "max_images": max_images,
             "max_size": max_size,
+            "sample": sample,
+            "sample_margin": sample_margin,
+            "sample_fraction": {f"{h}x{w}": float(r.mean()) for (h, w), r in regions.items()},
         },
         **(provenance or {}),
     )

@@ -109,3 +109,55 @@ def plot_distance(
     fig, drawn = distance_figure(table, ci_level)
     save_figure(fig, png, pdf)
     return drawn
+
+
+def degradation_figure(table):
+    """Offline distance of degraded real images vs degradation level (Heusel et al. 2017).
+
+    Parameters
+    ----------
+    table : DataFrame from :func:`tomosynth.metrics.degrade.degradation_table`.
+
+    Returns
+    -------
+    (figure, drawn): `drawn` maps kind -> {"level": [...], "amount": [...], "value": [...]}
+    in plotted order (the y values are the table's ``value``, the log FRD). Level 0 is the
+    real-vs-real distance of the two halves (the same point for every kind).
+    """
+    import matplotlib.pyplot as plt  # the Agg backend is set by tomosynth.plots
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    drawn: dict[str, dict[str, list]] = {}
+    for kind, sub in table.groupby("kind", sort=False):
+        sub = sub.sort_values("level")
+        amounts = ", ".join(f"{a:g}" for a in sub["amount"].iloc[1:])
+        ax.plot(
+            sub["level"],
+            sub["value"],
+            "o-",
+            label=f"{kind}: {sub['unit'].iloc[0]} {amounts}",
+        )
+        drawn[str(kind)] = {
+            "level": [int(v) for v in sub["level"]],
+            "amount": [float(v) for v in sub["amount"]],
+            "value": [float(v) for v in sub["value"]],
+        }
+    first = table.iloc[0]
+    ax.set_xticks(sorted(set(int(v) for v in table["level"])))
+    ax.set_xlabel("degradation level (0 = undisturbed real images)")
+    ax.set_ylabel(f"{first['metric']}\nlower = closer to real")
+    ax.set_title(
+        f"Degraded real slices vs real slices (N = {first['n_set']} / {first['n_ref']})",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig, drawn
+
+
+def plot_degradation(table, png: str | os.PathLike, pdf: str | os.PathLike) -> dict:
+    """Write :func:`degradation_figure` as PNG and PDF (atomically); returns its `drawn`."""
+    fig, drawn = degradation_figure(table)
+    save_figure(fig, png, pdf)
+    return drawn

@@ -580,6 +580,14 @@ def get_distance_provenance(wildcards):
     }
 
 
+def get_distance_validation_input(wildcards):
+    """Real PNGs (the size the distances are computed at) and the split manifest."""
+    return {
+        "png": f"results/png/{wildcards.scan}/{HIGH_SIZE}px",
+        "split": f"results/png/{wildcards.scan}/split.json",
+    }
+
+
 def get_distance_gpu():
     """1 when the Inception may run (weights configured and present, or pytorch-fid's
     default), 0 when only the weight-free FRD can be computed."""
@@ -627,6 +635,12 @@ def evaluate_targets():
             scan=scans,
             ext=["png", "pdf", "json"],
         )
+        + expand("results/metrics/distance/{scan}_validation.csv", scan=scans)
+        + expand(
+            "results/plots/distance_validation_{scan}.{ext}",
+            scan=scans,
+            ext=["png", "pdf"],
+        )
         + ["results/metrics/compute.csv", "results/metrics/compute.json"]
     )
 
@@ -639,6 +653,10 @@ def summary_tables():
         tables[f"distance_{scan}"] = (
             f"Distances to the real images: {scan}",
             f"results/metrics/distance/{scan}.csv",
+        )
+        tables[f"distance_validation_{scan}"] = (
+            f"Offline distance of degraded real slices (validation): {scan}",
+            f"results/metrics/distance/{scan}_validation.csv",
         )
         tables[f"morphology_{scan}"] = (
             f"Morphology of real, generated and upscaled images: {scan}",

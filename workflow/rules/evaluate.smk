@@ -63,6 +63,35 @@ rule plot_distance:
         "../../scripts/plot_distance.py"
 
 
+rule plot_distance_validation:
+    input:
+        unpack(get_distance_validation_input),
+    output:
+        table="results/metrics/distance/{scan}_validation.csv",
+        png=report(
+            "results/plots/distance_validation_{scan}.png",
+            caption="../report/distance_validation.rst",
+            category="Distances",
+            labels={"scan": "{scan}", "figure": "distance validation"},
+        ),
+        pdf="results/plots/distance_validation_{scan}.pdf",
+    log:
+        "logs/plot_distance_validation/{scan}.log",
+    benchmark:
+        "benchmarks/plot_distance_validation/{scan}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    params:
+        seed=EVALUATE["distance"]["seed"],
+        min_std=EVALUATE["distance"]["frd_min_std"],
+        max_images=EVALUATE["distance"]["validation_images"],
+    script:
+        "../../scripts/plot_distance_validation.py"
+
+
 rule compute_table:
     input:
         unpack(get_compute_table_input),
