@@ -10,7 +10,7 @@ from tomosynth.metrics.distance import DistanceSettings, distance_table
 from tomosynth.metrics.features import METRIC_NAME as FRD_NAME
 from tomosynth.metrics.features import feature_names
 from tomosynth.provenance import checkpoint_hashes, provenance, scan_context, write_sidecar
-from tomosynth.train.common import select_device
+from tomosynth.train.common import gpu_job_requires_cuda, select_device
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 scan = snakemake.wildcards.scan
@@ -23,7 +23,7 @@ sets = {
     name: (label, [str(f) for f in list_pngs(inp[key])])
     for key, (name, label) in params.sets.items()
 }
-device = str(select_device(params.device))
+device = str(select_device(params.device, gpu_job_requires_cuda(snakemake.resources)))
 settings = DistanceSettings(**params.distance)
 
 Path(out.stats).mkdir(parents=True, exist_ok=True)
