@@ -479,6 +479,16 @@ def read_sr_volume(folder: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     return vols, meta
 
 
+def read_sr_part(folder: str | Path, kind: str) -> np.ndarray:
+    """One float32 stack (``lr``, ``sr`` or ``hr``) of an SR volume folder."""
+    from tomosynth.io import read_tiff_stack
+
+    folder = Path(folder)
+    if not (folder / kind).is_dir():
+        raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
+    return read_tiff_stack(folder / kind)
+
+
 def roi_table(
     volumes: dict[str, np.ndarray],
     voxel_um: float,
@@ -626,21 +636,41 @@ def evaluate_sr_volume(
     from tomosynth import provenance as prov
     from tomosynth.io import atomic_file
 
-    volumes, meta = read_sr_volume(volume_dir)
+    import pandas as pd
+
+    from tomosynth.io import read_json
+
+    folder = Path(volume_dir)
+    missing = [k for k in KINDS if not (folder / k).is_dir()]
+    if missing:
+        raise DataError(f"{folder}: no {missing[0]}/ sub-folder (need lr/, sr/ and hr/)")
+    meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
     vox = meta.get("hr_voxel_um") or voxel_um
     if vox is None:
         raise ConfigError(f"{volume_dir}: no hr_voxel_um in meta.json and no voxel_um given")
-    table = roi_table(
-        volumes,
-        float(vox),
-        threshold=threshold,
-        roi_size=roi_size,
-        roi_stride=roi_stride,
-        tissue=tissue,
-        sigma=sigma,
-    )
+    # One volume in memory at a time: LR, SR and HR are measured one after the other.
+    tables, consistency, shapes = [], [], {}
+    for kind in KINDS:
+        vol = read_sr_part(folder, kind)
+        shapes[kind] = vol.shape
+        if len(set(shapes.values())) != 1:
+            raise DataError(f"{folder}: lr/sr/hr stacks differ in shape: {shapes}")
+        tables.append(
+            roi_table(
+                {kind: vol},
+                float(vox),
+                threshold=threshold,
+                roi_size=roi_size,
+                roi_stride=roi_stride,
+                tissue=tissue,
+                sigma=sigma,
+            )
+        )
+        consistency.append(consistency_table({kind: vol}, threshold=threshold, r_max=r_max))
+        del vol
+    table = pd.concat(tables, ignore_index=True)
     corr = correlation_table(table, "hr", confidence)
-    cons = consistency_table(volumes, threshold=threshold, r_max=r_max)
+    cons = pd.concat(consistency, ignore_index=True)
     record = prov.provenance(
         volume=str(volume_dir),
         volume_meta=meta,
