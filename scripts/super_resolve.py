@@ -9,7 +9,7 @@ from tomosynth.train.srgan import super_resolve_volume
 torch.set_num_threads(snakemake.threads)
 
 p = snakemake.params.sr
-select_device(p["device"], gpu_job_requires_cuda(snakemake.resources))
+select_device(p["device"], gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
 super_resolve_volume(
     snakemake.input.model,
     snakemake.output.volume,

@@ -3,6 +3,7 @@ wall-clock budget and the per-epoch CSV log."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import platform
@@ -11,6 +12,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -288,9 +290,25 @@ class Budget:
         self.spent_s = float(spent_s)
         self._start = time.monotonic()
 
+        #: Seconds of this run spent inside :meth:`paused` (checkpoint writes), not counted.
+        self.excluded_s = 0.0
+
     def elapsed(self) -> float:
-        """Seconds used so far, earlier runs included."""
-        return self.spent_s + (time.monotonic() - self._start)
+        """Seconds used so far, earlier runs included, paused time excluded."""
+        return self.spent_s + (time.monotonic() - self._start) - self.excluded_s
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside this block (e.g. writing a checkpoint) does not count.
+
+        Writing a model of 500 MB takes seconds where a 64 px model takes milliseconds; an
+        equal-budget comparison must not charge one size for its disk writes.
+        """
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.excluded_s += time.monotonic() - t0
 
     def exhausted(self) -> bool:
         """True once :meth:`elapsed` reaches the budget."""
@@ -338,6 +356,20 @@ class CsvLog:
                 writer = csv.DictWriter(fh, self.fieldnames)
                 writer.writeheader()
                 writer.writerows(kept)
+
+
+def device_name(device: torch.device | str) -> str:
+    """Model of the device a run used: the GPU's name, or the CPU's model name."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return str(torch.cuda.get_device_name(device))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()}"
 
 
 def package_versions() -> dict:

@@ -100,7 +100,8 @@ if WGAN_GP_SCANS and any(s < 16 or s & (s - 1) for s in SIZES):
 # Keys of the wgan_gp block that the training loop reads (the rest: scans, runtime, sampling).
 WGAN_GP_TRAIN_KEYS = (
     "seed device budget_minutes max_epochs batch_size n_critic lambda_gp lr betas latent_dim "
-    "channel_multiplier max_channels progress_every progress_images checkpoint_every amp "
+    "channel_multiplier max_channels progress_every progress_images checkpoint_every "
+    "checkpoint_minutes amp "
     "channels_last"
 ).split()
 
