@@ -38,6 +38,7 @@ table = distance_table(
     device=device,
     batch_size=params.batch_size,
     settings=settings,
+    cache_dir=params.feature_cache,
 )
 with atomic_file(out.table) as tmp:
     table.to_csv(tmp, index=False)

@@ -29,6 +29,7 @@ rule compute_distance:
         offline_fallback=EVALUATE["offline_fallback"],
         device=EVALUATE["device"],
         batch_size=EVALUATE["batch_size"],
+        feature_cache=EVALUATE["feature_cache"],
         distance=EVALUATE["distance"],
         provenance=get_distance_provenance,
     script:
