@@ -25,6 +25,11 @@ import numpy as np
 
 from tomosynth.errors import DataError
 from tomosynth.metrics.bone import local_thickness, mesh
+from tomosynth.sizing import (  # noqa: F401 - documented here, used by the workflow's sizes
+    MINKOWSKI_BYTES_PER_VOXEL,
+    MINKOWSKI_SLAB_VOXELS,
+    minkowski_slab,
+)
 
 
 # --- segmentation and fractions ----------------------------------------------------------
@@ -170,20 +175,6 @@ def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
     return float(np.sum(_edge_curvature(verts, faces)[1]))
 
 
-#: Peak working memory of :func:`minkowski_3d` per voxel of a slab and its 7 halo slices
-#: (bytes): float32 padded copy, its Gaussian, marching-cubes temporaries and the mesh. Dense
-#: random textures reach ~400-650 B (tracemalloc, tests/unit/test_morphology.py); bone-like
-#: volumes about 170 B.
-MINKOWSKI_BYTES_PER_VOXEL = 700
-#: Default slab: about this many voxels (32 slices of 256^2), at least 8 slices.
-MINKOWSKI_SLAB_VOXELS = 2_097_152
-
-
-def minkowski_slab(shape: tuple[int, int, int]) -> int:
-    """Slices per slab of :func:`minkowski_3d` for a volume of `shape` (z, y, x)."""
-    return max(8, MINKOWSKI_SLAB_VOXELS // max(1, shape[1] * shape[2]))
-
-
 def _mesh_slab(
     mask: np.ndarray, sigma: float, c0: int, c1: int
 ) -> tuple[float, float]:
@@ -235,12 +226,12 @@ def minkowski_3d(
     (Gaussian `sigma` voxels before marching cubes).
 
     All four functionals are additive, so they are computed `slab` slices at a time and
-    summed: working memory is about :data:`MINKOWSKI_BYTES_PER_VOXEL` bytes per voxel of
-    one slab, not of the volume. Mesh cubes and edges belong to exactly one slab (a halo of
+    summed: working memory is about :data:`tomosynth.sizing.MINKOWSKI_BYTES_PER_VOXEL`
+    bytes per voxel of one slab, not of the volume. Mesh cubes and edges belong to exactly one slab (a halo of
     the Gaussian's radius plus one cube is recomputed); the Euler characteristic of
     26-connected voxels (union of closed unit cubes) follows inclusion-exclusion,
     chi(A u B) = chi(A) + chi(B) - chi(A n B), with the shared slice as A n B. The sum equals
-    the whole-volume value up to rounding. ``slab=None`` picks :func:`minkowski_slab`
+    the whole-volume value up to rounding. ``slab=None`` picks :func:`tomosynth.sizing.minkowski_slab`
     slices; ``slab=0`` computes the whole volume at once.
     """
     from skimage.measure import euler_number, mesh_surface_area
