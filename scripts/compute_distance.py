@@ -23,7 +23,9 @@ sets = {
     name: (label, [str(f) for f in list_pngs(inp[key])])
     for key, (name, label) in params.sets.items()
 }
-device = str(select_device(params.device, gpu_job_requires_cuda(getattr(snakemake, "resources", None))))
+device = str(
+    select_device(params.device, gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
+)
 settings = DistanceSettings(**params.distance)
 
 Path(out.stats).mkdir(parents=True, exist_ok=True)

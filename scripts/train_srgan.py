@@ -22,7 +22,9 @@ torch.set_num_threads(snakemake.threads)
 
 params = snakemake.params.train
 # A GPU job without a working CUDA stops here, before loading data or training on the CPU.
-select_device(params["config"]["device"], gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
+select_device(
+    params["config"]["device"], gpu_job_requires_cuda(getattr(snakemake, "resources", None))
+)
 scale = int(params["config"]["scale"])
 lr_folders = list(snakemake.input.get("lr", [])) or [None] * len(snakemake.input.hr)
 

@@ -147,7 +147,9 @@ def distance(
     # FRD's 53-d distances cost milliseconds; the 2048-d ones dominate.
     frechet = float(COSTS["frechet_2048_s"]) / max(1, threads) ** 0.5  # BLAS, sub-linear
     if fid:
-        seconds += images / (_rate("inception", device, gpu) * (1 if _on_gpu(device, gpu) else threads))
+        seconds += images / (
+            _rate("inception", device, gpu) * (1 if _on_gpu(device, gpu) else threads)
+        )
         seconds += pairs * replicates * frechet
     mem = policy.base_mem_mb + 4000 + images * (2048 + 53) * 8 * 2 / 1e6
     return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}

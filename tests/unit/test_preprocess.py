@@ -215,7 +215,9 @@ def test_skip_all_slices_is_a_config_error(tmp_path):
 def test_threaded_clip_and_export_equal_one_thread(tmp_path):
     """Slices handled on 3 threads give the same bounds and byte-identical PNGs."""
     _write_recon(tmp_path / "recon")
-    b1 = compute_bounds(tmp_path / "recon", tmp_path / "b1.json", skip_slices=1, percentiles=(5, 95))
+    b1 = compute_bounds(
+        tmp_path / "recon", tmp_path / "b1.json", skip_slices=1, percentiles=(5, 95)
+    )
     b3 = compute_bounds(
         tmp_path / "recon", tmp_path / "b3.json", skip_slices=1, percentiles=(5, 95), threads=3
     )

@@ -86,7 +86,10 @@ def expected_sizes() -> dict[str, dict]:
         "runtime": _runtime(3 * vox / 1e6 * COSTS["bone_s_per_mvoxel"]),
         "mem_mb": math.ceil(
             1000
-            + (vox * COSTS["bone_bytes_per_voxel"] + MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * 260**2)
+            + (
+                vox * COSTS["bone_bytes_per_voxel"]
+                + MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * 260**2
+            )
             / 1e6
         ),
     }
@@ -197,7 +200,10 @@ def test_full_size_jobs_fit_a_gpu_node(rehearsal):
     """The sizes stay within what a cluster node grants: the constant 2,895 minutes of the
     SRGAN rule became the 240-minute budget + overhead; bone metrics fit in tens of GB."""
     jobs, _ = rehearsal
-    size = {rule: {k: int(v) for k, v in res.items() if k in ("runtime", "mem_mb")} for rule, res in jobs}
+    size = {
+        rule: {k: int(v) for k, v in res.items() if k in ("runtime", "mem_mb")}
+        for rule, res in jobs
+    }
     assert size["train_srgan"]["runtime"] == 240 + 10
     assert size["train_wgan_gp"]["runtime"] == 270
     assert size["compute_bone_metrics"]["mem_mb"] < 64_000

@@ -28,7 +28,9 @@ def test_train_wgan_gp_job_without_cuda_fails_fast_with_driver_message(wf, tmp_p
     names = [f"slice_{i:05d}.png" for i in range(6)]
     for name in names:
         write_png(png / name, rng.integers(0, 256, (16, 16), dtype=np.uint8))
-    write_json(png.parent / "split.json", {"train": names[:4], "val": names[4:5], "test": names[5:]})
+    write_json(
+        png.parent / "split.json", {"train": names[:4], "val": names[4:5], "test": names[5:]}
+    )
     target = "results/models/wgan_gp/shale_16px/final.pt"
     # A 5-minute budget and no epoch cap: a CPU fallback would run for minutes.
     (workdir / "long.yaml").write_text("wgan_gp: {budget_minutes: 5, max_epochs: 1000000}\n")

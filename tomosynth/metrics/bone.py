@@ -633,12 +633,10 @@ def evaluate_sr_volume(
     The voxel size (um) is the folder's ``meta.json`` ``hr_voxel_um`` when present, else
     `voxel_um`.
     """
-    from tomosynth import provenance as prov
-    from tomosynth.io import atomic_file
-
     import pandas as pd
 
-    from tomosynth.io import read_json
+    from tomosynth import provenance as prov
+    from tomosynth.io import atomic_file, read_json
 
     folder = Path(volume_dir)
     missing = [k for k in KINDS if not (folder / k).is_dir()]

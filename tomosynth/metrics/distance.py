@@ -10,11 +10,11 @@ extrapolation of Chong & Forsyth (2020).
 from __future__ import annotations
 
 import hashlib
-from functools import partial
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np

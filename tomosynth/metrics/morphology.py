@@ -175,9 +175,7 @@ def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
     return float(np.sum(_edge_curvature(verts, faces)[1]))
 
 
-def _mesh_slab(
-    mask: np.ndarray, sigma: float, c0: int, c1: int
-) -> tuple[float, float]:
+def _mesh_slab(mask: np.ndarray, sigma: float, c0: int, c1: int) -> tuple[float, float]:
     """Surface (vx^2) and integral mean curvature (vx) of the closed mesh's cubes c0..c1-1.
 
     Cube k of the whole-volume mesh (:func:`tomosynth.metrics.bone.mesh` with
@@ -216,9 +214,7 @@ def _mesh_slab(
     return area, curvature
 
 
-def minkowski_3d(
-    mask: np.ndarray, sigma: float = 0.5, slab: int | None = None
-) -> dict[str, float]:
+def minkowski_3d(mask: np.ndarray, sigma: float = 0.5, slab: int | None = None) -> dict[str, float]:
     """Volume (vx^3), surface (vx^2), integral mean curvature (vx) and Euler characteristic.
 
     The object is padded with background, so surfaces are closed at the volume faces;

@@ -11,8 +11,8 @@ import random
 import signal
 import threading
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 

@@ -106,7 +106,8 @@ _GEOMETRY = {}
 
 def scan_geometry(scan):
     """(angles, detector rows reconstructed, columns) of a scan: the simulator's settings for a
-    built-in scan, the DXchange header (inspect_dxchange, no projections read) otherwise."""
+    built-in scan, the DXchange header (inspect_dxchange, no projections read) otherwise.
+    """
     if scan not in _GEOMETRY:
         entry = config["scans"][scan]
         if "builtin" in entry:
@@ -134,7 +135,9 @@ def split_count(scan, part):
     """Slices of one split part (train/val/test), as make_split rounds them."""
     n = kept_slices(scan)
     frac = config["preprocess"]["split"]
-    val, test = (max(1, round(frac[k] * n)) if frac[k] > 0 else 0 for k in ("val", "test"))
+    val, test = (
+        max(1, round(frac[k] * n)) if frac[k] > 0 else 0 for k in ("val", "test")
+    )
     return {"train": max(0, n - val - test), "val": val, "test": test}[part]
 
 
@@ -148,7 +151,9 @@ def job_size(rule, wildcards):
         n = kept_slices(wildcards.scan)
         return getattr(sizing, rule)(n, cols, SIZING_THREADS[rule], policy)
     if rule == "compute_bone_metrics":
-        return sizing.bone_metrics(kept_slices(wildcards.scan), SRGAN["hr_size"], policy)
+        return sizing.bone_metrics(
+            kept_slices(wildcards.scan), SRGAN["hr_size"], policy
+        )
     if rule == "compute_distance":
         dist = EVALUATE["distance"]
         sets = distance_sets(wildcards.scan)
@@ -157,7 +162,10 @@ def job_size(rule, wildcards):
             n_generated=len(sets) * config["wgan_gp"]["sample"]["n"],
             n_sets=len(sets),
             n_references=2,
-            replicates=dist["bootstrap"] + dist["baseline_repeats"] + dist["fid_inf_points"] + 1,
+            replicates=dist["bootstrap"]
+            + dist["baseline_repeats"]
+            + dist["fid_inf_points"]
+            + 1,
             fid=bool(get_distance_gpu()),
             device=EVALUATE["device"],
             gpu=bool(get_distance_gpu()),
