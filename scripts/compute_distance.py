@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import _bootstrap  # noqa: F401
+import torch
 
 from tomosynth.io import atomic_file, list_pngs, read_json
 from tomosynth.metrics.distance import DistanceSettings, distance_table
@@ -23,6 +24,7 @@ sets = {
     name: (label, [str(f) for f in list_pngs(inp[key])])
     for key, (name, label) in params.sets.items()
 }
+torch.set_num_threads(snakemake.threads)  # Inception on the CPU; BLAS takes OMP_NUM_THREADS
 device = str(
     select_device(params.device, gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
 )
