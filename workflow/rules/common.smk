@@ -141,20 +141,20 @@ def split_count(scan, part):
     return {"train": max(0, n - val - test), "val": val, "test": test}[part]
 
 
-def job_size(rule, wildcards):
-    """{runtime, mem_mb} of one job of `rule` (see tomosynth.sizing for each formula)."""
+def job_size(name, wildcards):
+    """{runtime, mem_mb} of one job of the rule `name` (see tomosynth.sizing for each formula)."""
     from tomosynth import sizing
 
     policy = sizing_policy()
-    if rule in ("clip_bounds", "export_png"):
+    if name in ("clip_bounds", "export_png"):
         _, rows, cols = scan_geometry(wildcards.scan)
         n = kept_slices(wildcards.scan)
-        return getattr(sizing, rule)(n, cols, SIZING_THREADS[rule], policy)
-    if rule == "compute_bone_metrics":
+        return getattr(sizing, name)(n, cols, SIZING_THREADS[name], policy)
+    if name == "compute_bone_metrics":
         return sizing.bone_metrics(
             kept_slices(wildcards.scan), SRGAN["hr_size"], policy
         )
-    if rule == "compute_distance":
+    if name == "compute_distance":
         dist = EVALUATE["distance"]
         sets = distance_sets(wildcards.scan)
         return sizing.distance(
@@ -172,7 +172,7 @@ def job_size(rule, wildcards):
             threads=SIZING_THREADS["compute_distance"],
             policy=policy,
         )
-    if rule == "train_srcnn":
+    if name == "train_srcnn":
         scan = wildcards.scan
         return sizing.train_srcnn(
             n_train=split_count(scan, "train"),
@@ -182,7 +182,7 @@ def job_size(rule, wildcards):
             gpu=True,
             policy=policy,
         )
-    if rule == "train_srgan":
+    if name == "train_srgan":
         preset = srgan_preset(wildcards.preset)
         _, specimens = srgan_fold(wildcards.scan)
         return sizing.train_srgan(
@@ -196,14 +196,14 @@ def job_size(rule, wildcards):
             gpu=True,
             policy=policy,
         )
-    raise ValueError(f"job_size: no formula for rule {rule}")
+    raise ValueError(f"job_size: no formula for the rule {name}")
 
 
-def size_of(rule, key):
-    """A resource callable: `key` (runtime or mem_mb) of `rule`'s job."""
+def size_of(name, key):
+    """A resource callable: `key` (runtime or mem_mb) of the job of rule `name`."""
 
     def resource(wildcards):
-        return job_size(rule, wildcards)[key]
+        return job_size(name, wildcards)[key]
 
     return resource
 
