@@ -96,10 +96,9 @@ def expected_sizes() -> dict[str, dict]:
     # distances: 1,733 real + 4 sets x 1,000 samples through Inception (and FRD) once each;
     # 4 sets x 2 references + the real split, each 200 + 5 + 6 + 1 Fréchet distances (2048-d)
     images = KEPT + 4 * 1000
-    t = THREADS["compute_distance"]
-    seconds = images * COSTS["frd_s_per_image"] / t
-    seconds += images / COSTS["inception_cpu_images_per_s"]  # no GPU figure: the CPU's (1 thread)
-    seconds += (4 * 2 + 1) * (200 + 5 + 6 + 1) * COSTS["frechet_2048_s"] / t**0.5
+    seconds = images * COSTS["frd_s_per_image"]  # one thread: no thread speed-up assumed
+    seconds += images / COSTS["inception_cpu_images_per_s"]  # no GPU figure: the CPU's
+    seconds += (4 * 2 + 1) * (200 + 5 + 6 + 1) * COSTS["frechet_2048_s"]
     out["compute_distance"] = {
         "runtime": _runtime(seconds),
         "mem_mb": math.ceil(1000 + 4000 + images * (2048 + 53) * 16 / 1e6),

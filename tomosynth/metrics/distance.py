@@ -402,8 +402,11 @@ def content_cached_features(
     key = files_digest(files, f"{metric}\n{extractor_id}")
     path = Path(cache_dir) / f"{key}.npy"
     if path.is_file():
-        feats = np.load(path)
-        if feats.shape[0] == len(files):
+        try:
+            feats = np.load(path)
+        except (OSError, ValueError):  # a damaged cache entry is recomputed
+            feats = None
+        if feats is not None and feats.shape[0] == len(files):
             return feats
     feats = np.asarray(extract(files))
     path.parent.mkdir(parents=True, exist_ok=True)
