@@ -3,8 +3,8 @@
 #
 # Resume: the training writes results/models/wgan_gp/{scan}_{size}px/latest.pt every
 # wgan_gp.checkpoint_minutes of wall time (outside the budget; the live progress grids go to
-# progress_live/) and when SIGTERM/SIGUSR1 arrives (SLURM time
-# limit or preemption), then exits with status 75. Neither is a declared output, so they
+# progress_live/) and when SIGTERM/SIGUSR1 arrives (SLURM time limit or preemption), then
+# exits with status 75. Neither is a declared output, so they
 # survive Snakemake deleting the declared outputs before it reruns a job; rerunning the same
 # target resumes from latest.pt with the epoch count, budget spent and RNG state restored.
 # A changed result-affecting parameter (params) starts the training over instead.
