@@ -18,9 +18,11 @@ from dataclasses import dataclass
 #: Measured per-unit costs (seconds on one CPU thread unless said otherwise).
 COSTS: dict[str, float | None] = {
     # clip_bounds: read one float32 TIFF slice and take its min/max, per megapixel
-    "clip_s_per_mpix": 0.016,
+    # (benchmarks/bench_data_stage.py, 2,048^2 slices; 0.016 at 1,024^2)
+    "clip_s_per_mpix": 0.03,
     # export_png: read, clip/scale (float64), area-resize, PNG write, per megapixel read
-    "export_s_per_mpix": 0.061,
+    # (bench_data_stage.py, 2,048^2 slices to 64 px, the slower size; 0.061 at 1,024^2)
+    "export_s_per_mpix": 0.125,
     # compute_bone_metrics: ROI metrics + local thickness + S2 + SSIM + Minkowski, per
     # megavoxel of one volume (the rule measures LR, SR and HR: 3 volumes)
     "bone_s_per_mvoxel": 15.0,
