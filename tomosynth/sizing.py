@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 #: Measured per-unit costs (seconds on one CPU thread unless said otherwise).
 COSTS: dict[str, float | None] = {
-    # clip_bounds: read one float32 TIFF slice and take its min/max, per megapixel
-    # (benchmarks/bench_data_stage.py, 2,048^2 slices; 0.016 at 1,024^2)
-    "clip_s_per_mpix": 0.03,
-    # export_png: read, clip/scale (float64), area-resize, PNG write, per megapixel read
-    # (bench_data_stage.py, 2,048^2 slices to 64 px, the slower size; 0.061 at 1,024^2)
-    "export_s_per_mpix": 0.125,
+    # clip_bounds: read one float32 TIFF slice and take its min/max, per megapixel and thread
+    # (benchmarks/bench_data_stage.py, 2,048^2 slices: wall x 2 threads / megapixels, on a
+    # loaded machine; 0.016 at 1,024^2 on one idle thread)
+    "clip_s_per_mpix": 0.06,
+    # export_png: read, clip/scale (float64), area-resize, PNG write, per megapixel and thread
+    # (the same benchmark, 64 px, the slower size; 0.061 at 1,024^2 on one idle thread)
+    "export_s_per_mpix": 0.25,
     # compute_bone_metrics: ROI metrics + local thickness + S2 + SSIM + Minkowski, per
     # megavoxel of one volume (the rule measures LR, SR and HR: 3 volumes)
     "bone_s_per_mvoxel": 15.0,
