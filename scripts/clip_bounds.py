@@ -9,4 +9,5 @@ compute_bounds(
     snakemake.output.bounds,
     skip_slices=snakemake.params.skip_slices,
     percentiles=snakemake.params.percentiles,
+    threads=snakemake.threads,
 )

@@ -4,13 +4,14 @@ import logging
 from pathlib import Path
 
 import _bootstrap  # noqa: F401
+import torch
 
 from tomosynth.io import atomic_file, list_pngs, read_json
 from tomosynth.metrics.distance import DistanceSettings, distance_table
 from tomosynth.metrics.features import METRIC_NAME as FRD_NAME
 from tomosynth.metrics.features import feature_names
 from tomosynth.provenance import checkpoint_hashes, provenance, scan_context, write_sidecar
-from tomosynth.train.common import select_device
+from tomosynth.train.common import gpu_job_requires_cuda, select_device
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 scan = snakemake.wildcards.scan
@@ -23,7 +24,10 @@ sets = {
     name: (label, [str(f) for f in list_pngs(inp[key])])
     for key, (name, label) in params.sets.items()
 }
-device = str(select_device(params.device))
+torch.set_num_threads(snakemake.threads)  # Inception on the CPU; BLAS takes OMP_NUM_THREADS
+device = str(
+    select_device(params.device, gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
+)
 settings = DistanceSettings(**params.distance)
 
 Path(out.stats).mkdir(parents=True, exist_ok=True)
@@ -38,6 +42,7 @@ table = distance_table(
     device=device,
     batch_size=params.batch_size,
     settings=settings,
+    cache_dir=params.feature_cache,
 )
 with atomic_file(out.table) as tmp:
     table.to_csv(tmp, index=False)

@@ -10,4 +10,5 @@ export_png(
     snakemake.output.png,
     size=int(snakemake.wildcards.size),
     skip_slices=snakemake.params.skip_slices,
+    threads=snakemake.threads,
 )

@@ -3,9 +3,11 @@
 import _bootstrap  # noqa: F401
 import torch
 
+from tomosynth.train.common import gpu_job_requires_cuda, select_device
 from tomosynth.train.wgan_gp import sample_wgan_gp
 
 torch.set_num_threads(snakemake.threads)
+select_device(snakemake.params.device, gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
 sample_wgan_gp(
     snakemake.input.model,
     snakemake.output.samples,

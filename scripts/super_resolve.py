@@ -3,11 +3,13 @@
 import _bootstrap  # noqa: F401
 import torch
 
+from tomosynth.train.common import gpu_job_requires_cuda, select_device
 from tomosynth.train.srgan import super_resolve_volume
 
 torch.set_num_threads(snakemake.threads)
 
 p = snakemake.params.sr
+select_device(p["device"], gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
 super_resolve_volume(
     snakemake.input.model,
     snakemake.output.volume,

@@ -10,12 +10,21 @@ import torch
 
 from tomosynth.io import read_json, write_json
 from tomosynth.sr_data import load_pairs
-from tomosynth.train.common import EXIT_PREEMPTED, StopRequested
+from tomosynth.train.common import (
+    EXIT_PREEMPTED,
+    StopRequested,
+    gpu_job_requires_cuda,
+    select_device,
+)
 from tomosynth.train.srgan import SRGANTrainConfig, train_srgan
 
 torch.set_num_threads(snakemake.threads)
 
 params = snakemake.params.train
+# A GPU job without a working CUDA stops here, before loading data or training on the CPU.
+select_device(
+    params["config"]["device"], gpu_job_requires_cuda(getattr(snakemake, "resources", None))
+)
 scale = int(params["config"]["scale"])
 lr_folders = list(snakemake.input.get("lr", [])) or [None] * len(snakemake.input.hr)
 

@@ -3,9 +3,11 @@
 import _bootstrap  # noqa: F401
 import torch
 
+from tomosynth.train.common import gpu_job_requires_cuda, select_device
 from tomosynth.upscale import upscale_folder
 
 torch.set_num_threads(snakemake.threads)
+select_device(snakemake.params.device, gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
 model = snakemake.input.get("model")
 upscale_folder(
     snakemake.input.samples,

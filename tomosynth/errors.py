@@ -7,3 +7,7 @@ class DataError(ValueError):
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key."""
+
+
+class DeviceError(RuntimeError):
+    """A job that was given a GPU cannot use it; the message names the driver and torch build."""

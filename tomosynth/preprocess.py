@@ -58,13 +58,44 @@ def read_slice(path: str | os.PathLike) -> np.ndarray:
     return img
 
 
-def slice_extrema(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-slice minima and maxima, reading one slice at a time (bounded memory)."""
+def _map_slices(func, items: Sequence, threads: int, desc: str):
+    """``func`` over `items` in order, on `threads` threads (TIFF decoding, NumPy, OpenCV and
+    PNG encoding release the GIL); at most ``2 x threads`` slices are in flight."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, int(threads))
+    bar = tqdm(total=len(items), desc=desc, unit="slice")
+    if threads == 1:
+        for item in items:
+            yield func(item)
+            bar.update(1)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            pending = []
+            for item in items:
+                pending.append(pool.submit(func, item))
+                if len(pending) >= 2 * threads:
+                    yield pending.pop(0).result()
+                    bar.update(1)
+            for fut in pending:
+                yield fut.result()
+                bar.update(1)
+    bar.close()
+
+
+def _extrema(path: str | os.PathLike) -> tuple[float, float]:
+    img = read_slice(path)
+    return float(img.min()), float(img.max())
+
+
+def slice_extrema(
+    paths: Sequence[str | os.PathLike], threads: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice minima and maxima, reading `threads` slices at a time (bounded memory)."""
     mins = np.empty(len(paths), dtype=np.float64)
     maxs = np.empty(len(paths), dtype=np.float64)
-    for i, path in enumerate(tqdm(paths, desc="slice extrema", unit="slice")):
-        img = read_slice(path)
-        mins[i], maxs[i] = float(img.min()), float(img.max())
+    for i, (lo, hi) in enumerate(_map_slices(_extrema, paths, threads, "slice extrema")):
+        mins[i], maxs[i] = lo, hi
     return mins, maxs
 
 
@@ -127,10 +158,11 @@ def compute_bounds(
     *,
     skip_slices: int,
     percentiles: Sequence[float],
+    threads: int = 1,
 ) -> dict:
     """Compute the global clip bounds of a reconstruction and write them with provenance."""
     paths = kept_slices(recon_dir, skip_slices)
-    mins, maxs = slice_extrema(paths)
+    mins, maxs = slice_extrema(paths, threads)
     low, high = clip_bounds(mins, maxs, percentiles)
     recon_meta_path = Path(recon_dir) / "recon.json"
     result = {
@@ -209,6 +241,7 @@ def export_png(
     *,
     size: int,
     skip_slices: int,
+    threads: int = 1,
 ) -> int:
     """Write every kept slice as an 8-bit PNG of `size` x `size` px with the global bounds.
 
@@ -219,10 +252,14 @@ def export_png(
     low, high = float(bounds["low"]), float(bounds["high"])
     paths = kept_slices(recon_dir, skip_slices)
     with atomic_dir(out_dir) as tmp:
-        for path in tqdm(paths, desc=f"export {size}px", unit="slice"):
+
+        def one(path: Path) -> None:
             unit = area_resize(scale_to_unit(read_slice(path), low, high), size)
             img = np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
             target = tmp / path.with_suffix(".png").name
             if not cv2.imwrite(str(target), img):
                 raise DataError(f"{target}: could not write PNG")
+
+        for _ in _map_slices(one, paths, threads, f"export {size}px"):
+            pass
     return len(paths)

@@ -196,6 +196,7 @@ COMPUTE_COLUMNS = [
     "name",
     "models",
     "device",
+    "device_name",
     "budget_minutes",
     "epochs",
     "wall_s",
@@ -256,7 +257,7 @@ def _checkpoint_meta(model_dir: Path) -> dict:
     configured preference, e.g. 'auto'), else 'unknown'; ``budget_minutes``: the run
     config's training budget (None when absent or unlimited).
     """
-    out: dict[str, Any] = {"device": "unknown", "budget_minutes": None}
+    out: dict[str, Any] = {"device": "unknown", "device_name": "", "budget_minutes": None}
     ckpt = _find_checkpoint(model_dir)
     if ckpt is None:
         return out
@@ -272,6 +273,9 @@ def _checkpoint_meta(model_dir: Path) -> dict:
     dev = next((h["device"] for h in holders if isinstance(h.get("device"), str)), None)
     if dev is not None:
         out["device"] = dev
+    # The GPU (or CPU) model the training ran on, where the checkpoint records it.
+    name = next((h["device_name"] for h in holders if isinstance(h.get("device_name"), str)), "")
+    out["device_name"] = name
     budget = next((h["budget_minutes"] for h in holders if "budget_minutes" in h), None)
     out["budget_minutes"] = None if budget is None else float(budget)
     return out
@@ -296,6 +300,7 @@ def model_accounting(name: str, scan: str, model_dir: str | os.PathLike) -> dict
         "name": name,
         "models": name,
         "device": meta["device"],
+        "device_name": meta["device_name"],
         "budget_minutes": meta["budget_minutes"],
         "epochs": int(rows[-1]["epoch"]),
         "wall_s": wall,
@@ -352,6 +357,7 @@ def compute_table(
                 "name": set_name,
                 "models": ";".join(needed),
                 "device": ";".join(sorted({r["device"] for r in used})),
+                "device_name": ";".join(sorted({r["device_name"] for r in used} - {""})),
                 "budget_minutes": sum(r["budget_minutes"] or 0.0 for r in used)
                 if all(r["budget_minutes"] is not None for r in used)
                 else None,

@@ -406,3 +406,40 @@ def test_zscore_treats_rounding_level_spread_as_constant():
     z = D.zscore(x, ref, min_std=0.0)
     assert z.shape == (1, 1)
     assert z[0, 0] == pytest.approx((0.5 - 0.5) / ref[:, 1].std(ddof=1), abs=1e-12)
+
+
+def test_real_features_are_extracted_once_and_survive_reruns(tmp_path, monkeypatch):
+    """The real pool goes through the extractor once; train/test are row subsets of it; a
+    rerun with a fresh stats folder (Snakemake deletes declared outputs) extracts nothing
+    real again thanks to the content-addressed cache."""
+    rng = np.random.default_rng(5)
+    real = _folder(tmp_path / "real", 24, 1, 0, rng)
+    gen = _folder(tmp_path / "gen", 10, 2, 15, rng)
+    calls = []
+    real_extract = F.radiomics_features
+
+    def counting(files):  # the hook: a counter around the real extraction function
+        calls.append(list(files))
+        return real_extract(files)
+
+    monkeypatch.setattr(F, "radiomics_features", counting)
+    settings = D.DistanceSettings(bootstrap=5, kid_subsets=3, fid_inf_points=2)
+
+    def run(stats):
+        return D.distance_table(
+            "toy", {"samples/x": ("GAN", gen)}, {"train": real[:16], "test": real[16:]}, real,
+            stats_dir=tmp_path / stats, fid_weights=str(tmp_path / "none.pth"),
+            settings=settings, cache_dir=tmp_path / "cache",
+        )  # fmt: skip
+
+    first = run("stats1")
+    extracted = [f for c in calls for f in c]
+    assert sorted(f for f in extracted if f in real) == sorted(real)  # each real image once
+    assert sorted(f for f in extracted if f in gen) == sorted(gen)
+    # the subsets equal the pool's rows (same values as extracting them separately)
+    st = D.load_stats(tmp_path / "stats1" / "frd_train.npz")
+    np.testing.assert_array_equal(st["features"], real_extract(real[:16]))
+    calls.clear()
+    second = run("stats2")
+    assert calls == []  # nothing extracted again
+    pd.testing.assert_frame_equal(first, second)

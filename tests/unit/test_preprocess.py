@@ -210,3 +210,31 @@ def test_skip_all_slices_is_a_config_error(tmp_path):
     _write_recon(tmp_path / "recon", n=3)
     with pytest.raises(ConfigError, match="skip_slices"):
         compute_bounds(tmp_path / "recon", tmp_path / "b.json", skip_slices=3, percentiles=(1, 99))
+
+
+def test_threaded_clip_and_export_equal_one_thread(tmp_path):
+    """Slices handled on 3 threads give the same bounds and byte-identical PNGs."""
+    _write_recon(tmp_path / "recon")
+    b1 = compute_bounds(
+        tmp_path / "recon", tmp_path / "b1.json", skip_slices=1, percentiles=(5, 95)
+    )
+    b3 = compute_bounds(
+        tmp_path / "recon", tmp_path / "b3.json", skip_slices=1, percentiles=(5, 95), threads=3
+    )
+    assert (b1["low"], b1["high"]) == (b3["low"], b3["high"])
+    for threads in (1, 3):
+        export_png(tmp_path / "recon", tmp_path / "b1.json", tmp_path / f"p{threads}", size=16,
+                   skip_slices=1, threads=threads)  # fmt: skip
+    one = sorted((tmp_path / "p1").iterdir())
+    assert [p.name for p in one] == sorted(p.name for p in (tmp_path / "p3").iterdir())
+    assert all(p.read_bytes() == (tmp_path / "p3" / p.name).read_bytes() for p in one)
+
+
+def test_threaded_export_stops_on_a_corrupt_slice(tmp_path):
+    _write_recon(tmp_path / "recon")
+    compute_bounds(tmp_path / "recon", tmp_path / "b.json", skip_slices=0, percentiles=(1, 99))
+    (tmp_path / "recon" / "slice_00013.tiff").write_bytes(b"not a tiff")
+    with pytest.raises(DataError, match="slice_00013.tiff"):
+        export_png(tmp_path / "recon", tmp_path / "b.json", tmp_path / "out", size=16,
+                   skip_slices=0, threads=4)  # fmt: skip
+    assert not (tmp_path / "out").exists()

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from tomosynth.errors import ConfigError, DataError
+from tomosynth.errors import ConfigError, DataError, DeviceError
 from tomosynth.train.common import (
     Budget,
     CsvLog,
     StopRequested,
     StopSignal,
+    gpu_job_requires_cuda,
     load_checkpoint,
     package_versions,
     rng_state,
@@ -39,6 +40,39 @@ def test_select_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             select_device("cuda")
+
+
+def test_gpu_job_without_cuda_stops_naming_driver_and_torch_build(monkeypatch):
+    """A job given a GPU (gpu=1 on a profile with cuda_required=1) never falls back to the CPU."""
+    if torch.cuda.is_available():  # on a GPU machine, take CUDA away as a broken driver would
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError) as exc:
+        select_device("auto", require_cuda=True)
+    msg = str(exc.value)
+    assert "stops instead of running on the CPU" in msg
+    assert f"torch {torch.__version__}" in msg
+    build = torch.version.cuda
+    assert (f"built for CUDA {build}" in msg) if build else ("CPU-only build" in msg)
+    assert "nvidia-smi" in msg or "NVIDIA driver" in msg
+    # Explicit CPU stays possible; without the requirement auto still falls back.
+    assert select_device("cpu", require_cuda=True) == torch.device("cpu")
+    assert select_device("auto", require_cuda=False) == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({"gpu": 1, "cuda_required": 1}, True),
+        ({"gpu": 1, "cuda_required": 0}, False),  # CI's fake GPU
+        ({"gpu": 1}, False),  # local default profile
+        ({"gpu": 0, "cuda_required": 1}, False),  # a CPU rule on the cluster
+    ],
+)
+def test_gpu_job_requires_cuda(resources, expected):
+    from types import SimpleNamespace
+
+    assert gpu_job_requires_cuda(resources) is expected
+    assert gpu_job_requires_cuda(SimpleNamespace(**resources)) is expected
 
 
 def test_seed_everything_repeats_and_differs():

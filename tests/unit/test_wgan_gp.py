@@ -264,6 +264,59 @@ def test_resume_after_epoch_stop_gives_same_weights(blobs, tmp_path):
     assert [r["wasserstein"] for r in full_log] == [r["wasserstein"] for r in state["log"]]
 
 
+class _SlowSave:
+    """Checkpoint writer that first does a real, slow write: `seconds` of fsync'd 1 MB
+    blocks to a scratch file beside the checkpoint (a slow shared file system)."""
+
+    def __init__(self, seconds):
+        self.seconds, self.calls = seconds, 0
+
+    def __call__(self, path, state):
+        self.calls += 1
+        scratch = Path(path).with_suffix(".slow")
+        t0 = time.monotonic()
+        with open(scratch, "wb") as fh:
+            while time.monotonic() - t0 < self.seconds:
+                fh.write(os.urandom(1 << 20))
+                fh.flush()
+                os.fsync(fh.fileno())
+        scratch.unlink()
+        from tomosynth.train.common import save_checkpoint
+
+        save_checkpoint(path, state)
+
+
+def test_checkpoint_time_is_excluded_from_the_budget_and_logged(blobs, tmp_path, monkeypatch):
+    """Slow checkpoint writes (every epoch here) do not eat the budget; log.csv's save_s
+    records them and wall_s + save_s is the real time."""
+    slow = _SlowSave(0.4)
+    monkeypatch.setattr(wg, "save_checkpoint", slow)
+    t0 = time.monotonic()
+    state = _train(blobs, tmp_path, max_epochs=6, checkpoint_minutes=0)
+    real = time.monotonic() - t0
+    rows = state["log"]
+    assert slow.calls >= 5 + 2  # every epoch but the last, then latest.pt and final.pt
+    saves = [float(r["save_s"]) for r in rows]
+    assert saves == sorted(saves) and saves[-1] >= 5 * 0.4  # 5 checkpoints before epoch 6
+    assert state["save_s"] >= 5 * 0.4
+    # The budget's clock (wall_s, elapsed_s) runs only while training: it misses the saves.
+    assert rows[-1]["wall_s"] < real - 5 * 0.4
+    assert state["elapsed_s"] == pytest.approx(rows[-1]["wall_s"], abs=0.5)
+    with open(tmp_path / "log.csv") as fh:
+        header = fh.readline().strip().split(",")
+    assert "save_s" in header
+    # The device's model is recorded for the compute table.
+    assert state["device_name"]
+
+
+def test_checkpoints_follow_wall_time_not_epochs(blobs, tmp_path, monkeypatch):
+    """With the default 10-minute interval a short run writes no per-epoch latest.pt."""
+    slow = _SlowSave(0.0)
+    monkeypatch.setattr(wg, "save_checkpoint", slow)
+    _train(blobs, tmp_path, max_epochs=4)
+    assert slow.calls == 2  # only the finished latest.pt and final.pt
+
+
 class _StopAtCheck:
     """A stop flag that turns on at its n-th check (inside an epoch: between batches)."""
 

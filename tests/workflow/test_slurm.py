@@ -132,8 +132,12 @@ def test_profiles_are_consistent():
         "restart-times",
         "slurm-init-seconds-before-status-checks",
         "slurm-keep-successful-logs",
-    }, "the CI overlay may only change timing and logging"
+        "default-resources",
+    }, "the CI overlay may only change timing, logging and the CUDA requirement"
     defaults = slurm["default-resources"]
+    assert defaults["cuda_required"] == 1  # GPU jobs on the cluster never fall back to the CPU
+    # The CI overlay repeats the defaults, except that its fake GPU needs no CUDA.
+    assert ci["default-resources"] == {**defaults, "cuda_required": 0}
     assert defaults["slurm_partition"] == "$TOMOSYNTH_SLURM_PARTITION"
     assert defaults["slurm_account"] == "$TOMOSYNTH_SLURM_ACCOUNT"
     assert {"runtime", "mem_mb"} <= set(defaults)

@@ -558,6 +558,16 @@ def read_sr_volume(folder: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     return vols, meta
 
 
+def read_sr_part(folder: str | Path, kind: str) -> np.ndarray:
+    """One float32 stack (``lr``, ``sr`` or ``hr``) of an SR volume folder."""
+    from tomosynth.io import read_tiff_stack
+
+    folder = Path(folder)
+    if not (folder / kind).is_dir():
+        raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
+    return read_tiff_stack(folder / kind)
+
+
 def roi_table(
     volumes: dict[str, np.ndarray],
     voxel_um: float,
@@ -570,6 +580,7 @@ def roi_table(
     progress: bool = True,
     cortex_min_thickness: float = 12.0,
     reference: str = "hr",
+    trabecular: set[int] | None = None,
 ):
     """Per-ROI metrics of several volumes of one specimen as a pandas DataFrame.
 
@@ -577,7 +588,8 @@ def roi_table(
     threshold, tissue`` and the names of :data:`METRICS`. Region ``all`` holds every ROI;
     region ``trabecular`` repeats those inside the endosteal envelope of the `reference`
     volume (the first one when absent; :func:`trabecular_rois`), the same ROIs in every
-    volume. Each volume is thresholded on its own (`threshold` in its intensity units,
+    volume; `trabecular` gives those ROI indices instead (when the reference volume is
+    measured in another call). Each volume is thresholded on its own (`threshold` in its intensity units,
     Otsu's when None); the same ROIs are used in every volume.
     """
     import pandas as pd
@@ -585,8 +597,12 @@ def roi_table(
     if voxel_um <= 0:
         raise ConfigError(f"voxel_um: must be > 0, got {voxel_um}")
     voxel_mm = voxel_um / 1000.0
-    ref_kind = reference if reference in volumes else next(iter(volumes))
-    trabecular: set[int] = set()
+    ref_kind = (
+        None
+        if trabecular is not None
+        else (reference if reference in volumes else next(iter(volumes)))
+    )
+    trabecular = set() if trabecular is None else set(trabecular)
     rows = []
     for kind, vol in volumes.items():
         bone, thr = binarize(vol, threshold)
@@ -729,25 +745,49 @@ def evaluate_sr_volume(
     The voxel size (um) is the folder's ``meta.json`` ``hr_voxel_um`` when present, else
     `voxel_um`.
     """
-    from tomosynth import provenance as prov
-    from tomosynth.io import atomic_file
+    import pandas as pd
 
-    volumes, meta = read_sr_volume(volume_dir)
+    from tomosynth import provenance as prov
+    from tomosynth.io import atomic_file, read_json
+
+    folder = Path(volume_dir)
+    missing = [k for k in KINDS if not (folder / k).is_dir()]
+    if missing:
+        raise DataError(f"{folder}: no {missing[0]}/ sub-folder (need lr/, sr/ and hr/)")
+    meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
     vox = meta.get("hr_voxel_um") or voxel_um
     if vox is None:
         raise ConfigError(f"{volume_dir}: no hr_voxel_um in meta.json and no voxel_um given")
-    table = roi_table(
-        volumes,
-        float(vox),
-        threshold=threshold,
-        roi_size=roi_size,
-        roi_stride=roi_stride,
-        tissue=tissue,
-        sigma=sigma,
-        cortex_min_thickness=cortex_min_thickness,
-    )
+    # One volume in memory at a time: HR first (its endosteal envelope picks the trabecular
+    # ROIs of every kind), then LR and SR; tables keep the KINDS order.
+    tables, consistency, shapes = {}, {}, {}
+    trabecular: set[int] | None = None
+    for kind in ("hr", *(k for k in KINDS if k != "hr")):
+        vol = read_sr_part(folder, kind)
+        shapes[kind] = vol.shape
+        if len(set(shapes.values())) != 1:
+            raise DataError(f"{folder}: lr/sr/hr stacks differ in shape: {shapes}")
+        if trabecular is None:
+            bone, _ = binarize(vol, threshold)
+            trabecular = {
+                r.index for r in trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
+            }
+            del bone
+        tables[kind] = roi_table(
+            {kind: vol},
+            float(vox),
+            threshold=threshold,
+            roi_size=roi_size,
+            roi_stride=roi_stride,
+            tissue=tissue,
+            sigma=sigma,
+            trabecular=trabecular,
+        )
+        consistency[kind] = consistency_table({kind: vol}, threshold=threshold, r_max=r_max)
+        del vol
+    table = pd.concat([tables[k] for k in KINDS], ignore_index=True)
     corr = correlation_table(table, "hr", confidence)
-    cons = consistency_table(volumes, threshold=threshold, r_max=r_max)
+    cons = pd.concat([consistency[k] for k in KINDS], ignore_index=True)
     record = prov.provenance(
         volume=str(volume_dir),
         volume_meta=meta,

@@ -29,6 +29,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -469,6 +470,37 @@ def cached_features(
     return feats
 
 
+def content_cached_features(
+    files: list[str],
+    metric: str,
+    extract: Callable[[list[str]], np.ndarray],
+    cache_dir: str | os.PathLike,
+    extractor_id: str = "",
+) -> np.ndarray:
+    """Features of `files` from a content-addressed cache folder, extracting only on a miss.
+
+    The key is the sha256 of `metric`, `extractor_id` (e.g. the Inception weights' digest)
+    and the files' names and contents, so a cached array is reused by every rerun and every
+    rule that asks for the same images, and never for changed ones. The folder is not a
+    declared Snakemake output, so Snakemake does not delete it before a rerun.
+    """
+    key = files_digest(files, f"{metric}\n{extractor_id}")
+    path = Path(cache_dir) / f"{key}.npy"
+    if path.is_file():
+        try:
+            feats = np.load(path)
+        except (OSError, ValueError):  # a damaged cache entry is recomputed
+            feats = None
+        if feats is not None and feats.shape[0] == len(files):
+            return feats
+    feats = np.asarray(extract(files))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, feats)
+    return feats
+
+
 def compare_sets(
     x: np.ndarray,
     ref: np.ndarray,
@@ -543,6 +575,7 @@ def distance_table(
     device: str = "cpu",
     batch_size: int = 32,
     settings: DistanceSettings | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ):
     """Distances of generated/upscaled image sets to real reference sets, as a DataFrame.
 
@@ -556,6 +589,9 @@ def distance_table(
     real_pool : all real high-resolution images: the real-split row (two seeded random
         equal halves) and the same-N baselines are drawn from it.
     stats_dir : folder for per-set ``{metric}_{set}.npz`` statistics (None: no cache).
+    cache_dir : content-addressed feature cache (:func:`content_cached_features`) that
+        survives reruns; None keeps only the stats_dir cache. Either way the real pool goes
+        through the extractor once and the references are row subsets of its array.
     fid_weights : local FID Inception weights, or None for pytorch-fid's default (torch
         hub's cache, downloaded there when absent).
     offline_fallback : when the weights are missing or cannot be downloaded, report FRD
@@ -598,15 +634,39 @@ def distance_table(
     dist = distance_function(device)
     safe = {name: name.replace("/", "__") for name in [*sets, *references, "real"]}
     rows = []
+    extractor_ids = {frd.METRIC_NAME: ",".join(frd.feature_names())}
+    if model is not None:
+        from tomosynth.provenance import sha256_file
+
+        extractor_ids[fid.METRIC_NAME] = (
+            "pytorch-fid default weights" if fid_weights is None else sha256_file(fid_weights)
+        )
     for metric, extract in extractors.items():
         tag = "fid" if metric == fid.METRIC_NAME else "frd"
+        if cache_dir is not None:
+            extract = partial(  # noqa: PLW2901 - the cached extractor replaces the plain one
+                content_cached_features,
+                metric=metric,
+                extract=extract,
+                cache_dir=Path(cache_dir) / tag,
+                extractor_id=extractor_ids[metric],
+            )
 
         def feats(name: str, files: list[str], tag=tag, metric=metric, extract=extract):
             cache = None if stats_dir is None else Path(stats_dir) / f"{tag}_{safe[name]}.npz"
             return cached_features(files, metric, extract, cache)
 
         pool = feats("real", real_pool)
-        refs = {name: feats(name, files) for name, files in references.items()}
+        # References drawn from the real pool are row subsets of its array: each real image
+        # goes through the extractor once (their stats files are still written).
+        row_of = {str(f): i for i, f in enumerate(real_pool)}
+        refs = {}
+        for name, files in references.items():
+            if all(str(f) in row_of for f in files):
+                sub = pool[[row_of[str(f)] for f in files]]
+                refs[name] = feats(name, files, extract=lambda _f, sub=sub: sub)
+            else:
+                refs[name] = feats(name, files)
         scale, dropped = (lambda f: f), ""
         if tag == "frd":  # z-score by the first reference (the training split), log FD
             scale = fit_standardiser(next(iter(refs.values())), settings.frd_min_std)

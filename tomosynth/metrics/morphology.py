@@ -33,6 +33,11 @@ from scipy import ndimage
 
 from tomosynth.errors import DataError
 from tomosynth.metrics.bone import local_thickness, mesh
+from tomosynth.sizing import (  # noqa: F401 - documented here, used by the workflow's sizes
+    MINKOWSKI_BYTES_PER_VOXEL,
+    MINKOWSKI_SLAB_VOXELS,
+    minkowski_slab,
+)
 
 
 # --- segmentation and fractions ----------------------------------------------------------
@@ -136,8 +141,8 @@ def minkowski_2d(mask: np.ndarray) -> dict[str, float]:
     }
 
 
-def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
-    """1/2 sum over interior mesh edges of edge length x signed dihedral angle.
+def _edge_curvature(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per interior mesh edge: midpoint z (first coordinate) and 1/2 length x signed angle.
 
     Positive where the surface is convex (normals diverge), negative where concave;
     edges not shared by exactly two triangles are skipped.
@@ -165,15 +170,73 @@ def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
     far = verts[c[pair + 1]] - verts[lo[pair]]
     sign = np.where(np.einsum("ij,ij->i", n1, far) > 0.0, 1.0, -1.0)
     length = np.linalg.norm(verts[hi[pair]] - verts[lo[pair]], axis=1)
-    return float(0.5 * np.sum(sign * angle * length))
+    mid_z = 0.5 * (verts[hi[pair], 0] + verts[lo[pair], 0])
+    return mid_z, 0.5 * sign * angle * length
 
 
-def minkowski_3d(mask: np.ndarray, sigma: float = 0.5) -> dict[str, float]:
+def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
+    """1/2 sum over interior mesh edges of edge length x signed dihedral angle.
+
+    Positive where the surface is convex (normals diverge), negative where concave;
+    edges not shared by exactly two triangles are skipped.
+    """
+    return float(np.sum(_edge_curvature(verts, faces)[1]))
+
+
+def _mesh_slab(mask: np.ndarray, sigma: float, c0: int, c1: int) -> tuple[float, float]:
+    """Surface (vx^2) and integral mean curvature (vx) of the closed mesh's cubes c0..c1-1.
+
+    Cube k of the whole-volume mesh (:func:`tomosynth.metrics.bone.mesh` with
+    ``closed=True``: 2 voxels of background padding, Gaussian, marching cubes) lies between
+    slices k and k + 1 of the padded, smoothed array. Only the slices the Gaussian needs
+    (its radius plus one cube on each side) are padded and smoothed, so the values equal
+    the whole-volume ones; triangles count where their cube is in [c0, c1), edges where
+    their midpoint is (both triangles of such an edge are in the computed cubes).
+    """
+    from scipy.ndimage import gaussian_filter
+    from skimage.measure import marching_cubes, mesh_surface_area
+
+    radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0  # scipy's default truncate = 4
+    pad = 2
+    lo, hi = c0 - 1 - radius, c1 + 2 + radius  # padded-array slices needed, [lo, hi)
+    nz = mask.shape[0]
+    block = np.zeros((hi - lo, mask.shape[1] + 2 * pad, mask.shape[2] + 2 * pad), np.float32)
+    z0, z1 = max(lo - pad, 0), min(hi - pad, nz)  # mask slices inside the block
+    if z1 > z0:
+        block[z0 + pad - lo : z1 + pad - lo, pad:-pad, pad:-pad] = mask[z0:z1]
+    if sigma > 0:
+        block = gaussian_filter(block, sigma, mode="constant")
+    first = c0 - 1  # padded-array slice of block row `radius`
+    sub = block[radius : radius + (c1 - c0) + 3]
+    if not sub.min() < 0.5 < sub.max():
+        return 0.0, 0.0
+    verts, faces, _, _ = marching_cubes(sub, level=0.5, allow_degenerate=False)
+    verts[:, 0] += first
+    if len(faces) == 0:
+        return 0.0, 0.0
+    cz = verts[faces][:, :, 0].mean(axis=1)
+    own = (cz >= c0) & (cz < c1)
+    area = float(mesh_surface_area(verts, faces[own])) if own.any() else 0.0
+    mid_z, contrib = _edge_curvature(verts, faces)
+    curvature = float(np.sum(contrib[(mid_z >= c0) & (mid_z < c1)]))
+    return area, curvature
+
+
+def minkowski_3d(mask: np.ndarray, sigma: float = 0.5, slab: int | None = None) -> dict[str, float]:
     """Volume (vx^3), surface (vx^2), integral mean curvature (vx) and Euler characteristic.
 
     The object is padded with background, so surfaces are closed at the volume faces;
     surface and curvature come from the mesh of :func:`tomosynth.metrics.bone.mesh`
     (Gaussian `sigma` voxels before marching cubes).
+
+    All four functionals are additive, so they are computed `slab` slices at a time and
+    summed: working memory is about :data:`tomosynth.sizing.MINKOWSKI_BYTES_PER_VOXEL`
+    bytes per voxel of one slab, not of the volume. Mesh cubes and edges belong to exactly one slab (a halo of
+    the Gaussian's radius plus one cube is recomputed); the Euler characteristic of
+    26-connected voxels (union of closed unit cubes) follows inclusion-exclusion,
+    chi(A u B) = chi(A) + chi(B) - chi(A n B), with the shared slice as A n B. The sum equals
+    the whole-volume value up to rounding. ``slab=None`` picks :func:`tomosynth.sizing.minkowski_slab`
+    slices; ``slab=0`` computes the whole volume at once.
     """
     from skimage.measure import euler_number, mesh_surface_area
 
@@ -182,17 +245,37 @@ def minkowski_3d(mask: np.ndarray, sigma: float = 0.5) -> dict[str, float]:
         raise DataError(f"minkowski_3d: expected a 3D mask, got shape {m.shape}")
     if not m.any():
         return {"volume": 0.0, "surface": 0.0, "mean_curvature": 0.0, "euler": 0.0}
-    out = mesh(m, sigma=sigma, closed=True)
-    surface, curvature = 0.0, 0.0
-    if out is not None:
-        surface = float(mesh_surface_area(*out))
-        curvature = integral_mean_curvature(*out)
-    return {
-        "volume": float(m.sum()),
-        "surface": surface,
-        "mean_curvature": curvature,
-        "euler": float(euler_number(np.pad(m, 1), connectivity=3)),
-    }
+    if slab == 0:
+        out = mesh(m, sigma=sigma, closed=True)
+        surface, curvature = 0.0, 0.0
+        if out is not None:
+            surface = float(mesh_surface_area(*out))
+            curvature = integral_mean_curvature(*out)
+        return {
+            "volume": float(m.sum()),
+            "surface": surface,
+            "mean_curvature": curvature,
+            "euler": float(euler_number(np.pad(m, 1), connectivity=3)),
+        }
+    nz = m.shape[0]
+    if slab is None:
+        slab = minkowski_slab(m.shape)
+    slab = max(1, int(slab))
+    volume, surface, curvature, euler = 0.0, 0.0, 0.0, 0.0
+    # Euler: slices [z0, z1] of each slab (one shared slice with the next), minus the shared.
+    for z0 in range(0, nz, slab):
+        z1 = min(z0 + slab, nz)
+        volume += float(m[z0:z1].sum())
+        euler += float(euler_number(np.pad(m[z0 : min(z1 + 1, nz)], 1), connectivity=3))
+        if z1 < nz:
+            euler -= float(euler_number(np.pad(m[z1 : z1 + 1], 1), connectivity=3))
+    # Mesh cubes of the padded volume (2 voxels of padding) run from 0 to nz + 2.
+    n_cubes = nz + 3
+    for c0 in range(0, n_cubes, slab):
+        a, c = _mesh_slab(m, sigma, c0, min(c0 + slab, n_cubes))
+        surface += a
+        curvature += c
+    return {"volume": volume, "surface": surface, "mean_curvature": curvature, "euler": euler}
 
 
 # --- size distributions ---------------------------------------------------------------------
@@ -253,14 +336,18 @@ def slice_ssim(stack: np.ndarray, data_range: float | None = None) -> np.ndarray
     """
     from skimage.metrics import structural_similarity
 
-    s = np.asarray(stack, dtype=np.float64)
+    s = np.asarray(stack)  # slices go to float64 one pair at a time, not the whole stack
     if s.ndim != 3 or s.shape[0] < 2:
         raise DataError(f"slice_ssim: expected a stack of >= 2 slices, got shape {s.shape}")
-    rng = float(s.max() - s.min()) if data_range is None else float(data_range)
+    rng = float(s.max()) - float(s.min()) if data_range is None else float(data_range)
     rng = rng if rng > 0 else 1.0
-    return np.array(
-        [structural_similarity(s[i], s[i + 1], data_range=rng) for i in range(len(s) - 1)]
-    )
+    out = np.empty(len(s) - 1)
+    prev = s[0].astype(np.float64)
+    for i in range(len(s) - 1):
+        nxt = s[i + 1].astype(np.float64)
+        out[i] = structural_similarity(prev, nxt, data_range=rng)
+        prev = nxt
+    return out
 
 
 def directional_s2(mask: np.ndarray, r_max: int) -> dict[str, np.ndarray]:

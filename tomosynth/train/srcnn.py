@@ -32,6 +32,7 @@ from tomosynth.train.common import (
     CsvLog,
     StopRequested,
     StopSignal,
+    device_name,
     load_checkpoint,
     package_versions,
     rng_state,
@@ -416,6 +417,7 @@ def train_srcnn(
             "low_size": int(low_size),
             "high_size": int(high_size),
             "device": str(dev),
+            "device_name": device_name(dev),  # e.g. the GPU model (compute table)
             "seed": cfg["seed"],
             "run_config": cfg,
             "versions": package_versions(),

@@ -40,6 +40,7 @@ from tomosynth.train.common import (
     CsvLog,
     StopRequested,
     StopSignal,
+    device_name,
     load_checkpoint,
     package_versions,
     rng_state,
@@ -49,9 +50,21 @@ from tomosynth.train.common import (
     set_rng_state,
 )
 
-LOG_FIELDS = ["epoch", "wall_s", "g_loss", "c_loss", "gp", "wasserstein", "images_per_s"]
+#: ``save_s``: seconds spent writing checkpoints so far (all runs), excluded from ``wall_s``.
+LOG_FIELDS = [
+    "epoch",
+    "wall_s",
+    "g_loss",
+    "c_loss",
+    "gp",
+    "wasserstein",
+    "images_per_s",
+    "save_s",
+]
 #: Keys of the run config that may differ between a checkpoint and its resumption.
-RESUMABLE_CHANGES = frozenset({"device", "budget_minutes", "max_epochs", "checkpoint_every"})
+RESUMABLE_CHANGES = frozenset(
+    {"device", "budget_minutes", "max_epochs", "checkpoint_every", "checkpoint_minutes"}
+)
 
 
 @dataclass
@@ -78,7 +91,8 @@ class TrainConfig:
     max_channels: int | None = None
     progress_every: int = 5
     progress_images: int = 16
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None
+    checkpoint_minutes: float = 10.0
     amp: bool = False
     channels_last: bool = True
 
@@ -106,7 +120,8 @@ class TrainConfig:
             "latent_dim": self.latent_dim >= 1,
             "progress_every": self.progress_every >= 1,
             "progress_images": self.progress_images >= 1,
-            "checkpoint_every": self.checkpoint_every >= 1,
+            "checkpoint_every": self.checkpoint_every is None or self.checkpoint_every >= 1,
+            "checkpoint_minutes": self.checkpoint_minutes >= 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -212,6 +227,7 @@ class _Trainer:
         )
         self.epoch = 0  # completed epochs
         self.spent_s = 0.0
+        self.save_s = 0.0  # checkpoint-writing seconds, all runs, excluded from the budget
         self.log_rows: list[dict] = []
         # Position inside an interrupted epoch: permutation, next batch, running sums.
         self.perm: torch.Tensor | None = None
@@ -229,6 +245,7 @@ class _Trainer:
             "kind": "wgan_gp",
             "epoch": self.epoch,
             "elapsed_s": budget.elapsed(),
+            "save_s": self.save_s,
             "finished": finished,
             "generator": self.gen.state_dict(),
             "critic": self.critic.state_dict(),
@@ -244,6 +261,7 @@ class _Trainer:
             "run_config": self.cfg.to_dict(),
             "seed": self.cfg.seed,
             "device": str(self.device),  # the device used, not the configured preference
+            "device_name": device_name(self.device),  # e.g. the GPU model
             "data_sha256": self.data_sha256,
             "versions": package_versions(),
         }
@@ -282,6 +300,7 @@ class _Trainer:
         set_rng_state(ckpt["rng"])
         self.epoch = int(ckpt["epoch"])
         self.spent_s = float(ckpt["elapsed_s"])
+        self.save_s = float(ckpt.get("save_s", 0.0))
         self.log_rows = list(ckpt["log"])
         self.perm = None if ckpt["perm"] is None else ckpt["perm"].to(self.device)
         self.batch = int(ckpt["batch"])
@@ -356,6 +375,7 @@ class _Trainer:
             "gp": s["gp"] / max(s["nc"], 1),
             "wasserstein": s["w"] / max(s["nc"], 1),
             "images_per_s": round(s["images"] / max(s["t"], 1e-9), 2),
+            "save_s": math.nan,  # set by the caller at the budget check
         }
         self.log_rows.append(row)
         self.perm = None
@@ -466,11 +486,24 @@ def train_wgan_gp(
     reason = "max_epochs" if trainer.epoch >= cfg.max_epochs else None
     if reason is None and trainer.epoch > 0 and trainer.perm is None and budget.exhausted():
         reason = "budget"
+    last_save = time.monotonic()
+
+    def checkpoint(finished: bool = False) -> dict:
+        """Write latest.pt outside the budget (its seconds go to the log's save_s)."""
+        nonlocal last_save
+        state = trainer.state(budget, finished=finished)
+        t0 = time.monotonic()
+        with budget.paused():
+            save_checkpoint(latest, state)
+        trainer.save_s += time.monotonic() - t0
+        last_save = time.monotonic()
+        return state
+
     try:
         with stop_ctx if own_stop else contextlib.nullcontext(stop_ctx) as flag:
             while reason is None:
                 if not trainer.run_epoch(flag):
-                    save_checkpoint(latest, trainer.state(budget, finished=False))
+                    checkpoint()
                     raise StopRequested(
                         f"stopped by signal {flag.signum} in epoch {trainer.epoch + 1}; "
                         f"{latest} saved, rerun to resume",
@@ -482,6 +515,7 @@ def train_wgan_gp(
                 # The budget is checked only here, at the end of an epoch and after its progress
                 # grid (thesis 5.2); the log records the wall-clock time the check saw.
                 row["wall_s"] = budget.elapsed()
+                row["save_s"] = round(trainer.save_s, 3)
                 log.append(row)
                 bar.update(1)
                 bar.set_postfix(
@@ -495,10 +529,15 @@ def train_wgan_gp(
                     reason = "max_epochs"
                 elif row["wall_s"] >= cfg.budget_minutes * 60:
                     reason = "budget"
-                if reason is None and trainer.epoch % cfg.checkpoint_every == 0:
-                    save_checkpoint(latest, trainer.state(budget, finished=False))
-                if reason is None and flag.requested:
-                    save_checkpoint(latest, trainer.state(budget, finished=False))
+                # Checkpoints on wall time (checkpoint_minutes; 0 = every epoch) or every
+                # checkpoint_every epochs, and always at a stop signal.
+                due = time.monotonic() - last_save >= cfg.checkpoint_minutes * 60 or (
+                    cfg.checkpoint_every is not None and trainer.epoch % cfg.checkpoint_every == 0
+                )
+                stop_now = reason is None and flag.requested  # read the flag once
+                if reason is None and (due or stop_now):
+                    checkpoint()
+                if stop_now:
                     raise StopRequested(
                         f"stopped by signal {flag.signum} after epoch {trainer.epoch}; "
                         f"{latest} saved, rerun to resume",
@@ -511,9 +550,10 @@ def train_wgan_gp(
         write_png(live / f"epoch_{trainer.epoch:05d}.png", trainer.progress_grid())
     state = trainer.state(budget, finished=True)
     state["stop_reason"] = reason
-    save_checkpoint(latest, state)
-    _publish_progress(live, out / "progress")
-    save_checkpoint(final, state)
+    with budget.paused():
+        save_checkpoint(latest, state)
+        _publish_progress(live, out / "progress")
+        save_checkpoint(final, state)
     print(
         f"finished after {trainer.epoch} epochs ({reason}), {budget.elapsed():.1f} s",
         file=sys.stderr,

@@ -17,10 +17,10 @@ rule compute_bone_metrics:
         "benchmarks/compute_bone_metrics/{scan}_{preset}_x{scale}.tsv"
     conda:
         "../../envs/eval.yaml"
-    threads: 1
+    threads: SIZING_THREADS["compute_bone_metrics"]
     resources:
-        runtime=60,
-        mem_mb=8000,
+        runtime=size_of("compute_bone_metrics", "runtime"),
+        mem_mb=size_of("compute_bone_metrics", "mem_mb"),
     params:
         bone=BONE,
         voxel_um=get_bone_voxel_um,

@@ -176,6 +176,128 @@ def data_targets():
     return targets
 
 
+# --- job sizes (tomosynth.sizing: formulas and measured per-unit costs) ---------------------
+SIZING = config["sizing"]
+SIZING_THREADS = SIZING["threads"]
+
+
+def sizing_policy():
+    from tomosynth.sizing import Policy
+
+    return Policy(
+        margin=SIZING["margin"],
+        overhead_minutes=SIZING["overhead_minutes"],
+        max_runtime_minutes=SIZING["max_runtime_minutes"],
+    )
+
+
+_GEOMETRY = {}
+
+
+def scan_geometry(scan):
+    """(angles, detector rows reconstructed, columns) of a scan: the simulator's settings for a
+    built-in scan, the DXchange header (inspect_dxchange, no projections read) otherwise.
+    """
+    if scan not in _GEOMETRY:
+        entry = config["scans"][scan]
+        if "builtin" in entry:
+            b = entry.get("binning", 1)
+            sim = config["simulate"]
+            angles, rows, cols = sim["angles"], sim["slices"] // b, sim["columns"] // b
+        else:
+            from tomosynth.io import inspect_dxchange
+
+            info = inspect_dxchange(entry["path"])
+            angles, rows, cols = info.n_angles, info.n_rows, info.n_cols
+        if entry.get("slices"):
+            start, stop = entry["slices"]
+            rows = max(0, min(stop, rows) - start)
+        _GEOMETRY[scan] = (angles, rows, cols)
+    return _GEOMETRY[scan]
+
+
+def kept_slices(scan):
+    """PNG slices of a scan: reconstructed rows minus preprocess.skip_slices."""
+    return max(1, scan_geometry(scan)[1] - config["preprocess"]["skip_slices"])
+
+
+def split_count(scan, part):
+    """Slices of one split part (train/val/test), as make_split rounds them."""
+    n = kept_slices(scan)
+    frac = config["preprocess"]["split"]
+    val, test = (
+        max(1, round(frac[k] * n)) if frac[k] > 0 else 0 for k in ("val", "test")
+    )
+    return {"train": max(0, n - val - test), "val": val, "test": test}[part]
+
+
+def job_size(name, wildcards):
+    """{runtime, mem_mb} of one job of the rule `name` (see tomosynth.sizing for each formula)."""
+    from tomosynth import sizing
+
+    policy = sizing_policy()
+    if name in ("clip_bounds", "export_png"):
+        _, rows, cols = scan_geometry(wildcards.scan)
+        n = kept_slices(wildcards.scan)
+        return getattr(sizing, name)(n, cols, SIZING_THREADS[name], policy)
+    if name == "compute_bone_metrics":
+        return sizing.bone_metrics(
+            kept_slices(wildcards.scan), SRGAN["hr_size"], policy
+        )
+    if name == "compute_distance":
+        dist = EVALUATE["distance"]
+        sets = distance_sets(wildcards.scan)
+        return sizing.distance(
+            n_real=kept_slices(wildcards.scan),
+            n_generated=len(sets) * config["wgan_gp"]["sample"]["n"],
+            n_sets=len(sets),
+            n_references=2,
+            replicates=dist["bootstrap"]
+            + dist["baseline_repeats"]
+            + dist["fid_inf_points"]
+            + 1,
+            fid=bool(get_distance_gpu()),
+            device=EVALUATE["device"],
+            gpu=bool(get_distance_gpu()),
+            threads=SIZING_THREADS["compute_distance"],
+            policy=policy,
+        )
+    if name == "train_srcnn":
+        scan = wildcards.scan
+        return sizing.train_srcnn(
+            n_train=split_count(scan, "train"),
+            n_val=split_count(scan, "val"),
+            size=HIGH_SIZE,
+            cfg=config["srcnn"],
+            gpu=True,
+            policy=policy,
+        )
+    if name == "train_srgan":
+        preset = srgan_preset(wildcards.preset)
+        _, specimens = srgan_fold(wildcards.scan)
+        return sizing.train_srgan(
+            n_train=sum(split_count(s, "train") for s in specimens),
+            n_val=sum(split_count(s, "val") for s in specimens),
+            hr_size=SRGAN["hr_size"],
+            scale=int(wildcards.scale),
+            train=preset["train"],
+            generator=preset["generator"],
+            device=SRGAN["device"],
+            gpu=True,
+            policy=policy,
+        )
+    raise ValueError(f"job_size: no formula for the rule {name}")
+
+
+def size_of(name, key):
+    """A resource callable: `key` (runtime or mem_mb) of the job of rule `name`."""
+
+    def resource(wildcards):
+        return job_size(name, wildcards)[key]
+
+    return resource
+
+
 # --- generators (wgan_gp) ------------------------------------------------------------------
 WGAN_GP_SCANS = sorted(config["wgan_gp"]["scans"])
 if set(WGAN_GP_SCANS) - set(SCANS):
@@ -190,7 +312,8 @@ if WGAN_GP_SCANS and any(s < 16 or s & (s - 1) for s in SIZES):
 # Keys of the wgan_gp block that the training loop reads (the rest: scans, runtime, sampling).
 WGAN_GP_TRAIN_KEYS = (
     "seed device budget_minutes max_epochs batch_size n_critic lambda_gp lr betas latent_dim "
-    "channel_multiplier max_channels progress_every progress_images checkpoint_every amp "
+    "channel_multiplier max_channels progress_every progress_images checkpoint_every "
+    "checkpoint_minutes amp "
     "channels_last"
 ).split()
 
@@ -398,11 +521,6 @@ def get_train_srgan_params(wildcards):
             "lr_source": SRGAN["lr_source"],
         },
     }
-
-
-def get_train_srgan_runtime(wildcards):
-    """Minutes for the scheduler: the training budget plus loading and checkpoint time."""
-    return int(srgan_preset(wildcards.preset)["train"]["budget_minutes"]) + 15
 
 
 def get_super_resolve_input(wildcards):

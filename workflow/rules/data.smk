@@ -53,9 +53,10 @@ rule clip_bounds:
         "benchmarks/clip_bounds/{scan}.tsv"
     conda:
         "../../envs/data.yaml"
+    threads: SIZING_THREADS["clip_bounds"]
     resources:
-        runtime=30,
-        mem_mb=2000,
+        runtime=size_of("clip_bounds", "runtime"),
+        mem_mb=size_of("clip_bounds", "mem_mb"),
     params:
         skip_slices=config["preprocess"]["skip_slices"],
         percentiles=config["preprocess"]["percentiles"],
@@ -95,9 +96,10 @@ rule export_png:
         "benchmarks/export_png/{scan}_{size}px.tsv"
     conda:
         "../../envs/data.yaml"
+    threads: SIZING_THREADS["export_png"]
     resources:
-        runtime=60,
-        mem_mb=2000,
+        runtime=size_of("export_png", "runtime"),
+        mem_mb=size_of("export_png", "mem_mb"),
     params:
         skip_slices=config["preprocess"]["skip_slices"],
     script:

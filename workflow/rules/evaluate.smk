@@ -17,10 +17,10 @@ rule compute_distance:
         "benchmarks/compute_distance/{scan}.tsv"
     conda:
         "../../envs/eval.yaml"
-    threads: 2
+    threads: SIZING_THREADS["compute_distance"]
     resources:
-        runtime=120,
-        mem_mb=8000,
+        runtime=size_of("compute_distance", "runtime"),
+        mem_mb=size_of("compute_distance", "mem_mb"),
         gpu=get_distance_gpu(),
     params:
         sets=get_distance_sets,
@@ -29,6 +29,7 @@ rule compute_distance:
         offline_fallback=EVALUATE["offline_fallback"],
         device=EVALUATE["device"],
         batch_size=EVALUATE["batch_size"],
+        feature_cache=EVALUATE["feature_cache"],
         distance=EVALUATE["distance"],
         provenance=get_distance_provenance,
     script:

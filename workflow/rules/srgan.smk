@@ -17,8 +17,8 @@ rule train_srgan:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        runtime=get_train_srgan_runtime,
-        mem_mb=8000,
+        runtime=size_of("train_srgan", "runtime"),
+        mem_mb=size_of("train_srgan", "mem_mb"),
         gpu=1,
     params:
         train=get_train_srgan_params,

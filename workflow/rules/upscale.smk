@@ -18,8 +18,8 @@ rule train_srcnn:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        runtime=240,
-        mem_mb=8000,
+        runtime=size_of("train_srcnn", "runtime"),
+        mem_mb=size_of("train_srcnn", "mem_mb"),
         gpu=1,
     params:
         srcnn=config["srcnn"],

@@ -1,9 +1,10 @@
 # Generators: one WGAN-GP per scan and PNG size, each trained for the same wall-clock budget
 # (thesis 5.2), then sampled.
 #
-# Resume: the training writes results/models/wgan_gp/{scan}_{size}px/latest.pt (and the live
-# progress grids in progress_live/) every epoch and when SIGTERM/SIGUSR1 arrives (SLURM time
-# limit or preemption), then exits with status 75. Neither is a declared output, so they
+# Resume: the training writes results/models/wgan_gp/{scan}_{size}px/latest.pt every
+# wgan_gp.checkpoint_minutes of wall time (outside the budget; the live progress grids go to
+# progress_live/) and when SIGTERM/SIGUSR1 arrives (SLURM time limit or preemption), then
+# exits with status 75. Neither is a declared output, so they
 # survive Snakemake deleting the declared outputs before it reruns a job; rerunning the same
 # target resumes from latest.pt with the epoch count, budget spent and RNG state restored.
 # A changed result-affecting parameter (params) starts the training over instead.
