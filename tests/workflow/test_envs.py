@@ -45,11 +45,13 @@ IMPORT_PACKAGES: dict[str, tuple[str, ...]] = {
     "pywt": ("pywavelets",),
     "sklearn": ("scikit-learn",),
     "imageio": ("imageio",),
+    "finufft": ("finufft",),
 }
 # FBP backends (recon.backend) -> module the reconstruct rule's env must provide for it.
 BACKEND_MODULES = {"auto": "torch", "torch": "torch", "astra": "astra", "tomopy": "tomopy"}
+BACKEND_MODULES["fourier"] = "finufft"
 # Imported only inside the function of their backend; checked per backend instead.
-BACKEND_ONLY = {"tomopy", "astra"}
+BACKEND_ONLY = {"tomopy", "astra", "finufft"}
 LOCAL_MODULES = {"tomosynth", "_bootstrap", "__main__", "__future__"}
 
 _PIN = re.compile(r"^(?:[\w-]+::)?([A-Za-z0-9_.\-]+)\s*(==?)\s*(\d[\w.*+!-]*)(?:=\S+)?$")
