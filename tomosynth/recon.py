@@ -462,15 +462,20 @@ def fbp(
         back-projection (blurred, in pixel-length units, for diagnostics only). Windows are
         the textbook ones (`ramp_filter`); ``ramlak`` and ``shepp`` match tomopy's gridrec,
         whose ``hann`` (default ``filter_par``) is narrower than ours.
-    backend : {"torch", "astra", "tomopy", "auto"}
+    backend : {"torch", "astra", "tomopy", "fourier", "auto"}
         ``torch``: this module's FBP (GPU when available, always installed). ``astra``:
-        astra-toolbox CPU FBP. ``tomopy``: ``tomopy.recon(algorithm="gridrec")``. ``auto``
-        is tomopy when importable, else torch. A missing library raises ConfigError.
+        astra-toolbox CPU FBP. ``tomopy``: ``tomopy.recon(algorithm="gridrec")``.
+        ``fourier``: the same FBP sum evaluated as a non-uniform FFT (`_fbp_fourier`;
+        finufft on the CPU, torch gridding on CUDA), O(N^2 log N) per slice. ``auto``
+        is tomopy when importable, else fourier. A missing library raises ConfigError.
     device : str
         Torch device for the torch backend (``"auto"``: CUDA when present).
     memory_budget_mb : int
         Target for the torch backend's interpolation temporaries (grid, interpolated values,
         accumulator); with allocator overhead the measured working set stays below twice it.
+    threads : int, optional
+        CPU threads (fourier backend: finufft and its FFTs); ``None`` is ``OMP_NUM_THREADS``
+        when set, else every CPU this process may use.
 
     Returns
     -------
@@ -642,8 +647,12 @@ def find_center(
 # same sum by this module's own gridding in torch (a sparse spreading matrix built once
 # per geometry, one 2D FFT per slice pair).
 
-#: finufft/gridding tolerance (relative l2 error of the transform, single precision)
-_FOURIER_EPS = 1e-4
+#: NUFFT tolerance (single precision). 5e-3 picks finufft's 4-point kernel, twice as fast
+#: as the 5-point one of 1e-3; measured on a 512^2 Shepp-Logan from 720 angles it changes
+#: the slice by 0.22 % (l2; r = 0.999997; at most 0.5 % of the maximum) against a 1e-6
+#: transform, ~13x less than the gap between this exact-interpolation FBP and astra's
+#: linear-interpolation FBP (2.9 %).
+_FOURIER_EPS = 5e-3
 
 
 def _fourier_threads(threads: int | None) -> int:
@@ -657,11 +666,11 @@ def _fourier_threads(threads: int | None) -> int:
 
 
 def _odd_smooth(n: int) -> int:
-    """Smallest odd integer >= n whose prime factors are 3, 5 and 7 (fast FFT lengths)."""
+    """Smallest odd integer >= n whose prime factors are 3, 5, 7, 11 (fast FFT lengths)."""
     m = n + 1 - n % 2
     while True:
         r = m
-        for p in (3, 5, 7):
+        for p in (3, 5, 7, 11):
             while r % p == 0:
                 r //= p
         if r == 1:
@@ -676,7 +685,8 @@ def _fourier_window(n_cols: int, center: float) -> tuple[int, int]:
     ``n_cols / 2`` about the axis) projects to, plus a margin against the wrap-around of
     the series; odd so that the series has no unpaired Nyquist term (real in, real out).
     """
-    margin = 4 + -(-n_cols // 64)
+    # 4 px: a margin of cols / 2 moves the result by only ~0.2 % (l2, 128 columns)
+    margin = 4
     lo = math.floor(center - 0.5 - n_cols / 2.0) - margin
     hi = math.ceil(center - 0.5 + n_cols / 2.0) + margin
     return lo, _odd_smooth(hi - lo + 1)
@@ -715,19 +725,19 @@ def _fourier_working_set_bytes(n_angles: int, n_rows: int, n_cols: int) -> int:
     Includes the returned ``(rows, cols, cols)`` float32 slices; excludes the caller's
     sinograms. With ``A`` angles, ``R`` rows, ``C`` columns, ``M`` the ramp filter's
     transform length (``ramp_filter``: power of two >= 2 C) and ``L`` the window
-    (``_fourier_window``, about 1.07 C)::
+    (``_fourier_window``: the next 3-5-7-11-smooth odd length >= C + 10)::
 
         4 R C^2                      # result
       + 4 A R C                      # float32 copy of the input
       + 8 A M * 2                    # one slice pair's padded spectrum + its inverse
-      + 8 A L * 3                    # window, its spectrum, weights
-      + 8 A L * 3                    # NUFFT points (2 x float32) and sort index (int64)
+      + 8 A L * 3                    # window (if gathered), its spectrum, weights
+      + 8 A L * 3                    # NUFFT points (2 x float32), sort index (int64)
       + 8 C^2 + 8 (1.25 C + 16)^2 * 2   # complex pair output; finufft's fine grid + FFTW
       + 64 MiB                       # allocator slack, FFTW plans, kernel tables
     """
     a, r, c = int(n_angles), int(n_rows), int(n_cols)
     m = max(64, 1 << int(math.ceil(math.log2(2 * c))))
-    _, length = _fourier_window(c, c / 2.0)
+    length = max(_fourier_window(c, c / 2.0 + f)[1] for f in (0.0, 0.25, 0.5))
     fine = int(1.25 * c) + 16
     return (
         4 * r * c * c
@@ -861,6 +871,8 @@ def _gridding_matrix(
     cells (the width/shape rule of finufft's kernel for a 2x fine grid). Returns the CSR
     matrix, the 1D deapodisation factors of modes ``-n//2 .. (n-1)//2`` and ``G``.
     """
+    import warnings
+
     import torch
 
     width = int(math.ceil(math.log10(1.0 / _FOURIER_EPS))) + 2
@@ -895,7 +907,11 @@ def _gridding_matrix(
     order = torch.argsort(rows)
     crow = torch.zeros(g * g + 1, dtype=torch.int64, device=dev)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=g * g), 0)
-    mat = torch.sparse_csr_tensor(crow, cols[order], vals[order], size=(g * g, n_pts))
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        mat = torch.sparse_csr_tensor(
+            crow, cols[order], vals[order], size=(g * g, n_pts), check_invariants=False
+        )
     del rows, cols, vals, order
     # deapodisation: integral of the kernel times cos(k * 2 pi z / G), Gauss-Legendre
     nodes, wts = np.polynomial.legendre.leggauss(4 * width + 32)
@@ -1054,7 +1070,7 @@ def reconstruct_scan(
     out_dir : path-like
         Output folder, replaced atomically.
     backend, filter_name, device
-        See `fbp`; ``backend="auto"`` is tomopy when importable, else torch.
+        See `fbp`; ``backend="auto"`` is tomopy when importable, else fourier.
     center : float, "auto" or None
         Rotation axis in detector pixels; ``"auto"`` finds it once (`find_center`) from up
         to 8 rows around the middle of the range; ``None`` is ``cols / 2``.

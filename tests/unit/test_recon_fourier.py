@@ -244,7 +244,7 @@ def test_slice_pairs_do_not_leak_into_each_other():
     together = recon.fbp(rows, theta, backend="fourier", device="cpu", threads=2)
     for r in range(3):
         alone = recon.fbp(rows[:, r : r + 1], theta, backend="fourier", device="cpu", threads=1)
-        np.testing.assert_allclose(together[r], alone[0], atol=1e-3 * np.abs(alone).max())
+        np.testing.assert_allclose(together[r], alone[0], atol=5e-3 * np.abs(alone).max())
 
 
 def test_torch_engine_matches_finufft_engine():
