@@ -8,9 +8,12 @@ and the rule, not params: they do not change the slices.
 import _bootstrap  # noqa: F401
 
 from tomosynth.recon import reconstruct_scan
+from tomosynth.train.common import gpu_job_requires_cuda, select_device
 
 p = snakemake.params.recon
 run = snakemake.config["recon"]
+# A job given a GPU on a GPU profile stops here without a working CUDA (no silent CPU run).
+select_device(run["device"], gpu_job_requires_cuda(getattr(snakemake, "resources", None)))
 reconstruct_scan(
     snakemake.input.h5,
     snakemake.output.slices,

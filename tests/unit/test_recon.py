@@ -220,7 +220,7 @@ def test_backend_resolution():
     if recon.tomopy_available():
         assert recon.resolve_backend("auto") == "tomopy"
     else:
-        assert recon.resolve_backend("auto") == "torch"
+        assert recon.resolve_backend("auto") == "fourier"
         with pytest.raises(ConfigError, match="tomopy"):
             recon.fbp(np.zeros((4, 1, 8)), np.linspace(0, np.pi, 4), backend="tomopy")
     with pytest.raises(ConfigError, match="recon.backend"):

@@ -48,9 +48,10 @@ IMPORT_PACKAGES: dict[str, tuple[str, ...]] = {
     "finufft": ("finufft",),
 }
 # FBP backends (recon.backend) -> module the reconstruct rule's env must provide for it.
-BACKEND_MODULES = {"auto": "torch", "torch": "torch", "astra": "astra", "tomopy": "tomopy"}
+BACKEND_MODULES = {"auto": "finufft", "torch": "torch", "astra": "astra", "tomopy": "tomopy"}
+BACKEND_MODULES["fourier"] = "finufft"
 # Imported only inside the function of their backend; checked per backend instead.
-BACKEND_ONLY = {"tomopy", "astra"}
+BACKEND_ONLY = {"tomopy", "astra", "finufft"}
 LOCAL_MODULES = {"tomosynth", "_bootstrap", "__main__", "__future__"}
 
 _PIN = re.compile(r"^(?:[\w-]+::)?([A-Za-z0-9_.\-]+)\s*(==?)\s*(\d[\w.*+!-]*)(?:=\S+)?$")
@@ -275,7 +276,7 @@ def test_script_imports_are_provided_by_the_rule_env(rules):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("backend", ["torch", "astra", "tomopy"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "astra", "tomopy", "fourier"])
 def test_reconstruct_env_provides_its_backend(backend, tmp_path, wf):
     overlay = tmp_path / "backend.yaml"
     overlay.write_text(f"recon:\n  backend: {backend}\n")

@@ -32,7 +32,7 @@ KEPT = SLICES[1] - SLICES[0] - SKIP  # 1,733 PNG slices, as in the thesis
 MARGIN, OVERHEAD, CAP = 1.5, 10.0, 10080.0  # schema defaults of `sizing`
 THREADS = {"clip_bounds": 4, "export_png": 4, "compute_distance": 4, "compute_bone_metrics": 1}
 GPU_RULES = {
-    "train_wgan_gp", "sample_wgan_gp", "train_srcnn", "upscale", "train_srgan", "super_resolve",
+    "reconstruct", "train_wgan_gp", "sample_wgan_gp", "train_srcnn", "upscale", "train_srgan", "super_resolve",
     "compute_distance",
 }  # fmt: skip
 
@@ -60,6 +60,21 @@ def expected_sizes() -> dict[str, dict]:
             "runtime": _runtime(KEPT * COLS**2 / 1e6 * COSTS[key] / t),
             "mem_mb": math.ceil(1000 + t * COLS**2 * per_pixel_bytes / 1e6),
         }
+    # reconstruct (recon defaults: backend auto, device auto -> gpu=1, chunk_rows 16,
+    # memory_budget_mb 128): 1.5 x (stated chunk bound + raw chunk + 1 GB libraries + 1 GB
+    # CUDA), and 1.5 x (slices x the assumed GPU rate, ~1 s per 2048/1500 slice, + one read at 50 MB/s)
+    from tomosynth.recon import recon_memory_bound_mb
+
+    frames, rows = ANGLES + 20 + 20, SLICES[1] - SLICES[0]
+    bound = recon_memory_bound_mb(ANGLES, 20, 20, 16, COLS, "auto", 128)
+    mb = bound + 2 * frames * 16 * COLS / 2**20 + 2048
+    out["reconstruct"] = {
+        "mem_mb": max(2000, math.ceil(1.5 * mb / 100.0) * 100),
+        "runtime": math.ceil(
+            1.5 * (rows * 1.6e-10 * ANGLES * COLS**2 + 2 * frames * rows * COLS / 50e6) / 60
+        )
+        + 10,
+    }
     # WGAN-GP: budget + margin (thesis 240 min, schema margin 30)
     out["train_wgan_gp"] = {"runtime": 240 + 30, "mem_mb": 16000}
     # SRCNN: thesis settings (64/32 maps, 9-1-5, whole 256 px slices), max_epochs 10,000
@@ -191,7 +206,7 @@ def test_every_job_has_documented_runtime_memory_gpu_and_threads(rehearsal):
     for rule, n in THREADS.items():
         if threads[rule] != n:
             problems.append(f"{rule}: threads={threads[rule]}, config gives {n}")
-    assert threads["reconstruct"] >= 1  # its formula belongs to the reconstruction's owner
+    assert threads["reconstruct"] == 2  # recon.threads (schema default)
     assert not problems, "\n".join(problems)
 
 

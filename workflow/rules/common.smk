@@ -99,30 +99,37 @@ def recon_scan_shape(scan, h5):
 def get_recon_mem_mb(wildcards, input):
     """Memory request of one reconstruction (MB), from the scan's shape.
 
-    Chunk (R = chunk_rows, C = cols, A + F + D frames, B = memory_budget_mb):
-    4 B x 3 x (A+F+D) x R x C (counts, normalised, minus-log) + 2 B x (A+F+D) x R x C (raw
-    chunk of the sinogram-order copy) + 8 B x R x C^2 (slices and a copy) + 2 x B, plus
-    1 GB of imported libraries (+1 GB of CUDA libraries when a GPU is requested), times
-    1.5 for allocator and filter temporaries; at least 2000. Formula of reconstruct_scan's
-    docstring; with recon_memory_bound_mb in tomosynth.recon that function replaces it.
+    tomosynth.recon.recon_memory_bound_mb (the stated bound of one chunk, measured by
+    benchmarks/bench_recon.py --memory) + 2 B x (A+F+D) x R x C (raw chunk of the
+    sinogram-order copy) + 1 GB of imported libraries (+1 GB of CUDA libraries when a GPU
+    is requested), times 1.5 for node-to-node differences; at least 2000.
     """
+    from tomosynth.recon import recon_memory_bound_mb
+
     shape = recon_scan_shape(wildcards.scan, input.h5)
     if shape is None:
         return 8000
     a, f, d, rows, cols = shape
     cfg = config["recon"]
     r = min(cfg["chunk_rows"], rows)
-    chunk = (4 * 3 + 2) * (a + f + d) * r * cols + 8 * r * cols**2
-    mb = chunk / 2**20 + 2 * cfg["memory_budget_mb"] + 1024 * (1 + get_recon_gpu())
+    bound = recon_memory_bound_mb(a, f, d, r, cols, cfg["backend"], cfg["memory_budget_mb"])
+    mb = bound + 2 * (a + f + d) * r * cols / 2**20 + 1024 * (1 + get_recon_gpu())
     return max(2000, int(math.ceil(1.5 * mb / 100.0)) * 100)
 
 
-# Seconds per slice per (angle x column^2), from issue-tracker measurements on a 2-core
-# machine at 2048 columns / 1,500 angles: torch FBP and astra 0.019 slices/s on one
-# thread (8.4e-9); tomopy gridrec 4.55 slices/s (3.5e-11). On a GPU: assumed 1 s per such
-# slice (1.6e-10; not measured yet, the goal is 0.01 s). Reading: 50 MB/s of uncompressed
-# counts (gzip decompression on one core).
-RECON_SECONDS_PER_ANGLE_PIXEL2 = {"cpu": 8.4e-9, "tomopy": 3.5e-11, "gpu": 1.6e-10}
+# Seconds per slice per (angle x column^2), measured on a 2-core machine at 2048 columns /
+# 1,500 angles, one thread (benchmarks/bench_recon.py, README): fourier ~3.2 slices/s
+# (5.2e-11), torch FBP 0.13 slices/s (1.2e-9), astra 0.011 slices/s (1.5e-8); tomopy
+# gridrec 4.55 slices/s (3.5e-11, issue-tracker measurement). On a GPU: assumed 1 s per
+# such slice (1.6e-10; not measured yet). Reading: 50 MB/s of uncompressed counts.
+RECON_SECONDS_PER_ANGLE_PIXEL2 = {
+    "fourier": 5.2e-11,
+    "auto": 5.2e-11,
+    "torch": 1.2e-9,
+    "astra": 1.5e-8,
+    "tomopy": 3.5e-11,
+    "gpu": 1.6e-10,
+}
 RECON_READ_BYTES_PER_S = 50e6
 
 
@@ -135,12 +142,11 @@ def get_recon_runtime(wildcards, input, threads):
         return 120
     a, f, d, rows, cols = shape
     cfg = config["recon"]
-    if cfg["backend"] == "tomopy":
-        per_slice = RECON_SECONDS_PER_ANGLE_PIXEL2["tomopy"] * a * cols**2 / threads
-    elif get_recon_gpu():
+    if get_recon_gpu():
         per_slice = RECON_SECONDS_PER_ANGLE_PIXEL2["gpu"] * a * cols**2
     else:
-        per_slice = RECON_SECONDS_PER_ANGLE_PIXEL2["cpu"] * a * cols**2 / threads
+        rate = RECON_SECONDS_PER_ANGLE_PIXEL2[cfg["backend"]]
+        per_slice = rate * a * cols**2 / threads
     read = 2 * (a + f + d) * rows * cols / RECON_READ_BYTES_PER_S
     return int(math.ceil(1.5 * (rows * per_slice + read) / 60.0)) + 10
 
