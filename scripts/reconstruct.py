@@ -14,4 +14,5 @@ reconstruct_scan(
     stripe_removal=p["stripe_removal"],
     chunk_rows=p["chunk_rows"],
     slices=p["slices"],
+    theta_units=p.get("theta_units"),
 )

@@ -220,12 +220,11 @@ def write_dxchange(
             f.attrs[key] = _attr_value(value)
 
 
-def _theta_radians(path: Path, ds: h5py.Dataset) -> np.ndarray:
+def _theta_radians(path: Path, ds: h5py.Dataset, theta_units: str | None = None) -> np.ndarray:
     if ds.ndim != 1:
         raise DataError(f"{path}: {THETA} must be 1D (angles,), got shape {ds.shape}")
     theta = np.asarray(ds[()], dtype=np.float64)
-    units = _decode_attr(ds.attrs.get("units", "degrees"))
-    units = str(units).strip().lower()
+    units = _theta_units(path, ds, theta_units)
     if units in _RADIAN_UNITS:
         return theta
     if units in _DEGREE_UNITS:
@@ -236,6 +235,8 @@ def _theta_radians(path: Path, ds: h5py.Dataset) -> np.ndarray:
 def _open_h5(path: Path) -> h5py.File:
     import h5py
 
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a DXchange .h5 scan file")
     if not path.is_file():
         raise DataError(f"{path}: scan file does not exist")
     try:
@@ -244,7 +245,7 @@ def _open_h5(path: Path) -> h5py.File:
         raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
 
 
-def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
+def _inspect_open(path: Path, f: h5py.File, theta_units: str | None = None) -> ScanInfo:
     import h5py
 
     for key in (DATA, FLAT, DARK, THETA):
@@ -263,7 +264,7 @@ def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
             raise DataError(
                 f"{path}: {key} rows x columns {ds.shape[1:]} differ from {DATA} {data.shape[1:]}"
             )
-    theta = _theta_radians(path, f[THETA])
+    theta = _theta_radians(path, f[THETA], theta_units)
     if theta.shape[0] != data.shape[0]:
         raise DataError(
             f"{path}: {THETA} has {theta.shape[0]} angles but {DATA} has {data.shape[0]} "
@@ -271,6 +272,7 @@ def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
         )
     if not np.all(np.isfinite(theta)):
         raise DataError(f"{path}: {THETA} contains NaN or infinite angles")
+    check_theta(path, theta, theta_units)
     attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
     n_angles, n_rows, n_cols = (int(s) for s in data.shape)
     return ScanInfo(
@@ -285,13 +287,15 @@ def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
     )
 
 
-def inspect_dxchange(path: str | os.PathLike) -> ScanInfo:
+def inspect_dxchange(path: str | os.PathLike, theta_units: str | None = None) -> ScanInfo:
     """Validate a DXchange file's layout and return its shape and angles.
 
     Reads only metadata and ``/exchange/theta``, never the projections. Angles are
     returned in radians: ``/exchange/theta`` is taken as **degrees** (Tomobank's
     convention, attribute ``units="degrees"`` or no attribute) unless its ``units``
-    attribute says ``rad``/``radians``.
+    attribute says ``rad``/``radians``. `theta_units` (``"degrees"``/``"radians"``, the
+    per-scan config key ``theta_units``) sets the unit of a file without the attribute.
+    The angles are checked for what a tomographic scan allows (`check_theta`).
 
     Raises
     ------
@@ -299,20 +303,26 @@ def inspect_dxchange(path: str | os.PathLike) -> ScanInfo:
         Naming the file and the problem: missing file, not HDF5 or truncated, a missing
         ``/exchange/{data,data_white,data_dark,theta}``, wrong number of dimensions,
         flat/dark rows or columns different from the data's, ``theta`` length different
-        from the number of projections, non-finite or unknown-unit angles.
+        from the number of projections, non-finite or unknown-unit angles, an angular
+        span implausible for the unit, mostly repeated angles.
     """
     path = Path(path)
     f = _open_h5(path)
     try:
         with f:
-            return _inspect_open(path, f)
+            return _inspect_open(path, f, theta_units)
     except OSError as exc:
         raise DataError(
             f"{path}: cannot read HDF5 metadata (truncated or corrupt?): {exc}"
         ) from exc
 
 
-def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) -> Projections:
+def read_dxchange(
+    path: str | os.PathLike,
+    rows: tuple[int, int] | None = None,
+    *,
+    theta_units: str | None = None,
+) -> Projections:
     """Read detector rows ``[r0, r1)`` of a DXchange scan as float32.
 
     Only the requested rows are read from disk (``data[:, r0:r1, :]``), so peak memory is
@@ -325,6 +335,8 @@ def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) 
         The ``.h5`` file.
     rows : (int, int), optional
         Half-open detector row range; ``None`` reads all rows.
+    theta_units : {"degrees", "radians"}, optional
+        Unit of ``/exchange/theta`` when the file has no ``units`` attribute.
 
     Returns
     -------
@@ -337,13 +349,14 @@ def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) 
         Every problem `inspect_dxchange` reports; a row range that is empty or outside
         ``[0, n_rows]``; NaN/inf counts in the chunk; flats not brighter than darks (over
         the chunk, mean flat minus mean dark is at most ``max(1, 3 * std(dark))`` counts,
-        i.e. within the dark noise: a closed shutter or swapped datasets).
+        i.e. within the dark noise: a closed shutter or swapped datasets); negative counts
+        or projections brighter than the flats (`check_counts`).
     """
     path = Path(path)
     f = _open_h5(path)
     try:
         with f:
-            info = _inspect_open(path, f)
+            info = _inspect_open(path, f, theta_units)
             r0, r1 = (0, info.n_rows) if rows is None else (int(rows[0]), int(rows[1]))
             if not (0 <= r0 < r1 <= info.n_rows):
                 raise DataError(
@@ -372,9 +385,130 @@ def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) 
             f"(mean flat {flat_mean:.4g}, mean dark {dark_mean:.4g}, dark noise margin "
             f"{margin:.3g})"
         )
+    check_counts(path, out[DATA], out[FLAT], out[DARK], (r0, r1))
     return Projections(
         data=out[DATA], flat=out[FLAT], dark=out[DARK], theta=info.theta, rows=(r0, r1)
     )
+
+
+#: Smallest angular span (degrees) accepted for a scan: below it FBP cannot reconstruct, and
+#: radians read as degrees (a half turn = 3.14 "degrees") land here.
+MIN_SPAN_DEG = 20.0
+#: Largest span (degrees): two full turns; degrees read as radians (180 "rad") land above it.
+MAX_SPAN_DEG = 720.0
+#: Fraction of negative raw counts tolerated in ``/exchange/data`` (dark-subtracted float
+#: files may dip below zero in noise; more than this is not raw counts).
+MAX_NEGATIVE_FRACTION = 0.01
+
+
+def _theta_units(path: Path, ds: h5py.Dataset, theta_units: str | None) -> str:
+    """Unit of the theta dataset: its ``units`` attribute, else `theta_units`, else degrees."""
+    if theta_units is not None:
+        given = str(theta_units).strip().lower()
+        if given not in _RADIAN_UNITS | _DEGREE_UNITS:
+            raise DataError(
+                f"{path}: theta_units {theta_units!r} is not 'degrees' or 'radians'"
+            )
+    if "units" not in ds.attrs:
+        return "degrees" if theta_units is None else given
+    units = str(_decode_attr(ds.attrs["units"])).strip().lower()
+    if theta_units is not None and (
+        (units in _RADIAN_UNITS and given in _DEGREE_UNITS)
+        or (units in _DEGREE_UNITS and given in _RADIAN_UNITS)
+    ):
+        raise DataError(
+            f"{path}: {THETA} says units={units!r} but the config sets theta_units: "
+            f"{theta_units}; remove theta_units from the scan's config entry"
+        )
+    return units
+
+
+def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str | None) -> None:
+    """Reject angles no tomographic scan has; the message says what to set.
+
+    Parameters
+    ----------
+    path : path-like
+        The scan (named in the message).
+    theta_rad : np.ndarray
+        (angles,) projection angles in radians, as read.
+    theta_units : str or None
+        The configured unit override (the message suggests it when the span is implausible).
+
+    Raises
+    ------
+    DataError
+        The span ``max - min`` is below `MIN_SPAN_DEG` (radians stored without a ``units``
+        attribute read as degrees) or above `MAX_SPAN_DEG` (degrees marked as radians), or
+        more than half of the angles repeat another one (the projections cannot be put in
+        angular order). Unsorted but distinct angles are fine: each projection keeps its angle.
+    """
+    theta = np.asarray(theta_rad, dtype=np.float64)
+    if theta.size < 2:
+        raise DataError(f"{path}: {THETA} has {theta.size} angle(s); a scan needs several")
+    span = float(np.rad2deg(theta.max() - theta.min()))
+    if span < MIN_SPAN_DEG:
+        hint = (
+            "the angles look like radians read as degrees: set theta_units: radians in the "
+            "scan's config entry (or a units='radians' attribute on /exchange/theta)"
+            if theta_units is None and span <= 7.0
+            else "check /exchange/theta and its units"
+        )
+        raise DataError(
+            f"{path}: {THETA} spans only {span:.3g} degrees (at least {MIN_SPAN_DEG:g} needed "
+            f"for a reconstruction); {hint}"
+        )
+    if span > MAX_SPAN_DEG:
+        raise DataError(
+            f"{path}: {THETA} spans {span:.4g} degrees (more than {MAX_SPAN_DEG:g}); the "
+            "angles look like degrees read as radians: set theta_units: degrees in the "
+            "scan's config entry (or fix the units attribute of /exchange/theta)"
+        )
+    distinct = np.unique(np.round(np.mod(theta, 2 * np.pi), 9)).size
+    if distinct * 2 < theta.size:
+        raise DataError(
+            f"{path}: {THETA} has only {distinct} distinct angles for {theta.size} "
+            "projections; the angles cannot be sorted into a scan (repeated or constant values)"
+        )
+
+
+def check_counts(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    flat: np.ndarray,
+    dark: np.ndarray,
+    rows: tuple[int, int],
+) -> None:
+    """Reject counts that raw detector data cannot hold (on arrays already read).
+
+    Raises
+    ------
+    DataError
+        More than `MAX_NEGATIVE_FRACTION` of the projection, flat or dark values are negative
+        (the file holds processed data, e.g. -log or normalised projections, not raw counts),
+        or the mean projection minus dark exceeds 1.5 times the mean flat minus dark
+        (projections brighter than the open beam: data and data_white swapped).
+    """
+    for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
+        if arr.dtype.kind == "u":
+            continue
+        neg = int(np.count_nonzero(arr < 0))
+        if neg > MAX_NEGATIVE_FRACTION * arr.size:
+            raise DataError(
+                f"{path}: {key} has {100.0 * neg / arr.size:.3g}% negative values in rows "
+                f"[{rows[0]}, {rows[1]}) (min {float(arr.min()):.4g}); raw detector counts are "
+                ">= 0: give the raw projections with their data_white and data_dark, not "
+                "normalised or -log data"
+            )
+    dark_mean = float(dark.mean(dtype=np.float64))
+    beam = float(flat.mean(dtype=np.float64)) - dark_mean
+    signal = float(data.mean(dtype=np.float64)) - dark_mean
+    if beam > 0 and signal > 1.5 * beam:
+        raise DataError(
+            f"{path}: {DATA} is brighter than {FLAT} in rows [{rows[0]}, {rows[1]}) (mean "
+            f"{signal:.4g} vs {beam:.4g} counts above dark): transmission above 1, are "
+            "data and data_white swapped?"
+        )
 
 
 # --------------------------------------------------------------------------------------

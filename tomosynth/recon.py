@@ -677,6 +677,7 @@ def reconstruct_scan(
     device: str = "auto",
     center_method: str = "auto",
     memory_budget_mb: int = 128,
+    theta_units: str | None = None,
 ) -> dict:
     """Reconstruct a DXchange scan into float32 TIFF slices, chunk by chunk.
 
@@ -716,6 +717,9 @@ def reconstruct_scan(
         See `find_center`; used when ``center="auto"``.
     memory_budget_mb : int
         Working-set target of the torch back-projector (see `fbp`).
+    theta_units : {"degrees", "radians"}, optional
+        Unit of ``/exchange/theta`` for files without a ``units`` attribute
+        (see `tomosynth.io.inspect_dxchange`).
 
     Returns
     -------
@@ -745,7 +749,7 @@ def reconstruct_scan(
     backend_used = resolve_backend(backend)
     if filter_name not in FILTERS:
         raise ConfigError(f"recon.filter: unknown filter {filter_name!r} (one of {FILTERS})")
-    info = inspect_dxchange(h5_path)
+    info = inspect_dxchange(h5_path, theta_units=theta_units)
     if slices is None:
         r0, r1 = 0, info.n_rows
     else:
@@ -761,7 +765,7 @@ def reconstruct_scan(
         mid = (r0 + r1) // 2
         c0 = max(r0, mid - 4)
         c1 = min(r1, c0 + 8)
-        p = read_dxchange(h5_path, rows=(c0, c1))
+        p = read_dxchange(h5_path, rows=(c0, c1), theta_units=theta_units)
         sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
         center_px = find_center(sino, info.theta, method=center_method, device=device)
         center_source = f"auto ({center_method}, rows {c0}..{c1})"
@@ -777,7 +781,7 @@ def reconstruct_scan(
         bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")
         for a in range(r0, r1, chunk_rows):
             b = min(a + chunk_rows, r1)
-            p = read_dxchange(h5_path, rows=(a, b))
+            p = read_dxchange(h5_path, rows=(a, b), theta_units=theta_units)
             sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
             del p
             rec = fbp(

@@ -45,6 +45,7 @@ def get_recon_params(wildcards):
     if entry.get("center") is not None:
         params["center"] = entry["center"]
     params["slices"] = entry.get("slices")
+    params["theta_units"] = entry.get("theta_units")
     return params
 
 
