@@ -46,13 +46,18 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; move it onto `path` only on success.
 
-    An existing folder at `path` is replaced only once the new one is complete.
+    An existing folder at `path` is replaced only once the new one is complete. The folder
+    gets a ``MANIFEST.json`` (names, sizes, sha256 of its files; `tomosynth.manifest`)
+    before it is moved, which the readers of this module check.
     """
+    from tomosynth.manifest import write_manifest
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp_path
+        write_manifest(tmp_path)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp_path, path)
@@ -547,12 +552,21 @@ def write_tiff_slices(
     return paths
 
 
+def _verify(folder: Path) -> None:
+    """Check a folder output against its MANIFEST.json (DataError naming a missing/changed file)."""
+    if folder.is_dir():
+        from tomosynth.manifest import verify_folder
+
+        verify_folder(folder)
+
+
 def list_slices(folder: str | os.PathLike, ext: str) -> list[Path]:
     """Sorted ``slice_*.{ext}`` files in `folder`; DataError if there are none."""
     folder = Path(folder)
     ext = ext.lstrip(".")
     if not folder.is_dir():
         raise DataError(f"{folder}: slice folder does not exist")
+    _verify(folder)
     paths = sorted(p for p in folder.glob(f"slice_*.{ext}") if p.is_file())
     if not paths:
         raise DataError(f"{folder}: no slice_*.{ext} files")
@@ -564,6 +578,7 @@ def list_pngs(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
+    _verify(folder)
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
     if not paths:
         raise DataError(f"{folder}: holds no PNG images")
@@ -585,6 +600,8 @@ def read_tiff_stack(
         paths = [Path(p) for p in folder_or_paths]
         if not paths:
             raise DataError("read_tiff_stack: empty list of TIFF files")
+        for parent in sorted({p.parent for p in paths}):
+            _verify(parent)
     import tifffile
 
     stack: np.ndarray | None = None
@@ -652,6 +669,7 @@ def read_png_stack(folder: str | os.PathLike, names: list[str] | None = None) ->
         paths = [folder / n for n in names]
         if not paths:
             raise DataError(f"{folder}: empty list of PNG names")
+        _verify(folder)
     stack: np.ndarray | None = None
     for i, path in enumerate(paths):
         if not path.is_file():

@@ -206,7 +206,7 @@ def test_max_epochs_outputs_and_checkpoint_contents(blobs, tmp_path):
     }
     # progress every 2 epochs, plus the last epoch
     names = sorted(p.name for p in (tmp_path / "progress").iterdir())
-    assert names == ["epoch_00002.png", "epoch_00004.png", "epoch_00005.png"]
+    assert names == ["MANIFEST.json", "epoch_00002.png", "epoch_00004.png", "epoch_00005.png"]
     grid = np.asarray(Image.open(tmp_path / "progress" / "epoch_00004.png"))
     assert grid.dtype == np.uint8 and grid.shape == (2 + 2 * (SIZE + 2), 2 + 2 * (SIZE + 2))
 
@@ -465,7 +465,9 @@ def test_sampling_is_seeded_uint8_and_has_a_contact_sheet(blobs, tmp_path):
         device="cpu",
     )
     assert [f.name for f in files] == [f"sample_{i:05d}.png" for i in range(10)]
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [f.name for f in files]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["MANIFEST.json"] + [
+        f.name for f in files
+    ]
     imgs = np.stack([np.asarray(Image.open(f)) for f in files])
     assert imgs.dtype == np.uint8 and imgs.shape == (10, SIZE, SIZE)
     # Independent reference: run the stored generator on the same CPU latents.

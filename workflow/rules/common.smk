@@ -1,13 +1,24 @@
 # Shared helpers: config validation, target lists, input functions. Only this file holds
 # helpers; rule files stay declarative.
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
+sys.path.insert(0, str(Path(workflow.basedir)))  # tomosynth of this checkout
+from tomosynth import config_checks
+
+# One short line for a bad key (Snakemake's validate would print schema and config), then
+# Snakemake's validation (fills the defaults), then the cross-checks the schema cannot express.
+config_checks.check_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
+config_checks.check_consistency(config)
+config_checks.restrict_to_run_scans(config)
+for _warning in config_checks.overlay_warnings(workflow.overwrite_configfiles, config):
+    print(_warning, file=sys.stderr)
 
 
-SCANS = sorted(config["scans"])
+SCANS = config_checks.select_scans(config)
 BUILTIN_SCANS = sorted(s for s in SCANS if "builtin" in config["scans"][s])
 SIZES = sorted(config["preprocess"]["sizes"])
 
