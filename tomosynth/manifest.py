@@ -143,32 +143,22 @@ def check_manifest(
     return problems
 
 
-_VERIFIED: dict[tuple[str, str], tuple[int, int]] = {}
-
-
 def verify_folder(folder: str | os.PathLike) -> bool:
     """Check `folder` against its manifest; DataError naming the first bad file and the fix.
 
     Returns False when the folder has no manifest (written by hand or by an older version:
-    nothing to check), True when it matches. A folder already verified in this process is
-    checked again only if its manifest or the folder itself changed since.
+    nothing to check), True when it matches. Costs one ``stat`` per file (plus a hash of
+    files whose modification time differs from the manifest's).
     """
+    import json
+
     folder = Path(folder)
     found = find_manifest(folder)
     if found is None:
         return False
     manifest_path, prefix = found
-    try:
-        key_stat = (manifest_path.stat().st_mtime_ns, folder.stat().st_mtime_ns)
-    except OSError:
-        key_stat = (0, 0)
-    key = (str(manifest_path.resolve()), prefix)
-    if _VERIFIED.get(key) == key_stat:
-        return True
     problems = check_manifest(manifest_path, prefix)
     if problems:
-        import json
-
         try:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, ValueError):
@@ -177,7 +167,6 @@ def verify_folder(folder: str | os.PathLike) -> bool:
         raise DataError(
             f"{problems[0]}{more}; {regenerate_hint(manifest_path.parent, manifest)}"
         )
-    _VERIFIED[key] = key_stat
     return True
 
 

@@ -16,6 +16,10 @@ config_checks.check_consistency(config)
 config_checks.restrict_to_run_scans(config)
 for _warning in config_checks.overlay_warnings(workflow.overwrite_configfiles, config):
     print(_warning, file=sys.stderr)
+# Ctrl-C / kill -INT of Snakemake reaches the running jobs (trainings checkpoint and stop).
+from tomosynth.jobs import forward_interrupt_to_jobs
+
+forward_interrupt_to_jobs()
 
 
 SCANS = config_checks.select_scans(config)
