@@ -411,9 +411,7 @@ def _theta_units(path: Path, ds: h5py.Dataset, theta_units: str | None) -> str:
     if theta_units is not None:
         given = str(theta_units).strip().lower()
         if given not in _RADIAN_UNITS | _DEGREE_UNITS:
-            raise DataError(
-                f"{path}: theta_units {theta_units!r} is not 'degrees' or 'radians'"
-            )
+            raise DataError(f"{path}: theta_units {theta_units!r} is not 'degrees' or 'radians'")
     if "units" not in ds.attrs:
         return "degrees" if theta_units is None else given
     units = str(_decode_attr(ds.attrs["units"])).strip().lower()

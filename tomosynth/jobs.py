@@ -86,7 +86,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def forward_interrupt_to_jobs() -> bool:
-    """On SIGINT, send SIGTERM to every process below this one, then interrupt as before.
+    """On SIGINT, send SIGTERM to every process below this one (shells excepted), then
+    interrupt as before.
 
     Training jobs catch SIGTERM, save ``latest.pt`` and exit, so Snakemake stops promptly
     and a rerun resumes. Returns False where no handler can be installed (not the main
@@ -96,6 +97,9 @@ def forward_interrupt_to_jobs() -> bool:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         for child in descendants(os.getpid()):
+            st = _stat(child)
+            if st is None or st[0] in _SHELLS:
+                continue  # a shell waits for its job and passes on its exit status
             try:
                 os.kill(child, signal.SIGTERM)
             except OSError:

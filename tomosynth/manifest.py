@@ -127,11 +127,15 @@ def check_manifest(
     wanted = {k: v for k, v in listed.items() if k.startswith(pre)}
     problems = []
     base = top / prefix if prefix else top
-    present = {p.relative_to(top).as_posix() for p in _payload_files(base)} if base.is_dir() else set()
+    present = (
+        {p.relative_to(top).as_posix() for p in _payload_files(base)} if base.is_dir() else set()
+    )
     for name in sorted(set(wanted) - present):
         problems.append(f"{top / name}: missing (listed in {manifest_path})")
     for name in sorted(present - set(wanted)):
-        problems.append(f"{top / name}: not in {manifest_path} (added after the folder was written)")
+        problems.append(
+            f"{top / name}: not in {manifest_path} (added after the folder was written)"
+        )
     for name in sorted(set(wanted) & present):
         entry = wanted[name]
         path = top / name
@@ -164,13 +168,13 @@ def verify_folder(folder: str | os.PathLike) -> bool:
         except (OSError, ValueError):
             manifest = {}
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise DataError(
-            f"{problems[0]}{more}; {regenerate_hint(manifest_path.parent, manifest)}"
-        )
+        raise DataError(f"{problems[0]}{more}; {regenerate_hint(manifest_path.parent, manifest)}")
     return True
 
 
-def verify_tree(root: str | os.PathLike, full: bool = True) -> tuple[list[Path], dict[Path, list[str]]]:
+def verify_tree(
+    root: str | os.PathLike, full: bool = True
+) -> tuple[list[Path], dict[Path, list[str]]]:
     """Every manifest under `root`: (manifests checked, manifest -> problems of damaged ones)."""
     root = Path(root)
     manifests = sorted(root.rglob(MANIFEST_NAME))

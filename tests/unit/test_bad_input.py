@@ -25,7 +25,6 @@ from tomosynth.io import (
     list_slices,
     read_png_stack,
     read_tiff_stack,
-    write_dxchange,
     write_png,
 )
 from tomosynth.preprocess import kept_slices
@@ -49,7 +48,11 @@ def _good():
 
 def _write(path: Path, *, data=None, flat=None, dark=None, theta=None, units="degrees"):
     d, f, k, t = _good()
-    d, f, k = (d if data is None else data), (f if flat is None else flat), (k if dark is None else dark)
+    d, f, k = (
+        (d if data is None else data),
+        (f if flat is None else flat),
+        (k if dark is None else dark),
+    )
     t = np.rad2deg(t) if theta is None else theta
     with h5py.File(path, "w") as h:
         h["/exchange/data"] = d
@@ -66,7 +69,10 @@ def _scan_cases():
     return {
         "negative_counts": (dict(data=-d), "negative values"),
         "radians_without_units": (dict(theta=t, units=None), "theta_units: radians"),
-        "degrees_marked_radians": (dict(theta=np.rad2deg(t), units="radians"), "theta_units: degrees"),
+        "degrees_marked_radians": (
+            dict(theta=np.rad2deg(t), units="radians"),
+            "theta_units: degrees",
+        ),
         "constant_angles": (dict(theta=np.zeros(A)), "spans only 0 degrees"),
         "repeated_angles": (dict(theta=np.repeat([0.0, 60.0, 120.0], A // 3)), "distinct angles"),
         "flats_are_darks": (dict(flat=k[:1].repeat(3, 0)), "not brighter than dark"),
@@ -267,12 +273,22 @@ def _truncate(folder: Path) -> str:
 RESULT_CASES = {
     "png_deleted_list": (_png_folder, _delete, lambda f: list_pngs(f), "missing"),
     "png_deleted_read": (_png_folder, _delete, lambda f: read_png_stack(f), "missing"),
-    "png_changed": (_png_folder, _overwrite, lambda f: read_png_stack(f, ["slice_00000.png"]), "changed"),
+    "png_changed": (
+        _png_folder,
+        _overwrite,
+        lambda f: read_png_stack(f, ["slice_00000.png"]),
+        "changed",
+    ),
     "png_added": (_png_folder, _add, lambda f: list_pngs(f), "not in"),
     "png_truncated": (_png_folder, _truncate, lambda f: list_slices(f, "png"), "changed"),
     "tiff_deleted": (_tiff_folder, _delete, lambda f: read_tiff_stack(f), "missing"),
     "tiff_changed": (_tiff_folder, _overwrite, lambda f: kept_slices(f, 0), "changed"),
-    "tiff_listed": (_tiff_folder, _truncate, lambda f: read_tiff_stack(sorted(f.glob("*.tiff"))), "changed"),
+    "tiff_listed": (
+        _tiff_folder,
+        _truncate,
+        lambda f: read_tiff_stack(sorted(f.glob("*.tiff"))),
+        "changed",
+    ),
 }
 
 

@@ -173,7 +173,9 @@ class StopSignal:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
         env = os.environ.get(WATCH_ENV, "")
-        self.watch_pid = watch_pid if watch_pid is not None else (int(env) if env.isdigit() else None)
+        self.watch_pid = (
+            watch_pid if watch_pid is not None else (int(env) if env.isdigit() else None)
+        )
         self.poll_s = float(poll_s)
         self._done = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -201,7 +203,9 @@ class StopSignal:
                 self._previous[sig] = signal.signal(sig, self._handler)
         if self.watch_pid is not None:
             self._done.clear()
-            self._watcher = threading.Thread(target=self._watch, name="watch-snakemake", daemon=True)
+            self._watcher = threading.Thread(
+                target=self._watch, name="watch-snakemake", daemon=True
+            )
             self._watcher.start()
         return self
 

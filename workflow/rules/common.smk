@@ -10,7 +10,9 @@ from tomosynth import config_checks
 
 # One short line for a bad key (Snakemake's validate would print schema and config), then
 # Snakemake's validation (fills the defaults), then the cross-checks the schema cannot express.
-config_checks.check_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+config_checks.check_schema(
+    config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+)
 validate(config, schema="../schemas/config.schema.yaml")
 config_checks.check_consistency(config)
 config_checks.restrict_to_run_scans(config)
