@@ -28,7 +28,9 @@ if _smk is not None:
 
     # Folder manifests name the rule that regenerates them; a training notices when the
     # Snakemake process that started it is gone (kill -9) and checkpoints.
-    os.environ[RULE_ENV] = str(_smk.rule)
+    _rule = str(getattr(_smk, "rule", "") or "")
+    if _rule:
+        os.environ[RULE_ENV] = _rule
     _pid = watch_pid()
     if _pid is not None:
         os.environ[WATCH_ENV] = str(_pid)
@@ -41,9 +43,9 @@ if _smk is not None and len(_smk.log) > 0:
         from tomosynth.errors import ConfigError, DataError
 
         if issubclass(kind, DataError | ConfigError):
-            line = f"{kind.__name__} in rule {_smk.rule}: {value} (log: {_smk.log[0]})"
+            line = f"{kind.__name__} in rule {_rule}: {value} (log: {_smk.log[0]})"
         else:
-            line = f"rule {_smk.rule} failed: {kind.__name__}: {value} (log: {_smk.log[0]})"
+            line = f"rule {_rule} failed: {kind.__name__}: {value} (log: {_smk.log[0]})"
         print(line.replace("\n", " "), file=sys.__stderr__, flush=True)
 
     sys.excepthook = _excepthook
