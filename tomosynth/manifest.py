@@ -186,7 +186,35 @@ def verify_tree(
     return manifests, damaged
 
 
+def damaged_warnings(root: str | os.PathLike = "results") -> list[str]:
+    """One warning line per folder under `root` that no longer matches its manifest.
+
+    The fast check (names, sizes, times; hashes only where times differ), run when the
+    workflow is parsed: Snakemake itself sees only that the folder exists, so it would say
+    "Nothing to be done" after a file was deleted.
+    """
+    import json
+
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    _, damaged = verify_tree(root, full=False)
+    out = []
+    for m, problems in damaged.items():
+        try:
+            manifest = json.loads(m.read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        out.append(
+            f"warning: {m.parent} is damaged ({problems[0]}{more}); "
+            f"{regenerate_hint(m.parent, manifest)}"
+        )
+    return out
+
+
 __all__ = [
+    "damaged_warnings",
     "MANIFEST_NAME",
     "build_manifest",
     "check_manifest",

@@ -359,3 +359,16 @@ def test_verify_console_script_is_declared():
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["tomosynth"] == "tomosynth.cli:main"
+
+
+def test_parse_time_warning_names_the_damaged_folder(tmp_path, monkeypatch):
+    from tomosynth.manifest import damaged_warnings
+
+    monkeypatch.setenv("TOMOSYNTH_RULE", "export_png")
+    png = _png_folder(tmp_path)
+    _tiff_folder(tmp_path)
+    assert damaged_warnings(tmp_path / "results") == []
+    name = _delete(png)
+    (line,) = damaged_warnings(tmp_path / "results")
+    assert f"{png} is damaged" in line and name in line and "--forcerun export_png" in line
+    assert damaged_warnings(tmp_path / "absent") == []

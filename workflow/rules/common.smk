@@ -18,6 +18,12 @@ config_checks.check_consistency(config)
 config_checks.restrict_to_run_scans(config)
 for _warning in config_checks.overlay_warnings(workflow.overwrite_configfiles, config):
     print(_warning, file=sys.stderr)
+if workflow.is_main_process:
+    # Folder outputs whose files were deleted or changed (Snakemake checks only existence).
+    from tomosynth.manifest import damaged_warnings
+
+    for _warning in damaged_warnings("results"):
+        print(_warning, file=sys.stderr)
 # Ctrl-C / kill -INT of Snakemake reaches the running jobs (trainings checkpoint and stop).
 from tomosynth.jobs import forward_interrupt_to_jobs
 
