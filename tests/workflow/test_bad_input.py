@@ -146,7 +146,9 @@ def test_deleted_png_is_named_by_its_consumer_and_by_verify(wf, tiny_local_run, 
     assert main(["verify", str(work / "results")]) == 1
     # Snakemake alone would say "Nothing to be done": the parse-time check names the folder
     proc = snakemake(work, "-n", "--configfile", "tiny.yaml")
-    assert f"results/png/shale/32px is damaged ({victim}: missing" in proc.stderr
+    assert f"results/png/shale/32px is damaged (results/png/shale/32px/{victim.name}: missing" in (
+        proc.stderr
+    )
     assert "snakemake --forcerun export_png" in proc.stderr
     proc = snakemake(
         work, "--cores", "1", "--configfile", "tiny.yaml", "--forcerun", "compute_morphology"
