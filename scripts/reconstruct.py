@@ -26,4 +26,5 @@ reconstruct_scan(
     device=run["device"],
     memory_budget_mb=run["memory_budget_mb"],
     threads=snakemake.threads,
+    theta_units=p.get("theta_units"),
 )

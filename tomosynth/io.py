@@ -46,13 +46,18 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; move it onto `path` only on success.
 
-    An existing folder at `path` is replaced only once the new one is complete.
+    An existing folder at `path` is replaced only once the new one is complete. The folder
+    gets a ``MANIFEST.json`` (names, sizes, sha256 of its files; `tomosynth.manifest`)
+    before it is moved, which the readers of this module check.
     """
+    from tomosynth.manifest import write_manifest
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp_path
+        write_manifest(tmp_path)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp_path, path)
@@ -220,12 +225,11 @@ def write_dxchange(
             f.attrs[key] = _attr_value(value)
 
 
-def _theta_radians(path: Path, ds: h5py.Dataset) -> np.ndarray:
+def _theta_radians(path: Path, ds: h5py.Dataset, theta_units: str | None = None) -> np.ndarray:
     if ds.ndim != 1:
         raise DataError(f"{path}: {THETA} must be 1D (angles,), got shape {ds.shape}")
     theta = np.asarray(ds[()], dtype=np.float64)
-    units = _decode_attr(ds.attrs.get("units", "degrees"))
-    units = str(units).strip().lower()
+    units = _theta_units(path, ds, theta_units)
     if units in _RADIAN_UNITS:
         return theta
     if units in _DEGREE_UNITS:
@@ -236,6 +240,8 @@ def _theta_radians(path: Path, ds: h5py.Dataset) -> np.ndarray:
 def _open_h5(path: Path) -> h5py.File:
     import h5py
 
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a DXchange .h5 scan file")
     if not path.is_file():
         raise DataError(f"{path}: scan file does not exist")
     try:
@@ -244,7 +250,7 @@ def _open_h5(path: Path) -> h5py.File:
         raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
 
 
-def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
+def _inspect_open(path: Path, f: h5py.File, theta_units: str | None = None) -> ScanInfo:
     import h5py
 
     for key in (DATA, FLAT, DARK, THETA):
@@ -263,7 +269,7 @@ def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
             raise DataError(
                 f"{path}: {key} rows x columns {ds.shape[1:]} differ from {DATA} {data.shape[1:]}"
             )
-    theta = _theta_radians(path, f[THETA])
+    theta = _theta_radians(path, f[THETA], theta_units)
     if theta.shape[0] != data.shape[0]:
         raise DataError(
             f"{path}: {THETA} has {theta.shape[0]} angles but {DATA} has {data.shape[0]} "
@@ -271,6 +277,7 @@ def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
         )
     if not np.all(np.isfinite(theta)):
         raise DataError(f"{path}: {THETA} contains NaN or infinite angles")
+    check_theta(path, theta, theta_units)
     attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
     n_angles, n_rows, n_cols = (int(s) for s in data.shape)
     return ScanInfo(
@@ -285,13 +292,15 @@ def _inspect_open(path: Path, f: h5py.File) -> ScanInfo:
     )
 
 
-def inspect_dxchange(path: str | os.PathLike) -> ScanInfo:
+def inspect_dxchange(path: str | os.PathLike, theta_units: str | None = None) -> ScanInfo:
     """Validate a DXchange file's layout and return its shape and angles.
 
     Reads only metadata and ``/exchange/theta``, never the projections. Angles are
     returned in radians: ``/exchange/theta`` is taken as **degrees** (Tomobank's
     convention, attribute ``units="degrees"`` or no attribute) unless its ``units``
-    attribute says ``rad``/``radians``.
+    attribute says ``rad``/``radians``. `theta_units` (``"degrees"``/``"radians"``, the
+    per-scan config key ``theta_units``) sets the unit of a file without the attribute.
+    The angles are checked for what a tomographic scan allows (`check_theta`).
 
     Raises
     ------
@@ -299,20 +308,26 @@ def inspect_dxchange(path: str | os.PathLike) -> ScanInfo:
         Naming the file and the problem: missing file, not HDF5 or truncated, a missing
         ``/exchange/{data,data_white,data_dark,theta}``, wrong number of dimensions,
         flat/dark rows or columns different from the data's, ``theta`` length different
-        from the number of projections, non-finite or unknown-unit angles.
+        from the number of projections, non-finite or unknown-unit angles, an angular
+        span implausible for the unit, mostly repeated angles.
     """
     path = Path(path)
     f = _open_h5(path)
     try:
         with f:
-            return _inspect_open(path, f)
+            return _inspect_open(path, f, theta_units)
     except OSError as exc:
         raise DataError(
             f"{path}: cannot read HDF5 metadata (truncated or corrupt?): {exc}"
         ) from exc
 
 
-def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) -> Projections:
+def read_dxchange(
+    path: str | os.PathLike,
+    rows: tuple[int, int] | None = None,
+    *,
+    theta_units: str | None = None,
+) -> Projections:
     """Read detector rows ``[r0, r1)`` of a DXchange scan as float32.
 
     Only the requested rows are read from disk (``data[:, r0:r1, :]``), so peak memory is
@@ -325,6 +340,8 @@ def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) 
         The ``.h5`` file.
     rows : (int, int), optional
         Half-open detector row range; ``None`` reads all rows.
+    theta_units : {"degrees", "radians"}, optional
+        Unit of ``/exchange/theta`` when the file has no ``units`` attribute.
 
     Returns
     -------
@@ -337,13 +354,14 @@ def read_dxchange(path: str | os.PathLike, rows: tuple[int, int] | None = None) 
         Every problem `inspect_dxchange` reports; a row range that is empty or outside
         ``[0, n_rows]``; NaN/inf counts in the chunk; flats not brighter than darks (over
         the chunk, mean flat minus mean dark is at most ``max(1, 3 * std(dark))`` counts,
-        i.e. within the dark noise: a closed shutter or swapped datasets).
+        i.e. within the dark noise: a closed shutter or swapped datasets); negative counts
+        or projections brighter than the flats (`check_counts`).
     """
     path = Path(path)
     f = _open_h5(path)
     try:
         with f:
-            info = _inspect_open(path, f)
+            info = _inspect_open(path, f, theta_units)
             r0, r1 = (0, info.n_rows) if rows is None else (int(rows[0]), int(rows[1]))
             if not (0 <= r0 < r1 <= info.n_rows):
                 raise DataError(
@@ -384,6 +402,7 @@ def _checked_projections(
             f"(mean flat {flat_mean:.4g}, mean dark {dark_mean:.4g}, dark noise margin "
             f"{margin:.3g})"
         )
+    check_counts(path, data, flat, dark, (r0, r1))
     return Projections(data=data, flat=flat, dark=dark, theta=theta, rows=(r0, r1))
 
 
@@ -412,13 +431,14 @@ class H5Layout:
     dtype: str
 
 
-def h5_layout(path: str | os.PathLike) -> H5Layout:
-    """Chunk shape and compression of a DXchange file's ``/exchange/data``."""
+def h5_layout(path: str | os.PathLike, theta_units: str | None = None) -> H5Layout:
+    """Chunk shape and compression of a DXchange file's ``/exchange/data`` (`theta_units`:
+    see `inspect_dxchange`)."""
     path = Path(path)
     f = _open_h5(path)
     try:
         with f:
-            _inspect_open(path, f)
+            _inspect_open(path, f, theta_units)
             ds = f[DATA]
             compression = ds.compression
             if compression is None:
@@ -436,7 +456,7 @@ def h5_layout(path: str | os.PathLike) -> H5Layout:
         ) from exc
 
 
-def scan_digest(path: str | os.PathLike) -> str:
+def scan_digest(path: str | os.PathLike, theta_units: str | None = None) -> str:
     """SHA-256 identifying a scan's content cheaply (milliseconds, whatever its size).
 
     Hashes the file size and modification time (ns), every exchange dataset's shape, dtype,
@@ -457,7 +477,7 @@ def scan_digest(path: str | os.PathLike) -> str:
     f = _open_h5(path)
     try:
         with f:
-            info = _inspect_open(path, f)
+            info = _inspect_open(path, f, theta_units)
             mid = info.n_rows // 2
             for key in (DATA, FLAT, DARK):
                 ds = f[key]
@@ -534,6 +554,7 @@ class SinogramScratch:
         rows: tuple[int, int],
         digest: str,
         memory_budget_mb: int = 128,
+        theta_units: str | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.scan = Path(scan)
@@ -542,7 +563,7 @@ class SinogramScratch:
         self.memory_budget_mb = int(memory_budget_mb)
         self.bin_path = self.folder / "sino.bin"
         self.json_path = self.folder / "sino.json"
-        info = inspect_dxchange(self.scan)
+        info = inspect_dxchange(self.scan, theta_units)
         self.info = info
         self.counts = (info.n_angles, info.n_flats, info.n_darks)
         self.n_frames = sum(self.counts)
@@ -658,6 +679,124 @@ class SinogramScratch:
         return _checked_projections(self.scan, *parts, self.info.theta, (a, b))
 
 
+#: Smallest angular span (degrees) accepted for a scan: below it FBP cannot reconstruct, and
+#: radians read as degrees (a half turn = 3.14 "degrees") land here.
+MIN_SPAN_DEG = 20.0
+#: Largest span (degrees): two full turns; degrees read as radians (180 "rad") land above it.
+MAX_SPAN_DEG = 720.0
+#: Fraction of negative raw counts tolerated in ``/exchange/data`` (dark-subtracted float
+#: files may dip below zero in noise; more than this is not raw counts).
+MAX_NEGATIVE_FRACTION = 0.01
+
+
+def _theta_units(path: Path, ds: h5py.Dataset, theta_units: str | None) -> str:
+    """Unit of the theta dataset: its ``units`` attribute, else `theta_units`, else degrees."""
+    if theta_units is not None:
+        given = str(theta_units).strip().lower()
+        if given not in _RADIAN_UNITS | _DEGREE_UNITS:
+            raise DataError(f"{path}: theta_units {theta_units!r} is not 'degrees' or 'radians'")
+    if "units" not in ds.attrs:
+        return "degrees" if theta_units is None else given
+    units = str(_decode_attr(ds.attrs["units"])).strip().lower()
+    if theta_units is not None and (
+        (units in _RADIAN_UNITS and given in _DEGREE_UNITS)
+        or (units in _DEGREE_UNITS and given in _RADIAN_UNITS)
+    ):
+        raise DataError(
+            f"{path}: {THETA} says units={units!r} but the config sets theta_units: "
+            f"{theta_units}; remove theta_units from the scan's config entry"
+        )
+    return units
+
+
+def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str | None) -> None:
+    """Reject angles no tomographic scan has; the message says what to set.
+
+    Parameters
+    ----------
+    path : path-like
+        The scan (named in the message).
+    theta_rad : np.ndarray
+        (angles,) projection angles in radians, as read.
+    theta_units : str or None
+        The configured unit override (the message suggests it when the span is implausible).
+
+    Raises
+    ------
+    DataError
+        The span ``max - min`` is below `MIN_SPAN_DEG` (radians stored without a ``units``
+        attribute read as degrees) or above `MAX_SPAN_DEG` (degrees marked as radians), or
+        more than half of the angles repeat another one (the projections cannot be put in
+        angular order). Unsorted but distinct angles are fine: each projection keeps its angle.
+    """
+    theta = np.asarray(theta_rad, dtype=np.float64)
+    if theta.size < 2:
+        raise DataError(f"{path}: {THETA} has {theta.size} angle(s); a scan needs several")
+    span = float(np.rad2deg(theta.max() - theta.min()))
+    if span < MIN_SPAN_DEG:
+        hint = (
+            "the angles look like radians read as degrees: set theta_units: radians in the "
+            "scan's config entry (or a units='radians' attribute on /exchange/theta)"
+            if theta_units is None and span <= 7.0
+            else "check /exchange/theta and its units"
+        )
+        raise DataError(
+            f"{path}: {THETA} spans only {span:.3g} degrees (at least {MIN_SPAN_DEG:g} needed "
+            f"for a reconstruction); {hint}"
+        )
+    if span > MAX_SPAN_DEG:
+        raise DataError(
+            f"{path}: {THETA} spans {span:.4g} degrees (more than {MAX_SPAN_DEG:g}); the "
+            "angles look like degrees read as radians: set theta_units: degrees in the "
+            "scan's config entry (or fix the units attribute of /exchange/theta)"
+        )
+    distinct = np.unique(np.round(np.mod(theta, 2 * np.pi), 9)).size
+    if distinct * 2 < theta.size:
+        raise DataError(
+            f"{path}: {THETA} has only {distinct} distinct angles for {theta.size} "
+            "projections; the angles cannot be sorted into a scan (repeated or constant values)"
+        )
+
+
+def check_counts(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    flat: np.ndarray,
+    dark: np.ndarray,
+    rows: tuple[int, int],
+) -> None:
+    """Reject counts that raw detector data cannot hold (on arrays already read).
+
+    Raises
+    ------
+    DataError
+        More than `MAX_NEGATIVE_FRACTION` of the projection, flat or dark values are negative
+        (the file holds processed data, e.g. -log or normalised projections, not raw counts),
+        or the mean projection minus dark exceeds 1.5 times the mean flat minus dark
+        (projections brighter than the open beam: data and data_white swapped).
+    """
+    for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
+        if arr.dtype.kind == "u":
+            continue
+        neg = int(np.count_nonzero(arr < 0))
+        if neg > MAX_NEGATIVE_FRACTION * arr.size:
+            raise DataError(
+                f"{path}: {key} has {100.0 * neg / arr.size:.3g}% negative values in rows "
+                f"[{rows[0]}, {rows[1]}) (min {float(arr.min()):.4g}); raw detector counts are "
+                ">= 0: give the raw projections with their data_white and data_dark, not "
+                "normalised or -log data"
+            )
+    dark_mean = float(dark.mean(dtype=np.float64))
+    beam = float(flat.mean(dtype=np.float64)) - dark_mean
+    signal = float(data.mean(dtype=np.float64)) - dark_mean
+    if beam > 0 and signal > 1.5 * beam:
+        raise DataError(
+            f"{path}: {DATA} is brighter than {FLAT} in rows [{rows[0]}, {rows[1]}) (mean "
+            f"{signal:.4g} vs {beam:.4g} counts above dark): transmission above 1, are "
+            "data and data_white swapped?"
+        )
+
+
 # --------------------------------------------------------------------------------------
 # Slice stacks (float32 TIFF, 8-bit PNG)
 # --------------------------------------------------------------------------------------
@@ -694,12 +833,21 @@ def write_tiff_slices(
     return paths
 
 
+def _verify(folder: Path) -> None:
+    """Check a folder output against its MANIFEST.json (DataError naming a missing/changed file)."""
+    if folder.is_dir():
+        from tomosynth.manifest import verify_folder
+
+        verify_folder(folder)
+
+
 def list_slices(folder: str | os.PathLike, ext: str) -> list[Path]:
     """Sorted ``slice_*.{ext}`` files in `folder`; DataError if there are none."""
     folder = Path(folder)
     ext = ext.lstrip(".")
     if not folder.is_dir():
         raise DataError(f"{folder}: slice folder does not exist")
+    _verify(folder)
     paths = sorted(p for p in folder.glob(f"slice_*.{ext}") if p.is_file())
     if not paths:
         raise DataError(f"{folder}: no slice_*.{ext} files")
@@ -711,6 +859,7 @@ def list_pngs(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
+    _verify(folder)
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
     if not paths:
         raise DataError(f"{folder}: holds no PNG images")
@@ -732,6 +881,8 @@ def read_tiff_stack(
         paths = [Path(p) for p in folder_or_paths]
         if not paths:
             raise DataError("read_tiff_stack: empty list of TIFF files")
+        for parent in sorted({p.parent for p in paths}):
+            _verify(parent)
     import tifffile
 
     stack: np.ndarray | None = None
@@ -799,6 +950,7 @@ def read_png_stack(folder: str | os.PathLike, names: list[str] | None = None) ->
         paths = [folder / n for n in names]
         if not paths:
             raise DataError(f"{folder}: empty list of PNG names")
+        _verify(folder)
     stack: np.ndarray | None = None
     for i, path in enumerate(paths):
         if not path.is_file():

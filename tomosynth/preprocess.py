@@ -26,7 +26,12 @@ SPLITS = ("train", "val", "test")
 
 
 def list_recon_slices(recon_dir: str | os.PathLike) -> list[Path]:
-    """Sorted float TIFF slices of a reconstruction folder; DataError if there are none."""
+    """Sorted float TIFF slices of a reconstruction folder; DataError if there are none
+    or if the folder does not match its manifest."""
+    from tomosynth.manifest import verify_folder
+
+    if Path(recon_dir).is_dir():
+        verify_folder(recon_dir)
     paths = sorted(Path(recon_dir).glob("slice_*.tif*"))
     if not paths:
         raise DataError(f"{recon_dir}: no reconstructed slices (slice_*.tiff) found")

@@ -1268,6 +1268,7 @@ def reconstruct_scan(
     center_method: str = "auto",
     memory_budget_mb: int = 128,
     threads: int | None = None,
+    theta_units: str | None = None,
 ) -> dict:
     """Reconstruct a DXchange scan into float32 TIFF slices, chunk by chunk, resumably.
 
@@ -1319,6 +1320,9 @@ def reconstruct_scan(
         file's transposition.
     threads : int, optional
         CPU threads for torch during the reconstruction (see `fbp`); ``None``: unchanged.
+    theta_units : {"degrees", "radians"}, optional
+        Unit of ``/exchange/theta`` for files without a ``units`` attribute
+        (see `tomosynth.io.inspect_dxchange`).
 
     Returns
     -------
@@ -1359,7 +1363,7 @@ def reconstruct_scan(
     backend_used = resolve_backend(backend)
     if filter_name not in FILTERS:
         raise ConfigError(f"recon.filter: unknown filter {filter_name!r} (one of {FILTERS})")
-    info = inspect_dxchange(h5_path)
+    info = inspect_dxchange(h5_path, theta_units=theta_units)
     if slices is None:
         r0, r1 = 0, info.n_rows
     else:
@@ -1376,17 +1380,19 @@ def reconstruct_scan(
     ):
         raise ConfigError(f"recon.center: expected a number, 'auto' or null, got {center!r}")
 
-    digest = scan_digest(h5_path)
+    digest = scan_digest(h5_path, theta_units)
     code = code_digest("tomosynth.recon", "tomosynth.io")
     partial = PartialOutput(out_dir)
     chunks = [(a, min(a + chunk_rows, r1)) for a in range(r0, r1, chunk_rows)]
     try:
         # Read order first: the scratch copy (if any) also serves the centre search.
-        mode, why = plan_row_reads(h5_layout(h5_path), r1 - r0, chunk_rows)
+        mode, why = plan_row_reads(h5_layout(h5_path, theta_units), r1 - r0, chunk_rows)
         scratch = None
         scratch_info: dict = {}
         if mode == "transpose":
-            scratch = SinogramScratch(partial.scratch, h5_path, (r0, r1), digest, memory_budget_mb)
+            scratch = SinogramScratch(
+                partial.scratch, h5_path, (r0, r1), digest, memory_budget_mb, theta_units
+            )
             partial.root.mkdir(parents=True, exist_ok=True)
             free = shutil.disk_usage(partial.root).free
             # the file fills frame by frame (sparse until written): what is left to write
@@ -1418,7 +1424,7 @@ def reconstruct_scan(
                 p = (
                     scratch.read(c0, c1)
                     if scratch is not None
-                    else read_dxchange(h5_path, (c0, c1))
+                    else read_dxchange(h5_path, (c0, c1), theta_units=theta_units)
                 )
                 sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
                 with _torch_threads(threads if backend_used == "torch" else None):
@@ -1455,7 +1461,7 @@ def reconstruct_scan(
         def read(a: int, b: int):
             if scratch is not None:
                 return scratch.read(a, b)
-            return read_dxchange(h5_path, rows=(a, b))
+            return read_dxchange(h5_path, rows=(a, b), theta_units=theta_units)
 
         dev_type = resolve_device(device).type if backend_used == "torch" else "cpu"
         bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")

@@ -104,7 +104,8 @@ def test_inspect_reports_shape_theta_and_attrs(scan):
     [("radians", 1.0), ("rad", 1.0), ("degrees", np.pi / 180), (None, np.pi / 180)],
 )
 def test_theta_units_attribute(tmp_path, units, scale):
-    raw = np.linspace(0.0, 3.0, N_ANGLES)
+    # half a turn in the stored unit
+    raw = np.linspace(0.0, np.pi if scale == 1.0 else 180.0, N_ANGLES, endpoint=False)
     path = _write_raw(tmp_path / "u.h5", theta=raw, units=units)
     np.testing.assert_allclose(inspect_dxchange(path).theta, raw * scale, atol=1e-12)
 
@@ -194,7 +195,9 @@ def test_all_dark_flats(tmp_path):
         write_dxchange(path, data, flat.astype(np.uint16), dark, theta)
         _raises(path, read_dxchange, match="flat fields are not brighter than dark fields")
     # a weak but real beam (flat 100 counts above a dark of 100 +- 10) is accepted
-    write_dxchange(path, data, rng.poisson(200, (3, N_ROWS, N_COLS)).astype(np.uint16), dark, theta)
+    # (with projections below the open beam: brighter ones are rejected as swapped datasets)
+    weak = rng.poisson(200, (3, N_ROWS, N_COLS)).astype(np.uint16)
+    write_dxchange(path, np.minimum(data, 180), weak, dark, theta)
     assert read_dxchange(path, (0, 2)).flat.mean() > 190
 
 
@@ -317,3 +320,70 @@ def test_png_errors(tmp_path):
     with pytest.raises(DataError, match="uint8"):
         write_png(tmp_path / "x.png", np.zeros((4, 4), np.float32))
     assert not (tmp_path / "x.png").exists()
+
+
+# ---------------------------------------------------------------------------- physics checks
+
+
+def test_radians_without_units_attribute_are_rejected_with_what_to_set(tmp_path):
+    # a half turn stored in radians, no units attribute: read as degrees it spans 3 degrees
+    theta = np.linspace(0.0, np.pi, N_ANGLES, endpoint=False)
+    path = _write_raw(tmp_path / "rad.h5", theta=theta, units=None)
+    msg = _raises(path, inspect_dxchange, match="spans only")
+    assert "theta_units: radians" in msg
+    # the override reads it correctly, equal to the file with the attribute
+    np.testing.assert_allclose(inspect_dxchange(path, theta_units="radians").theta, theta)
+    np.testing.assert_allclose(read_dxchange(path, (0, 1), theta_units="radians").theta, theta)
+
+
+def test_theta_units_override_must_agree_with_the_attribute(tmp_path):
+    path = _write_raw(tmp_path / "deg.h5")  # units="degrees"
+    _raises(path, inspect_dxchange, "radians", match="remove theta_units")
+    assert inspect_dxchange(path, theta_units="degrees").n_angles == N_ANGLES
+
+
+def test_degrees_marked_as_radians_are_rejected(tmp_path):
+    path = _write_raw(tmp_path / "d.h5", theta=np.linspace(0, 180, N_ANGLES), units="radians")
+    msg = _raises(path, inspect_dxchange, match="degrees read as radians")
+    assert "theta_units: degrees" in msg
+
+
+def test_constant_or_mostly_repeated_angles_are_rejected(tmp_path):
+    theta = np.repeat([0.0, 90.0, 179.0], N_ANGLES // 3)
+    _raises(_write_raw(tmp_path / "r.h5", theta=theta), inspect_dxchange, match="distinct angles")
+    _raises(
+        _write_raw(tmp_path / "c.h5", theta=np.zeros(N_ANGLES)), inspect_dxchange, match="spans"
+    )
+
+
+def test_unsorted_distinct_angles_are_accepted(tmp_path):
+    rng = np.random.default_rng(1)
+    theta = rng.permutation(np.linspace(0, 180, N_ANGLES, endpoint=False))
+    info = inspect_dxchange(_write_raw(tmp_path / "u.h5", theta=theta))
+    np.testing.assert_allclose(info.theta, np.deg2rad(theta))
+
+
+def test_negative_float_counts_are_rejected(tmp_path):
+    data, flat, dark, theta = _arrays()
+    path = tmp_path / "neg.h5"
+    write_dxchange(path, -data.astype(np.float32), flat, dark, theta)
+    msg = _raises(path, read_dxchange, match="negative values")
+    assert "/exchange/data " in msg and "raw detector counts" in msg
+    # a few slightly negative values (dark-subtracted noise) are tolerated
+    noisy = data.astype(np.float32)
+    noisy[0, 0, 0] = -3.0
+    write_dxchange(path, noisy, flat, dark, theta)
+    assert read_dxchange(path).data.min() == -3.0
+
+
+def test_projections_brighter_than_flats_are_rejected(tmp_path):
+    data, flat, dark, theta = _arrays()
+    path = tmp_path / "swap.h5"
+    # data and data_white swapped: the "flats" are projections, the "data" is the open beam
+    write_dxchange(path, np.repeat(flat[:1], N_ANGLES, 0) * 2, data[:3], dark, theta)
+    _raises(path, read_dxchange, match="brighter than /exchange/data_white")
+
+
+def test_directory_as_scan_path(tmp_path):
+    _raises(tmp_path, inspect_dxchange, match="is a directory")
+    _raises(tmp_path, read_dxchange, match="is a directory")

@@ -166,7 +166,8 @@ def test_export_png_end_to_end(tmp_path):
     )
     assert n == 4
     files = sorted(p.name for p in (tmp_path / "png16").iterdir())
-    assert files == [f"slice_{i:05d}.png" for i in range(12, 16)]
+    assert files == ["MANIFEST.json"] + [f"slice_{i:05d}.png" for i in range(12, 16)]
+    assert sorted(read_json(tmp_path / "png16" / "MANIFEST.json")["files"]) == files[1:]
     got = np.asarray(Image.open(tmp_path / "png16" / "slice_00012.png"))
     unit = (np.clip(kept[0], bounds["low"], bounds["high"]) - bounds["low"]) / (
         bounds["high"] - bounds["low"]
@@ -182,7 +183,7 @@ def test_export_png_end_to_end(tmp_path):
         fractions={"train": 0.5, "val": 0.25, "test": 0.25},
         seed=0,
     )
-    assert sorted(manifest["train"] + manifest["val"] + manifest["test"]) == files
+    assert sorted(manifest["train"] + manifest["val"] + manifest["test"]) == files[1:]
 
 
 def test_export_png_leaves_nothing_on_corrupt_slice(tmp_path):

@@ -206,7 +206,7 @@ def test_max_epochs_outputs_and_checkpoint_contents(blobs, tmp_path):
     }
     # progress every 2 epochs, plus the last epoch
     names = sorted(p.name for p in (tmp_path / "progress").iterdir())
-    assert names == ["epoch_00002.png", "epoch_00004.png", "epoch_00005.png"]
+    assert names == ["MANIFEST.json", "epoch_00002.png", "epoch_00004.png", "epoch_00005.png"]
     grid = np.asarray(Image.open(tmp_path / "progress" / "epoch_00004.png"))
     assert grid.dtype == np.uint8 and grid.shape == (2 + 2 * (SIZE + 2), 2 + 2 * (SIZE + 2))
 
@@ -518,7 +518,9 @@ def test_sampling_is_seeded_uint8_and_has_a_contact_sheet(blobs, tmp_path):
         device="cpu",
     )
     assert [f.name for f in files] == [f"sample_{i:05d}.png" for i in range(10)]
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [f.name for f in files]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["MANIFEST.json"] + [
+        f.name for f in files
+    ]
     imgs = np.stack([np.asarray(Image.open(f)) for f in files])
     assert imgs.dtype == np.uint8 and imgs.shape == (10, SIZE, SIZE)
     # Independent reference: run the stored generator on the same CPU latents.
@@ -553,3 +555,44 @@ def test_training_figures(blobs, tmp_path):
         plot_gan_losses({"bad": tmp_path / "bad.csv"}, tmp_path / "x.png")
     with pytest.raises(DataError, match="no epoch_"):
         plot_progress(tmp_path, tmp_path / "y.png")
+
+
+def test_finished_training_is_republished_without_retraining(blobs, tmp_path, capsys):
+    import shutil
+
+    png, split = blobs
+    first = _train(blobs, tmp_path, max_epochs=3, device="cpu")
+    log_before = (tmp_path / "log.csv").read_text()
+    grids = sorted(p.name for p in (tmp_path / "progress").glob("*.png"))
+    # Snakemake deletes the declared outputs of an interrupted (incomplete) job
+    (tmp_path / "final.pt").unlink()
+    (tmp_path / "log.csv").unlink()
+    shutil.rmtree(tmp_path / "progress")
+
+    def no_training(row):
+        raise AssertionError(f"trained epoch {row['epoch']} again")
+
+    # the device preference may differ (a GPU node after a CPU one): still the same run
+    state = wg.train_wgan_gp(
+        png,
+        split,
+        tmp_path,
+        {**FAST, "max_epochs": 3, "device": "auto"},
+        on_epoch_end=no_training,
+        progress_bar=False,
+    )
+    assert "published it again as final.pt without retraining" in capsys.readouterr().err
+    assert state["epoch"] == first["epoch"] == 3
+    _assert_same_weights(_weights(tmp_path / "final.pt"), (first["generator"], first["critic"]))
+    assert (tmp_path / "log.csv").read_text() == log_before
+    assert sorted(p.name for p in (tmp_path / "progress").glob("*.png")) == grids
+    # other data: trains again
+    with pytest.raises(AssertionError, match="trained epoch 1 again"):
+        wg.train_wgan_gp(
+            png,
+            split,
+            tmp_path,
+            {**FAST, "max_epochs": 3, "seed": 7},
+            on_epoch_end=no_training,
+            progress_bar=False,
+        )

@@ -235,22 +235,57 @@ class StopRequested(Exception):
 
 
 class StopSignal:
-    """Context manager catching SIGTERM and SIGUSR1 (SLURM time limit / preemption).
+    """Context manager catching SIGTERM and SIGUSR1 (SLURM time limit / preemption) and
+    SIGINT (Ctrl-C), and watching the Snakemake process that started the job.
 
     Inside the ``with`` block a signal only sets :attr:`requested`; the training loop checks it
     at a safe point, saves a checkpoint and raises :class:`StopRequested`. The previous
     handlers are restored on exit. Outside the main thread no handlers can be installed and
     the flag is only set through :meth:`request` (used by tests).
+
+    Parameters
+    ----------
+    watch_pid : int, optional
+        A process whose end also requests a stop (reported as SIGHUP), checked every
+        `poll_s` seconds; by default the pid in ``TOMOSYNTH_WATCH_PID`` (set by the rule
+        scripts' bootstrap to the Snakemake process), so that a job orphaned by ``kill -9``
+        of Snakemake checkpoints and exits instead of training on unseen.
+    poll_s : float
+        Seconds between checks of `watch_pid`.
     """
 
     SIGNALS = tuple(
-        s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s
+        s
+        for s in (
+            getattr(signal, "SIGTERM", None),
+            getattr(signal, "SIGUSR1", None),
+            getattr(signal, "SIGINT", None),
+        )
+        if s
     )
 
-    def __init__(self) -> None:
+    def __init__(self, watch_pid: int | None = None, poll_s: float = 1.0) -> None:
+        from tomosynth.jobs import WATCH_ENV
+
         self.requested = False
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        env = os.environ.get(WATCH_ENV, "")
+        self.watch_pid = (
+            watch_pid if watch_pid is not None else (int(env) if env.isdigit() else None)
+        )
+        self.poll_s = float(poll_s)
+        self._done = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _watch(self) -> None:
+        from tomosynth.jobs import pid_alive
+
+        assert self.watch_pid is not None
+        while not self._done.wait(self.poll_s):
+            if not pid_alive(self.watch_pid):
+                self.request(int(getattr(signal, "SIGHUP", 1)))
+                return
 
     def request(self, signum: int | None = None) -> None:
         """Ask the loop to stop at its next check (what the signal handler does)."""
@@ -264,12 +299,19 @@ class StopSignal:
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handler)
+        if self.watch_pid is not None:
+            self._done.clear()
+            self._watcher = threading.Thread(
+                target=self._watch, name="watch-snakemake", daemon=True
+            )
+            self._watcher.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+        self._done.set()
 
 
 class Budget:

@@ -10,8 +10,10 @@ Files in a model folder ``out_dir``:
   budget spent, log rows, the position inside an interrupted epoch). ``progress_live/``: the
   progress grids as they are written. Neither is a declared Snakemake output, so they survive Snakemake deleting the
   declared outputs before it reruns (or after it fails) a job; that is what lets a rerun resume.
-  A finished ``latest.pt``, or one from other data or settings, is not resumed: training
-  starts over.
+  A ``latest.pt`` from other data or settings is not resumed: training starts over. A
+  finished one whose data and settings match (the job was interrupted after training, or
+  its outputs were deleted) is published again as ``final.pt`` without retraining; delete
+  ``latest.pt`` to train again from scratch.
 """
 
 from __future__ import annotations
@@ -292,6 +294,23 @@ class _Trainer:
             return f"it trained past budget_minutes {self.cfg.budget_minutes}"
         return None
 
+    def same_finished_run(self, ckpt: dict) -> bool:
+        """True if `ckpt` is a finished training of exactly this run (data and settings).
+
+        Only the device may differ: it does not change what was trained. Any other
+        difference (budget and epoch cap included) trains again.
+        """
+        if ckpt.get("kind") != "wgan_gp" or not ckpt.get("finished"):
+            return False
+        if ckpt.get("data_sha256") != self.data_sha256:
+            return False
+        if ckpt.get("model_config") != self.model_cfg.to_dict():
+            return False
+        ignore = {"device", "checkpoint_every"}
+        old = {k: v for k, v in ckpt.get("run_config", {}).items() if k not in ignore}
+        new = {k: v for k, v in self.cfg.to_dict().items() if k not in ignore}
+        return old == new
+
     def restore(self, ckpt: dict) -> None:
         self.gen.load_state_dict(ckpt["generator"], strict=True)
         self.critic.load_state_dict(ckpt["critic"], strict=True)
@@ -399,6 +418,29 @@ def _publish_progress(live: Path, final: Path) -> None:
                 shutil.copy2(src, tmp / src.name)
 
 
+def _republish(ckpt: dict, out: Path) -> dict:
+    """Publish a finished ``latest.pt`` again: ``final.pt``, ``log.csv`` and ``progress/``.
+
+    Used when the outputs were removed after training ended (Snakemake marks the outputs of
+    an interrupted job incomplete and deletes them; a user deleted them), so that the
+    training budget already spent is not spent again.
+    """
+    live = out / "progress_live"
+    (out / "log.csv").unlink(missing_ok=True)
+    log = CsvLog(out / "log.csv", LOG_FIELDS)
+    for row in ckpt["log"]:
+        log.append(row)
+    _publish_progress(live, out / "progress")
+    save_checkpoint(out / "final.pt", ckpt)
+    print(
+        f"{out / 'latest.pt'} is a finished training of the same data and settings "
+        f"({ckpt['epoch']} epochs, {ckpt.get('stop_reason')}); published it again as final.pt "
+        "without retraining (delete latest.pt to train from scratch)",
+        file=sys.stderr,
+    )
+    return ckpt
+
+
 def train_wgan_gp(
     png_dir: str | os.PathLike,
     split_json: str | os.PathLike,
@@ -447,6 +489,8 @@ def train_wgan_gp(
     trainer = _Trainer(images, out, cfg, hashlib.sha256(stack.tobytes()).hexdigest())
 
     ckpt = load_checkpoint(latest, map_location="cpu")
+    if ckpt is not None and trainer.same_finished_run(ckpt):
+        return _republish(ckpt, out)
     if ckpt is not None:
         reason = trainer.compatible(ckpt)
         if reason is None:

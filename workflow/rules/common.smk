@@ -1,14 +1,37 @@
 # Shared helpers: config validation, target lists, input functions. Only this file holds
 # helpers; rule files stay declarative.
 import math
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
+sys.path.insert(0, str(Path(workflow.basedir)))  # tomosynth of this checkout
+from tomosynth import config_checks
+
+# One short line for a bad key (Snakemake's validate would print schema and config), then
+# Snakemake's validation (fills the defaults), then the cross-checks the schema cannot express.
+config_checks.check_schema(
+    config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+)
 validate(config, schema="../schemas/config.schema.yaml")
+config_checks.check_consistency(config)
+config_checks.restrict_to_run_scans(config)
+for _warning in config_checks.overlay_warnings(workflow.overwrite_configfiles, config):
+    print(_warning, file=sys.stderr)
+if workflow.is_main_process:
+    # Folder outputs whose files were deleted or changed (Snakemake checks only existence).
+    from tomosynth.manifest import damaged_warnings
+
+    for _warning in damaged_warnings("results"):
+        print(_warning, file=sys.stderr)
+# Ctrl-C / kill -INT of Snakemake reaches the running jobs (trainings checkpoint and stop).
+from tomosynth.jobs import forward_interrupt_to_jobs
+
+forward_interrupt_to_jobs()
 
 
-SCANS = sorted(config["scans"])
+SCANS = config_checks.select_scans(config)
 BUILTIN_SCANS = sorted(s for s in SCANS if "builtin" in config["scans"][s])
 SIZES = sorted(config["preprocess"]["sizes"])
 
@@ -51,6 +74,7 @@ def get_recon_params(wildcards):
     if entry.get("center") is not None:
         params["center"] = entry["center"]
     params["slices"] = entry.get("slices")
+    params["theta_units"] = entry.get("theta_units")
     return params
 
 
@@ -74,28 +98,6 @@ def get_recon_gpu():
     )
 
 
-def recon_scan_shape(scan, h5):
-    """(angles, flats, darks, rows, cols) of a reconstruction: the file's header when it
-    exists, the simulate config for a built-in scan not simulated yet, None otherwise.
-    rows is the configured slice range's length."""
-    entry = config["scans"][scan]
-    if Path(h5).is_file():
-        from tomosynth.io import inspect_dxchange
-
-        info = inspect_dxchange(h5)
-        a, f, d = info.n_angles, info.n_flats, info.n_darks
-        rows, cols = info.n_rows, info.n_cols
-    elif "builtin" in entry:
-        sim, b = config["simulate"], entry.get("binning", 1)
-        a, f, d = sim["angles"], sim["n_flats"], sim["n_darks"]
-        rows, cols = sim["slices"] // b, sim["columns"] // b
-    else:
-        return None
-    if entry.get("slices"):
-        rows = entry["slices"][1] - entry["slices"][0]
-    return a, f, d, rows, cols
-
-
 def get_recon_mem_mb(wildcards, input):
     """Memory request of one reconstruction (MB), from the scan's shape.
 
@@ -106,9 +108,7 @@ def get_recon_mem_mb(wildcards, input):
     """
     from tomosynth.recon import recon_memory_bound_mb
 
-    shape = recon_scan_shape(wildcards.scan, input.h5)
-    if shape is None:
-        return 8000
+    shape = scan_shape(wildcards.scan)
     a, f, d, rows, cols = shape
     cfg = config["recon"]
     r = min(cfg["chunk_rows"], rows)
@@ -137,9 +137,7 @@ def get_recon_runtime(wildcards, input, threads):
     """Minutes for the scheduler: slices x per-slice cost on the device (CPU cost divided
     by threads) + one read of the counts, times 1.5, plus 10 min for start-up and the
     centre search; 120 when the scan's shape is unknown."""
-    shape = recon_scan_shape(wildcards.scan, input.h5)
-    if shape is None:
-        return 120
+    shape = scan_shape(wildcards.scan)
     a, f, d, rows, cols = shape
     cfg = config["recon"]
     if get_recon_gpu():
@@ -197,29 +195,37 @@ def sizing_policy():
     )
 
 
-_GEOMETRY = {}
+_SHAPES = {}
 
 
-def scan_geometry(scan):
-    """(angles, detector rows reconstructed, columns) of a scan: the simulator's settings for a
-    built-in scan, the DXchange header (inspect_dxchange, no projections read) otherwise.
-    """
-    if scan not in _GEOMETRY:
+def scan_shape(scan):
+    """(angles, flats, darks, detector rows reconstructed, columns) of a scan: the
+    simulator's settings for a built-in scan, the DXchange header otherwise
+    (inspect_dxchange with the scan's theta_units; no projections read)."""
+    if scan not in _SHAPES:
         entry = config["scans"][scan]
         if "builtin" in entry:
             b = entry.get("binning", 1)
             sim = config["simulate"]
-            angles, rows, cols = sim["angles"], sim["slices"] // b, sim["columns"] // b
+            a, f, d = sim["angles"], sim["n_flats"], sim["n_darks"]
+            rows, cols = sim["slices"] // b, sim["columns"] // b
         else:
             from tomosynth.io import inspect_dxchange
 
-            info = inspect_dxchange(entry["path"])
-            angles, rows, cols = info.n_angles, info.n_rows, info.n_cols
+            info = inspect_dxchange(entry["path"], entry.get("theta_units"))
+            a, f, d = info.n_angles, info.n_flats, info.n_darks
+            rows, cols = info.n_rows, info.n_cols
         if entry.get("slices"):
             start, stop = entry["slices"]
             rows = max(0, min(stop, rows) - start)
-        _GEOMETRY[scan] = (angles, rows, cols)
-    return _GEOMETRY[scan]
+        _SHAPES[scan] = (a, f, d, rows, cols)
+    return _SHAPES[scan]
+
+
+def scan_geometry(scan):
+    """(angles, detector rows reconstructed, columns) of a scan (`scan_shape`)."""
+    a, _, _, rows, cols = scan_shape(scan)
+    return a, rows, cols
 
 
 def kept_slices(scan):

@@ -1,0 +1,374 @@
+"""Bad-input corpus: broken scans, contradictory configs and damaged results.
+
+Each case asserts a one-line error naming the file or key, and that nothing partial is left
+where the output would go. Scans go through the real reconstruction (`reconstruct_scan`),
+configs through the checks the workflow runs at parse time, damaged results through the
+library readers every rule uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from tomosynth import config_checks
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import (
+    list_pngs,
+    list_slices,
+    read_png_stack,
+    read_tiff_stack,
+    write_png,
+)
+from tomosynth.preprocess import kept_slices
+from tomosynth.recon import reconstruct_scan
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+A, R, C = 24, 4, 32
+
+
+def _good():
+    rng = np.random.default_rng(0)
+    theta = np.linspace(0.0, np.pi, A, endpoint=False)
+    dark = rng.poisson(100, (2, R, C)).astype(np.float32)
+    flat = rng.poisson(5000, (3, R, C)).astype(np.float32)
+    yy, xx = np.mgrid[:R, :C]
+    trans = 0.3 + 0.5 * np.exp(-(((xx - C / 2) / 6.0) ** 2))[None]
+    data = (np.broadcast_to(trans, (A, R, C)) * 4900 + 100).astype(np.float32)
+    return data, flat, dark, theta
+
+
+def _write(path: Path, *, data=None, flat=None, dark=None, theta=None, units="degrees"):
+    d, f, k, t = _good()
+    d, f, k = (
+        (d if data is None else data),
+        (f if flat is None else flat),
+        (k if dark is None else dark),
+    )
+    t = np.rad2deg(t) if theta is None else theta
+    with h5py.File(path, "w") as h:
+        h["/exchange/data"] = d
+        h["/exchange/data_white"] = f
+        h["/exchange/data_dark"] = k
+        h["/exchange/theta"] = t
+        if units is not None:
+            h["/exchange/theta"].attrs["units"] = units
+    return path
+
+
+def _scan_cases():
+    d, f, k, t = _good()
+    return {
+        "negative_counts": (dict(data=-d), "negative values"),
+        "radians_without_units": (dict(theta=t, units=None), "theta_units: radians"),
+        "degrees_marked_radians": (
+            dict(theta=np.rad2deg(t), units="radians"),
+            "theta_units: degrees",
+        ),
+        "constant_angles": (dict(theta=np.zeros(A)), "spans only 0 degrees"),
+        "repeated_angles": (dict(theta=np.repeat([0.0, 60.0, 120.0], A // 3)), "distinct angles"),
+        "flats_are_darks": (dict(flat=k[:1].repeat(3, 0)), "not brighter than dark"),
+        "data_flat_swapped": (dict(data=np.repeat(f[:1], A, 0) * 3, flat=d[:3]), "brighter than"),
+        "nan_counts": (dict(data=np.where(np.arange(C) == 3, np.nan, d).astype(np.float32)), "NaN"),
+        "unknown_theta_units": (dict(units="gradians"), "unknown units"),
+        "theta_length": (dict(theta=np.linspace(0, 180, A - 2)), "angles but"),
+        "flat_shape": (dict(flat=np.ones((3, R, C + 2), np.float32) * 5000), "differ from"),
+        "data_2d": (dict(data=d[0]), "must be 3D"),
+    }
+
+
+SCAN_CASES = _scan_cases()
+
+
+@pytest.mark.parametrize("case", sorted(SCAN_CASES))
+def test_bad_scan_stops_reconstruction_with_one_line(tmp_path, case):
+    kwargs, needle = SCAN_CASES[case]
+    h5 = _write(tmp_path / f"{case}.h5", **kwargs)
+    out = tmp_path / "results" / "recon" / case
+    with pytest.raises(DataError) as err:
+        reconstruct_scan(h5, out, backend="torch", center=C / 2, chunk_rows=2)
+    msg = str(err.value)
+    assert "\n" not in msg and str(h5) in msg and needle in msg, msg
+    # nothing partial: neither the folder nor a temporary one beside it
+    assert not (tmp_path / "results" / "recon").exists() or not any(
+        (tmp_path / "results" / "recon").iterdir()
+    )
+
+
+def test_good_scan_and_theta_units_override_reconstruct(tmp_path):
+    """The corpus' reference scan is accepted; radians without units pass with the override."""
+    d, f, k, t = _good()
+    h5 = _write(tmp_path / "rad.h5", theta=t, units=None)
+    meta = reconstruct_scan(
+        h5, tmp_path / "r", backend="torch", center=C / 2, chunk_rows=2, theta_units="radians"
+    )
+    ref = _write(tmp_path / "deg.h5")
+    reconstruct_scan(ref, tmp_path / "d", backend="torch", center=C / 2, chunk_rows=2)
+    assert meta["n_slices"] == R
+    np.testing.assert_allclose(read_tiff_stack(tmp_path / "r"), read_tiff_stack(tmp_path / "d"))
+
+
+def test_directory_as_scan(tmp_path):
+    with pytest.raises(DataError, match="is a directory"):
+        reconstruct_scan(tmp_path, tmp_path / "out", backend="torch", center=C / 2)
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ config
+
+
+@pytest.fixture(scope="module")
+def base_config():
+    """config.yaml with the schema's defaults filled in, as the workflow sees it."""
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(cfg, str(SCHEMA))
+    return cfg
+
+
+def _set(cfg: dict, dotted: str, value):
+    node = cfg
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return cfg
+
+
+CONFIG_CASES = {
+    # (dotted key, value, text expected in the message): schema level
+    "unknown_top_key": ("bogus", 1, "unknown config key 'bogus'; valid keys: evaluate"),
+    "unknown_nested_key": ("recon.bogus", 1, "under recon; valid keys: backend, center"),
+    "percentile_above_100": ("preprocess.percentiles", [1, 101], "preprocess.percentiles[1]"),
+    "bad_backend": ("recon.backend", "fast", "recon.backend"),
+    "wrong_type": ("simulate.angles", "many", "simulate.angles"),
+    "bad_theta_units": ("scans.shale.theta_units", "grad", "scans.shale.theta_units"),
+    "empty_run_scans": ("run_scans", [], "run_scans"),
+    # cross-checks
+    "reversed_percentiles": ("preprocess.percentiles", [99, 1], "low < high"),
+    "equal_percentiles": ("preprocess.percentiles", [5, 5], "low < high"),
+    "split_sum": ("preprocess.split", {"train": 0.8, "val": 0.4, "test": 0.3}, "must be 1"),
+    "reversed_slices": ("scans.shale.slices", [20, 10], "scans.shale.slices"),
+    "unknown_run_scan": ("run_scans", ["granite"], "config run_scans"),
+    "unknown_wgan_scan": ("wgan_gp.scans", ["granite"], "config wgan_gp.scans"),
+    "unknown_preset": ("srgan.run_presets", ["exp_z"], "srgan.run_presets"),
+    "hr_size_not_a_size": ("srgan.hr_size", 128, "srgan.hr_size"),
+    "skip_all_slices": ("preprocess.skip_slices", 40, "preprocess.skip_slices"),
+    "cv_folds": ("srgan.cv", {"specimens": ["bone", "shale"], "folds": 3}, "srgan.cv.folds"),
+    "pretrain_over_epochs": ("srgan.train.pretrain_epochs", 31, "pretrain_epochs"),
+    "missing_scan_file": ("scans.mine", {"path": "/nonexistent/x.h5"}, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_bad_config_is_one_line_naming_the_key(base_config, case, tmp_path):
+    key, value, needle = CONFIG_CASES[case]
+    cfg = _set(copy.deepcopy(base_config), key, value)
+    with pytest.raises(ConfigError) as err:
+        config_checks.check_schema(cfg, SCHEMA)
+        config_checks.check_consistency(cfg)
+    msg = str(err.value)
+    assert "\n" not in msg and len(msg) < 400, msg
+    assert needle in msg, msg
+
+
+def test_scan_path_that_is_a_directory(base_config, tmp_path):
+    cfg = _set(copy.deepcopy(base_config), "scans.mine", {"path": str(tmp_path)})
+    with pytest.raises(ConfigError, match="scans.mine.path: .* is a directory"):
+        config_checks.check_consistency(cfg)
+
+
+def test_valid_configs_pass(base_config):
+    config_checks.check_schema(base_config, SCHEMA)
+    config_checks.check_consistency(base_config)
+    tiny = yaml.safe_load((ROOT / "tests/workflow/tiny/config.yaml").read_text())
+    merged = copy.deepcopy(base_config)
+    for k, v in tiny.items():
+        merged[k] = {**merged[k], **v} if isinstance(v, dict) else v
+    config_checks.check_consistency(merged)
+
+
+def test_run_scans_restricts_every_stage(base_config, tmp_path):
+    h5 = tmp_path / "mine.h5"
+    h5.write_bytes(b"")  # existence is what the parse-time check sees
+    cfg = copy.deepcopy(base_config)
+    cfg["scans"]["mine"] = {"path": str(h5), "voxel_um": 1.0}
+    cfg["run_scans"] = ["mine"]
+    config_checks.check_consistency(cfg)
+    config_checks.restrict_to_run_scans(cfg)
+    assert config_checks.select_scans(cfg) == ["mine"]
+    assert cfg["wgan_gp"]["scans"] == [] and cfg["srgan"]["scans"] == []
+    assert config_checks.select_scans(base_config) == ["bone", "shale"]
+
+
+def test_empty_mapping_in_overlay_warns(base_config, tmp_path):
+    overlay = tmp_path / "my.yaml"
+    overlay.write_text("scans: {}\nrecon: {}\nwgan_gp:\n  by_size: {}\n")
+    lines = config_checks.overlay_warnings([overlay], base_config)
+    assert len(lines) == 3
+    assert any("'scans: {}' has no effect" in x and "run_scans" in x for x in lines)
+    assert any("wgan_gp.by_size: {}" in x for x in lines)
+    assert any("'recon: {}'" in x for x in lines)
+    overlay.write_text("recon:\n  chunk_rows: 4\n")
+    assert config_checks.overlay_warnings([overlay], base_config) == []
+
+
+# ------------------------------------------------------------------------------ results
+
+
+def _png_folder(tmp_path: Path) -> Path:
+    from tomosynth.io import atomic_dir
+
+    out = tmp_path / "results" / "png" / "shale" / "16px"
+    with atomic_dir(out) as tmp:
+        for i in range(5):
+            write_png(tmp / f"slice_{i:05d}.png", np.full((16, 16), 40 * i, np.uint8))
+    return out
+
+
+def _tiff_folder(tmp_path: Path) -> Path:
+    from tomosynth.io import atomic_dir, write_tiff_slices
+
+    out = tmp_path / "results" / "recon" / "shale"
+    with atomic_dir(out) as tmp:
+        write_tiff_slices(tmp, np.random.default_rng(0).random((4, 8, 8), dtype=np.float32))
+    return out
+
+
+def _delete(folder: Path) -> str:
+    victim = sorted(folder.glob("slice_*"))[2]
+    victim.unlink()
+    return victim.name
+
+
+def _overwrite(folder: Path) -> str:
+    victim = sorted(folder.glob("slice_*"))[1]
+    data = bytearray(victim.read_bytes())
+    data[-20] ^= 0xFF  # same size, other content (and a newer mtime)
+    victim.write_bytes(bytes(data))
+    return victim.name
+
+
+def _add(folder: Path) -> str:
+    extra = folder / "slice_09999.png"
+    shutil.copy(sorted(folder.glob("slice_*"))[0], extra)
+    return extra.name
+
+
+def _truncate(folder: Path) -> str:
+    victim = sorted(folder.glob("slice_*"))[0]
+    victim.write_bytes(victim.read_bytes()[:10])
+    return victim.name
+
+
+RESULT_CASES = {
+    "png_deleted_list": (_png_folder, _delete, lambda f: list_pngs(f), "missing"),
+    "png_deleted_read": (_png_folder, _delete, lambda f: read_png_stack(f), "missing"),
+    "png_changed": (
+        _png_folder,
+        _overwrite,
+        lambda f: read_png_stack(f, ["slice_00000.png"]),
+        "changed",
+    ),
+    "png_added": (_png_folder, _add, lambda f: list_pngs(f), "not in"),
+    "png_truncated": (_png_folder, _truncate, lambda f: list_slices(f, "png"), "changed"),
+    "tiff_deleted": (_tiff_folder, _delete, lambda f: read_tiff_stack(f), "missing"),
+    "tiff_changed": (_tiff_folder, _overwrite, lambda f: kept_slices(f, 0), "changed"),
+    "tiff_listed": (
+        _tiff_folder,
+        _truncate,
+        lambda f: read_tiff_stack(sorted(f.glob("*.tiff"))),
+        "changed",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESULT_CASES))
+def test_damaged_results_are_named_with_the_fix(tmp_path, case, monkeypatch):
+    monkeypatch.setenv("TOMOSYNTH_RULE", "export_png")
+    make, damage, consume, needle = RESULT_CASES[case]
+    folder = make(tmp_path)
+    consume(folder)  # intact: reads
+    name = damage(folder)
+    with pytest.raises(DataError) as err:
+        consume(folder)
+    msg = str(err.value)
+    assert "\n" not in msg and name in msg and needle in msg, msg
+    assert f"snakemake --forcerun export_png, or delete {folder}" in msg
+
+
+def test_damaged_manifest_itself(tmp_path):
+    folder = _png_folder(tmp_path)
+    (folder / "MANIFEST.json").write_text("{not json")
+    with pytest.raises(DataError, match="unreadable manifest"):
+        list_pngs(folder)
+
+
+def test_manifest_records_names_count_and_sha256(tmp_path):
+    import hashlib
+
+    folder = _png_folder(tmp_path)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    assert manifest["count"] == 5 and sorted(manifest["files"]) == [
+        f"slice_{i:05d}.png" for i in range(5)
+    ]
+    for name, entry in manifest["files"].items():
+        data = (folder / name).read_bytes()
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_verify_command(tmp_path, capsys):
+    from tomosynth.cli import main
+
+    results = tmp_path / "results"
+    png = _png_folder(tmp_path)
+    tiff = _tiff_folder(tmp_path)
+    assert main(["verify", str(results)]) == 0
+    assert "2 folders, 9 files checked (sha256)" in capsys.readouterr().out
+    # a changed file whose size and time were restored is found only by hashing
+    victim = sorted(tiff.glob("*.tiff"))[0]
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 1
+    victim.write_bytes(bytes(data))
+    import os
+
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _delete(png)
+    assert main(["verify", str(results), "--fast"]) == 1
+    out = capsys.readouterr().out
+    assert "1 damaged" in out and "slice_00002.png: missing" in out
+    assert main(["verify", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert "2 damaged" in out and f"{victim}: changed" in out
+    assert main(["verify", str(tmp_path / "absent")]) == 2
+
+
+def test_verify_console_script_is_declared():
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["tomosynth"] == "tomosynth.cli:main"
+
+
+def test_parse_time_warning_names_the_damaged_folder(tmp_path, monkeypatch):
+    from tomosynth.manifest import damaged_warnings
+
+    monkeypatch.setenv("TOMOSYNTH_RULE", "export_png")
+    png = _png_folder(tmp_path)
+    _tiff_folder(tmp_path)
+    assert damaged_warnings(tmp_path / "results") == []
+    name = _delete(png)
+    (line,) = damaged_warnings(tmp_path / "results")
+    assert f"{png} is damaged" in line and name in line and "--forcerun export_png" in line
+    assert damaged_warnings(tmp_path / "absent") == []

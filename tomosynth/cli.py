@@ -1,0 +1,58 @@
+"""``tomosynth`` command line: ``tomosynth verify [results/]`` checks every folder manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tomosynth.manifest import verify_tree
+
+
+def verify(root: Path, fast: bool = False) -> int:
+    """Check every ``MANIFEST.json`` under `root`; print one line per damaged folder.
+
+    Returns the exit status: 0 all intact, 1 damage found, 2 no such folder or no manifest.
+    """
+    if not root.is_dir():
+        print(f"tomosynth verify: {root} is not a folder", file=sys.stderr)
+        return 2
+    manifests, damaged = verify_tree(root, full=not fast)
+    if not manifests:
+        print(f"tomosynth verify: no {root}/**/MANIFEST.json found (nothing to check)")
+        return 2
+    files = 0
+    for m in manifests:
+        import json
+
+        try:
+            files += int(json.loads(m.read_text()).get("count", 0))
+        except (OSError, ValueError):
+            pass
+        problems = damaged.get(m)
+        if problems:
+            print(f"DAMAGED {m.parent}: {len(problems)} problem(s)")
+            for line in problems[:20]:
+                print(f"  {line}")
+            if len(problems) > 20:
+                print(f"  ... and {len(problems) - 20} more")
+    how = "sizes and times" if fast else "sha256"
+    status = f"{len(damaged)} damaged" if damaged else "all intact"
+    print(f"{len(manifests)} folders, {files} files checked ({how}) under {root}: {status}")
+    if damaged:
+        print("regenerate a damaged folder: delete it and run snakemake again")
+    return 1 if damaged else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tomosynth", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("verify", help="check every folder output of a results tree")
+    p.add_argument("root", nargs="?", default="results", type=Path)
+    p.add_argument("--fast", action="store_true", help="sizes and times only, no hashing")
+    args = parser.parse_args(argv)
+    return verify(args.root, fast=args.fast)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Checks of the workflow configuration at parse time, before any job runs.
+
+The JSON schema checks each value on its own; this module adds what it cannot say: a short
+one-line message for schema violations (instead of a dump of schema and config), pairs and
+sums that contradict each other, names that must refer to other entries, the scans to run
+(`run_scans`) and warnings for overlay entries that have no effect. The Snakefile calls
+:func:`check_schema` before Snakemake's own validation and :func:`check_consistency` after it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tomosynth.errors import ConfigError
+
+#: Tolerance of the split-fraction sum.
+SPLIT_SUM_TOL = 1e-6
+
+
+def _key(path: Iterable[Any]) -> str:
+    """Dotted config key of a schema error path: ``preprocess.percentiles[1]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _schema_at(schema: Mapping, path: Iterable[Any]) -> Mapping:
+    """The sub-schema describing the config value at `path` (properties/additionalProperties/items)."""
+    node: Mapping = schema
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {}) if isinstance(node.get("items"), Mapping) else {}
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        elif isinstance(node.get("additionalProperties"), Mapping):
+            node = node["additionalProperties"]
+        else:
+            return {}
+    return node
+
+
+def schema_error_message(error: Any, schema: Mapping) -> str:
+    """One line for a jsonschema ``ValidationError``: the key, the problem, the valid keys."""
+    path = list(error.absolute_path)
+    key = _key(path)
+    where = "".join(f"[{p!r}]" for p in path)
+    if error.validator == "additionalProperties":
+        node = _schema_at(schema, path)
+        unknown = sorted(set(error.instance) - set(node.get("properties", {})))
+        valid = ", ".join(sorted(node.get("properties", {})))
+        bad = ", ".join(repr(k) for k in unknown)
+        at = f" under {key}" if path else ""
+        return f"unknown config key{'s' if len(unknown) > 1 else ''} {bad}{at}; valid keys: {valid}"
+    if error.validator in ("oneOf", "anyOf") and path and path[0] == "scans":
+        return f"config {key}: a scan needs exactly one of builtin or path"
+    message = _short(error.message)
+    desc = _schema_at(schema, path).get("description")
+    hint = f" ({_short(desc, 100)})" if desc else ""
+    return f"config {key}: {message}{hint} [at {where or 'top level'}]"
+
+
+def check_schema(config: Mapping, schema_path: str | os.PathLike) -> None:
+    """Validate `config` against the YAML schema; raise a one-line ConfigError on failure.
+
+    Snakemake's own ``validate`` prints the whole schema and config with the error; this
+    runs first so that a user sees only the key, the problem and, for an unknown key, the
+    valid keys at that level. It does not fill defaults (Snakemake's ``validate`` does).
+    """
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    error = jsonschema.exceptions.best_match(cls(schema).iter_errors(dict(config)))
+    if error is not None:
+        raise ConfigError("Error validating config file: " + schema_error_message(error, schema))
+
+
+def _require_known(names: Iterable[str], known: Iterable[str], key: str, what: str) -> None:
+    missing = [n for n in names if n not in set(known)]
+    if missing:
+        raise ConfigError(f"config {key}: {missing} are not {what} ({sorted(known)})")
+
+
+def check_consistency(config: Mapping) -> None:
+    """Cross-checks the schema cannot express; raise a one-line ConfigError naming the key.
+
+    Run on the merged config with its defaults filled in. Checks: ordered pairs (percentiles,
+    a scan's slice range), split fractions summing to 1, `run_scans` and every stage's scan
+    lists naming configured scans, presets that exist, the SRGAN HR size among the PNG
+    sizes and divisible by its scales, cross-validation folds <= specimens, and SRGAN
+    warm-up epochs <= epochs.
+    """
+    scans = dict(config.get("scans", {}))
+    pre = config.get("preprocess", {})
+    low, high = pre.get("percentiles", [1, 99])
+    if not low < high:
+        raise ConfigError(
+            f"config preprocess.percentiles: [{low}, {high}] must be [low, high] with low < high "
+            "(they are the percentiles of the per-slice minima and maxima)"
+        )
+    split = pre.get("split", {})
+    total = sum(float(v) for v in split.values())
+    if abs(total - 1.0) > SPLIT_SUM_TOL:
+        raise ConfigError(
+            f"config preprocess.split: train + val + test = {total:g}, must be 1 "
+            f"(got {dict(split)}; an unset fraction takes its default 0.8 / 0.1 / 0.1)"
+        )
+    for name, entry in scans.items():
+        sl = entry.get("slices")
+        if sl is not None and not sl[0] < sl[1]:
+            raise ConfigError(
+                f"config scans.{name}.slices: [{sl[0]}, {sl[1]}] must be [start, stop) with "
+                "start < stop"
+            )
+        if "builtin" in entry and entry.get("theta_units") is not None:
+            raise ConfigError(
+                f"config scans.{name}.theta_units: only for scans read from a path (built-in "
+                "scans store their units)"
+            )
+        if "path" in entry and entry.get("binning", 1) != 1:
+            raise ConfigError(f"config scans.{name}.binning: only for built-in scans")
+    run = config.get("run_scans")
+    if run is not None:
+        _require_known(run, scans, "run_scans", "configured scans")
+    selected = select_scans(config)
+    skip = int(pre.get("skip_slices", 0))
+    for name in selected:
+        entry = scans[name]
+        if "path" in entry:
+            scan_path = Path(entry["path"])
+            if scan_path.is_dir():
+                raise ConfigError(
+                    f"config scans.{name}.path: {scan_path} is a directory, not a DXchange .h5 file"
+                )
+            if not scan_path.exists():
+                raise ConfigError(f"config scans.{name}.path: {scan_path} does not exist")
+        if "builtin" in entry:
+            rows = int(config.get("simulate", {}).get("slices", 0))
+            if entry.get("slices") is not None:
+                rows = min(rows, entry["slices"][1]) - entry["slices"][0]
+        elif entry.get("slices") is not None:
+            rows = entry["slices"][1] - entry["slices"][0]
+        else:
+            continue  # known only once the file is read
+        if rows - skip < 1:
+            raise ConfigError(
+                f"config preprocess.skip_slices: {skip} drops all {rows} slices of scan {name!r}"
+            )
+    for key, names in (
+        ("wgan_gp.scans", config.get("wgan_gp", {}).get("scans", [])),
+        ("srgan.scans", config.get("srgan", {}).get("scans", [])),
+        ("srgan.cv.specimens", config.get("srgan", {}).get("cv", {}).get("specimens", [])),
+        ("srgan.lr_scans", list(config.get("srgan", {}).get("lr_scans", {}).values())),
+    ):
+        _require_known(names, scans, key, "configured scans")
+    srgan = config.get("srgan", {})
+    presets = srgan.get("presets", {})
+    if srgan:
+        _require_known(srgan.get("run_presets", []), presets, "srgan.run_presets", "presets")
+        upscale = config.get("upscale", {})
+        if "srgan" in upscale.get("methods", []):
+            _require_known(
+                [upscale.get("srgan_preset")], presets, "upscale.srgan_preset", "presets"
+            )
+        sizes = list(pre.get("sizes", []))
+        uses_srgan = bool(srgan.get("scans")) and bool(srgan.get("run_scales"))
+        hr = srgan.get("hr_size")
+        if uses_srgan and hr not in sizes:
+            raise ConfigError(f"config srgan.hr_size: {hr} is not one of preprocess.sizes {sizes}")
+        for scale in srgan.get("run_scales", []) if uses_srgan else []:
+            if hr % scale:
+                raise ConfigError(
+                    f"config srgan.run_scales: {hr} px (srgan.hr_size) is not divisible by {scale}"
+                )
+        cv = srgan.get("cv", {})
+        n_spec = len(cv.get("specimens", []))
+        if n_spec and not 2 <= cv.get("folds", 2) <= n_spec:
+            raise ConfigError(
+                f"config srgan.cv.folds: {cv.get('folds')} folds for {n_spec} specimens "
+                "(need 2 <= folds <= specimens)"
+            )
+        base = srgan.get("train", {})
+        for name, preset in {"": {}, **presets}.items():
+            train = {**base, **(preset.get("train", {}) or {})}
+            if "epochs" in train and train.get("pretrain_epochs", 0) > train["epochs"]:
+                key = f"srgan.presets.{name}.train" if name else "srgan.train"
+                raise ConfigError(
+                    f"config {key}.pretrain_epochs: {train['pretrain_epochs']} is more than "
+                    f"epochs {train['epochs']}"
+                )
+
+
+def select_scans(config: Mapping) -> list[str]:
+    """Scans the workflow runs: `run_scans` when set, else every configured scan (sorted)."""
+    run = config.get("run_scans")
+    return sorted(config["scans"] if run is None else run)
+
+
+def restrict_to_run_scans(config: dict) -> None:
+    """With `run_scans` set, drop the other scans from the stages' scan lists (in place).
+
+    A user overlay that names only its own scans then needs no edits of `wgan_gp.scans`
+    (default `[shale]`) or `srgan.scans` (default `[bone]`): stages whose scans are all
+    outside `run_scans` produce nothing.
+    """
+    run = config.get("run_scans")
+    if run is None:
+        return
+    keep = set(run)
+    for block in ("wgan_gp", "srgan"):
+        if block in config and "scans" in config[block]:
+            config[block]["scans"] = [s for s in config[block]["scans"] if s in keep]
+    cv = config.get("srgan", {}).get("cv")
+    if cv and cv.get("specimens"):
+        cv["specimens"] = [s for s in cv["specimens"] if s in keep]
+    # The configured scans outside run_scans stay in `scans` (other keys may name them) but
+    # are not run.
+
+
+def overlay_warnings(
+    overlays: Iterable[str | os.PathLike], merged: Mapping, base: str | os.PathLike | None = None
+) -> list[str]:
+    """Warnings for overlay entries that do nothing: an empty mapping (``scans: {}``).
+
+    ``--configfile`` overlays are merged into ``config.yaml`` key by key, so an empty mapping
+    removes nothing. Returns one line per such entry, saying what to do instead.
+    """
+    import yaml
+
+    out = []
+
+    def walk(node: Any, merged_node: Any, prefix: str, path: str) -> None:
+        if not isinstance(node, Mapping):
+            return
+        for key, value in node.items():
+            key_path = f"{prefix}.{key}" if prefix else str(key)
+            sub = merged_node.get(key) if isinstance(merged_node, Mapping) else None
+            if isinstance(value, Mapping) and not value and sub:
+                instead = (
+                    "set run_scans: [your scans] to run only those"
+                    if key_path == "scans"
+                    else "set the keys to change inside it"
+                )
+                out.append(
+                    f"warning: {path}: '{key_path}: {{}}' has no effect (--configfile merges "
+                    f"into config.yaml, it does not replace it); {instead}"
+                )
+            else:
+                walk(value, sub, key_path, path)
+
+    for path in overlays:
+        p = Path(path)
+        if base is not None and p.resolve() == Path(base).resolve():
+            continue
+        try:
+            data = yaml.safe_load(p.read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # Snakemake reports unreadable config files itself
+        walk(data, merged, "", str(path))
+    return out
+
+
+__all__ = [
+    "check_consistency",
+    "check_schema",
+    "overlay_warnings",
+    "restrict_to_run_scans",
+    "schema_error_message",
+    "select_scans",
+]
