@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tomosynth.io import write_dxchange
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -75,7 +77,13 @@ def test_empty_scans_overlay_warns_and_run_scans_selects(work, tmp_path):
     assert proc.returncode == 0
     assert "'scans: {}' has no effect" in proc.stderr and "run_scans" in proc.stderr
     scan = tmp_path / "mine.h5"
-    scan.write_bytes(b"placeholder")
+    write_dxchange(  # job sizes read its header at parse time
+        scan,
+        np.full((12, 4, 16), 2000, np.uint16),
+        np.full((2, 4, 16), 4000, np.uint16),
+        np.full((2, 4, 16), 100, np.uint16),
+        np.linspace(0, np.pi, 12, endpoint=False),
+    )
     (work / "mine.yaml").write_text(f"scans:\n  mine: {{path: {scan}}}\nrun_scans: [mine]\n")
     proc = snakemake(work, "-n", "--configfile", "tiny.yaml", "mine.yaml")
     assert proc.returncode == 0, proc.stderr[-2000:]

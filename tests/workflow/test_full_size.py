@@ -62,7 +62,7 @@ def expected_sizes() -> dict[str, dict]:
         }
     # reconstruct (recon defaults: backend auto, device auto -> gpu=1, chunk_rows 16,
     # memory_budget_mb 128): 1.5 x (stated chunk bound + raw chunk + 1 GB libraries + 1 GB
-    # CUDA), and 1.5 x (slices x the assumed GPU rate, ~1 s per 2048/1500 slice, + one read at 50 MB/s)
+    # CUDA), and 1.5 x (slices x the assumed GPU rate, ~0.33 s per 2048/1500 slice, + one read at 50 MB/s)
     from tomosynth.recon import recon_memory_bound_mb
 
     frames, rows = ANGLES + 20 + 20, SLICES[1] - SLICES[0]
@@ -71,7 +71,7 @@ def expected_sizes() -> dict[str, dict]:
     out["reconstruct"] = {
         "mem_mb": max(2000, math.ceil(1.5 * mb / 100.0) * 100),
         "runtime": math.ceil(
-            1.5 * (rows * 1.6e-10 * ANGLES * COLS**2 + 2 * frames * rows * COLS / 50e6) / 60
+            1.5 * (rows * 5.2e-11 * ANGLES * COLS**2 + 2 * frames * rows * COLS / 50e6) / 60
         )
         + 10,
     }

@@ -122,15 +122,16 @@ def get_recon_mem_mb(wildcards, input):
 # Seconds per slice per (angle x column^2), measured on a 2-core machine at 2048 columns /
 # 1,500 angles, one thread (benchmarks/bench_recon.py, README): fourier ~3.2 slices/s
 # (5.2e-11), torch FBP 0.13 slices/s (1.2e-9), astra 0.011 slices/s (1.5e-8); tomopy
-# gridrec 4.55 slices/s (3.5e-11, issue-tracker measurement). On a GPU: assumed 1 s per
-# such slice (1.6e-10; not measured yet). Reading: 50 MB/s of uncompressed counts.
+# gridrec 4.55 slices/s (3.5e-11, issue-tracker measurement). On a GPU: not measured yet;
+# assumed no faster than the fourier backend on one CPU thread (operation counts suggest
+# ~0.01 s per such slice). Reading: 50 MB/s of uncompressed counts.
 RECON_SECONDS_PER_ANGLE_PIXEL2 = {
     "fourier": 5.2e-11,
     "auto": 5.2e-11,
     "torch": 1.2e-9,
     "astra": 1.5e-8,
     "tomopy": 3.5e-11,
-    "gpu": 1.6e-10,
+    "gpu": 5.2e-11,
 }
 RECON_READ_BYTES_PER_S = 50e6
 
