@@ -1,10 +1,13 @@
 """Shared training plumbing: device, seeds, RNG state, atomic checkpoints, stop signals,
-wall-clock budget and the per-epoch CSV log."""
+wall-clock budget, the per-epoch CSV log and the resume policy (:class:`ResumableRun`)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import json
+import math
 import os
 import platform
 import random
@@ -12,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -427,3 +431,166 @@ def package_versions() -> dict:
         "cuda": None if cuda is None else str(cuda),
         "tomosynth": str(tomosynth.__version__),
     }
+
+
+# --- resume policy ---------------------------------------------------------------------------
+def data_digest(*arrays: np.ndarray, algorithm: str = "sha256") -> str:
+    """Hex digest of the raw bytes of `arrays`, in order (C order, their own dtypes).
+
+    Identifies the training data a checkpoint was trained on: any changed pixel, image or
+    order changes it.
+    """
+    h = hashlib.new(algorithm)
+    for arr in arrays:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def config_digest(config: dict[str, Any], ignore: frozenset[str] | set[str] = frozenset()) -> str:
+    """SHA-256 of a run config without the keys in `ignore` (canonical JSON, sorted keys)."""
+    kept = {k: v for k, v in config.items() if k not in ignore}
+    text = json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a ``latest.pt`` says about the run that wrote it (each trainer reads its own keys).
+
+    Attributes
+    ----------
+    kind : str or None
+        Trainer that wrote it (``"wgan_gp"``, ``"srcnn"``, ``"srgan"``).
+    config : dict
+        Its full run config (limits and device included).
+    data_digest : str or None
+        Digest of its training data; None for a checkpoint that did not record one.
+    finished : bool
+        Training ended (budget, epoch cap or early stopping), not interrupted.
+    epoch : int
+        Completed epochs.
+    passed_s : float
+        Budget seconds spent at the last budget check after which it kept training
+        (0 if none): a run with a budget at or below this would have stopped earlier.
+    """
+
+    kind: str | None
+    config: dict[str, Any]
+    data_digest: str | None
+    finished: bool
+    epoch: int
+    passed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ResumeDecision:
+    """What to do with an existing ``latest.pt``, and why (one line for the log).
+
+    ``action`` is ``"fresh"`` (no checkpoint), ``"resume"``, ``"republish"`` (a finished
+    training of this exact run: publish its outputs again, train nothing) or
+    ``"start_over"`` (discard it).
+    """
+
+    action: str
+    reason: str
+
+    @property
+    def resume(self) -> bool:
+        return self.action == "resume"
+
+    @property
+    def republish(self) -> bool:
+        return self.action == "republish"
+
+    @property
+    def start_over(self) -> bool:
+        return self.action == "start_over"
+
+
+@dataclass(frozen=True)
+class ResumableRun:
+    """The identity of one training run and the one policy for an existing ``latest.pt``.
+
+    A checkpoint is resumed when it was written by the same trainer on the same data with
+    the same settings, except keys in `resumable_keys` (device, budget, epoch cap, checkpoint
+    cadence: they change how long or where a run trains, not what an epoch computes), and
+    only if a run under the current limits would have reached it too (training cannot be
+    undone). A finished checkpoint whose settings match up to `republish_ignores` (the
+    device) is published again without training: Snakemake reruns a job whose outputs it
+    deleted after an interrupt, and the budget already spent must not be spent again.
+
+    Parameters
+    ----------
+    kind : str
+        Trainer name stored in its checkpoints.
+    config : dict
+        The full run config of this run (plain data).
+    data_digest : str
+        Digest of this run's training data (:func:`data_digest`).
+    max_epochs : float
+        Epoch cap of this run (``math.inf`` for none).
+    budget_s : float
+        Wall-clock budget of this run in seconds (``math.inf`` for none).
+    resumable_keys : frozenset of str
+        Config keys that may differ between a checkpoint and the run resuming it.
+    republish_ignores : frozenset of str
+        Config keys that may differ for a finished checkpoint to be published again.
+    continue_finished : bool
+        Whether a finished checkpoint whose only differences are in `resumable_keys` (a raised
+        cap or budget) is continued; if False such a checkpoint is trained again from scratch.
+    """
+
+    kind: str
+    config: dict[str, Any]
+    data_digest: str
+    max_epochs: float = math.inf
+    budget_s: float = math.inf
+    resumable_keys: frozenset[str] = frozenset({"device"})
+    republish_ignores: frozenset[str] = frozenset({"device"})
+    continue_finished: bool = False
+
+    def config_digest(self) -> str:
+        """Digest of the settings that define what is trained (resumable keys left out)."""
+        return config_digest(self.config, self.resumable_keys)
+
+    def _differing(self, old: dict[str, Any], ignore: frozenset[str]) -> list[str]:
+        keys = (set(old) | set(self.config)) - ignore
+        return sorted(k for k in keys if old.get(k) != self.config.get(k))
+
+    def decide(self, record: RunRecord | None) -> ResumeDecision:
+        """Resume, republish or start over for the checkpoint described by `record`."""
+        if record is None:
+            return ResumeDecision("fresh", "no checkpoint")
+        if record.kind != self.kind:
+            return ResumeDecision("start_over", f"it is a {record.kind!r} checkpoint")
+        if record.data_digest is None:
+            return ResumeDecision("start_over", "it does not record its training data")
+        if record.data_digest != self.data_digest:
+            return ResumeDecision("start_over", "the training images changed")
+        if record.finished:
+            if not self._differing(record.config, self.republish_ignores):
+                return ResumeDecision(
+                    "republish",
+                    f"it is a finished training ({record.epoch} epochs) of the same data "
+                    "and settings",
+                )
+            if not self.continue_finished:
+                diff = self._differing(record.config, self.republish_ignores)
+                return ResumeDecision(
+                    "start_over", f"it is a finished training with other settings ({diff})"
+                )
+        diff = self._differing(record.config, self.resumable_keys)
+        if diff:
+            return ResumeDecision("start_over", f"trained with another config: {diff} differ")
+        if record.epoch > self.max_epochs:
+            return ResumeDecision(
+                "start_over", f"it has {record.epoch} epochs, more than the cap {self.max_epochs}"
+            )
+        if record.passed_s >= self.budget_s:
+            return ResumeDecision(
+                "start_over",
+                f"it trained past the budget of {self.budget_s / 60:g} min "
+                f"({record.passed_s:.1f} s spent)",
+            )
+        state = "finished" if record.finished else "interrupted"
+        return ResumeDecision("resume", f"{state} at epoch {record.epoch}, same data and settings")

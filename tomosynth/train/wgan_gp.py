@@ -19,7 +19,6 @@ Files in a model folder ``out_dir``:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import shutil
@@ -40,8 +39,12 @@ from tomosynth.models.wgan_gp import Generator, WganGpConfig, build_models
 from tomosynth.train.common import (
     Budget,
     CsvLog,
+    ResumableRun,
+    ResumeDecision,
+    RunRecord,
     StopRequested,
     StopSignal,
+    data_digest,
     device_name,
     load_checkpoint,
     package_versions,
@@ -67,6 +70,8 @@ LOG_FIELDS = [
 RESUMABLE_CHANGES = frozenset(
     {"device", "budget_minutes", "max_epochs", "checkpoint_every", "checkpoint_minutes"}
 )
+#: Keys that may differ for a finished ``latest.pt`` to be published again without training.
+REPUBLISH_IGNORES = frozenset({"device", "checkpoint_every"})
 
 
 @dataclass
@@ -268,48 +273,44 @@ class _Trainer:
             "versions": package_versions(),
         }
 
+    def resumable_run(self) -> ResumableRun:
+        """This run's identity for the resume policy (the model config counts as a setting)."""
+        return ResumableRun(
+            kind="wgan_gp",
+            config={**self.cfg.to_dict(), "model_config": self.model_cfg.to_dict()},
+            data_digest=self.data_sha256,
+            max_epochs=self.cfg.max_epochs,
+            budget_s=self.cfg.budget_minutes * 60,
+            resumable_keys=RESUMABLE_CHANGES,
+            # Only the device may differ for a finished run to be published again: any other
+            # difference (budget and epoch cap included) trains again.
+            republish_ignores=REPUBLISH_IGNORES,
+            continue_finished=False,
+        )
+
+    @staticmethod
+    def record(ckpt: dict) -> RunRecord:
+        """What `ckpt` says about its run; the budget checks passed are read from its log."""
+        log = ckpt.get("log") or []
+        # A checkpoint at an epoch end has not passed the budget check of its last row yet.
+        done = log if ckpt.get("perm") is not None else log[:-1]
+        return RunRecord(
+            kind=ckpt.get("kind"),
+            config={**ckpt.get("run_config", {}), "model_config": ckpt.get("model_config")},
+            data_digest=ckpt.get("data_sha256"),
+            finished=bool(ckpt.get("finished")),
+            epoch=int(ckpt.get("epoch", 0)),
+            passed_s=max((float(r["wall_s"]) for r in done), default=0.0),
+        )
+
+    def decide(self, ckpt: dict | None) -> ResumeDecision:
+        """Resume, republish or start over from `ckpt` (a ``latest.pt``), with the reason."""
+        return self.resumable_run().decide(None if ckpt is None else self.record(ckpt))
+
     def compatible(self, ckpt: dict) -> str | None:
         """Why `ckpt` cannot be resumed by this run (None if it can)."""
-        if ckpt.get("kind") != "wgan_gp":
-            return f"kind {ckpt.get('kind')!r}"
-        if ckpt.get("finished"):
-            # Snakemake reruns a finished job because something changed (code, input, a
-            # forced rerun): that means train again, not re-publish the old weights.
-            return "it is a finished training"
-        if ckpt.get("data_sha256") != self.data_sha256:
-            return "the training images changed"
-        if ckpt.get("model_config") != self.model_cfg.to_dict():
-            return f"model config {ckpt.get('model_config')} != {self.model_cfg.to_dict()}"
-        old = {k: v for k, v in ckpt.get("run_config", {}).items() if k not in RESUMABLE_CHANGES}
-        new = {k: v for k, v in self.cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
-        if old != new:
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            return f"run config differs in {diff}"
-        # Another budget or epoch cap may continue the run only if a run with the new limits
-        # would have reached the checkpoint too (training cannot be undone).
-        if ckpt["epoch"] > self.cfg.max_epochs:
-            return f"it has {ckpt['epoch']} epochs, more than max_epochs {self.cfg.max_epochs}"
-        done = ckpt["log"] if ckpt["perm"] is not None else ckpt["log"][:-1]
-        if any(row["wall_s"] >= self.cfg.budget_minutes * 60 for row in done):
-            return f"it trained past budget_minutes {self.cfg.budget_minutes}"
-        return None
-
-    def same_finished_run(self, ckpt: dict) -> bool:
-        """True if `ckpt` is a finished training of exactly this run (data and settings).
-
-        Only the device may differ: it does not change what was trained. Any other
-        difference (budget and epoch cap included) trains again.
-        """
-        if ckpt.get("kind") != "wgan_gp" or not ckpt.get("finished"):
-            return False
-        if ckpt.get("data_sha256") != self.data_sha256:
-            return False
-        if ckpt.get("model_config") != self.model_cfg.to_dict():
-            return False
-        ignore = {"device", "checkpoint_every"}
-        old = {k: v for k, v in ckpt.get("run_config", {}).items() if k not in ignore}
-        new = {k: v for k, v in self.cfg.to_dict().items() if k not in ignore}
-        return old == new
+        decision = self.decide(ckpt)
+        return None if decision.resume else decision.reason
 
     def restore(self, ckpt: dict) -> None:
         self.gen.load_state_dict(ckpt["generator"], strict=True)
@@ -486,22 +487,21 @@ def train_wgan_gp(
     live = out / "progress_live"
     stack = load_train_images(png_dir, split_json)
     images = to_model_range(stack)
-    trainer = _Trainer(images, out, cfg, hashlib.sha256(stack.tobytes()).hexdigest())
+    trainer = _Trainer(images, out, cfg, data_digest(stack))
 
     ckpt = load_checkpoint(latest, map_location="cpu")
-    if ckpt is not None and trainer.same_finished_run(ckpt):
+    decision = trainer.decide(ckpt)
+    if decision.republish:
         return _republish(ckpt, out)
-    if ckpt is not None:
-        reason = trainer.compatible(ckpt)
-        if reason is None:
-            trainer.restore(ckpt)
-            print(
-                f"resuming {latest} at epoch {trainer.epoch}, {trainer.spent_s:.1f} s spent",
-                file=sys.stderr,
-            )
-        else:
-            print(f"not resuming {latest}: {reason}; starting over", file=sys.stderr)
-            ckpt = None
+    if decision.resume:
+        trainer.restore(ckpt)
+        print(
+            f"resuming {latest} at epoch {trainer.epoch}, {trainer.spent_s:.1f} s spent",
+            file=sys.stderr,
+        )
+    elif decision.start_over:
+        print(f"not resuming {latest}: {decision.reason}; starting over", file=sys.stderr)
+        ckpt = None
     if ckpt is None:
         for stale in (latest, final, out / "log.csv"):
             stale.unlink(missing_ok=True)
