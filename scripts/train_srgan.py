@@ -38,7 +38,7 @@ for hr_folder, split_json, lr_folder, stride in zip(
         hrs.append(hr)
         lrs.append(lr)
 
-cfg = SRGANTrainConfig(**params["config"])
+cfg = SRGANTrainConfig.from_dict(params["config"])
 out_dir = Path(snakemake.output.model).parent
 try:
     result = train_srgan(

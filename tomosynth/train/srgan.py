@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_dir, read_json
+from tomosynth.io import atomic_dir, atomic_file, read_json
 from tomosynth.losses import (
     l1_content,
     lsgan_discriminator_loss,
@@ -47,8 +47,12 @@ from tomosynth.sr_data import (
 from tomosynth.train.common import (
     Budget,
     CsvLog,
+    ResumableRun,
+    ResumeDecision,
+    RunRecord,
     StopRequested,
     StopSignal,
+    data_digest,
     load_checkpoint,
     package_versions,
     rng_state,
@@ -73,6 +77,9 @@ LOG_FIELDS = [
     "val_ssim",
     "bicubic_psnr",
 ]
+
+#: Settings that may change between a ``latest.pt`` and the run resuming it.
+RESUMABLE_CHANGES = frozenset({"device", "budget_minutes", "epochs"})
 
 
 @dataclass
@@ -143,6 +150,23 @@ class SRGANTrainConfig:
             raise ConfigError(
                 f"srgan train.patch_size {self.patch_size} is not a multiple of the scale {self.scale}"
             )
+
+    @classmethod
+    def from_dict(cls, cfg: dict) -> SRGANTrainConfig:
+        """Build from a config mapping; unknown keys and bad values raise ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ConfigError(f"srgan train: unknown keys {unknown}; known: {sorted(known)}")
+        if "scale" not in cfg:
+            raise ConfigError("srgan train: 'scale' is required")
+        return cls(**cfg)
+
+    def to_dict(self) -> dict:
+        """Plain-data form stored in checkpoints (``betas`` as a list)."""
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(**{**self.generator, "scale": self.scale})
@@ -309,6 +333,211 @@ def _validate(
     )
 
 
+class _SRGANRun:
+    """One training run of :func:`train_srgan`: data, trainer, best epoch, log and budget.
+
+    Files: ``latest.pt`` (resume state, with the log rows and a copy of ``best.pt``),
+    ``best.pt`` (the best epoch's generator) and ``log.csv`` (rebuilt from ``latest.pt``).
+    """
+
+    def __init__(
+        self,
+        data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        out_dir: Path,
+        cfg: SRGANTrainConfig,
+        extra_meta: dict | None,
+    ) -> None:
+        self.train_hr, self.train_lr, self.val_hr, self.val_lr = data
+        self.out_dir = out_dir
+        self.latest_path, self.best_path = out_dir / "latest.pt", out_dir / "best.pt"
+        self.log_path = out_dir / "log.csv"
+        self.cfg = cfg
+        self.device = select_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.trainer = SRGANTrainer(cfg, self.device)
+        self.data_sha256 = data_digest(*data)
+        self.meta = {
+            "config": cfg.to_dict(),
+            "generator_config": asdict(self.trainer.gcfg),
+            "seed": cfg.seed,
+            "device": str(self.device),  # the device used, not the configured preference
+            "versions": package_versions(),
+            **(extra_meta or {}),
+        }
+        self.epoch = 0  # completed epochs
+        self.best_psnr, self.best_epoch = -math.inf, 0
+        self.best: dict | None = None
+        self.spent_s = 0.0
+        self.passed_s = 0.0  # budget spent at the last budget check that let training go on
+        self.log_rows: list[dict] = []
+        self.stopped_by_budget = False
+
+    # -- resume policy -----------------------------------------------------------------------
+    def resumable_run(self) -> ResumableRun:
+        return ResumableRun(
+            kind="srgan",
+            config=self.cfg.to_dict(),
+            data_digest=self.data_sha256,
+            max_epochs=self.cfg.epochs,
+            budget_s=self.cfg.budget_minutes * 60,
+            resumable_keys=RESUMABLE_CHANGES,
+            republish_ignores=frozenset({"device"}),
+            continue_finished=True,  # a raised epoch count or budget continues the run
+        )
+
+    @staticmethod
+    def record(ckpt: dict) -> RunRecord:
+        """What `ckpt` says about its run (older checkpoints recorded no data: start over)."""
+        return RunRecord(
+            kind=ckpt.get("kind", "srgan"),
+            config=ckpt.get("config", {}),
+            data_digest=ckpt.get("data_sha256"),
+            finished=bool(ckpt.get("finished")),
+            epoch=int(ckpt.get("epoch", 0)),
+            passed_s=float(ckpt.get("passed_s", 0.0)),
+        )
+
+    def decide(self, ckpt: dict | None) -> ResumeDecision:
+        return self.resumable_run().decide(None if ckpt is None else self.record(ckpt))
+
+    def restore(self, ckpt: dict) -> None:
+        self.trainer.load_state(ckpt["model"])
+        set_rng_state(ckpt["rng"])
+        self.epoch = int(ckpt["epoch"])
+        self.best_psnr, self.best_epoch = ckpt["best_psnr"], ckpt["best_epoch"]
+        self.spent_s = float(ckpt["elapsed_s"])
+        self.passed_s = float(ckpt.get("passed_s", 0.0))
+        self.best = ckpt["best"]
+        self.log_rows = list(ckpt.get("log", []))
+
+    def discard(self) -> None:
+        for stale in (self.latest_path, self.best_path, self.log_path):
+            stale.unlink(missing_ok=True)
+
+    def write_log(self) -> CsvLog:
+        """``log.csv`` rebuilt from the rows of the checkpoint (a deleted output comes back)."""
+        with atomic_file(self.log_path) as tmp:
+            tmp_log = CsvLog(tmp, LOG_FIELDS)
+            for row in self.log_rows:
+                tmp_log.append(row)
+        return CsvLog(self.log_path, LOG_FIELDS)
+
+    def result(self) -> dict:
+        return {
+            "best_epoch": self.best_epoch,
+            "best_psnr": self.best_psnr,
+            "epochs_done": self.epoch,
+            "stopped_by_budget": self.stopped_by_budget,
+        }
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def run_epoch(self, budget: Budget) -> dict:
+        """Train epoch ``self.epoch + 1`` and validate it; returns its log row."""
+        cfg = self.cfg
+        epoch = self.epoch + 1
+        adversarial = epoch > cfg.pretrain_epochs
+        # Sampling is seeded by (seed, epoch), so a resumed run draws the same patches.
+        rng = np.random.default_rng([cfg.seed, epoch])
+        n = len(self.train_hr)
+        order = np.concatenate([rng.permutation(n) for _ in range(cfg.patches_per_image)])
+        sums: dict[str, float] = {}
+        self.trainer.generator.train()
+        self.trainer.discriminators.train()
+        n_batches = 0
+        for s in range(0, len(order), cfg.batch_size):
+            hr_b, lr_b = sample_patches(
+                self.train_hr,
+                self.train_lr,
+                cfg.scale,
+                cfg.patch_size,
+                rng,
+                order[s : s + cfg.batch_size],
+                cfg.augment,
+            )
+            losses = self.trainer.step(
+                torch.from_numpy(lr_b).to(self.device),
+                torch.from_numpy(hr_b).to(self.device),
+                adversarial,
+            )
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_batches += 1
+        val_psnr, val_ssim, bic_psnr = _validate(self.trainer, self.val_hr, self.val_lr)
+        self.epoch = epoch
+        row = {
+            "epoch": epoch,
+            "phase": "adversarial" if adversarial else "pretrain",
+            "elapsed_s": round(budget.elapsed(), 3),
+            **{k: v / n_batches for k, v in sums.items()},
+            "val_psnr": val_psnr,
+            "val_ssim": val_ssim,
+            "bicubic_psnr": bic_psnr,
+        }
+        self.log_rows.append(row)
+        return row
+
+    def keep_if_best(self, row: dict) -> None:
+        """Make the epoch just trained ``best.pt`` if its validation PSNR is the highest."""
+        if row["val_psnr"] > self.best_psnr:
+            self.best_psnr, self.best_epoch = row["val_psnr"], row["epoch"]
+            self.best = {
+                **self.meta,
+                "kind": "srgan_generator",
+                # a copy: a state dict references the live parameters, which later
+                # epochs keep changing
+                "generator": _cpu_copy(self.trainer.generator.state_dict()),
+                "scale": self.cfg.scale,
+                "epoch": row["epoch"],
+                "val_psnr": row["val_psnr"],
+                "val_ssim": row["val_ssim"],
+            }
+            save_checkpoint(self.best_path, self.best)
+
+    def finished(self, budget: Budget) -> bool:
+        """The epoch count is reached or the budget spent (checked after every epoch)."""
+        if self.epoch >= self.cfg.epochs:
+            return True
+        elapsed = budget.elapsed()
+        if elapsed >= self.cfg.budget_minutes * 60:
+            log.info(
+                "%s: budget of %.1f min spent after epoch %d",
+                self.out_dir,
+                self.cfg.budget_minutes,
+                self.epoch,
+            )
+            self.stopped_by_budget = True
+            return True
+        self.passed_s = elapsed
+        return False
+
+    def save_latest(self, budget: Budget, finished: bool) -> None:
+        save_checkpoint(
+            self.latest_path,
+            {
+                **self.meta,
+                "kind": "srgan",
+                "model": self.trainer.state(),
+                "rng": rng_state(),
+                "epoch": self.epoch,
+                "best_psnr": self.best_psnr,
+                "best_epoch": self.best_epoch,
+                # a copy of best.pt, so that best.pt can be restored if a workflow
+                # manager deleted it before a resumed run
+                "best": self.best,
+                "elapsed_s": budget.elapsed(),
+                "passed_s": self.passed_s,
+                "data_sha256": self.data_sha256,
+                "finished": finished,
+                "log": list(self.log_rows),
+                "result": self.result(),
+            },
+        )
+
+    def publish_best(self) -> None:
+        if self.best is not None and not self.best_path.exists():
+            save_checkpoint(self.best_path, self.best)
+
+
 def train_srgan(
     train_hr: np.ndarray,
     train_lr: np.ndarray,
@@ -329,7 +558,10 @@ def train_srgan(
     train_lr, val_lr : np.ndarray
         Matching LR images ``(N, H/r, W/r)``.
     out_dir : path
-        Model folder. An existing ``latest.pt`` there is resumed (same config required).
+        Model folder. An existing ``latest.pt`` there is resumed if it was trained on the same
+        images with the same settings (device, epochs and budget may differ); a finished one
+        of the same images and settings is published again without training
+        (:class:`~tomosynth.train.common.ResumableRun`).
     cfg : SRGANTrainConfig
     stop : StopSignal, optional
         Checked after every epoch; when set, ``latest.pt`` is saved and
@@ -337,8 +569,9 @@ def train_srgan(
     extra_meta : dict, optional
         Provenance stored in the checkpoints (scan, preset, fold, training specimens...).
     restart_on_mismatch : bool
-        A ``latest.pt`` of another config is an error (default) or, if True, discarded with
-        its log and training starts afresh (a workflow rerun after a parameter change).
+        A ``latest.pt`` that cannot be resumed (other config or other images) is an error
+        (default) or, if True, discarded with its log and training starts afresh (a workflow
+        rerun after a parameter or data change).
 
     Returns
     -------
@@ -354,141 +587,51 @@ def train_srgan(
             raise DataError(
                 f"{out_dir}: {name} LR {lr.shape[-2:]} is not HR {hr.shape[-2:]} / {cfg.scale}"
             )
-    device = select_device(cfg.device)
-    seed_everything(cfg.seed)
-    trainer = SRGANTrainer(cfg, device)
-    run_config = asdict(cfg)
-    run_config["betas"] = list(cfg.betas)
-    meta = {
-        "config": run_config,
-        "generator_config": asdict(trainer.gcfg),
-        "seed": cfg.seed,
-        "device": str(trainer.device),  # the device used, not the configured preference
-        "versions": package_versions(),
-        **(extra_meta or {}),
-    }
-
-    latest_path, best_path = out_dir / "latest.pt", out_dir / "best.pt"
-    start_epoch, best_psnr, best_epoch, spent = 0, -math.inf, 0, 0.0
-    best: dict | None = None
-    state = load_checkpoint(latest_path)
-    if state is not None and state["config"] != run_config:
+    run = _SRGANRun((train_hr, train_lr, val_hr, val_lr), out_dir, cfg, extra_meta)
+    ckpt = load_checkpoint(run.latest_path)
+    decision = run.decide(ckpt)
+    if decision.start_over:
         if not restart_on_mismatch:
             raise ConfigError(
-                f"{latest_path}: checkpoint was trained with another config; delete it to restart"
+                f"{run.latest_path}: cannot resume, {decision.reason}; delete it to restart"
             )
-        log.warning("%s: trained with another config, starting afresh", latest_path)
-        for stale in (latest_path, best_path, out_dir / "log.csv"):
-            stale.unlink(missing_ok=True)
-        state = None
-    if state is not None:
-        trainer.load_state(state["model"])
-        set_rng_state(state["rng"])
-        start_epoch, best_psnr, best_epoch = state["epoch"], state["best_psnr"], state["best_epoch"]
-        spent = state["elapsed_s"]
-        best = state["best"]
-        log.info("resuming %s at epoch %d", out_dir, start_epoch)
-    csv_log = CsvLog(out_dir / "log.csv", LOG_FIELDS)
-    csv_log.truncate_after(start_epoch)
-    budget = Budget(cfg.budget_minutes, spent_s=spent)
+        log.warning("%s: %s; starting afresh", run.latest_path, decision.reason)
+        run.discard()
+    elif decision.republish:
+        run.restore(ckpt)
+        run.stopped_by_budget = bool(ckpt.get("result", {}).get("stopped_by_budget"))
+        run.write_log()
+        run.publish_best()
+        log.warning(
+            "%s: %s; published best.pt and log.csv again without retraining "
+            "(delete latest.pt to train from scratch)",
+            run.latest_path,
+            decision.reason,
+        )
+        return dict(ckpt["result"])
+    elif decision.resume:
+        run.restore(ckpt)
+        log.info("resuming %s: %s", out_dir, decision.reason)
+    csv_log = run.write_log()
+    budget = Budget(cfg.budget_minutes, spent_s=run.spent_s)
     stop = stop or StopSignal()
-    stopped_by_budget = False
-    n = len(train_hr)
-    epoch = start_epoch
+    finished = run.epoch >= cfg.epochs
     with stop:
-        for epoch in tqdm(
-            range(start_epoch + 1, cfg.epochs + 1),
-            desc="srgan",
-            unit="epoch",
-            initial=start_epoch,
-            total=cfg.epochs,
-        ):
-            adversarial = epoch > cfg.pretrain_epochs
-            # Sampling is seeded by (seed, epoch), so a resumed run draws the same patches.
-            rng = np.random.default_rng([cfg.seed, epoch])
-            order = np.concatenate([rng.permutation(n) for _ in range(cfg.patches_per_image)])
-            sums: dict[str, float] = {}
-            trainer.generator.train()
-            trainer.discriminators.train()
-            n_batches = 0
-            for s in range(0, len(order), cfg.batch_size):
-                hr_b, lr_b = sample_patches(
-                    train_hr,
-                    train_lr,
-                    cfg.scale,
-                    cfg.patch_size,
-                    rng,
-                    order[s : s + cfg.batch_size],
-                    cfg.augment,
-                )
-                losses = trainer.step(
-                    torch.from_numpy(lr_b).to(device),
-                    torch.from_numpy(hr_b).to(device),
-                    adversarial,
-                )
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_batches += 1
-            val_psnr, val_ssim, bic_psnr = _validate(trainer, val_hr, val_lr)
-            csv_log.append(
-                {
-                    "epoch": epoch,
-                    "phase": "adversarial" if adversarial else "pretrain",
-                    "elapsed_s": round(budget.elapsed(), 3),
-                    **{k: v / n_batches for k, v in sums.items()},
-                    "val_psnr": val_psnr,
-                    "val_ssim": val_ssim,
-                    "bicubic_psnr": bic_psnr,
-                }
-            )
-            if val_psnr > best_psnr:
-                best_psnr, best_epoch = val_psnr, epoch
-                best = {
-                    **meta,
-                    "kind": "srgan_generator",
-                    # a copy: a state dict references the live parameters, which later
-                    # epochs keep changing
-                    "generator": _cpu_copy(trainer.generator.state_dict()),
-                    "scale": cfg.scale,
-                    "epoch": epoch,
-                    "val_psnr": val_psnr,
-                    "val_ssim": val_ssim,
-                }
-                save_checkpoint(best_path, best)
-            save_checkpoint(
-                latest_path,
-                {
-                    **meta,
-                    "model": trainer.state(),
-                    "rng": rng_state(),
-                    "epoch": epoch,
-                    "best_psnr": best_psnr,
-                    "best_epoch": best_epoch,
-                    # a copy of best.pt, so that best.pt can be restored if a workflow
-                    # manager deleted it before a resumed run
-                    "best": best,
-                    "elapsed_s": budget.elapsed(),
-                },
-            )
-            if stop.requested:
-                raise StopRequested(f"{out_dir}: stopped after epoch {epoch}", stop.signum)
-            if budget.exhausted() and epoch < cfg.epochs:
-                log.info(
-                    "%s: budget of %.1f min spent after epoch %d",
-                    out_dir,
-                    cfg.budget_minutes,
-                    epoch,
-                )
-                stopped_by_budget = True
-                break
-    if best is not None and not best_path.exists():
-        save_checkpoint(best_path, best)
-    return {
-        "best_epoch": best_epoch,
-        "best_psnr": best_psnr,
-        "epochs_done": epoch,
-        "stopped_by_budget": stopped_by_budget,
-    }
+        bar = tqdm(desc="srgan", unit="epoch", initial=run.epoch, total=cfg.epochs)
+        while not finished:
+            row = run.run_epoch(budget)
+            csv_log.append(row)
+            run.keep_if_best(row)
+            finished = run.finished(budget)
+            run.save_latest(budget, finished)
+            bar.update(1)
+            if stop.requested and not finished:
+                bar.close()
+                raise StopRequested(f"{out_dir}: stopped after epoch {run.epoch}", stop.signum)
+        bar.close()
+    run.save_latest(budget, finished=True)
+    run.publish_best()
+    return run.result()
 
 
 def load_generator(
