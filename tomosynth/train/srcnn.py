@@ -10,11 +10,11 @@ wall-clock budget is spent. ``latest.pt`` holds everything needed to resume.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,12 @@ from tomosynth.resample import bicubic
 from tomosynth.train.common import (
     Budget,
     CsvLog,
+    ResumableRun,
+    ResumeDecision,
+    RunRecord,
     StopRequested,
     StopSignal,
+    data_digest,
     device_name,
     load_checkpoint,
     package_versions,
@@ -258,46 +262,10 @@ def _random_crops(
 
 
 # --- training -----------------------------------------------------------------------------
-def _run_config(cfg: dict) -> dict:
-    return {k: v for k, v in cfg.items() if k not in RESUMABLE_CHANGES}
+@dataclass
+class SRCNNTrainConfig:
+    """Settings of one SRCNN training (the keys of ``config.yaml``'s ``srcnn`` section).
 
-
-def train_srcnn(
-    low_dir: str | os.PathLike,
-    high_dir: str | os.PathLike,
-    split_path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    channels: list[int] = (64, 32),
-    kernels: list[int] = (9, 1, 5),
-    padding_mode: str = "replicate",
-    lr: float = 1e-4,
-    betas: list[float] = (0.9, 0.999),
-    last_layer_lr_scale: float = 0.1,
-    batch_size: int = 16,
-    val_batch_size: int = 16,
-    patch_size: int | None = None,
-    patches_per_image: int = 1,
-    max_epochs: int = 1000,
-    patience: int = 20,
-    min_delta: float = 1e-5,
-    decimals: int = 6,
-    budget_minutes: float | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    stop: StopSignal | None = None,
-) -> dict[str, Any]:
-    """Train SRCNN on the split's train pairs, validating on its val pairs every epoch.
-
-    Writes into `out_dir`: ``best.pt`` (best epoch by PSNR, SSIM breaking ties),
-    ``log.csv`` (one row per epoch, see :data:`LOG_FIELDS`) and ``latest.pt`` (resume
-    state, including the best weights and the log rows, so a rerun continues where the last
-    one stopped even if the other two files were removed).
-
-    Parameters
-    ----------
-    low_dir, high_dir : folders of the real low- and high-resolution uint8 PNGs (same names)
-    split_path : split manifest (``train`` and ``val`` lists of file names)
     channels, kernels, padding_mode : network shape, see :class:`~tomosynth.models.srcnn.SRCNN`
     lr, betas : Adam settings; the reconstruction layer uses ``lr * last_layer_lr_scale``
         (Dong et al. train the last layer 10x slower)
@@ -308,250 +276,434 @@ def train_srcnn(
     budget_minutes : wall-clock budget over all (resumed) runs; None for none
     seed : seeds Python, NumPy and torch
     device : "auto", "cpu" or "cuda"
+    """
+
+    channels: list[int] = field(default_factory=lambda: [64, 32])
+    kernels: list[int] = field(default_factory=lambda: [9, 1, 5])
+    padding_mode: str = "replicate"
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    last_layer_lr_scale: float = 0.1
+    batch_size: int = 16
+    val_batch_size: int = 16
+    patch_size: int | None = None
+    patches_per_image: int = 1
+    max_epochs: int = 1000
+    patience: int = 20
+    min_delta: float = 1e-5
+    decimals: int = 6
+    budget_minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any]) -> SRCNNTrainConfig:
+        """Build from a config mapping; unknown keys and bad values raise ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ConfigError(f"srcnn: unknown keys {unknown}; known: {sorted(known)}")
+        out = cls(**cfg)
+        out.channels = [int(c) for c in out.channels]
+        out.kernels = [int(k) for k in out.kernels]
+        out.lr = float(out.lr)
+        out.betas = [float(b) for b in out.betas]
+        out.last_layer_lr_scale = float(out.last_layer_lr_scale)
+        for key in ("batch_size", "val_batch_size", "patches_per_image", "max_epochs"):
+            setattr(out, key, int(getattr(out, key)))
+        out.patch_size = None if out.patch_size is None else int(out.patch_size)
+        out.patience, out.decimals = int(out.patience), int(out.decimals)
+        out.min_delta = float(out.min_delta)
+        out.budget_minutes = None if out.budget_minutes is None else float(out.budget_minutes)
+        out.seed = int(out.seed)
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        for key in ("batch_size", "val_batch_size", "patches_per_image", "max_epochs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"srcnn.{key}: must be >= 1, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise ConfigError(f"srcnn.lr: must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _SRCNNRun:
+    """One training run of :func:`train_srcnn`: data, model, optimiser, early stopping, best
+    epoch, log rows and the files of `out_dir`."""
+
+    def __init__(
+        self,
+        low_dir: str | os.PathLike,
+        high_dir: str | os.PathLike,
+        split_path: str | os.PathLike,
+        out_dir: Path,
+        cfg: SRCNNTrainConfig,
+    ) -> None:
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.best_path, self.log_path = out_dir / "best.pt", out_dir / "log.csv"
+        self.latest_path = out_dir / "latest.pt"
+        split = load_split(split_path)
+        train_in, train_out = load_pairs(low_dir, high_dir, split["train"])
+        val_in, val_out = load_pairs(low_dir, high_dir, split["val"])
+        self.low_size = int(read_png_stack(low_dir, split["train"][:1]).shape[1])
+        # resume only a run of the same settings on the same pairs (new data = new training)
+        self.data_sha1 = data_digest(train_in, train_out, val_in, val_out, algorithm="sha1")
+        self.high_size = int(train_out.shape[1])
+        if cfg.patch_size is not None and not 1 <= cfg.patch_size <= min(train_out.shape[1:]):
+            raise ConfigError(
+                f"srcnn.patch_size: must be in [1, {min(train_out.shape[1:])}] for these slices, got {cfg.patch_size}"
+            )
+        self.device = select_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.model = SRCNN(
+            cfg.channels, cfg.kernels, in_channels=1, padding_mode=cfg.padding_mode
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": [p for conv in self.model.layers[:-1] for p in conv.parameters()]},
+                {
+                    "params": list(self.model.layers[-1].parameters()),
+                    "lr": cfg.lr * cfg.last_layer_lr_scale,
+                },
+            ],
+            lr=cfg.lr,
+            betas=tuple(cfg.betas),
+        )
+        self.stopper = EarlyStopping(cfg.patience, cfg.min_delta, cfg.decimals)
+        self.history: list[dict] = []
+        self.best: dict | None = None  # metrics and weights of the best epoch
+        self.epoch, self.spent_s, self.passed_s = 0, 0.0, 0.0
+        self.stopped: str | None = None
+        self.train_in = torch.from_numpy(train_in).to(self.device)
+        self.train_out = torch.from_numpy(train_out).to(self.device)
+        self.val_in = torch.from_numpy(val_in).to(self.device)
+        self.val_out = torch.from_numpy(val_out).to(self.device)
+        self.baseline: dict[str, float] | None = None
+        self.loss_fn = nn.MSELoss()
+
+    # -- resume policy ---------------------------------------------------------------------
+    def run_id(self) -> dict:
+        """The settings a checkpoint must share to be resumed, and the data digest."""
+        return {**_run_config(self.cfg.to_dict()), "data_sha1": self.data_sha1}
+
+    def resumable_run(self) -> ResumableRun:
+        budget = self.cfg.budget_minutes
+        return ResumableRun(
+            kind="srcnn",
+            config=self.cfg.to_dict(),
+            data_digest=self.data_sha1,
+            max_epochs=self.cfg.max_epochs,
+            budget_s=math.inf if budget is None else budget * 60,
+            resumable_keys=frozenset(RESUMABLE_CHANGES),
+            republish_ignores=frozenset({"device", "val_batch_size"}),
+            continue_finished=True,  # a larger cap or budget continues the run
+        )
+
+    @staticmethod
+    def record(ckpt: dict) -> RunRecord:
+        """What `ckpt` says about its run (older ones: the settings beside the data digest)."""
+        run_id = dict(ckpt.get("run_config") or {})
+        digest = run_id.pop("data_sha1", None)
+        return RunRecord(
+            kind=ckpt.get("kind", "srcnn"),
+            config=ckpt.get("config", run_id),
+            data_digest=digest,
+            finished=ckpt.get("finished", ckpt.get("stopped") is not None),
+            epoch=int(ckpt.get("epoch", 0)),
+            passed_s=float(ckpt.get("passed_s", 0.0)),
+        )
+
+    def decide(self, ckpt: dict | None) -> ResumeDecision:
+        return self.resumable_run().decide(None if ckpt is None else self.record(ckpt))
+
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"], strict=True)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.stopper.load_state_dict(ckpt["early_stopping"])
+        self.history, self.best = list(ckpt["history"]), ckpt["best"]
+        self.epoch, self.spent_s = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
+        self.passed_s = float(ckpt.get("passed_s", 0.0))
+        self.stopped = ckpt.get("stopped")
+        set_rng_state(ckpt["rng"])
+
+    # -- files -------------------------------------------------------------------------------
+    def write_log(self) -> CsvLog:
+        """``log.csv`` rebuilt from the checkpoint's rows (it survives being deleted)."""
+        with atomic_file(self.log_path) as tmp:
+            tmp_log = CsvLog(tmp, LOG_FIELDS)
+            for row in self.history:
+                tmp_log.append(row)
+        return CsvLog(self.log_path, LOG_FIELDS)
+
+    def best_checkpoint(self) -> dict:
+        best = self.best
+        assert best is not None
+        return {
+            "model": best["model"],
+            "model_config": self.model.config,
+            "epoch": best["epoch"],
+            "val_mse": best["val_mse"],
+            "val_psnr": best["val_psnr"],
+            "val_ssim": best["val_ssim"],
+            "low_size": self.low_size,
+            "high_size": self.high_size,
+            "device": str(self.device),
+            "device_name": device_name(self.device),  # e.g. the GPU model (compute table)
+            "seed": self.cfg.seed,
+            "run_config": self.cfg.to_dict(),
+            "versions": package_versions(),
+        }
+
+    def save_best(self) -> None:
+        if self.best is not None:
+            save_checkpoint(self.best_path, self.best_checkpoint())
+
+    def save_latest(self, budget: Budget, finished: bool = False) -> None:
+        save_checkpoint(
+            self.latest_path,
+            {
+                "kind": "srcnn",
+                "model": self.model.state_dict(),
+                "model_config": self.model.config,
+                "optimizer": self.optimizer.state_dict(),
+                "early_stopping": self.stopper.state_dict(),
+                "history": self.history,
+                "best": self.best,
+                "epoch": self.epoch,
+                "elapsed_s": budget.elapsed(),
+                "passed_s": self.passed_s,
+                "stopped": self.stopped,
+                "finished": finished,
+                "rng": rng_state(),
+                "run_config": self.run_id(),
+                "config": self.cfg.to_dict(),
+                "result": self.result() if finished else None,
+                "device": str(self.device),
+                "seed": self.cfg.seed,
+                "versions": package_versions(),
+            },
+        )
+
+    def result(self) -> dict[str, Any]:
+        assert self.best is not None
+        return {
+            "best": {k: v for k, v in self.best.items() if k != "model"},
+            "epochs": self.epoch,
+            "stopped": self.stopped,
+            "bicubic": self.baseline,
+        }
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def train_epoch(self) -> tuple[float, int, float]:
+        """One pass over shuffled training slices or random patches.
+
+        Returns the mean training MSE, the number of samples and the seconds it took.
+        """
+        cfg = self.cfg
+        self.model.train()
+        n_train, (height, width) = len(self.train_in), self.train_out.shape[1:]
+        if cfg.patch_size is None:
+            order = torch.randperm(n_train)
+        else:
+            order = torch.randperm(n_train * cfg.patches_per_image) % n_train
+            p = cfg.patch_size
+            y0 = torch.randint(0, height - p + 1, (len(order),))
+            x0 = torch.randint(0, width - p + 1, (len(order),))
+        total, count, t0 = 0.0, 0, time.perf_counter()
+        for start in range(0, len(order), cfg.batch_size):
+            sl = slice(start, start + cfg.batch_size)
+            idx = order[sl].to(self.device)
+            if cfg.patch_size is None:
+                x, y = self.train_in[idx], self.train_out[idx]
+            else:
+                ys, xs = y0[sl].to(self.device), x0[sl].to(self.device)
+                x = _random_crops(self.train_in, idx, ys, xs, p)
+                y = _random_crops(self.train_out, idx, ys, xs, p)
+            x, y = _to_unit(x), _to_unit(y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        return total / count, count, time.perf_counter() - t0
+
+    def run_epoch(self, budget: Budget) -> dict:
+        """Train and validate epoch ``self.epoch + 1``; returns its log row."""
+        assert self.baseline is not None
+        self.epoch += 1
+        train_mse, count, train_s = self.train_epoch()
+        val = evaluate(self.model, self.val_in, self.val_out, self.cfg.val_batch_size)
+        row = {
+            "epoch": self.epoch,
+            "train_mse": train_mse,
+            "val_mse": val["mse"],
+            "val_psnr": val["psnr"],
+            "val_ssim": val["ssim"],
+            "bicubic_mse": self.baseline["mse"],
+            "bicubic_psnr": self.baseline["psnr"],
+            "bicubic_ssim": self.baseline["ssim"],
+            "elapsed_s": round(budget.elapsed(), 3),
+            "images_per_s": round(count / train_s, 3) if train_s > 0 else math.nan,
+            "seed": self.cfg.seed,
+        }
+        self.history.append(row)
+        return row
+
+    def check_finite(self, row: dict) -> None:
+        if not all(math.isfinite(v) for v in (row["train_mse"], row["val_mse"])):
+            raise FloatingPointError(
+                f"SRCNN training diverged at epoch {self.epoch} (loss {row['train_mse']})"
+            )
+
+    def keep_if_best(self, row: dict) -> None:
+        """Make this epoch ``best.pt`` if it has the best PSNR (SSIM breaking ties)."""
+        if is_better(row["val_psnr"], row["val_ssim"], self.best, self.cfg.decimals):
+            self.best = {
+                "epoch": self.epoch,
+                "val_mse": row["val_mse"],
+                "val_psnr": row["val_psnr"],
+                "val_ssim": row["val_ssim"],
+                "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            }
+            self.save_best()
+
+    def update_stop(self, row: dict) -> None:
+        """Early stopping on the validation MSE, then the epoch cap."""
+        if self.stopper.step(row["val_mse"]):
+            self.stopped = "early_stopping"
+        elif self.epoch >= self.cfg.max_epochs:
+            self.stopped = "max_epochs"
+
+    def budget_left(self, budget: Budget) -> bool:
+        """Checked before every epoch: False (and stopped = "budget") once it is spent."""
+        elapsed = budget.elapsed()
+        if elapsed >= budget.minutes * 60.0:
+            self.stopped = "budget"
+            return False
+        self.passed_s = elapsed
+        return True
+
+    def train(self, stop: StopSignal) -> None:
+        """Train until early stopping, the epoch cap or the budget; checkpoint every epoch."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.baseline = evaluate(None, self.val_in, self.val_out, cfg.val_batch_size)
+        budget = Budget(
+            math.inf if cfg.budget_minutes is None else cfg.budget_minutes, self.spent_s
+        )
+        self.write_log()
+        csv_log = CsvLog(self.log_path, LOG_FIELDS)
+        self.save_best()
+        with stop as sig:
+            bar = tqdm(
+                total=cfg.max_epochs,
+                initial=self.epoch,
+                desc="SRCNN",
+                unit="epoch",
+                dynamic_ncols=True,
+            )
+            while self.stopped is None and self.epoch < cfg.max_epochs:
+                if not self.budget_left(budget):
+                    break
+                row = self.run_epoch(budget)
+                csv_log.append(row)
+                self.check_finite(row)
+                self.keep_if_best(row)
+                self.update_stop(row)
+                self.save_latest(budget)
+                bar.update(1)
+                bar.set_postfix(
+                    psnr=f"{row['val_psnr']:.2f}",
+                    best=self.best["epoch"],
+                    bad=self.stopper.bad_epochs,
+                )
+                if sig.requested and self.stopped is None:
+                    raise StopRequested(
+                        f"stopped after epoch {self.epoch}; {self.latest_path} saved", sig.signum
+                    )
+            bar.close()
+        if self.stopped is None:
+            self.stopped = "max_epochs"
+        if self.best is None:
+            raise DataError(f"{self.out_dir}: no epoch was trained (max_epochs={cfg.max_epochs})")
+        self.save_latest(budget, finished=True)
+
+
+def _run_config(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in RESUMABLE_CHANGES}
+
+
+def train_srcnn(
+    low_dir: str | os.PathLike,
+    high_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    stop: StopSignal | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Train SRCNN on the split's train pairs, validating on its val pairs every epoch.
+
+    Writes into `out_dir`: ``best.pt`` (best epoch by PSNR, SSIM breaking ties),
+    ``log.csv`` (one row per epoch, see :data:`LOG_FIELDS`) and ``latest.pt`` (resume
+    state, including the best weights and the log rows, so a rerun continues where the last
+    one stopped even if the other two files were removed). A ``latest.pt`` of other pairs
+    or settings (other than :data:`RESUMABLE_CHANGES`) is discarded; a finished one of the
+    same pairs and settings is published again without training
+    (:class:`~tomosynth.train.common.ResumableRun`).
+
+    Parameters
+    ----------
+    low_dir, high_dir : folders of the real low- and high-resolution uint8 PNGs (same names)
+    split_path : split manifest (``train`` and ``val`` lists of file names)
     stop : a :class:`StopSignal` whose request makes the loop checkpoint and raise
         :class:`StopRequested`; one is installed if None
+    **settings : keys of :class:`SRCNNTrainConfig` (unknown keys raise ConfigError)
 
     Returns
     -------
     dict with ``best`` (epoch and val metrics of best.pt), ``epochs`` run, ``stopped``
     ("early_stopping", "max_epochs" or "budget") and the bicubic baseline metrics.
     """
-    from tqdm import tqdm
-
-    cfg = {
-        "channels": [int(c) for c in channels],
-        "kernels": [int(k) for k in kernels],
-        "padding_mode": padding_mode,
-        "lr": float(lr),
-        "betas": [float(b) for b in betas],
-        "last_layer_lr_scale": float(last_layer_lr_scale),
-        "batch_size": int(batch_size),
-        "val_batch_size": int(val_batch_size),
-        "patch_size": None if patch_size is None else int(patch_size),
-        "patches_per_image": int(patches_per_image),
-        "max_epochs": int(max_epochs),
-        "patience": int(patience),
-        "min_delta": float(min_delta),
-        "decimals": int(decimals),
-        "budget_minutes": None if budget_minutes is None else float(budget_minutes),
-        "seed": int(seed),
-        "device": device,
-    }
-    for key in ("batch_size", "val_batch_size", "patches_per_image", "max_epochs"):
-        if cfg[key] < 1:
-            raise ConfigError(f"srcnn.{key}: must be >= 1, got {cfg[key]}")
-    if not cfg["lr"] > 0:
-        raise ConfigError(f"srcnn.lr: must be > 0, got {lr}")
+    cfg = SRCNNTrainConfig.from_dict(settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    best_path, log_path, latest_path = (
-        out_dir / "best.pt",
-        out_dir / "log.csv",
-        out_dir / "latest.pt",
-    )
-
-    split = load_split(split_path)
-    train_in, train_out = load_pairs(low_dir, high_dir, split["train"])
-    val_in, val_out = load_pairs(low_dir, high_dir, split["val"])
-    low_size = read_png_stack(low_dir, split["train"][:1]).shape[1]
-    # resume only a run of the same settings on the same pairs (new data = new training)
-    digest = hashlib.sha1()
-    for arr in (train_in, train_out, val_in, val_out):
-        digest.update(np.ascontiguousarray(arr).tobytes())
-    run_id = {**_run_config(cfg), "data_sha1": digest.hexdigest()}
-    high_size = train_out.shape[1]
-    if cfg["patch_size"] is not None and not 1 <= cfg["patch_size"] <= min(train_out.shape[1:]):
-        raise ConfigError(
-            f"srcnn.patch_size: must be in [1, {min(train_out.shape[1:])}] for these slices, got {patch_size}"
+    run = _SRCNNRun(low_dir, high_dir, split_path, out_dir, cfg)
+    state = load_checkpoint(run.latest_path)
+    decision = run.decide(state)
+    if decision.republish and state.get("result") is not None:
+        run.restore(state)
+        run.write_log()
+        run.save_best()
+        log.warning(
+            "%s: %s; published best.pt and log.csv again without retraining "
+            "(delete latest.pt to train from scratch)",
+            run.latest_path,
+            decision.reason,
         )
-
-    dev = select_device(device)
-    seed_everything(cfg["seed"])
-    model = SRCNN(cfg["channels"], cfg["kernels"], in_channels=1, padding_mode=padding_mode).to(dev)
-    optimizer = torch.optim.Adam(
-        [
-            {"params": [p for conv in model.layers[:-1] for p in conv.parameters()]},
-            {
-                "params": list(model.layers[-1].parameters()),
-                "lr": cfg["lr"] * cfg["last_layer_lr_scale"],
-            },
-        ],
-        lr=cfg["lr"],
-        betas=tuple(cfg["betas"]),
-    )
-    stopper = EarlyStopping(cfg["patience"], cfg["min_delta"], cfg["decimals"])
-    history: list[dict] = []
-    best: dict | None = None  # metrics and weights of the best epoch
-    epoch, elapsed_before, stopped = 0, 0.0, None
-
-    state = load_checkpoint(latest_path)
-    if state is not None and state.get("run_config") == run_id:
-        model.load_state_dict(state["model"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        stopper.load_state_dict(state["early_stopping"])
-        history, best = list(state["history"]), state["best"]
-        epoch, elapsed_before = int(state["epoch"]), float(state["elapsed_s"])
-        stopped = state.get("stopped")
-        if stopped in ("max_epochs", "budget"):
-            stopped = None  # a larger cap or budget continues the run
-        set_rng_state(state["rng"])
-        log.info("resuming SRCNN training from %s at epoch %d", latest_path, epoch)
-    elif state is not None:
-        log.info("%s was written with other settings; training from scratch", latest_path)
-
-    # the log and best.pt are rebuilt from latest.pt, so they survive being deleted
-    with atomic_file(log_path) as tmp:
-        tmp_log = CsvLog(tmp, LOG_FIELDS)
-        for row in history:
-            tmp_log.append(row)
-    csv_log = CsvLog(log_path, LOG_FIELDS)
-
-    def best_checkpoint() -> dict:
-        return {
-            "model": best["model"],
-            "model_config": model.config,
-            "epoch": best["epoch"],
-            "val_mse": best["val_mse"],
-            "val_psnr": best["val_psnr"],
-            "val_ssim": best["val_ssim"],
-            "low_size": int(low_size),
-            "high_size": int(high_size),
-            "device": str(dev),
-            "device_name": device_name(dev),  # e.g. the GPU model (compute table)
-            "seed": cfg["seed"],
-            "run_config": cfg,
-            "versions": package_versions(),
-        }
-
-    if best is not None:
-        save_checkpoint(best_path, best_checkpoint())
-
-    t_train_in = torch.from_numpy(train_in).to(dev)
-    t_train_out = torch.from_numpy(train_out).to(dev)
-    t_val_in = torch.from_numpy(val_in).to(dev)
-    t_val_out = torch.from_numpy(val_out).to(dev)
-    baseline = evaluate(None, t_val_in, t_val_out, cfg["val_batch_size"])
-    budget = Budget(
-        math.inf if cfg["budget_minutes"] is None else cfg["budget_minutes"], elapsed_before
-    )
-    loss_fn = nn.MSELoss()
-    n_train, (height, width) = len(train_in), train_out.shape[1:]
-
-    def save_latest() -> None:
-        save_checkpoint(
-            latest_path,
-            {
-                "model": model.state_dict(),
-                "model_config": model.config,
-                "optimizer": optimizer.state_dict(),
-                "early_stopping": stopper.state_dict(),
-                "history": history,
-                "best": best,
-                "epoch": epoch,
-                "elapsed_s": budget.elapsed(),
-                "stopped": stopped,
-                "rng": rng_state(),
-                "run_config": run_id,
-                "device": str(dev),
-                "seed": cfg["seed"],
-                "versions": package_versions(),
-            },
-        )
-
-    own_stop = stop is None
-    signal_ctx = StopSignal() if own_stop else stop
-    with signal_ctx as sig:
-        bar = tqdm(
-            total=cfg["max_epochs"], initial=epoch, desc="SRCNN", unit="epoch", dynamic_ncols=True
-        )
-        while stopped is None and epoch < cfg["max_epochs"]:
-            if budget.exhausted():
-                stopped = "budget"
-                break
-            epoch += 1
-            model.train()
-            if cfg["patch_size"] is None:
-                order = torch.randperm(n_train)
-            else:
-                order = torch.randperm(n_train * cfg["patches_per_image"]) % n_train
-                p = cfg["patch_size"]
-                y0 = torch.randint(0, height - p + 1, (len(order),))
-                x0 = torch.randint(0, width - p + 1, (len(order),))
-            total, count, t0 = 0.0, 0, time.perf_counter()
-            for start in range(0, len(order), cfg["batch_size"]):
-                sl = slice(start, start + cfg["batch_size"])
-                idx = order[sl].to(dev)
-                if cfg["patch_size"] is None:
-                    x, y = t_train_in[idx], t_train_out[idx]
-                else:
-                    ys, xs = y0[sl].to(dev), x0[sl].to(dev)
-                    x = _random_crops(t_train_in, idx, ys, xs, p)
-                    y = _random_crops(t_train_out, idx, ys, xs, p)
-                x, y = _to_unit(x), _to_unit(y)
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            train_s = time.perf_counter() - t0
-            val = evaluate(model, t_val_in, t_val_out, cfg["val_batch_size"])
-            row = {
-                "epoch": epoch,
-                "train_mse": total / count,
-                "val_mse": val["mse"],
-                "val_psnr": val["psnr"],
-                "val_ssim": val["ssim"],
-                "bicubic_mse": baseline["mse"],
-                "bicubic_psnr": baseline["psnr"],
-                "bicubic_ssim": baseline["ssim"],
-                "elapsed_s": round(budget.elapsed(), 3),
-                "images_per_s": round(count / train_s, 3) if train_s > 0 else math.nan,
-                "seed": cfg["seed"],
-            }
-            history.append(row)
-            csv_log.append(row)
-            if not all(math.isfinite(v) for v in (row["train_mse"], val["mse"])):
-                raise FloatingPointError(
-                    f"SRCNN training diverged at epoch {epoch} (loss {row['train_mse']})"
-                )
-            if is_better(val["psnr"], val["ssim"], best, cfg["decimals"]):
-                best = {
-                    "epoch": epoch,
-                    "val_mse": val["mse"],
-                    "val_psnr": val["psnr"],
-                    "val_ssim": val["ssim"],
-                    "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                }
-                save_checkpoint(best_path, best_checkpoint())
-            if stopper.step(val["mse"]):
-                stopped = "early_stopping"
-            elif epoch >= cfg["max_epochs"]:
-                stopped = "max_epochs"
-            save_latest()
-            bar.update(1)
-            bar.set_postfix(psnr=f"{val['psnr']:.2f}", best=best["epoch"], bad=stopper.bad_epochs)
-            if sig.requested and stopped is None:
-                raise StopRequested(f"stopped after epoch {epoch}; {latest_path} saved", sig.signum)
-        bar.close()
-    if stopped is None:
-        stopped = "max_epochs"
-    if best is None:
-        raise DataError(f"{out_dir}: no epoch was trained (max_epochs={cfg['max_epochs']})")
-    save_latest()
+        return dict(state["result"])
+    if decision.resume or decision.republish:
+        run.restore(state)
+        if run.stopped in ("max_epochs", "budget"):
+            run.stopped = None  # a larger cap or budget continues the run
+        log.info("resuming SRCNN training from %s: %s", run.latest_path, decision.reason)
+    elif decision.start_over:
+        log.info("%s: %s; training from scratch", run.latest_path, decision.reason)
+    run.train(StopSignal() if stop is None else stop)
     log.info(
         "SRCNN stopped (%s) after epoch %d; best epoch %d: PSNR %.3f dB, SSIM %.4f (bicubic %.3f dB, %.4f)",
-        stopped,
-        epoch,
-        best["epoch"],
-        best["val_psnr"],
-        best["val_ssim"],
-        baseline["psnr"],
-        baseline["ssim"],
+        run.stopped,
+        run.epoch,
+        run.best["epoch"],
+        run.best["val_psnr"],
+        run.best["val_ssim"],
+        run.baseline["psnr"],
+        run.baseline["ssim"],
     )
-    return {
-        "best": {k: v for k, v in best.items() if k != "model"},
-        "epochs": epoch,
-        "stopped": stopped,
-        "bicubic": baseline,
-    }
+    return run.result()
