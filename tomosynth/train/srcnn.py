@@ -597,8 +597,7 @@ class _SRCNNRun:
         budget = Budget(
             math.inf if cfg.budget_minutes is None else cfg.budget_minutes, self.spent_s
         )
-        self.write_log()
-        csv_log = CsvLog(self.log_path, LOG_FIELDS)
+        csv_log = self.write_log()
         self.save_best()
         with stop as sig:
             bar = tqdm(
