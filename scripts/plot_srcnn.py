@@ -3,12 +3,12 @@
 import _bootstrap  # noqa: F401
 
 from tomosynth.plots.upscale import (
-    comparison_images,
     generated_images,
     plot_srcnn_comparison,
     plot_srcnn_training,
 )
 from tomosynth.provenance import figure_provenance
+from tomosynth.upscale import comparison_images
 
 p = snakemake.params
 if p.figure == "training":

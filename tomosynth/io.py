@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tomosynth.errors import DataError
+from tomosynth.manifest import verify_folder, write_manifest
 
 if TYPE_CHECKING:
     import h5py
@@ -50,8 +51,6 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     gets a ``MANIFEST.json`` (names, sizes, sha256 of its files; `tomosynth.manifest`)
     before it is moved, which the readers of this module check.
     """
-    from tomosynth.manifest import write_manifest
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -70,6 +69,17 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented JSON, atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | os.PathLike, table: Any, float_format: str | None = None) -> None:
+    """Write a pandas DataFrame as CSV without its index, atomically (parent made if absent).
+
+    `float_format` (e.g. ``"%.6g"``) is pandas' ``to_csv`` option; ``None`` writes full
+    precision.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False, float_format=float_format)
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -836,8 +846,6 @@ def write_tiff_slices(
 def _verify(folder: Path) -> None:
     """Check a folder output against its MANIFEST.json (DataError naming a missing/changed file)."""
     if folder.is_dir():
-        from tomosynth.manifest import verify_folder
-
         verify_folder(folder)
 
 

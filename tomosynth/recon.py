@@ -36,7 +36,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tomosynth.errors import ConfigError
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import (
+    SinogramScratch,
+    h5_layout,
+    inspect_dxchange,
+    plan_row_reads,
+    read_dxchange,
+    scan_digest,
+    write_tiff_slices,
+)
+from tomosynth.resume import PartialOutput, code_digest
 
 if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
     import torch
@@ -1343,17 +1353,6 @@ def reconstruct_scan(
     """
     from tqdm import tqdm
 
-    from tomosynth.errors import DataError
-    from tomosynth.io import (
-        SinogramScratch,
-        h5_layout,
-        inspect_dxchange,
-        plan_row_reads,
-        read_dxchange,
-        scan_digest,
-        write_tiff_slices,
-    )
-    from tomosynth.resume import PartialOutput, code_digest
 
     start_time = time.perf_counter()
     h5_path = Path(h5_path)

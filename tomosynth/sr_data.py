@@ -19,6 +19,7 @@ import tifffile
 import torch
 
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.manifest import verify_folder
 from tomosynth.resample import bicubic
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ def list_slices(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: slice folder does not exist")
-    from tomosynth.manifest import verify_folder
-
     verify_folder(folder)
     names = sorted(
         p.name for p in folder.glob("slice_*") if p.suffix.lower() in PNG_SUFFIXES + TIFF_SUFFIXES

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, read_json, read_png_stack, write_png
-from tomosynth.models.wgan_gp import Generator, WganGpConfig, build_models
+from tomosynth.models.wgan_gp import WganGpConfig, build_models, load_wgan_generator
 from tomosynth.train.common import (
     Budget,
     CsvLog,
@@ -605,24 +605,6 @@ def train_wgan_gp(
     return state
 
 
-def load_generator(
-    checkpoint: str | os.PathLike, device: torch.device | str = "cpu"
-) -> tuple[Generator, dict]:
-    """Generator of a ``final.pt``/``latest.pt`` checkpoint (strict load) and the checkpoint."""
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    if ckpt is None:
-        raise DataError(f"{checkpoint}: checkpoint does not exist")
-    if ckpt.get("kind") != "wgan_gp":
-        raise DataError(f"{checkpoint}: not a WGAN-GP checkpoint (kind {ckpt.get('kind')!r})")
-    mc = ckpt["model_config"]
-    gen = Generator(mc["size"], mc["latent_dim"], mc["channel_multiplier"], mc["max_channels"])
-    try:
-        gen.load_state_dict(ckpt["generator"], strict=True)
-    except RuntimeError as exc:
-        raise DataError(f"{checkpoint}: generator weights do not match its config: {exc}") from exc
-    return gen.to(device).eval(), ckpt
-
-
 def sample_wgan_gp(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -652,7 +634,7 @@ def sample_wgan_gp(
     model_dir = Path(model_dir)
     ckpt_path = model_dir / "final.pt" if model_dir.is_dir() else model_dir
     dev = select_device(device)
-    gen, _ = load_generator(ckpt_path, dev)
+    gen, _ = load_wgan_generator(ckpt_path, dev)
     # All latents drawn at once on the CPU: the images depend on the seed, not on batch or device.
     z_all = torch.randn(n, gen.latent_dim, generator=torch.Generator().manual_seed(seed))
     first: list[np.ndarray] = []
@@ -676,7 +658,6 @@ __all__ = [
     "TrainConfig",
     "critic_losses",
     "image_grid",
-    "load_generator",
     "load_train_images",
     "sample_wgan_gp",
     "train_wgan_gp",

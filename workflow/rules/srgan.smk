@@ -68,7 +68,7 @@ rule compute_sr_metrics:
         eval_set=get_sr_eval_set,
         ssim_window=EVALUATE["ssim_window"],
     script:
-        "../../scripts/sr_metrics.py"
+        "../../scripts/compute_sr_metrics.py"
 
 
 use rule compute_sr_metrics as compute_sr_metrics_grid with:
@@ -99,7 +99,7 @@ rule compute_sr_metrics_cv:
         runtime=10,
         mem_mb=2000,
     script:
-        "../../scripts/sr_metrics.py"
+        "../../scripts/compute_sr_metrics_cv.py"
 
 
 rule plot_sr_metrics:
@@ -123,7 +123,7 @@ rule plot_sr_metrics:
         runtime=10,
         mem_mb=2000,
     script:
-        "../../scripts/sr_metrics.py"
+        "../../scripts/plot_sr_metrics.py"
 
 
 use rule plot_sr_metrics as plot_sr_metrics_grid with:
