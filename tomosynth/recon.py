@@ -1353,7 +1353,6 @@ def reconstruct_scan(
     """
     from tqdm import tqdm
 
-
     start_time = time.perf_counter()
     h5_path = Path(h5_path)
     if int(chunk_rows) < 1:

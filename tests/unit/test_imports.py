@@ -42,6 +42,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.distance",
         "metrics.degrade",
         "metrics.sr",
+        "metrics.compute",
     ),
     5: ("train.common", "train.srcnn", "train.srgan", "train.wgan_gp"),
     6: ("upscale", "cli", "plots", "plots.*"),
@@ -111,9 +112,7 @@ def imports(module: str) -> list[tuple[str, int, bool]]:
 def floor_of(module: str) -> int:
     for floor, members in FLOORS.items():
         for member in members:
-            if module == member or (
-                member.endswith(".*") and module.startswith(member[:-1])
-            ):
+            if module == member or (member.endswith(".*") and module.startswith(member[:-1])):
                 return floor
     raise AssertionError(f"tomosynth.{module} has no floor: add it to FLOORS (and the docs)")
 

@@ -111,7 +111,6 @@ def degradation_table(
     """
     import pandas as pd
 
-
     imgs = np.asarray(images)
     if imgs.ndim != 3 or len(imgs) < 4:
         raise DataError(f"degradation check: need >= 4 real images (n, h, w), got {imgs.shape}")

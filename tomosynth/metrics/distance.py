@@ -607,7 +607,6 @@ def distance_table(
     """
     import pandas as pd
 
-
     log = logging.getLogger(__name__)
     settings = settings or DistanceSettings()
     extractors: dict[str, Callable[[list[str]], np.ndarray]] = {

@@ -205,8 +205,6 @@ def mesh(
     return verts * voxel_mm, faces
 
 
-
-
 # --- two-point correlation ------------------------------------------------------------------
 def two_point_map(mask: np.ndarray, periodic: bool = False) -> np.ndarray:
     """S2 for every displacement, centred (zero displacement at ``shape // 2``).
@@ -421,8 +419,6 @@ def minkowski_3d(mask: np.ndarray, sigma: float = 0.5, slab: int | None = None) 
         surface += a
         curvature += c
     return {"volume": volume, "surface": surface, "mean_curvature": curvature, "euler": euler}
-
-
 
 
 # --- 3D consistency -------------------------------------------------------------------------
