@@ -13,7 +13,7 @@ rule train_srcnn:
     log:
         "logs/train_srcnn/{scan}.log",
     benchmark:
-        "benchmarks/train_srcnn/{scan}.tsv"
+        "logs/benchmark/train_srcnn/{scan}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -36,7 +36,7 @@ rule upscale:
     log:
         "logs/upscale/{scan}_{method}.log",
     benchmark:
-        "benchmarks/upscale/{scan}_{method}.tsv"
+        "logs/benchmark/upscale/{scan}_{method}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -66,7 +66,7 @@ rule plot_srcnn_training:
     log:
         "logs/plot_srcnn_training/plot.log",
     benchmark:
-        "benchmarks/plot_srcnn_training/plot.tsv"
+        "logs/benchmark/plot_srcnn_training/plot.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
@@ -98,7 +98,7 @@ rule plot_srcnn_comparison:
     log:
         "logs/plot_srcnn_comparison/plot.log",
     benchmark:
-        "benchmarks/plot_srcnn_comparison/plot.tsv"
+        "logs/benchmark/plot_srcnn_comparison/plot.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
