@@ -1,5 +1,5 @@
-# Bone microstructure of SR volumes (issue 7 item 4; issue 8 items 3-4) and morphology of
-# real, generated and upscaled image sets (issue 8 item 2). Helpers in common.smk
+# Bone microstructure of SR volumes and morphology of
+# real, generated and upscaled image sets. Helpers in common.smk
 # (block "bone and morphology"); include after srgan.smk and upscale.smk.
 
 

@@ -1,4 +1,4 @@
-# Evaluation (issues 7 and 8): distribution distances (FID through pytorch-fid, or the
+# Evaluation: distribution distances (FID through pytorch-fid, or the
 # weight-free FRD offline) with N, bootstrap CI, same-N real baseline, KID and FID-infinity;
 # the thesis' figure-11 bar plot; compute accounting. Helpers in common.smk. Bone and
 # morphology rules live in bone.smk.
