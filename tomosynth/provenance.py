@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import tomosynth
 from tomosynth.io import atomic_file
 
 PACKAGES = (
@@ -38,15 +39,28 @@ PACKAGES = (
 
 
 def package_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None]:
-    """Installed versions of `packages` (None when absent), plus Python's."""
+    """Versions of `packages` (None when absent), plus Python's and torch's CUDA build.
+
+    A package already imported reports its own ``__version__`` (torch's names its build,
+    e.g. ``2.4.1+cu121``), others the installed distribution's; tomosynth is this copy's
+    version (the workflow runs it from the checkout, not installed). Every value is a
+    ``str`` or None, so checkpoints holding the dict load with ``weights_only=True``.
+    """
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in packages:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
+        module = sys.modules.get(name)
+        if name == "tomosynth":
+            out[name] = str(tomosynth.__version__)
+        elif module is not None and getattr(module, "__version__", None) is not None:
+            out[name] = str(module.__version__)
+        else:
+            try:
+                out[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                out[name] = None
     if "torch" in sys.modules:  # the CUDA build in use matters for GPU results
-        out["torch_cuda"] = getattr(sys.modules["torch"].version, "cuda", None)
+        cuda = getattr(sys.modules["torch"].version, "cuda", None)
+        out["torch_cuda"] = None if cuda is None else str(cuda)
     return out
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import platform
 import random
 import signal
 import threading
@@ -18,8 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-import tomosynth
 
 # Re-exported for the training loops: the device and checkpoint helpers live below the models.
 from tomosynth.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
@@ -33,6 +30,7 @@ from tomosynth.device import (  # noqa: F401
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_file
 from tomosynth.jobs import WATCH_ENV, pid_alive
+from tomosynth.provenance import package_versions  # noqa: F401
 
 #: Exit status of a training script stopped by a signal after checkpointing (``EX_TEMPFAIL``):
 #: "try again", the next run resumes from ``latest.pt``.
@@ -261,16 +259,3 @@ class CsvLog:
                 writer = csv.DictWriter(fh, self.fieldnames)
                 writer.writeheader()
                 writer.writerows(kept)
-
-
-def package_versions() -> dict:
-    """Versions of Python, NumPy, torch, CUDA (or None) and tomosynth, for checkpoints."""
-    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.
-    cuda = torch.version.cuda
-    return {
-        "python": platform.python_version(),
-        "numpy": str(np.__version__),
-        "torch": str(torch.__version__),
-        "cuda": None if cuda is None else str(cuda),
-        "tomosynth": str(tomosynth.__version__),
-    }
