@@ -14,11 +14,13 @@ import math
 import os
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from tomosynth.checkpoint import load_checkpoint
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.preprocess import to_uint8
 
 #: Resolution of the generator's first feature map (thesis: enough for the global structure).
 BASE_SIZE = 16
@@ -171,3 +173,9 @@ def load_wgan_generator(
     except RuntimeError as exc:
         raise DataError(f"{checkpoint}: generator weights do not match its config: {exc}") from exc
     return gen.to(device).eval(), ckpt
+
+
+def generated_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator images in [-1, 1] ``(n, 1, h, w)`` -> uint8 0..255 ``(n, h, w)``: the PNG
+    export's mapping (:func:`tomosynth.preprocess.to_uint8`) with bounds -1 and 1."""
+    return to_uint8(images.detach().float().cpu()[:, 0].numpy(), -1.0, 1.0)

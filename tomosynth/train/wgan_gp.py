@@ -36,7 +36,12 @@ from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, read_json, read_png_stack, write_png
-from tomosynth.models.wgan_gp import WganGpConfig, build_models, load_wgan_generator
+from tomosynth.models.wgan_gp import (
+    WganGpConfig,
+    build_models,
+    generated_uint8,
+    load_wgan_generator,
+)
 from tomosynth.train.common import (
     Budget,
     CsvLog,
@@ -150,12 +155,6 @@ def load_train_images(png_dir: str | os.PathLike, split_json: str | os.PathLike)
 def to_model_range(stack: np.ndarray) -> torch.Tensor:
     """uint8 0..255 ``(n, h, w)`` -> float32 ``(n, 1, h, w)`` in [-1, 1]."""
     return torch.from_numpy(stack.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Model images in [-1, 1] ``(n, 1, h, w)`` -> uint8 0..255 ``(n, h, w)``."""
-    x = ((images.detach().float().cpu()[:, 0] + 1.0) * 127.5).round().clamp(0, 255)
-    return x.to(torch.uint8).numpy()
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -405,7 +404,7 @@ class _Trainer:
     @torch.no_grad()
     def progress_grid(self) -> np.ndarray:
         imgs = self.gen(self.fixed_z.to(self.device))
-        return image_grid(to_uint8(imgs))
+        return image_grid(generated_uint8(imgs))
 
 
 def _publish_progress(live: Path, final: Path) -> None:
@@ -641,7 +640,7 @@ def sample_wgan_gp(
     with atomic_dir(out_dir) as tmp:
         with torch.no_grad():
             for start in tqdm(range(0, n, batch), desc="sample wgan_gp", file=sys.stderr):
-                imgs = to_uint8(gen(z_all[start : start + batch].to(dev)))
+                imgs = generated_uint8(gen(z_all[start : start + batch].to(dev)))
                 for j, img in enumerate(imgs):
                     write_png(tmp / f"sample_{start + j:05d}.png", img)
                     if len(first) < contact_images:
