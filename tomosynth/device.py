@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from tomosynth.errors import ConfigError, DeviceError
+
+if TYPE_CHECKING:  # torch is imported where used: the tomopy reconstruction runs without it
+    import torch
 
 #: Oldest Linux NVIDIA driver for each CUDA major version of a torch build (CUDA's minor
 #: version compatibility: a driver of the major version's first release runs every later minor
@@ -52,6 +53,8 @@ def nvidia_driver() -> str:
 
 def cuda_diagnostics() -> str:
     """One line on why torch cannot use CUDA: torch build, torch's own CUDA error, driver."""
+    import torch
+
     build = torch.version.cuda
     parts = [
         f"torch {torch.__version__} "
@@ -92,13 +95,14 @@ def gpu_job_requires_cuda(resources: Any) -> bool:
     return get("gpu") >= 1 and get("cuda_required") >= 1
 
 
-def select_device(prefer: str = "auto", require_cuda: bool = False) -> torch.device:
+def select_device(prefer: str | torch.device = "auto", require_cuda: bool = False) -> torch.device:
     """Pick the torch device.
 
     Parameters
     ----------
-    prefer : {"auto", "cpu", "cuda"}
+    prefer : {"auto", "cpu", "cuda"} or torch.device
         ``auto`` uses CUDA when present and the CPU otherwise; ``cuda`` without a GPU is an error.
+        A ``torch.device`` is returned as it is.
     require_cuda : bool
         The job was given a GPU (:func:`gpu_job_requires_cuda`): ``auto`` without a working
         CUDA raises instead of falling back to the CPU, which would spend a GPU job's whole
@@ -110,6 +114,10 @@ def select_device(prefer: str = "auto", require_cuda: bool = False) -> torch.dev
         CUDA was required or requested and torch cannot use it; the message names the torch
         build, torch's CUDA error and the driver (:func:`cuda_diagnostics`).
     """
+    import torch
+
+    if isinstance(prefer, torch.device):
+        return prefer
     if prefer not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda', got {prefer!r}")
     if prefer == "cpu":
@@ -132,6 +140,8 @@ def select_device(prefer: str = "auto", require_cuda: bool = False) -> torch.dev
 
 def device_name(device: torch.device | str) -> str:
     """Model of the device a run used: the GPU's name, or the CPU's model name."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available():
         return str(torch.cuda.get_device_name(device))
