@@ -849,16 +849,19 @@ def _verify(folder: Path) -> None:
         verify_folder(folder)
 
 
-def list_slices(folder: str | os.PathLike, ext: str) -> list[Path]:
-    """Sorted ``slice_*.{ext}`` files in `folder`; DataError if there are none."""
+def list_slices(folder: str | os.PathLike, ext: str | Sequence[str]) -> list[Path]:
+    """Sorted ``slice_*.{ext}`` files in `folder` (`ext` one suffix or several, any case);
+    DataError if there are none, or if the folder does not match its manifest."""
     folder = Path(folder)
-    ext = ext.lstrip(".")
+    exts = [e.lstrip(".").lower() for e in ([ext] if isinstance(ext, str) else ext)]
     if not folder.is_dir():
         raise DataError(f"{folder}: slice folder does not exist")
     _verify(folder)
-    paths = sorted(p for p in folder.glob(f"slice_*.{ext}") if p.is_file())
+    paths = sorted(
+        p for p in folder.glob("slice_*") if p.suffix.lower().lstrip(".") in exts and p.is_file()
+    )
     if not paths:
-        raise DataError(f"{folder}: no slice_*.{ext} files")
+        raise DataError(f"{folder}: no {' or '.join(f'slice_*.{e}' for e in exts)} files")
     return paths
 
 
@@ -891,16 +894,9 @@ def read_tiff_stack(
             raise DataError("read_tiff_stack: empty list of TIFF files")
         for parent in sorted({p.parent for p in paths}):
             _verify(parent)
-    import tifffile
-
     stack: np.ndarray | None = None
     for i, path in enumerate(paths):
-        try:
-            img = tifffile.imread(path)
-        except (OSError, ValueError, tifffile.TiffFileError) as exc:
-            raise DataError(f"{path}: cannot read TIFF: {exc}") from exc
-        if img.ndim != 2:
-            raise DataError(f"{path}: expected a 2D slice, got shape {img.shape}")
+        img = read_tiff(path)
         if stack is None:
             stack = np.empty((len(paths), *img.shape), dtype=np.float32)
         elif img.shape != stack.shape[1:]:
@@ -908,6 +904,19 @@ def read_tiff_stack(
         stack[i] = img
     assert stack is not None
     return stack
+
+
+def read_tiff(path: str | os.PathLike) -> np.ndarray:
+    """One 2D TIFF slice as stored (no manifest check: the folder readers do that)."""
+    import tifffile
+
+    try:
+        img = tifffile.imread(path)
+    except (OSError, ValueError, tifffile.TiffFileError) as exc:
+        raise DataError(f"{path}: cannot read TIFF: {exc}") from exc
+    if img.ndim != 2:
+        raise DataError(f"{path}: expected a 2D slice, got shape {img.shape}")
+    return img
 
 
 def write_png(path: str | os.PathLike, img_uint8: np.ndarray) -> None:
@@ -922,7 +931,9 @@ def write_png(path: str | os.PathLike, img_uint8: np.ndarray) -> None:
         Image.fromarray(img).save(tmp, format="PNG")
 
 
-def _read_png(path: Path) -> np.ndarray:
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """One PNG as 2D uint8 (colour converted to luminance; no manifest check: the folder
+    readers do that)."""
     from PIL import Image
 
     try:
@@ -963,7 +974,7 @@ def read_png_stack(folder: str | os.PathLike, names: list[str] | None = None) ->
     for i, path in enumerate(paths):
         if not path.is_file():
             raise DataError(f"{path}: PNG slice does not exist")
-        img = _read_png(path)
+        img = read_png(path)
         if stack is None:
             stack = np.empty((len(paths), *img.shape), dtype=np.uint8)
         elif img.shape != stack.shape[1:]:

@@ -13,7 +13,7 @@ import pandas as pd
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import read_json
 from tomosynth.metrics.image import SSIM_WINDOWS, psnr, ssim
-from tomosynth.sr_data import list_slices, read_stack
+from tomosynth.sr_data import read_stack, slice_names
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def sr_slice_metrics(
         raise DataError(f"{volume_dir}: no hr/ reference slices to compare with")
     if names is not None:
         # real pairs: HR slices without an LR partner are not in the volume
-        present = {Path(n).stem for n in list_slices(volume_dir / "hr")}
+        present = {Path(n).stem for n in slice_names(volume_dir / "hr")}
         kept = [n for n in names if Path(n).stem in present]
         if len(kept) < len(names):
             log.warning(

@@ -39,10 +39,10 @@ from tomosynth.models.srgan import (
 from tomosynth.sr_data import (
     bicubic_downscale,
     bicubic_upscale,
-    list_slices,
     load_pairs,
     read_stack,
     sample_patches,
+    slice_names,
 )
 from tomosynth.train.common import (
     Budget,
@@ -552,7 +552,7 @@ def super_resolve_volume(
         lr = bicubic_downscale(hr, scale)
     else:
         hr, lr, names = load_pairs(
-            hr_folder, list_slices(hr_folder), scale, lr_folder, slice_stride
+            hr_folder, slice_names(hr_folder), scale, lr_folder, slice_stride
         )
     sr = super_resolve_stack(model, lr, batch_size, dev)
     info = {
