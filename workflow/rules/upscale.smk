@@ -73,10 +73,9 @@ rule plot_srcnn_training:
         runtime=10,
         mem_mb=2000,
     params:
-        figure="training",
         scans=upscale_scans(),
     script:
-        "../../scripts/plot_srcnn.py"
+        "../../scripts/plot_srcnn_training.py"
 
 
 rule plot_srcnn_comparison:
@@ -105,9 +104,8 @@ rule plot_srcnn_comparison:
         runtime=10,
         mem_mb=4000,
     params:
-        figure="comparison",
         scans=upscale_scans(),
         device=config["upscale"]["device"],
         crop=config["upscale"]["comparison_crop"],
     script:
-        "../../scripts/plot_srcnn.py"
+        "../../scripts/plot_srcnn_comparison.py"
