@@ -46,4 +46,4 @@ report: install
 	$(BIN)/snakemake --report results/report.html
 
 clean-results:
-	rm -rf results logs benchmarks/*/ .snakemake
+	rm -rf results logs .snakemake

@@ -30,8 +30,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tomosynth.device import select_device  # noqa: E402
 from tomosynth.models.wgan_gp import WganGpConfig, build_models  # noqa: E402
-from tomosynth.train.common import StopSignal, select_device  # noqa: E402
+from tomosynth.train.common import StopSignal  # noqa: E402
 from tomosynth.train.wgan_gp import TrainConfig, _Trainer  # noqa: E402
 
 

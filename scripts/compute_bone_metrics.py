@@ -1,16 +1,15 @@
 """Rule compute_bone_metrics: per-ROI bone metrics of LR, SR and HR volumes, SR-vs-HR and
-LR-vs-HR correlations, 3D consistency (issues 7 item 4, 8 items 3-4)."""
+LR-vs-HR correlations, 3D consistency."""
 
 import _bootstrap  # noqa: F401
 
+from tomosynth.io import write_csv
 from tomosynth.metrics.bone import evaluate_sr_volume
+from tomosynth.provenance import write_sidecar
 
 p = snakemake.params.bone
-evaluate_sr_volume(
+tables, record = evaluate_sr_volume(
     snakemake.input.volume,
-    snakemake.output.table,
-    snakemake.output.correlations,
-    snakemake.output.consistency,
     voxel_um=snakemake.params.voxel_um,
     threshold=p["threshold"],
     roi_size=p["roi_size"],
@@ -22,3 +21,6 @@ evaluate_sr_volume(
     r_max=p["consistency_r_max"],
     provenance=snakemake.params.provenance,
 )
+for key in ("table", "correlations", "consistency"):
+    write_csv(snakemake.output[key], tables[key])
+write_sidecar(snakemake.output.table, record)

@@ -6,12 +6,12 @@ from pathlib import Path
 import _bootstrap  # noqa: F401
 import torch
 
+from tomosynth.device import gpu_job_requires_cuda, select_device
 from tomosynth.io import atomic_file, list_pngs, read_json
 from tomosynth.metrics.distance import DistanceSettings, distance_table
 from tomosynth.metrics.features import METRIC_NAME as FRD_NAME
 from tomosynth.metrics.features import feature_names
 from tomosynth.provenance import checkpoint_hashes, provenance, scan_context, write_sidecar
-from tomosynth.train.common import gpu_job_requires_cuda, select_device
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 scan = snakemake.wildcards.scan

@@ -1,18 +1,17 @@
 """Rule compute_morphology: porosity, S2, Minkowski functionals and size distributions of
-real, generated and upscaled image sets, each compared with the real set (issue 8 item 2)."""
+real, generated and upscaled image sets, each compared with the real set."""
 
 import _bootstrap  # noqa: F401
 
+from tomosynth.io import write_csv
 from tomosynth.metrics.morphology import evaluate_image_sets
+from tomosynth.provenance import write_sidecar
 
 p = snakemake.params.morphology
 # params.sets: input key -> [set name, kind]; the folder is the input of that key.
 sets = {name: (kind, snakemake.input[key]) for key, (name, kind) in snakemake.params.sets.items()}
-evaluate_image_sets(
+tables, record = evaluate_image_sets(
     sets,
-    snakemake.output.table,
-    snakemake.output.s2,
-    snakemake.output.sizes,
     threshold=p["threshold"],
     r_max=p["r_max"],
     periodic=p["periodic"],
@@ -22,3 +21,6 @@ evaluate_image_sets(
     sample_margin=p["sample_margin"],
     provenance=snakemake.params.provenance,
 )
+for key in ("table", "s2", "sizes"):
+    write_csv(snakemake.output[key], tables[key])
+write_sidecar(snakemake.output.table, record)

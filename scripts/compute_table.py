@@ -5,8 +5,8 @@ from pathlib import Path
 import _bootstrap  # noqa: F401
 
 from tomosynth.io import atomic_file
+from tomosynth.metrics.compute import compute_table as make_table
 from tomosynth.provenance import checkpoint_hashes, provenance, write_sidecar
-from tomosynth.provenance import compute_table as make_table
 
 inp, params = snakemake.input, snakemake.params
 models = {name: (scan, Path(inp[f"log_{name}"]).parent) for name, scan in params.models.items()}

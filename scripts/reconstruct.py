@@ -7,8 +7,8 @@ and the rule, not params: they do not change the slices.
 
 import _bootstrap  # noqa: F401
 
+from tomosynth.device import gpu_job_requires_cuda, select_device
 from tomosynth.recon import reconstruct_scan
-from tomosynth.train.common import gpu_job_requires_cuda, select_device
 
 p = snakemake.params.recon
 run = snakemake.config["recon"]

@@ -3,7 +3,7 @@
 import _bootstrap  # noqa: F401
 import torch
 
-from tomosynth.train.common import gpu_job_requires_cuda, select_device
+from tomosynth.device import gpu_job_requires_cuda, select_device
 from tomosynth.train.wgan_gp import sample_wgan_gp
 
 torch.set_num_threads(snakemake.threads)

@@ -3,7 +3,7 @@
 import _bootstrap  # noqa: F401
 import torch
 
-from tomosynth.train.common import gpu_job_requires_cuda, select_device
+from tomosynth.device import gpu_job_requires_cuda, select_device
 from tomosynth.upscale import upscale_folder
 
 torch.set_num_threads(snakemake.threads)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tomosynth.errors import DataError
+from tomosynth.manifest import verify_folder, write_manifest
 
 if TYPE_CHECKING:
     import h5py
@@ -50,8 +51,6 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     gets a ``MANIFEST.json`` (names, sizes, sha256 of its files; `tomosynth.manifest`)
     before it is moved, which the readers of this module check.
     """
-    from tomosynth.manifest import write_manifest
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -70,6 +69,17 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented JSON, atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | os.PathLike, table: Any, float_format: str | None = None) -> None:
+    """Write a pandas DataFrame as CSV without its index, atomically (parent made if absent).
+
+    `float_format` (e.g. ``"%.6g"``) is pandas' ``to_csv`` option; ``None`` writes full
+    precision.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False, float_format=float_format)
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -836,21 +846,22 @@ def write_tiff_slices(
 def _verify(folder: Path) -> None:
     """Check a folder output against its MANIFEST.json (DataError naming a missing/changed file)."""
     if folder.is_dir():
-        from tomosynth.manifest import verify_folder
-
         verify_folder(folder)
 
 
-def list_slices(folder: str | os.PathLike, ext: str) -> list[Path]:
-    """Sorted ``slice_*.{ext}`` files in `folder`; DataError if there are none."""
+def list_slices(folder: str | os.PathLike, ext: str | Sequence[str]) -> list[Path]:
+    """Sorted ``slice_*.{ext}`` files in `folder` (`ext` one suffix or several, any case);
+    DataError if there are none, or if the folder does not match its manifest."""
     folder = Path(folder)
-    ext = ext.lstrip(".")
+    exts = [e.lstrip(".").lower() for e in ([ext] if isinstance(ext, str) else ext)]
     if not folder.is_dir():
         raise DataError(f"{folder}: slice folder does not exist")
     _verify(folder)
-    paths = sorted(p for p in folder.glob(f"slice_*.{ext}") if p.is_file())
+    paths = sorted(
+        p for p in folder.glob("slice_*") if p.suffix.lower().lstrip(".") in exts and p.is_file()
+    )
     if not paths:
-        raise DataError(f"{folder}: no slice_*.{ext} files")
+        raise DataError(f"{folder}: no {' or '.join(f'slice_*.{e}' for e in exts)} files")
     return paths
 
 
@@ -883,16 +894,9 @@ def read_tiff_stack(
             raise DataError("read_tiff_stack: empty list of TIFF files")
         for parent in sorted({p.parent for p in paths}):
             _verify(parent)
-    import tifffile
-
     stack: np.ndarray | None = None
     for i, path in enumerate(paths):
-        try:
-            img = tifffile.imread(path)
-        except (OSError, ValueError, tifffile.TiffFileError) as exc:
-            raise DataError(f"{path}: cannot read TIFF: {exc}") from exc
-        if img.ndim != 2:
-            raise DataError(f"{path}: expected a 2D slice, got shape {img.shape}")
+        img = read_tiff(path)
         if stack is None:
             stack = np.empty((len(paths), *img.shape), dtype=np.float32)
         elif img.shape != stack.shape[1:]:
@@ -900,6 +904,19 @@ def read_tiff_stack(
         stack[i] = img
     assert stack is not None
     return stack
+
+
+def read_tiff(path: str | os.PathLike) -> np.ndarray:
+    """One 2D TIFF slice as stored (no manifest check: the folder readers do that)."""
+    import tifffile
+
+    try:
+        img = tifffile.imread(path)
+    except (OSError, ValueError, tifffile.TiffFileError) as exc:
+        raise DataError(f"{path}: cannot read TIFF: {exc}") from exc
+    if img.ndim != 2:
+        raise DataError(f"{path}: expected a 2D slice, got shape {img.shape}")
+    return img
 
 
 def write_png(path: str | os.PathLike, img_uint8: np.ndarray) -> None:
@@ -914,7 +931,9 @@ def write_png(path: str | os.PathLike, img_uint8: np.ndarray) -> None:
         Image.fromarray(img).save(tmp, format="PNG")
 
 
-def _read_png(path: Path) -> np.ndarray:
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """One PNG as 2D uint8 (colour converted to luminance; no manifest check: the folder
+    readers do that)."""
     from PIL import Image
 
     try:
@@ -955,7 +974,7 @@ def read_png_stack(folder: str | os.PathLike, names: list[str] | None = None) ->
     for i, path in enumerate(paths):
         if not path.is_file():
             raise DataError(f"{path}: PNG slice does not exist")
-        img = _read_png(path)
+        img = read_png(path)
         if stack is None:
             stack = np.empty((len(paths), *img.shape), dtype=np.uint8)
         elif img.shape != stack.shape[1:]:

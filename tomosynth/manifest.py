@@ -15,6 +15,7 @@ a copy that did not keep times); ``tomosynth verify`` hashes everything (sha256)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -74,10 +75,11 @@ def write_manifest(folder: str | os.PathLike, rule: str | None = None) -> dict[s
 
     `rule` defaults to the Snakemake rule of the running job (environment ``TOMOSYNTH_RULE``).
     """
-    from tomosynth.io import write_json
-
     manifest = build_manifest(folder, rule if rule is not None else os.environ.get(RULE_ENV))
-    write_json(Path(folder) / MANIFEST_NAME, manifest)
+    path = Path(folder) / MANIFEST_NAME
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
     return manifest
 
 

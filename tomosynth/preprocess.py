@@ -20,6 +20,7 @@ from tqdm import tqdm
 from tomosynth import __version__
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, read_json, write_json
+from tomosynth.manifest import verify_folder
 from tomosynth.resample import area
 
 SPLITS = ("train", "val", "test")
@@ -28,8 +29,6 @@ SPLITS = ("train", "val", "test")
 def list_recon_slices(recon_dir: str | os.PathLike) -> list[Path]:
     """Sorted float TIFF slices of a reconstruction folder; DataError if there are none
     or if the folder does not match its manifest."""
-    from tomosynth.manifest import verify_folder
-
     if Path(recon_dir).is_dir():
         verify_folder(recon_dir)
     paths = sorted(Path(recon_dir).glob("slice_*.tif*"))

@@ -36,7 +36,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tomosynth.errors import ConfigError
+from tomosynth.device import select_device
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import (
+    SinogramScratch,
+    h5_layout,
+    inspect_dxchange,
+    plan_row_reads,
+    read_dxchange,
+    scan_digest,
+    write_tiff_slices,
+)
+from tomosynth.resume import PartialOutput, code_digest
 
 if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
     import torch
@@ -54,23 +65,8 @@ __all__ = [
     "reconstruct_scan",
     "remove_stripes",
     "resolve_backend",
-    "resolve_device",
     "tomopy_available",
 ]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Return CUDA when available for ``"auto"``, else the named device."""
-    import torch
-
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"recon.device: unknown device {device!r}") from exc
 
 
 def _as_theta(
@@ -132,7 +128,7 @@ def forward_project(
     import torch
     import torch.nn.functional as F
 
-    dev = resolve_device(device)
+    dev = select_device(device)
     vol_t = torch.from_numpy(vol).to(dev)[None]  # (1, C=slices, H=n, W=n)
     # float32 coordinates: < 1e-3 px rounding for detectors up to ~10^4 pixels
     s = torch.arange(n, dtype=torch.float32, device=dev) + 0.5 - c  # detector positions
@@ -396,7 +392,7 @@ def _backproject(
     import torch
     import torch.nn.functional as F
 
-    dev = resolve_device(device)
+    dev = select_device(device)
     sino = np.ascontiguousarray(sino, dtype=np.float32)
     n_angles, n_rows, n = sino.shape
     table = _filtered_table(sino, filter_name, _angle_weight(n_angles), dev)
@@ -931,7 +927,7 @@ def _fbp_fourier(
     if engine is None:
         engine = "torch"
         # a plain "cpu" needs no torch import (its libraries alone are ~0.4 GB resident)
-        if device == "cpu" or resolve_device(device).type == "cpu":
+        if device == "cpu" or select_device(device).type == "cpu":
             import importlib.util
 
             if importlib.util.find_spec("finufft") is not None:
@@ -1096,7 +1092,7 @@ def _fbp_fourier_torch(
 
     import torch
 
-    dev = resolve_device(device)
+    dev = select_device(device)
     saved = torch.get_num_threads()
     if threads is not None and dev.type == "cpu":
         torch.set_num_threads(max(1, int(threads)))
@@ -1343,18 +1339,6 @@ def reconstruct_scan(
     """
     from tqdm import tqdm
 
-    from tomosynth.errors import DataError
-    from tomosynth.io import (
-        SinogramScratch,
-        h5_layout,
-        inspect_dxchange,
-        plan_row_reads,
-        read_dxchange,
-        scan_digest,
-        write_tiff_slices,
-    )
-    from tomosynth.resume import PartialOutput, code_digest
-
     start_time = time.perf_counter()
     h5_path = Path(h5_path)
     if int(chunk_rows) < 1:
@@ -1463,7 +1447,7 @@ def reconstruct_scan(
                 return scratch.read(a, b)
             return read_dxchange(h5_path, rows=(a, b), theta_units=theta_units)
 
-        dev_type = resolve_device(device).type if backend_used == "torch" else "cpu"
+        dev_type = select_device(device).type if backend_used == "torch" else "cpu"
         bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")
         bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
         for a, b in todo:

@@ -22,8 +22,10 @@ import numpy as np
 from scipy import ndimage, special
 from tqdm.auto import tqdm
 
+from tomosynth import __version__
 from tomosynth.errors import ConfigError
 from tomosynth.io import write_dxchange
+from tomosynth.recon import forward_project
 
 __all__ = [
     "KINDS",
@@ -224,8 +226,6 @@ def _transmission_slabs(
     desc: str,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(o0, o1, T)``: noise-free transmission of output rows ``[o0, o1)``."""
-    from tomosynth.recon import forward_project
-
     b = int(binning)
     n_rows = volume.shape[0] // b
     n_cols = volume.shape[1] // b
@@ -435,8 +435,6 @@ def simulate_scan(
         blur_sigma=blur_sigma,
     )
     del volume
-    from tomosynth import __version__
-
     attrs = {
         "simulator": f"tomosynth.simulate {__version__}",
         "kind": kind,

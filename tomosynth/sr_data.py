@@ -13,34 +13,23 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
-import tifffile
 import torch
 
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import list_slices, read_png, read_tiff
 from tomosynth.resample import bicubic
 
 log = logging.getLogger(__name__)
 
-PNG_SUFFIXES = (".png",)
-TIFF_SUFFIXES = (".tif", ".tiff")
+#: Image suffixes of SR slices: 8-bit PNG, or float TIFF.
+SLICE_EXTS = ("png", "tif", "tiff")
 
 
-def list_slices(folder: str | os.PathLike) -> list[str]:
-    """Sorted slice file names (``slice_*.png`` or ``slice_*.tif[f]``) of a folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: slice folder does not exist")
-    from tomosynth.manifest import verify_folder
-
-    verify_folder(folder)
-    names = sorted(
-        p.name for p in folder.glob("slice_*") if p.suffix.lower() in PNG_SUFFIXES + TIFF_SUFFIXES
-    )
-    if not names:
-        raise DataError(f"{folder}: no slice_*.png or slice_*.tiff files")
-    return names
+def slice_names(folder: str | os.PathLike) -> list[str]:
+    """Sorted slice file names (``slice_*.png`` or ``slice_*.tif[f]``) of a folder, checked
+    against its manifest (:func:`tomosynth.io.list_slices`)."""
+    return [p.name for p in list_slices(folder, SLICE_EXTS)]
 
 
 def read_image(path: str | os.PathLike, bounds: Sequence[float] | None = None) -> np.ndarray:
@@ -51,18 +40,13 @@ def read_image(path: str | os.PathLike, bounds: Sequence[float] | None = None) -
     [0, 1] (as the SR volumes written by :func:`tomosynth.train.srgan.write_sr_volume`).
     """
     path = Path(path)
-    if path.suffix.lower() in PNG_SUFFIXES:
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is None or img.ndim != 2 or img.dtype != np.uint8:
-            raise DataError(f"{path}: not a single-channel 8-bit PNG")
-        return img.astype(np.float32) / 255.0
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        try:
-            img = tifffile.imread(path).astype(np.float32)
-        except Exception as exc:  # tifffile raises several types for corrupt files
-            raise DataError(f"{path}: cannot read TIFF ({exc})") from exc
-        if img.ndim != 2 or not np.isfinite(img).all():
-            raise DataError(f"{path}: expected a finite 2D slice, got shape {img.shape}")
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix == "png":
+        return read_png(path).astype(np.float32) / 255.0
+    if suffix in SLICE_EXTS:
+        img = read_tiff(path).astype(np.float32)
+        if not np.isfinite(img).all():
+            raise DataError(f"{path}: the slice holds non-finite values")
         if bounds is not None:
             low, high = (float(b) for b in bounds)
             if not low < high:
@@ -85,7 +69,7 @@ def read_stack(
     ``slice_00004.tiff``), so the split manifest's PNG names select TIFF slices too.
     """
     folder = Path(folder)
-    available = list_slices(folder)
+    available = slice_names(folder)
     by_stem = {Path(n).stem: n for n in available}
     if names is None:
         names = available
@@ -142,7 +126,7 @@ def load_pairs(
     hr, hr_names = read_stack(hr_folder, names)
     if lr_folder is None:
         return hr, bicubic_downscale(hr, scale), hr_names
-    available = {Path(n).stem for n in list_slices(lr_folder)}
+    available = {Path(n).stem for n in slice_names(lr_folder)}
     keep, lr_names = [], []
     for i, name in enumerate(hr_names):
         index = int(Path(name).stem.split("_")[-1])

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tomosynth.device import select_device
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_dir, list_pngs, read_png_stack, write_png
+from tomosynth.io import atomic_dir, list_pngs, read_json, read_png_stack, write_png
+from tomosynth.models.srcnn import load_srcnn, refine
+from tomosynth.models.srgan import final_output, load_srgan_generator
 from tomosynth.resample import bicubic
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
@@ -32,8 +35,6 @@ def _bicubic_factory(size: int, model_path=None, device: str = "auto") -> Upscal
 def _srcnn_factory(size: int, model_path=None, device: str = "auto") -> Upscaler:
     if model_path is None:
         raise ConfigError("upscale: method 'srcnn' needs a trained model (model_path)")
-    from tomosynth.train.srcnn import load_srcnn, refine
-
     model, info = load_srcnn(model_path, device=device)
     low, high = info.get("low_size"), info.get("high_size")
     if high is not None and int(high) != int(size):
@@ -57,12 +58,8 @@ def _srgan_factory(size: int, model_path=None, device: str = "auto") -> Upscaler
         raise ConfigError("upscale: method 'srgan' needs a trained model (model_path)")
     import torch
 
-    from tomosynth.models.srgan import final_output
-    from tomosynth.train.common import select_device
-    from tomosynth.train.srgan import load_generator
-
     dev = select_device(device)
-    model, meta = load_generator(model_path, dev)
+    model, meta = load_srgan_generator(model_path, dev)
     scale = int(meta["scale"])
 
     def run(batch: np.ndarray) -> np.ndarray:
@@ -136,3 +133,21 @@ def upscale_folder(
             for name, img in zip(chunk, out, strict=True):
                 write_png(tmp / name, img)
     return names
+
+
+def comparison_images(
+    low_dir: str | os.PathLike,
+    high_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    model_path: str | os.PathLike,
+    device: str = "auto",
+) -> dict[str, np.ndarray]:
+    """Bicubic, SRCNN and real versions of the first held-out slice (test set, else val)."""
+    split = read_json(split_path)
+    names = sorted(split.get("test") or split.get("val") or [])
+    if not names:
+        raise DataError(f"{split_path}: no test or val slices to show")
+    real = read_png_stack(high_dir, names[:1])[0]
+    up = bicubic(read_png_stack(low_dir, names[:1])[0], real.shape)
+    model, _ = load_srcnn(model_path, device=device)
+    return {"bicubic": up, "srcnn": refine(model, up[None])[0], "real": real}

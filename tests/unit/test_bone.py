@@ -5,18 +5,18 @@ import pytest
 from scipy import ndimage as ndi
 
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.metrics import geometry
 from tomosynth.metrics.bone import (
     METRICS,
     binarize,
     bone_metrics,
-    distance_ridge,
     intersection_surface,
-    local_thickness,
     pattern_factor,
     roi_metrics,
     split_rois,
     surface_area,
 )
+from tomosynth.metrics.geometry import distance_ridge, local_thickness
 
 
 def _ball(n: int, radius: float, centre: float | None = None) -> np.ndarray:
@@ -78,14 +78,13 @@ def test_thickness_binned_path_close_to_exact():
     vol = np.ones((30, 30, 30), dtype=bool)
     vol[:, :, 14:16] = False
     exact = local_thickness(vol)
-    import tomosynth.metrics.bone as bone
 
-    orig = bone._ball_volume
+    orig = geometry._ball_volume
     try:
-        bone._ball_volume = lambda d2, ndim=3: 10**12  # every radius too costly to paint
+        geometry._ball_volume = lambda d2, ndim=3: 10**12  # every radius too costly to paint
         binned = local_thickness(vol)
     finally:
-        bone._ball_volume = orig
+        geometry._ball_volume = orig
     assert abs(binned[vol].mean() - exact[vol].mean()) <= 0.5
 
 
@@ -170,7 +169,6 @@ def test_binarize_otsu_and_fixed():
 def test_evaluate_sr_volume_tables(tmp_path):
     import json
 
-    import pandas as pd
     from scipy import stats
 
     from tomosynth.io import write_tiff_slices
@@ -185,13 +183,10 @@ def test_evaluate_sr_volume_tables(tmp_path):
     for kind, v in {"lr": lr, "sr": sr, "hr": hr}.items():
         write_tiff_slices(vol / kind, v)
     (vol / "meta.json").write_text(json.dumps({"hr_voxel_um": 10.0}))
-    out = tmp_path / "out"
-    evaluate_sr_volume(
-        vol, out / "t.csv", out / "c.csv", out / "k.csv", voxel_um=None, roi_size=16, r_max=4
-    )
-    table = pd.read_csv(out / "t.csv")
+    tables, record = evaluate_sr_volume(vol, voxel_um=None, roi_size=16, r_max=4)
+    table = tables["table"]
     assert len(table) == 3 * 9 and set(table["kind"]) == {"lr", "sr", "hr"}
-    corr = pd.read_csv(out / "c.csv")
+    corr = tables["correlations"]
     row = corr[(corr.kind == "sr") & (corr.metric == "BV/TV")].iloc[0]
     x = table[table.kind == "sr"].sort_values("roi")["BV/TV"]
     y = table[table.kind == "hr"].sort_values("roi")["BV/TV"]
@@ -207,11 +202,11 @@ def test_evaluate_sr_volume_tables(tmp_path):
     first = table[(table.kind == "hr") & (table.roi == 0)].iloc[0]
     assert first["BV/TV"] == pytest.approx((hr[:16, :16, :16] > t).mean())
     assert first["TV"] == pytest.approx(16**3 * 0.01**3)
-    cons = pd.read_csv(out / "k.csv")
+    cons = tables["consistency"]
     assert set(cons.quantity) == {"s2_slice", "s2_plane", "ssim_next"} | {
         f"minkowski_{k}" for k in ("volume", "surface", "mean_curvature", "euler")
     }
-    assert json.loads((out / "t.json").read_text())["voxel_um"] == 10.0
+    assert record["voxel_um"] == 10.0
 
 
 def test_bone_figure_points_are_table_values(tmp_path):

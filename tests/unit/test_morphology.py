@@ -5,21 +5,23 @@ import pytest
 from scipy import ndimage, stats
 from skimage.metrics import structural_similarity
 
-from tomosynth.metrics.morphology import (
-    curve_distance,
+from tomosynth.metrics.geometry import (
     directional_s2,
-    hist_distances,
     minkowski_2d,
     minkowski_3d,
-    phase_fraction,
-    porosity,
     radial_profile,
     s2_along_axis,
     s2_radial,
-    segment,
-    size_histogram,
     slice_ssim,
     two_point_map,
+)
+from tomosynth.metrics.morphology import (
+    curve_distance,
+    hist_distances,
+    phase_fraction,
+    porosity,
+    segment,
+    size_histogram,
 )
 
 
@@ -196,7 +198,6 @@ def test_3d_consistency():
 
 
 def test_evaluate_image_sets(tmp_path):
-    import pandas as pd
     from PIL import Image
 
     from tomosynth.metrics.morphology import evaluate_image_sets
@@ -212,23 +213,20 @@ def test_evaluate_image_sets(tmp_path):
         "same": ("generated", tmp_path / "same"),
         "denser": ("generated", tmp_path / "denser"),
     }
-    out = tmp_path / "out"
-    evaluate_image_sets(
-        sets, out / "m.csv", out / "s2.csv", out / "sizes.csv", r_max=8, max_size=16
-    )
-    t = pd.read_csv(out / "m.csv").set_index("set")
+    tables, _ = evaluate_image_sets(sets, r_max=8, max_size=16)
+    t = tables["table"].set_index("set")
     assert t.loc["real", "porosity"] == pytest.approx(0.7, abs=0.03)
     assert t.loc["denser", "porosity"] == pytest.approx(0.4, abs=0.03)
     assert (t["reference"] == "real").all()
     assert t.loc["real", "s2_rmse"] == 0.0
     assert t.loc["same", "s2_rmse"] < t.loc["denser", "s2_rmse"]
-    s2 = pd.read_csv(out / "s2.csv")
+    s2 = tables["s2"]
     first = s2[(s2.set == "real") & (s2.r == 0)].iloc[0]
     assert first.s2_mean == pytest.approx(1 - t.loc["real", "porosity"])
     # random textures fill the image: the sample region is the whole image
     assert (t["sample_fraction"] == 1.0).all()
     np.testing.assert_allclose(t["porosity_sample"], t["porosity"])
-    sizes = pd.read_csv(out / "sizes.csv")
+    sizes = tables["sizes"]
     assert set(sizes["region"]) == {"image", "sample"}
     pores = sizes[(sizes.set == "real") & (sizes.phase == "pore") & (sizes.region == "image")]
     assert pores["count"].sum() == pytest.approx(t.loc["real", "porosity"] * 3 * 32 * 32)
@@ -278,7 +276,7 @@ def test_morphology_figure_curves_are_table_values(tmp_path):
 
 # --- open-ended size bins and the sample region ------------------------------------------------
 def test_size_histogram_loses_no_pixel():
-    from tomosynth.metrics.bone import local_thickness
+    from tomosynth.metrics.geometry import local_thickness
     from tomosynth.metrics.morphology import image_set_stats
 
     big = _disc(80, 25)  # local thickness ~50 px, far beyond the 16 px of the bins

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from tomosynth.errors import DataError
+from tomosynth.metrics.compute import compute_table, read_training_log
 from tomosynth.provenance import (
     checkpoint_hashes,
-    compute_table,
     provenance,
-    read_training_log,
     scan_context,
     sidecar_path,
     write_sidecar,

@@ -14,10 +14,10 @@ from skimage.metrics import peak_signal_noise_ratio
 
 import tomosynth.train.srcnn as srcnn_train
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.models.srcnn import SRCNN
+from tomosynth.models.srcnn import SRCNN, load_srcnn
 from tomosynth.resample import bicubic
 from tomosynth.train.common import StopRequested, StopSignal, load_checkpoint
-from tomosynth.train.srcnn import EarlyStopping, is_better, load_pairs, load_srcnn, train_srcnn
+from tomosynth.train.srcnn import EarlyStopping, is_better, load_pairs, train_srcnn
 from tomosynth.upscale import upscale_folder
 
 torch.set_num_threads(1)

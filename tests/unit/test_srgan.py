@@ -19,6 +19,7 @@ from tomosynth.losses import (
     lsgan_generator_loss,
     total_variation,
 )
+from tomosynth.metrics.sr import cv_sr_table, sr_slice_metrics, summarize_sr_metrics
 from tomosynth.models.srgan import (
     Discriminator,
     DiscriminatorConfig,
@@ -28,16 +29,13 @@ from tomosynth.models.srgan import (
     SEBlock,
     StackedGenerator,
     build_generator,
+    load_srgan_generator,
 )
 from tomosynth.sr_data import bicubic_downscale, bicubic_upscale
 from tomosynth.train.common import StopRequested, StopSignal
 from tomosynth.train.srgan import (
     SRGANTrainConfig,
     SRGANTrainer,
-    cv_sr_table,
-    load_generator,
-    sr_slice_metrics,
-    summarize_sr_metrics,
     super_resolve_volume,
     train_srgan,
 )
@@ -240,7 +238,7 @@ def test_short_training_beats_bicubic_on_held_out_slices(tmp_path):
         cfg,
     )
     assert 1 <= result["best_epoch"] <= 16
-    g, meta = load_generator(tmp_path / "model" / "best.pt")
+    g, meta = load_srgan_generator(tmp_path / "model" / "best.pt")
     assert meta["epoch"] == result["best_epoch"] and meta["seed"] == 0
     lr = bicubic_downscale(test, scale)
     with torch.no_grad():
@@ -278,8 +276,8 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     a = pd.read_csv(tmp_path / "ref" / "log.csv")
     b = pd.read_csv(tmp_path / "run" / "log.csv")
     pd.testing.assert_series_equal(a["val_psnr"], b["val_psnr"])
-    ga, _ = load_generator(tmp_path / "ref" / "best.pt")
-    gb, _ = load_generator(tmp_path / "run" / "best.pt")
+    ga, _ = load_srgan_generator(tmp_path / "ref" / "best.pt")
+    gb, _ = load_srgan_generator(tmp_path / "run" / "best.pt")
     for (ka, va), (kb, vb) in zip(ga.state_dict().items(), gb.state_dict().items(), strict=True):
         assert ka == kb
         torch.testing.assert_close(va, vb)
@@ -340,7 +338,7 @@ def test_best_checkpoint_holds_the_best_epochs_weights_not_the_last(tmp_path):
         (tmp_path / "run" / "best.pt", ("generator",)),
     ):
         assert _same_weights(_generator_weights(path, key), per_epoch[best]), (path, key)
-    g, meta = load_generator(tmp_path / "run" / "best.pt")
+    g, meta = load_srgan_generator(tmp_path / "run" / "best.pt")
     assert meta["epoch"] == best
     assert meta["val_psnr"] == pytest.approx(log["val_psnr"].iloc[0], rel=1e-12)
 
@@ -359,7 +357,7 @@ def test_high_scale_generators_train(tmp_path, kind):
         cfg,
     )
     assert np.isfinite(r["best_psnr"])
-    g, _ = load_generator(tmp_path / "best.pt")
+    g, _ = load_srgan_generator(tmp_path / "best.pt")
     assert (
         type(g).__name__
         == {"progressive": "ProgressiveGenerator", "stacked": "StackedGenerator"}[kind]

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.losses import gradient_penalty
-from tomosynth.models.wgan_gp import Critic, Generator
+from tomosynth.models.wgan_gp import Critic, Generator, load_wgan_generator
 from tomosynth.train import wgan_gp as wg
 from tomosynth.train.common import StopRequested, StopSignal, load_checkpoint
 
@@ -524,7 +524,7 @@ def test_sampling_is_seeded_uint8_and_has_a_contact_sheet(blobs, tmp_path):
     imgs = np.stack([np.asarray(Image.open(f)) for f in files])
     assert imgs.dtype == np.uint8 and imgs.shape == (10, SIZE, SIZE)
     # Independent reference: run the stored generator on the same CPU latents.
-    gen, _ = wg.load_generator(tmp_path / "m/final.pt")
+    gen, _ = load_wgan_generator(tmp_path / "m/final.pt")
     z = torch.randn(10, 16, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         ref = ((gen(z)[:, 0] + 1) * 127.5).round().clamp(0, 255).numpy().astype(np.uint8)

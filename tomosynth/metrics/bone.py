@@ -5,7 +5,7 @@ Conventions (declared in every table through :data:`METRICS`):
 * Volumes are ``(slices, y, x)`` with isotropic voxels of ``voxel_um`` micrometres;
   results are in millimetres (``mm``, ``mm^2``, ``mm^3``, ``1/mm``).
 * BV is a voxel count; BS is the area of the marching-cubes surface at level 0.5 of the
-  ROI smoothed by a Gaussian of 0.5 voxel (``skimage.measure``; see :func:`mesh`), which
+  ROI smoothed by a Gaussian of 0.5 voxel (``skimage.measure``; see :func:`tomosynth.metrics.geometry.mesh`), which
   stays open at the ROI faces, so the cut faces count as intersection surface (i.S),
   never as bone surface.
 * Tb.Th and Tb.Sp "direct (BoneJ-style)": the mean over the voxels of the phase (bone or
@@ -35,10 +35,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage as ndi
 from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import read_json, read_tiff_stack
+from tomosynth.metrics.geometry import (
+    directional_s2,
+    local_thickness,
+    mesh,
+    minkowski_3d,
+    slice_ssim,
+)
+from tomosynth.metrics.stats import pearson
+from tomosynth.provenance import provenance as make_provenance
 
 #: name -> (unit, definition/convention); the column names of :func:`bone_metrics`.
 METRICS: dict[str, tuple[str, str]] = {
@@ -98,189 +109,11 @@ def binarize(volume: np.ndarray, threshold: float | None = None) -> tuple[np.nda
     return vol > threshold, float(threshold)
 
 
-# --- local thickness --------------------------------------------------------------------------
-def _neighbours(ndim: int) -> list[tuple[int, ...]]:
-    return [o for o in itertools.product((-1, 0, 1), repeat=ndim) if any(o)]
-
-
-def _shifted(a: np.ndarray, off: tuple[int, ...], fill: float) -> np.ndarray:
-    """``b[p] = a[p + off]``, `fill` outside the array."""
-    out = np.full_like(a, fill)
-    src = tuple(slice(max(o, 0), a.shape[i] + min(o, 0)) for i, o in enumerate(off))
-    dst = tuple(slice(max(-o, 0), a.shape[i] + min(-o, 0)) for i, o in enumerate(off))
-    out[dst] = a[src]
-    return out
-
-
-def distance_ridge(dist: np.ndarray) -> np.ndarray:
-    """Centres of maximal spheres: voxels whose sphere no neighbour's sphere contains.
-
-    The sphere of voxel c (radius ``dist[c]``) lies inside that of a neighbour c' when
-    ``dist[c'] >= dist[c] + |c - c'|`` (triangle inequality), so c adds nothing.
-    """
-    keep = dist > 0
-    for off in _neighbours(dist.ndim):
-        step = float(np.sqrt(sum(o * o for o in off)))
-        keep &= ~(_shifted(dist, off, 0.0) >= dist + step - 1e-6)
-    return keep
-
-
-def _ball_offsets(d2: int, ndim: int = 3) -> np.ndarray:
-    """Integer offsets o with ``|o|^2 < d2`` as an (m, ndim) array."""
-    r = int(np.ceil(np.sqrt(d2)))
-    g = np.arange(-r, r + 1)
-    grids = np.meshgrid(*([g] * ndim), indexing="ij")
-    inside = sum(c**2 for c in grids) < d2
-    return np.stack([c[inside] for c in grids], axis=1)
-
-
-def _ball_volume(d2: int, ndim: int = 3) -> int:
-    """Number of integer offsets with ``|o|^2 < d2`` (estimate: volume of the ball + 1)."""
-    return int(np.pi * d2 if ndim == 2 else 4.0 / 3.0 * np.pi * d2**1.5) + 1
-
-
-def _paint_nearest(
-    out: np.ndarray, centres: np.ndarray, d2: np.ndarray, rows: list[tuple[int, int]]
-) -> None:
-    """``out = max(out, 2 r(c))`` where the nearest centre c of `rows` covers the voxel."""
-    idx = np.concatenate([np.arange(a, b) for a, b in rows])
-    pts = tuple(centres[idx].T)
-    lo = centres[idx].min(axis=0)
-    hi = centres[idx].max(axis=0)
-    reach = int(np.ceil(np.sqrt(d2[idx].max())))
-    box = tuple(
-        slice(max(0, int(a) - reach), min(n, int(b) + reach + 1))
-        for a, b, n in zip(lo, hi, out.shape, strict=True)
-    )
-    mask = np.ones(out.shape, dtype=bool)
-    mask[pts] = False
-    rad = np.zeros(out.shape, dtype=np.float32)
-    rad[pts] = np.sqrt(d2[idx])
-    near_d, near_i = ndi.distance_transform_edt(mask[box], return_indices=True)
-    near_r = rad[box][tuple(near_i)]
-    np.maximum(out[box], np.where(near_d < near_r, 2.0 * near_r, 0.0), out=out[box])
-
-
-def local_thickness(
-    phase: np.ndarray,
-    *,
-    bin_width: float = 0.25,
-    chunk: int = 1_000_000,
-    progress: bool = False,
-) -> np.ndarray:
-    """Local thickness (voxels) of every voxel of a 2D or 3D boolean phase; 0 outside it.
-
-    The thickness of voxel p is ``2 max d(c)`` over sphere centres c of the phase with
-    ``|p - c| < d(c)``, where d is the Euclidean distance to the nearest voxel of the other
-    phase (BoneJ's convention: a plate ``t`` voxels thick gets ``t`` or ``t + 1``; sphere
-    centres sit on voxel centres, so a ball centred between voxels gets up to ~1.7 voxels
-    less than its diameter, one centred on a voxel its diameter within 1). Voxels
-    beyond the array border count as neither phase, so spheres are clipped, not shrunk,
-    at the border.
-
-    Spheres are painted per distinct radius, directly (exact) while that is cheaper than a
-    distance transform; radii whose spheres are too many to paint (wide marrow spaces)
-    are merged into bins of `bin_width` voxels of radius and painted through a distance
-    transform of their centres, each voxel taking the sphere of its nearest centre.
-
-    Parameters
-    ----------
-    phase : (n, h, w) or (h, w) bool
-    bin_width : float
-        Radius bin (voxels) for the distance-transform path.
-    chunk : int
-        Elements per painting batch (memory bound, ~16 bytes each).
-    """
-    phase = np.asarray(phase, dtype=bool)
-    if phase.ndim not in (2, 3):
-        raise DataError(f"local_thickness: expected a 2D or 3D mask, got shape {phase.shape}")
-    out = np.zeros(phase.shape, dtype=np.float32)
-    if not phase.any():
-        return out
-    if phase.all():
-        out[:] = np.nan  # no boundary: the thickness is not defined inside the volume
-        return out
-    dist = ndi.distance_transform_edt(phase)
-    ridge = distance_ridge(dist)
-    centres = np.argwhere(ridge)
-    d2 = np.rint(dist[ridge] ** 2).astype(np.int64)  # squared distances are integers
-    order = np.argsort(-d2, kind="stable")
-    centres, d2 = centres[order], d2[order]
-    values, starts = np.unique(-d2, return_index=True)
-    groups = list(zip(-values, starts, [*starts[1:], len(d2)], strict=True))
-    # A feature transform costs ~30 painted elements per voxel of the volume.
-    edt_cost = 30 * phase.size
-    direct = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, phase.ndim) <= edt_cost]
-    binned = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, phase.ndim) > edt_cost]
-
-    if direct:
-        # Paint into a padded copy so that sphere offsets never leave the array.
-        pad = int(np.ceil(np.sqrt(max(v for v, _, _ in direct))))
-        padded = np.zeros(tuple(n + 2 * pad for n in phase.shape), dtype=np.float32)
-        flat_out = padded.reshape(-1)
-        strides = np.array(padded.strides) // padded.itemsize
-        flat_centres = (centres + pad) @ strides
-        for v, a, b in tqdm(direct, desc="local thickness", disable=not progress, leave=False):
-            offs = _ball_offsets(int(v), phase.ndim) @ strides
-            value = np.float32(2.0 * np.sqrt(v))
-            step = max(1, chunk // len(offs))
-            for s in range(a, b, step):
-                idx = (flat_centres[s : min(b, s + step), None] + offs[None, :]).reshape(-1)
-                flat_out[idx] = np.maximum(flat_out[idx], value)
-        inner = tuple(slice(pad, pad + n) for n in phase.shape)
-        np.maximum(out, padded[inner], out=out)
-
-    # Radii with too many spheres to paint: bins of `bin_width`, painted through the
-    # feature transform of their centres (each voxel takes its nearest centre's sphere).
-    pending: list[tuple[int, int]] = []
-    for v, a, b in binned:
-        if pending and np.sqrt(d2[pending[0][0]]) - np.sqrt(v) >= bin_width:
-            _paint_nearest(out, centres, d2, pending)
-            pending = []
-        pending.append((a, b))
-    if pending:
-        _paint_nearest(out, centres, d2, pending)
-    out[~phase] = 0.0
-    return out
-
-
 # --- surfaces -----------------------------------------------------------------------------------
-def mesh(
-    mask: np.ndarray, sigma: float = 0.5, closed: bool = False, voxel_mm: float = 1.0
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Marching-cubes mesh (vertices in mm, triangles) of a binary mask's boundary.
-
-    The mask is smoothed by a Gaussian of `sigma` voxels before the level-0.5 surface is
-    taken: on raw binary data the staircase inflates a sphere's area by ~8 %, at
-    ``sigma=0.5`` the area of a ball (radius 8-16) or cube is within ~3.5 % and one-voxel
-    plates survive. ``closed=False`` leaves the surface open where the object touches the
-    array faces (the bone surface of an ROI); ``closed=True`` pads with background first.
-    Returns None when there is no surface.
-    """
-    from skimage.measure import marching_cubes
-
-    m = np.asarray(mask, dtype=np.float32)
-    if min(m.shape) < 2 or m.min() == m.max():
-        return None
-    # Open surfaces: replicate one layer beyond each face and keep the triangles whose
-    # centroid lies inside the ROI, so that a plane crossing the ROI has the ROI's area.
-    m = np.pad(m, 2) if closed else np.pad(m, 1, mode="edge")
-    if sigma > 0:
-        m = ndi.gaussian_filter(m, sigma, mode="constant" if closed else "nearest")
-    if not m.min() < 0.5 < m.max():
-        return None
-    verts, faces, _, _ = marching_cubes(m, level=0.5, allow_degenerate=False)
-    if not closed:
-        centroid = verts[faces].mean(axis=1)
-        upper = np.array(m.shape) - 1.5
-        faces = faces[np.all((centroid >= 0.5) & (centroid < upper), axis=1)]
-    return verts * voxel_mm, faces
-
-
 def surface_area(
     mask: np.ndarray, voxel_mm: float = 1.0, closed: bool = False, sigma: float = 0.5
 ) -> float:
-    """Area (mm^2) of the marching-cubes boundary of a 3D boolean mask (see :func:`mesh`)."""
+    """Area (mm^2) of the marching-cubes boundary of a 3D boolean mask (see :func:`tomosynth.metrics.geometry.mesh`)."""
     from skimage.measure import mesh_surface_area
 
     out = mesh(mask, sigma=sigma, closed=closed, voxel_mm=voxel_mm)
@@ -408,7 +241,7 @@ def bone_metrics(
         Tissue for TV, TS and the marrow (see :data:`TISSUES`); an array is this ROI's
         part of a tissue mask.
     sigma : float
-        Gaussian smoothing (voxels) before marching cubes (see :func:`mesh`).
+        Gaussian smoothing (voxels) before marching cubes (see :func:`tomosynth.metrics.geometry.mesh`).
     """
     bone = np.asarray(bone, dtype=bool)
     if bone.ndim != 3:
@@ -543,8 +376,6 @@ def read_sr_volume(folder: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
     DataError names the folder when a part is missing or the parts differ in shape.
     """
-    from tomosynth.io import read_json, read_tiff_stack
-
     folder = Path(folder)
     vols = {}
     for kind in KINDS:
@@ -560,8 +391,6 @@ def read_sr_volume(folder: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 def read_sr_part(folder: str | Path, kind: str) -> np.ndarray:
     """One float32 stack (``lr``, ``sr`` or ``hr``) of an SR volume folder."""
-    from tomosynth.io import read_tiff_stack
-
     folder = Path(folder)
     if not (folder / kind).is_dir():
         raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
@@ -592,8 +421,6 @@ def roi_table(
     measured in another call). Each volume is thresholded on its own (`threshold` in its intensity units,
     Otsu's when None); the same ROIs are used in every volume.
     """
-    import pandas as pd
-
     if voxel_um <= 0:
         raise ConfigError(f"voxel_um: must be > 0, got {voxel_um}")
     voxel_mm = voxel_um / 1000.0
@@ -646,10 +473,6 @@ def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
     unit, convention, n, r, p, ci_low, ci_high, confidence``. The convention names the
     tissue definition when the table has a ``tissue`` column.
     """
-    import pandas as pd
-
-    from tomosynth.metrics.stats import pearson
-
     if "region" not in table.columns:
         table = table.assign(region="all")
     tissue = ""
@@ -697,10 +520,6 @@ def consistency_table(
     the first slice of the pair, for the Minkowski functionals it is 0. SSIM uses
     ``data_range=1`` (volumes in [0, 1]).
     """
-    import pandas as pd
-
-    from tomosynth.metrics.morphology import directional_s2, minkowski_3d, slice_ssim
-
     rows = []
     for kind, vol in volumes.items():
         bone, _ = binarize(vol, threshold)
@@ -724,9 +543,6 @@ def consistency_table(
 
 def evaluate_sr_volume(
     volume_dir: str | Path,
-    table_csv: str | Path,
-    correlations_csv: str | Path,
-    consistency_csv: str | Path,
     *,
     voxel_um: float | None,
     threshold: float | None = None,
@@ -738,18 +554,14 @@ def evaluate_sr_volume(
     r_max: int = 16,
     provenance: dict | None = None,
     cortex_min_thickness: float = 12.0,
-) -> None:
-    """Bone tables of an SR volume folder (lr/, sr/, hr/): per-ROI metrics, SR-vs-HR and
-    LR-vs-HR correlations, 3D consistency; each written atomically with a JSON sidecar.
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Bone tables of an SR volume folder (lr/, sr/, hr/) and their provenance record.
 
-    The voxel size (um) is the folder's ``meta.json`` ``hr_voxel_um`` when present, else
-    `voxel_um`.
+    Returns ``({"table": per-ROI metrics, "correlations": SR-vs-HR and LR-vs-HR
+    correlations, "consistency": 3D consistency}, record)``; the caller writes them (the
+    record is the table's JSON sidecar). The voxel size (um) is the folder's ``meta.json``
+    ``hr_voxel_um`` when present, else `voxel_um`.
     """
-    import pandas as pd
-
-    from tomosynth import provenance as prov
-    from tomosynth.io import atomic_file, read_json
-
     folder = Path(volume_dir)
     missing = [k for k in KINDS if not (folder / k).is_dir()]
     if missing:
@@ -788,7 +600,7 @@ def evaluate_sr_volume(
     table = pd.concat([tables[k] for k in KINDS], ignore_index=True)
     corr = correlation_table(table, "hr", confidence)
     cons = pd.concat([consistency[k] for k in KINDS], ignore_index=True)
-    record = prov.provenance(
+    record = make_provenance(
         volume=str(volume_dir),
         volume_meta=meta,
         voxel_um=float(vox),
@@ -806,8 +618,4 @@ def evaluate_sr_volume(
         metrics={k: {"unit": u, "convention": c} for k, (u, c) in METRICS.items()},
         **(provenance or {}),
     )
-    for df, path in ((table, table_csv), (corr, correlations_csv), (cons, consistency_csv)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as tmp:
-            df.to_csv(tmp, index=False)
-    prov.write_sidecar(table_csv, record)
+    return {"table": table, "correlations": corr, "consistency": cons}, record

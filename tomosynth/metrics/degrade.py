@@ -29,6 +29,9 @@ import numpy as np
 from scipy import ndimage
 
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.metrics import distance as dist
+from tomosynth.metrics.features import METRIC_NAME, image_features
+from tomosynth.metrics.kid import kid
 
 LEVELS: dict[str, tuple[float, ...]] = {
     "noise": (0.0, 4.0, 8.0, 16.0, 32.0),
@@ -107,10 +110,6 @@ def degradation_table(
     ``fd`` (Fréchet distance), ``kid_mean``, ``n_ref``, ``n_set``, ``feature_dim``.
     """
     import pandas as pd
-
-    from tomosynth.metrics import distance as dist
-    from tomosynth.metrics.features import METRIC_NAME, image_features
-    from tomosynth.metrics.kid import kid
 
     imgs = np.asarray(images)
     if imgs.ndim != 3 or len(imgs) < 4:

@@ -37,7 +37,10 @@ from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_file
+from tomosynth.metrics import features as frd
+from tomosynth.metrics import fid
 from tomosynth.metrics.kid import kid
+from tomosynth.provenance import sha256_file
 
 
 @dataclass
@@ -604,9 +607,6 @@ def distance_table(
     """
     import pandas as pd
 
-    from tomosynth.metrics import features as frd
-    from tomosynth.metrics import fid
-
     log = logging.getLogger(__name__)
     settings = settings or DistanceSettings()
     extractors: dict[str, Callable[[list[str]], np.ndarray]] = {
@@ -636,8 +636,6 @@ def distance_table(
     rows = []
     extractor_ids = {frd.METRIC_NAME: ",".join(frd.feature_names())}
     if model is not None:
-        from tomosynth.provenance import sha256_file
-
         extractor_ids[fid.METRIC_NAME] = (
             "pytorch-fid default weights" if fid_weights is None else sha256_file(fid_weights)
         )

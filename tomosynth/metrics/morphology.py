@@ -9,11 +9,11 @@ threshold, ``image > threshold``; porosity is ``1 - phase fraction``):
   directions (``skimage.measure.perimeter_crofton``); Euler number = components - holes
   with 8-connected phase (``skimage.measure.euler_number``, connectivity 2);
 * 3D Minkowski functionals: volume = voxel count; surface = area of the closed
-  marching-cubes mesh after a 0.5-voxel Gaussian (:func:`tomosynth.metrics.bone.mesh`); integral mean curvature M = int (k1 + k2)/2 dS = 1/2 sum over mesh
+  marching-cubes mesh after a 0.5-voxel Gaussian (:func:`tomosynth.metrics.geometry.mesh`); integral mean curvature M = int (k1 + k2)/2 dS = 1/2 sum over mesh
   edges of length x signed dihedral angle (4 pi R for a ball of radius R); Euler
   characteristic with 26-connected phase (``euler_number``, connectivity 3);
 * size distributions: pixel-weighted histograms of local thickness (diameter of the
-  largest inscribed disc/sphere, :func:`tomosynth.metrics.bone.local_thickness`) of the
+  largest inscribed disc/sphere, :func:`tomosynth.metrics.geometry.local_thickness`) of the
   phase (grains) and of its complement (pores), in 1-px bins; the last bin is open-ended
   (it counts every larger value), so every phase pixel is counted once, and mean sizes
   are the exact means of the values, not of the binned ones;
@@ -29,10 +29,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
+from tqdm import tqdm
 
 from tomosynth.errors import DataError
-from tomosynth.metrics.bone import local_thickness, mesh
+from tomosynth.io import list_pngs, read_png_stack
+from tomosynth.metrics.geometry import (
+    local_thickness,
+    minkowski_2d,
+    s2_radial,
+)
+from tomosynth.provenance import provenance as make_provenance
 from tomosynth.sizing import (  # noqa: F401 - documented here, used by the workflow's sizes
     MINKOWSKI_BYTES_PER_VOXEL,
     MINKOWSKI_SLAB_VOXELS,
@@ -60,222 +68,6 @@ def phase_fraction(mask: np.ndarray) -> float:
 def porosity(mask: np.ndarray) -> float:
     """Fraction (0..1) of pixels/voxels outside the phase (the pores)."""
     return 1.0 - phase_fraction(mask)
-
-
-# --- two-point correlation ------------------------------------------------------------------
-def two_point_map(mask: np.ndarray, periodic: bool = False) -> np.ndarray:
-    """S2 for every displacement, centred (zero displacement at ``shape // 2``).
-
-    ``periodic=False`` zero-pads to twice the size and divides the autocorrelation by the
-    number of pixel pairs at each displacement, so S2 is unbiased for any r that fits.
-    The result has the input's shape for periodic and ``2 n - 1`` per axis otherwise.
-    """
-    m = np.asarray(mask, dtype=np.float64)
-    axes = tuple(range(m.ndim))
-    if periodic:
-        f = np.fft.rfftn(m, axes=axes)
-        s2 = np.fft.irfftn(f * np.conj(f), s=m.shape, axes=axes) / m.size
-        return np.clip(np.fft.fftshift(s2), 0.0, 1.0)
-    shape = [2 * n - 1 for n in m.shape]
-    f = np.fft.rfftn(m, s=shape, axes=axes)
-    num = np.fft.fftshift(np.fft.irfftn(f * np.conj(f), s=shape, axes=axes))
-    # Pairs at displacement k: prod_i (n_i - |k_i|); zero displacement lands at n - 1.
-    pairs = np.ones(shape)
-    for i, n in enumerate(m.shape):
-        tri = n - np.abs(np.arange(2 * n - 1) - (n - 1))
-        pairs = pairs * tri.reshape([-1 if j == i else 1 for j in range(m.ndim)])
-    return np.clip(num / pairs, 0.0, 1.0)
-
-
-def radial_profile(field: np.ndarray, r_max: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of a centred displacement map over shells of radius ``round(|r|)``.
-
-    Returns radii ``0..r_max`` (pixels) and the shell means; the default r_max is the
-    largest radius inside the map (half its smallest side).
-    """
-    f = np.asarray(field, dtype=np.float64)
-    centre = [n // 2 for n in f.shape]
-    grids = np.ogrid[tuple(slice(0, n) for n in f.shape)]
-    r = np.sqrt(sum((g - c) ** 2 for g, c in zip(grids, centre, strict=True)))
-    rb = np.rint(r).astype(np.int64).ravel()
-    limit = min(centre) if r_max is None else int(r_max)
-    sums = np.bincount(rb, weights=f.ravel())
-    counts = np.bincount(rb)
-    radii = np.arange(min(limit, len(counts) - 1) + 1)
-    return radii, sums[radii] / np.maximum(counts[radii], 1)
-
-
-def s2_radial(
-    mask: np.ndarray, r_max: int | None = None, periodic: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Radial two-point correlation S2(r), r in pixels/voxels (see :func:`two_point_map`)."""
-    m = np.asarray(mask, dtype=bool)
-    if r_max is None:
-        r_max = min(m.shape) // 2
-    return radial_profile(two_point_map(m, periodic=periodic), r_max)
-
-
-def s2_along_axis(mask: np.ndarray, axis: int, r_max: int) -> np.ndarray:
-    """Non-periodic S2 at lags ``0..r_max`` along one axis only (directional S2)."""
-    m = np.moveaxis(np.asarray(mask, dtype=bool), axis, 0)
-    r_max = min(int(r_max), m.shape[0] - 1)
-    out = np.empty(r_max + 1)
-    for k in range(r_max + 1):
-        out[k] = float((m[: m.shape[0] - k] & m[k:]).mean())
-    return out
-
-
-# --- Minkowski functionals --------------------------------------------------------------------
-def minkowski_2d(mask: np.ndarray) -> dict[str, float]:
-    """Area (px^2), perimeter (px) and Euler number of a 2D phase (see module notes)."""
-    from skimage.measure import euler_number, perimeter_crofton
-
-    m = np.asarray(mask, dtype=bool)
-    if m.ndim != 2:
-        raise DataError(f"minkowski_2d: expected a 2D mask, got shape {m.shape}")
-    padded = np.pad(m, 1)  # objects touching the border are closed by the padding
-    return {
-        "area": float(m.sum()),
-        "perimeter": float(perimeter_crofton(padded, directions=4)),
-        "euler": float(euler_number(padded, connectivity=2)),
-    }
-
-
-def _edge_curvature(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per interior mesh edge: midpoint z (first coordinate) and 1/2 length x signed angle.
-
-    Positive where the surface is convex (normals diverge), negative where concave;
-    edges not shared by exactly two triangles are skipped.
-    """
-    tri = verts[faces]
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    # Every triangle contributes three directed edges (a, b) with opposite vertex c.
-    a = faces[:, [0, 1, 2]].ravel()
-    b = faces[:, [1, 2, 0]].ravel()
-    c = faces[:, [2, 0, 1]].ravel()
-    face = np.repeat(np.arange(len(faces)), 3)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    key = lo.astype(np.int64) * len(verts) + hi
-    order = np.argsort(key, kind="stable")
-    key, face, c, lo, hi = key[order], face[order], c[order], lo[order], hi[order]
-    uniq, start, count = np.unique(key, return_index=True, return_counts=True)
-    pair = start[count == 2]
-    f1, f2 = face[pair], face[pair + 1]
-    n1, n2 = normals[f1], normals[f2]
-    cosang = np.clip(np.einsum("ij,ij->i", n1, n2), -1.0, 1.0)
-    angle = np.arccos(cosang)
-    # skimage's triangles wind so that these normals point into the object: an edge is
-    # convex when the far vertex of triangle 2 lies on the inner side of triangle 1's plane.
-    far = verts[c[pair + 1]] - verts[lo[pair]]
-    sign = np.where(np.einsum("ij,ij->i", n1, far) > 0.0, 1.0, -1.0)
-    length = np.linalg.norm(verts[hi[pair]] - verts[lo[pair]], axis=1)
-    mid_z = 0.5 * (verts[hi[pair], 0] + verts[lo[pair], 0])
-    return mid_z, 0.5 * sign * angle * length
-
-
-def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
-    """1/2 sum over interior mesh edges of edge length x signed dihedral angle.
-
-    Positive where the surface is convex (normals diverge), negative where concave;
-    edges not shared by exactly two triangles are skipped.
-    """
-    return float(np.sum(_edge_curvature(verts, faces)[1]))
-
-
-def _mesh_slab(mask: np.ndarray, sigma: float, c0: int, c1: int) -> tuple[float, float]:
-    """Surface (vx^2) and integral mean curvature (vx) of the closed mesh's cubes c0..c1-1.
-
-    Cube k of the whole-volume mesh (:func:`tomosynth.metrics.bone.mesh` with
-    ``closed=True``: 2 voxels of background padding, Gaussian, marching cubes) lies between
-    slices k and k + 1 of the padded, smoothed array. Only the slices the Gaussian needs
-    (its radius plus one cube on each side) are padded and smoothed, so the values equal
-    the whole-volume ones; triangles count where their cube is in [c0, c1), edges where
-    their midpoint is (both triangles of such an edge are in the computed cubes).
-    """
-    from scipy.ndimage import gaussian_filter
-    from skimage.measure import marching_cubes, mesh_surface_area
-
-    radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0  # scipy's default truncate = 4
-    pad = 2
-    lo, hi = c0 - 1 - radius, c1 + 2 + radius  # padded-array slices needed, [lo, hi)
-    nz = mask.shape[0]
-    block = np.zeros((hi - lo, mask.shape[1] + 2 * pad, mask.shape[2] + 2 * pad), np.float32)
-    z0, z1 = max(lo - pad, 0), min(hi - pad, nz)  # mask slices inside the block
-    if z1 > z0:
-        block[z0 + pad - lo : z1 + pad - lo, pad:-pad, pad:-pad] = mask[z0:z1]
-    if sigma > 0:
-        block = gaussian_filter(block, sigma, mode="constant")
-    first = c0 - 1  # padded-array slice of block row `radius`
-    sub = block[radius : radius + (c1 - c0) + 3]
-    if not sub.min() < 0.5 < sub.max():
-        return 0.0, 0.0
-    verts, faces, _, _ = marching_cubes(sub, level=0.5, allow_degenerate=False)
-    verts[:, 0] += first
-    if len(faces) == 0:
-        return 0.0, 0.0
-    cz = verts[faces][:, :, 0].mean(axis=1)
-    own = (cz >= c0) & (cz < c1)
-    area = float(mesh_surface_area(verts, faces[own])) if own.any() else 0.0
-    mid_z, contrib = _edge_curvature(verts, faces)
-    curvature = float(np.sum(contrib[(mid_z >= c0) & (mid_z < c1)]))
-    return area, curvature
-
-
-def minkowski_3d(mask: np.ndarray, sigma: float = 0.5, slab: int | None = None) -> dict[str, float]:
-    """Volume (vx^3), surface (vx^2), integral mean curvature (vx) and Euler characteristic.
-
-    The object is padded with background, so surfaces are closed at the volume faces;
-    surface and curvature come from the mesh of :func:`tomosynth.metrics.bone.mesh`
-    (Gaussian `sigma` voxels before marching cubes).
-
-    All four functionals are additive, so they are computed `slab` slices at a time and
-    summed: working memory is about :data:`tomosynth.sizing.MINKOWSKI_BYTES_PER_VOXEL`
-    bytes per voxel of one slab, not of the volume. Mesh cubes and edges belong to exactly one slab (a halo of
-    the Gaussian's radius plus one cube is recomputed); the Euler characteristic of
-    26-connected voxels (union of closed unit cubes) follows inclusion-exclusion,
-    chi(A u B) = chi(A) + chi(B) - chi(A n B), with the shared slice as A n B. The sum equals
-    the whole-volume value up to rounding. ``slab=None`` picks :func:`tomosynth.sizing.minkowski_slab`
-    slices; ``slab=0`` computes the whole volume at once.
-    """
-    from skimage.measure import euler_number, mesh_surface_area
-
-    m = np.asarray(mask, dtype=bool)
-    if m.ndim != 3:
-        raise DataError(f"minkowski_3d: expected a 3D mask, got shape {m.shape}")
-    if not m.any():
-        return {"volume": 0.0, "surface": 0.0, "mean_curvature": 0.0, "euler": 0.0}
-    if slab == 0:
-        out = mesh(m, sigma=sigma, closed=True)
-        surface, curvature = 0.0, 0.0
-        if out is not None:
-            surface = float(mesh_surface_area(*out))
-            curvature = integral_mean_curvature(*out)
-        return {
-            "volume": float(m.sum()),
-            "surface": surface,
-            "mean_curvature": curvature,
-            "euler": float(euler_number(np.pad(m, 1), connectivity=3)),
-        }
-    nz = m.shape[0]
-    if slab is None:
-        slab = minkowski_slab(m.shape)
-    slab = max(1, int(slab))
-    volume, surface, curvature, euler = 0.0, 0.0, 0.0, 0.0
-    # Euler: slices [z0, z1] of each slab (one shared slice with the next), minus the shared.
-    for z0 in range(0, nz, slab):
-        z1 = min(z0 + slab, nz)
-        volume += float(m[z0:z1].sum())
-        euler += float(euler_number(np.pad(m[z0 : min(z1 + 1, nz)], 1), connectivity=3))
-        if z1 < nz:
-            euler -= float(euler_number(np.pad(m[z1 : z1 + 1], 1), connectivity=3))
-    # Mesh cubes of the padded volume (2 voxels of padding) run from 0 to nz + 2.
-    n_cubes = nz + 3
-    for c0 in range(0, n_cubes, slab):
-        a, c = _mesh_slab(m, sigma, c0, min(c0 + slab, n_cubes))
-        surface += a
-        curvature += c
-    return {"volume": volume, "surface": surface, "mean_curvature": curvature, "euler": euler}
 
 
 # --- size distributions ---------------------------------------------------------------------
@@ -328,45 +120,9 @@ def curve_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a[:n] - b[:n]) ** 2)))
 
 
-# --- 3D consistency -------------------------------------------------------------------------
-def slice_ssim(stack: np.ndarray, data_range: float | None = None) -> np.ndarray:
-    """SSIM of each pair of consecutive slices of a (n, h, w) stack (n - 1 values).
-
-    `data_range` defaults to the stack's max - min (``skimage.metrics`` SSIM, 7x7 window).
-    """
-    from skimage.metrics import structural_similarity
-
-    s = np.asarray(stack)  # slices go to float64 one pair at a time, not the whole stack
-    if s.ndim != 3 or s.shape[0] < 2:
-        raise DataError(f"slice_ssim: expected a stack of >= 2 slices, got shape {s.shape}")
-    rng = float(s.max()) - float(s.min()) if data_range is None else float(data_range)
-    rng = rng if rng > 0 else 1.0
-    out = np.empty(len(s) - 1)
-    prev = s[0].astype(np.float64)
-    for i in range(len(s) - 1):
-        nxt = s[i + 1].astype(np.float64)
-        out[i] = structural_similarity(prev, nxt, data_range=rng)
-        prev = nxt
-    return out
-
-
-def directional_s2(mask: np.ndarray, r_max: int) -> dict[str, np.ndarray]:
-    """S2 along the slice axis (``"slice"``) and in-plane (``"plane"``, mean of y and x)."""
-    m = np.asarray(mask, dtype=bool)
-    if m.ndim != 3:
-        raise DataError(f"directional_s2: expected a 3D stack, got shape {m.shape}")
-    r = min(int(r_max), *[n - 1 for n in m.shape])
-    return {
-        "slice": s2_along_axis(m, 0, r),
-        "plane": 0.5 * (s2_along_axis(m, 1, r) + s2_along_axis(m, 2, r)),
-    }
-
-
 # --- image-set evaluation (real, generated, upscaled) ------------------------------------------
 def read_image_folder(folder: str | Path, max_images: int | None = None) -> np.ndarray:
     """The first `max_images` ``*.png`` of a folder (sorted names) as a (n, h, w) uint8 stack."""
-    from tomosynth.io import list_pngs, read_png_stack
-
     paths = list_pngs(folder)
     paths = paths[:max_images] if max_images else paths
     return read_png_stack(folder, [p.name for p in paths])
@@ -503,9 +259,6 @@ def image_set_stats(
 
 def evaluate_image_sets(
     sets: dict[str, tuple[str, str | Path]],
-    table_csv: str | Path,
-    s2_csv: str | Path,
-    sizes_csv: str | Path,
     *,
     threshold: float | None = None,
     r_max: int = 32,
@@ -515,8 +268,11 @@ def evaluate_image_sets(
     sample: str = "auto",
     sample_margin: float = 0.01,
     provenance: dict | None = None,
-) -> None:
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """Morphology tables of named image sets, each compared with the real set of its size.
+
+    Returns ``({"table": ..., "s2": ..., "sizes": ...}, record)``; the caller writes them
+    (the record is the table's JSON sidecar).
 
     `sets` maps a set name to ``(kind, folder)`` with kind ``real``, ``generated`` or
     ``upscaled``. With ``sample="auto"`` the sample region is found once per image size
@@ -530,12 +286,6 @@ def evaluate_image_sets(
     ``set, region (image or sample), phase, size, count, fraction``; the last size bin
     holds every larger value.
     """
-    import pandas as pd
-    from tqdm import tqdm
-
-    from tomosynth import provenance as prov
-    from tomosynth.io import atomic_file
-
     if sample not in ("auto", "whole"):
         raise DataError(f"morphology sample region {sample!r}: 'auto' or 'whole'")
     images = {name: read_image_folder(folder, max_images) for name, (_, folder) in sets.items()}
@@ -622,7 +372,7 @@ def evaluate_image_sets(
                     }
                     for c, v in zip(centres, h, strict=True)
                 ]
-    record = prov.provenance(
+    record = make_provenance(
         sets={k: {"kind": v[0], "folder": str(v[1])} for k, v in sets.items()},
         settings={
             "threshold": threshold,
@@ -636,12 +386,9 @@ def evaluate_image_sets(
         },
         **(provenance or {}),
     )
-    for df, path in (
-        (pd.DataFrame(rows), table_csv),
-        (pd.DataFrame(s2_rows), s2_csv),
-        (pd.DataFrame(size_rows), sizes_csv),
-    ):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as tmp:
-            df.to_csv(tmp, index=False)
-    prov.write_sidecar(table_csv, record)
+    tables = {
+        "table": pd.DataFrame(rows),
+        "s2": pd.DataFrame(s2_rows),
+        "sizes": pd.DataFrame(size_rows),
+    }
+    return tables, record

@@ -8,12 +8,16 @@ output has the input's size. Images are float32 in [0, 1] (docs/architecture.md)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from tomosynth.errors import ConfigError
+from tomosynth.checkpoint import load_checkpoint
+from tomosynth.device import select_device
+from tomosynth.errors import ConfigError, DataError
 
 PADDING_MODES = ("zeros", "reflect", "replicate")
 
@@ -78,3 +82,44 @@ class SRCNN(nn.Module):
         for conv in self.layers[:-1]:
             x = torch.relu(conv(x))
         return self.layers[-1](x)
+
+
+def to_unit(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
+    return batch.to(torch.float32).unsqueeze(1) / 255.0
+
+
+@torch.no_grad()
+def refine(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Run SRCNN on bicubic-upsampled uint8 (N, H, W) images; uint8 (N, H, W) out, 0..255."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_unit(
+            torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
+        )
+        y = model(x).clamp(0.0, 1.0) * 255.0
+        out.append(torch.round(y)[:, 0].to(torch.uint8).cpu().numpy())
+    return np.concatenate(out)
+
+
+def load_srcnn(path: str | os.PathLike, device: str = "auto") -> tuple[SRCNN, dict]:
+    """Load a ``best.pt`` written by :func:`tomosynth.train.srcnn.train_srcnn` (strict state-dict match).
+
+    Returns the model in eval mode on the selected device, and the checkpoint's metadata
+    (``low_size``, ``high_size``, ``epoch``, validation metrics, ...).
+    """
+    state = load_checkpoint(path)
+    if state is None:
+        raise DataError(f"{path}: no such checkpoint")
+    if "model" not in state or "model_config" not in state:
+        raise DataError(f"{path}: not an SRCNN checkpoint (no 'model'/'model_config')")
+    model = SRCNN(**state["model_config"])
+    try:
+        model.load_state_dict(state["model"], strict=True)
+    except RuntimeError as exc:
+        raise DataError(f"{path}: weights do not fit the SRCNN it describes: {exc}") from exc
+    model.to(select_device(device)).eval()
+    info = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
+    return model, info

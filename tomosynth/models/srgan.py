@@ -16,12 +16,14 @@ A generator of scale ``r`` maps ``(N, C, h, w)`` to ``(N, C, r*h, r*w)``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from tomosynth.errors import ConfigError
+from tomosynth.checkpoint import load_checkpoint
+from tomosynth.errors import ConfigError, DataError
 
 SCALES = (2, 4, 8)
 SE_MODES = ("none", "all", "first_half")
@@ -320,3 +322,19 @@ def build_discriminator(cfg: DiscriminatorConfig | dict) -> Discriminator:
     if isinstance(cfg, dict):
         cfg = DiscriminatorConfig(**cfg)
     return Discriminator(cfg)
+
+
+def load_srgan_generator(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict]:
+    """The generator of a ``best.pt`` (strict load) in eval mode, and the checkpoint's metadata."""
+    state = load_checkpoint(path, map_location=device)
+    if state is None:
+        raise DataError(f"{path}: checkpoint does not exist")
+    if state.get("kind") != "srgan_generator":
+        raise DataError(f"{path}: not an SRGAN generator checkpoint (kind={state.get('kind')!r})")
+    model = build_generator(dict(state["generator_config"])).to(device)
+    model.load_state_dict(state["generator"], strict=True)
+    model.eval()
+    meta = {k: v for k, v in state.items() if k != "generator"}
+    return model, meta

@@ -11,12 +11,16 @@ scalar.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-from tomosynth.errors import ConfigError
+from tomosynth.checkpoint import load_checkpoint
+from tomosynth.errors import ConfigError, DataError
+from tomosynth.preprocess import to_uint8
 
 #: Resolution of the generator's first feature map (thesis: enough for the global structure).
 BASE_SIZE = 16
@@ -151,3 +155,27 @@ def build_models(cfg: WganGpConfig) -> tuple[Generator, Critic]:
     gen = Generator(cfg.size, cfg.latent_dim, cfg.channel_multiplier, cfg.max_channels)
     critic = Critic(cfg.size, cfg.channel_multiplier, cfg.max_channels)
     return gen, critic
+
+
+def load_wgan_generator(
+    checkpoint: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[Generator, dict]:
+    """Generator of a ``final.pt``/``latest.pt`` checkpoint (strict load) and the checkpoint."""
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    if ckpt is None:
+        raise DataError(f"{checkpoint}: checkpoint does not exist")
+    if ckpt.get("kind") != "wgan_gp":
+        raise DataError(f"{checkpoint}: not a WGAN-GP checkpoint (kind {ckpt.get('kind')!r})")
+    mc = ckpt["model_config"]
+    gen = Generator(mc["size"], mc["latent_dim"], mc["channel_multiplier"], mc["max_channels"])
+    try:
+        gen.load_state_dict(ckpt["generator"], strict=True)
+    except RuntimeError as exc:
+        raise DataError(f"{checkpoint}: generator weights do not match its config: {exc}") from exc
+    return gen.to(device).eval(), ckpt
+
+
+def generated_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator images in [-1, 1] ``(n, 1, h, w)`` -> uint8 0..255 ``(n, h, w)``: the PNG
+    export's mapping (:func:`tomosynth.preprocess.to_uint8`) with bounds -1 and 1."""
+    return to_uint8(images.detach().float().cpu()[:, 0].numpy(), -1.0, 1.0)

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.patches import Rectangle
 
 from tomosynth.errors import DataError
-from tomosynth.io import list_pngs, read_json, read_png_stack
+from tomosynth.io import list_pngs, read_png_stack
 from tomosynth.metrics.image import psnr, ssim
 from tomosynth.plots import save_figure
 
@@ -124,27 +124,6 @@ def generated_images(
         "bicubic": read_png_stack(bicubic_dir, name)[0],
         "srcnn": read_png_stack(srcnn_dir, name)[0],
     }
-
-
-def comparison_images(
-    low_dir: str | os.PathLike,
-    high_dir: str | os.PathLike,
-    split_path: str | os.PathLike,
-    model_path: str | os.PathLike,
-    device: str = "auto",
-) -> dict[str, np.ndarray]:
-    """Bicubic, SRCNN and real versions of the first held-out slice (test set, else val)."""
-    from tomosynth.resample import bicubic
-    from tomosynth.train.srcnn import load_srcnn, refine
-
-    split = read_json(split_path)
-    names = sorted(split.get("test") or split.get("val") or [])
-    if not names:
-        raise DataError(f"{split_path}: no test or val slices to show")
-    real = read_png_stack(high_dir, names[:1])[0]
-    up = bicubic(read_png_stack(low_dir, names[:1])[0], real.shape)
-    model, _ = load_srcnn(model_path, device=device)
-    return {"bicubic": up, "srcnn": refine(model, up[None])[0], "real": real}
 
 
 def plot_srcnn_comparison(

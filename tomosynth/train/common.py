@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import random
 import signal
 import threading
@@ -23,127 +22,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from tomosynth.errors import ConfigError, DataError, DeviceError
+# Re-exported for the training loops: the device and checkpoint helpers live below the models.
+from tomosynth.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
+from tomosynth.device import (  # noqa: F401
+    cuda_diagnostics,
+    device_name,
+    gpu_job_requires_cuda,
+    nvidia_driver,
+    select_device,
+)
+from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_file
+from tomosynth.jobs import WATCH_ENV, pid_alive
+from tomosynth.provenance import package_versions  # noqa: F401
 
 #: Exit status of a training script stopped by a signal after checkpointing (``EX_TEMPFAIL``):
 #: "try again", the next run resumes from ``latest.pt``.
 EXIT_PREEMPTED = 75
-
-
-#: Oldest Linux NVIDIA driver for each CUDA major version of a torch build (CUDA's minor
-#: version compatibility: a driver of the major version's first release runs every later minor
-#: release; NVIDIA's CUDA toolkit release notes, table 3).
-MIN_DRIVER_FOR_CUDA = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
-
-
-def nvidia_driver() -> str:
-    """The NVIDIA driver version and GPU names as ``nvidia-smi`` reports them, or why not.
-
-    Reads ``/proc/driver/nvidia/version`` when ``nvidia-smi`` is missing; never raises.
-    """
-    import shutil
-    import subprocess
-
-    smi = shutil.which("nvidia-smi")
-    if smi is not None:
-        try:
-            proc = subprocess.run(
-                [smi, "--query-gpu=driver_version,name", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"nvidia-smi failed ({type(exc).__name__}: {exc})"
-        text = (proc.stdout or proc.stderr).strip().replace("\n", "; ")
-        if proc.returncode != 0:
-            return f"nvidia-smi exited {proc.returncode}: {text or 'no output'}"
-        return f"nvidia-smi: driver, GPU = {text or 'no GPU listed'}"
-    proc_file = Path("/proc/driver/nvidia/version")
-    if proc_file.is_file():
-        return f"no nvidia-smi on PATH; {proc_file}: {proc_file.read_text().splitlines()[0]}"
-    return "no nvidia-smi on PATH and no /proc/driver/nvidia/version: no NVIDIA driver loaded"
-
-
-def cuda_diagnostics() -> str:
-    """One line on why torch cannot use CUDA: torch build, torch's own CUDA error, driver."""
-    build = torch.version.cuda
-    parts = [
-        f"torch {torch.__version__} "
-        + (f"built for CUDA {build}" if build else "is a CPU-only build (torch.version.cuda None)")
-    ]
-    if build:
-        need = MIN_DRIVER_FOR_CUDA.get(str(build).split(".")[0])
-        if need:
-            parts.append(f"needs an NVIDIA driver >= {need}")
-        try:
-            torch.cuda.init()  # raises with the driver's reason where is_available() is silent
-            parts.append(f"torch.cuda sees {torch.cuda.device_count()} device(s)")
-        except Exception as exc:  # torch raises RuntimeError/AssertionError variants
-            parts.append(f"torch.cuda: {str(exc).strip().splitlines()[0]}")
-    parts.append(nvidia_driver())
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    parts.append(f"CUDA_VISIBLE_DEVICES={visible!r}")
-    return "; ".join(parts)
-
-
-def gpu_job_requires_cuda(resources: Any) -> bool:
-    """True for a Snakemake job that was given a GPU on a profile that promises one.
-
-    `resources` is ``snakemake.resources``: the job asked for ``gpu >= 1`` and the profile
-    set ``cuda_required=1`` (the ``slurm`` profile does; the local ``default`` profile and the
-    CI overlay ``slurm-ci``, whose GPU is a fake GRES, do not).
-    """
-
-    def get(name: str) -> int:
-        value = getattr(resources, name, None)
-        if value is None and isinstance(resources, dict):
-            value = resources.get(name)
-        try:
-            return int(value or 0)
-        except (TypeError, ValueError):
-            return 0
-
-    return get("gpu") >= 1 and get("cuda_required") >= 1
-
-
-def select_device(prefer: str = "auto", require_cuda: bool = False) -> torch.device:
-    """Pick the torch device.
-
-    Parameters
-    ----------
-    prefer : {"auto", "cpu", "cuda"}
-        ``auto`` uses CUDA when present and the CPU otherwise; ``cuda`` without a GPU is an error.
-    require_cuda : bool
-        The job was given a GPU (:func:`gpu_job_requires_cuda`): ``auto`` without a working
-        CUDA raises instead of falling back to the CPU, which would spend a GPU job's whole
-        time budget at CPU speed. An explicit ``prefer="cpu"`` is always honoured.
-
-    Raises
-    ------
-    DeviceError
-        CUDA was required or requested and torch cannot use it; the message names the torch
-        build, torch's CUDA error and the driver (:func:`cuda_diagnostics`).
-    """
-    if prefer not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda', got {prefer!r}")
-    if prefer == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if prefer == "cuda":
-        raise ConfigError(
-            f"device: 'cuda' requested but torch sees no CUDA device ({cuda_diagnostics()})"
-        )
-    if require_cuda:
-        raise DeviceError(
-            "this job was given a GPU (gpu=1 on a profile with cuda_required=1) but torch "
-            f"cannot use CUDA, so it stops instead of running on the CPU: {cuda_diagnostics()}. "
-            "Fix the node's driver or the env's torch build, or set the stage's device: cpu "
-            "to run on the CPU on purpose"
-        )
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -200,36 +95,6 @@ def set_rng_state(state: dict) -> None:
             torch.cuda.set_rng_state_all(cuda)
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write `state` with ``torch.save``, atomically (temporary file + ``os.replace``).
-
-    Keep `state` to tensors, numbers, strings, ``None``, lists, tuples and dicts so that
-    :func:`load_checkpoint` can read it with ``weights_only=True``.
-    """
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", weights_only: bool = True
-) -> dict | None:
-    """Read a checkpoint written by :func:`save_checkpoint`.
-
-    Returns ``None`` if `path` does not exist; raises :class:`DataError` naming the file if
-    it cannot be read (truncated, not a torch file, or holding objects that are not plain data).
-    """
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=weights_only)
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict):
-        raise DataError(f"{path}: checkpoint holds a {type(state).__name__}, expected a dict")
-    return state
-
-
 class StopRequested(Exception):
     """Raised by a training loop after it saved its checkpoint because a stop signal came in."""
 
@@ -269,8 +134,6 @@ class StopSignal:
     )
 
     def __init__(self, watch_pid: int | None = None, poll_s: float = 1.0) -> None:
-        from tomosynth.jobs import WATCH_ENV
-
         self.requested = False
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
@@ -283,8 +146,6 @@ class StopSignal:
         self._watcher: threading.Thread | None = None
 
     def _watch(self) -> None:
-        from tomosynth.jobs import pid_alive
-
         assert self.watch_pid is not None
         while not self._done.wait(self.poll_s):
             if not pid_alive(self.watch_pid):
@@ -402,35 +263,6 @@ class CsvLog:
                 writer = csv.DictWriter(fh, self.fieldnames)
                 writer.writeheader()
                 writer.writerows(kept)
-
-
-def device_name(device: torch.device | str) -> str:
-    """Model of the device a run used: the GPU's name, or the CPU's model name."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        return str(torch.cuda.get_device_name(device))
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"CPU: {line.split(':', 1)[1].strip()}"
-    except OSError:
-        pass
-    return f"CPU: {platform.processor() or platform.machine()}"
-
-
-def package_versions() -> dict:
-    """Versions of Python, NumPy, torch, CUDA (or None) and tomosynth, for checkpoints."""
-    import tomosynth
-
-    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.
-    cuda = torch.version.cuda
-    return {
-        "python": platform.python_version(),
-        "numpy": str(np.__version__),
-        "torch": str(torch.__version__),
-        "cuda": None if cuda is None else str(cuda),
-        "tomosynth": str(tomosynth.__version__),
-    }
 
 
 # --- resume policy ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_file, list_pngs, read_json, read_png_stack
 from tomosynth.metrics.image import psnr, ssim
 from tomosynth.models.srcnn import SRCNN
+from tomosynth.models.srcnn import to_unit as _to_unit
 from tomosynth.resample import bicubic
 from tomosynth.train.common import (
     Budget,
@@ -182,11 +183,6 @@ def load_split(split_path: str | os.PathLike) -> dict[str, list[str]]:
 
 
 # --- model helpers ------------------------------------------------------------------------
-def _to_unit(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
-    return batch.to(torch.float32).unsqueeze(1) / 255.0
-
-
 @torch.no_grad()
 def evaluate(
     model: nn.Module | None,
@@ -213,42 +209,6 @@ def evaluate(
     if model is not None and was_training:
         model.train()
     return {k: v / len(inputs) for k, v in sums.items()}
-
-
-@torch.no_grad()
-def refine(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Run SRCNN on bicubic-upsampled uint8 (N, H, W) images; uint8 (N, H, W) out, 0..255."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = _to_unit(
-            torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
-        )
-        y = model(x).clamp(0.0, 1.0) * 255.0
-        out.append(torch.round(y)[:, 0].to(torch.uint8).cpu().numpy())
-    return np.concatenate(out)
-
-
-def load_srcnn(path: str | os.PathLike, device: str = "auto") -> tuple[SRCNN, dict]:
-    """Load a ``best.pt`` written by :func:`train_srcnn` (strict state-dict match).
-
-    Returns the model in eval mode on the selected device, and the checkpoint's metadata
-    (``low_size``, ``high_size``, ``epoch``, validation metrics, ...).
-    """
-    state = load_checkpoint(path)
-    if state is None:
-        raise DataError(f"{path}: no such checkpoint")
-    if "model" not in state or "model_config" not in state:
-        raise DataError(f"{path}: not an SRCNN checkpoint (no 'model'/'model_config')")
-    model = SRCNN(**state["model_config"])
-    try:
-        model.load_state_dict(state["model"], strict=True)
-    except RuntimeError as exc:
-        raise DataError(f"{path}: weights do not fit the SRCNN it describes: {exc}") from exc
-    model.to(select_device(device)).eval()
-    info = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
-    return model, info
 
 
 def _random_crops(

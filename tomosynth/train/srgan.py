@@ -15,34 +15,34 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import tifffile
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_dir, atomic_file, read_json
+from tomosynth.io import atomic_dir, atomic_file, write_json
 from tomosynth.losses import (
     l1_content,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     total_variation,
 )
-from tomosynth.metrics.image import SSIM_WINDOWS, psnr, ssim
+from tomosynth.metrics.image import psnr, ssim
 from tomosynth.models.srgan import (
     GeneratorConfig,
     build_discriminator,
     build_generator,
     final_output,
+    load_srgan_generator,
 )
 from tomosynth.sr_data import (
     bicubic_downscale,
     bicubic_upscale,
-    list_slices,
     load_pairs,
     read_stack,
     sample_patches,
+    slice_names,
 )
 from tomosynth.train.common import (
     Budget,
@@ -634,22 +634,6 @@ def train_srgan(
     return run.result()
 
 
-def load_generator(
-    path: str | os.PathLike, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, dict]:
-    """The generator of a ``best.pt`` (strict load) in eval mode, and the checkpoint's metadata."""
-    state = load_checkpoint(path, map_location=device)
-    if state is None:
-        raise DataError(f"{path}: checkpoint does not exist")
-    if state.get("kind") != "srgan_generator":
-        raise DataError(f"{path}: not an SRGAN generator checkpoint (kind={state.get('kind')!r})")
-    model = build_generator(dict(state["generator_config"])).to(device)
-    model.load_state_dict(state["generator"], strict=True)
-    model.eval()
-    meta = {k: v for k, v in state.items() if k != "generator"}
-    return model, meta
-
-
 def write_sr_volume(
     out_dir: str | os.PathLike,
     names: list[str],
@@ -668,8 +652,6 @@ def write_sr_volume(
         hr/     the HR reference slices (absent if there is none)
         meta.json   scan, preset, scale, model, lr source, voxel sizes, slice names
     """
-    from tomosynth.io import write_json
-
     with atomic_dir(out_dir) as tmp:
         parts = {"sr": sr, "lr": lr_up} | ({"hr": hr} if hr is not None else {})
         for part, volume in parts.items():
@@ -702,7 +684,7 @@ def super_resolve_volume(
     if hr_folder is None and lr_folder is None:
         raise ConfigError("super_resolve: give an LR folder, an HR folder, or both")
     dev = select_device(device)
-    model, ckpt = load_generator(model_path, dev)
+    model, ckpt = load_srgan_generator(model_path, dev)
     if int(ckpt["scale"]) != int(scale):
         raise ConfigError(f"{model_path}: model scale x{ckpt['scale']} != requested x{scale}")
     if hr_folder is None:
@@ -713,7 +695,7 @@ def super_resolve_volume(
         lr = bicubic_downscale(hr, scale)
     else:
         hr, lr, names = load_pairs(
-            hr_folder, list_slices(hr_folder), scale, lr_folder, slice_stride
+            hr_folder, slice_names(hr_folder), scale, lr_folder, slice_stride
         )
     sr = super_resolve_stack(model, lr, batch_size, dev)
     info = {
@@ -729,155 +711,3 @@ def super_resolve_volume(
     }
     write_sr_volume(out_dir, names, sr, bicubic_upscale(lr, scale), hr, info)
     return len(names)
-
-
-def sr_convention(ssim_window: str) -> str:
-    """The ``convention`` column of the SR tables: data range, SSIM window, which bicubic."""
-    if ssim_window not in SSIM_WINDOWS:
-        raise ConfigError(
-            f"evaluate.ssim_window: expected one of {sorted(SSIM_WINDOWS)}, got {ssim_window!r}"
-        )
-    return (
-        f"PSNR/SSIM of [0, 1] floats, data range 1; {SSIM_WINDOWS[ssim_window]}; "
-        "bicubic = OpenCV INTER_CUBIC (tomosynth.resample)"
-    )
-
-
-def sr_slice_metrics(
-    volume_dir: str | os.PathLike,
-    names: list[str] | None = None,
-    ssim_window: str = "gaussian",
-) -> pd.DataFrame:
-    """Per-slice PSNR and SSIM (data range 1) of ``sr/`` and ``lr/`` (bicubic) against ``hr/``.
-
-    `names` (e.g. the test split's PNG names) selects slices; those absent from the volume
-    (no LR partner in a real pair) are skipped with a warning. ``None`` scores all slices.
-    `ssim_window` is ``"gaussian"`` (Wang et al., sigma 1.5, as in SR papers) or
-    ``"uniform"`` (scikit-image's 7x7 default); the ``convention`` column names it.
-    """
-    convention = sr_convention(ssim_window)
-    volume_dir = Path(volume_dir)
-    meta = read_json(volume_dir / "meta.json")
-    if not (volume_dir / "hr").is_dir():
-        raise DataError(f"{volume_dir}: no hr/ reference slices to compare with")
-    if names is not None:
-        # real pairs: HR slices without an LR partner are not in the volume
-        present = {Path(n).stem for n in list_slices(volume_dir / "hr")}
-        kept = [n for n in names if Path(n).stem in present]
-        if len(kept) < len(names):
-            log.warning(
-                "%s: %d of %d slices absent", volume_dir, len(names) - len(kept), len(names)
-            )
-        if not kept:
-            raise DataError(f"{volume_dir}: none of the {len(names)} requested slices is present")
-        names = kept
-    hr, chosen = read_stack(volume_dir / "hr", names)
-    rows = []
-    for method, part in (("srgan", "sr"), ("bicubic", "lr")):
-        img, _ = read_stack(volume_dir / part, chosen)
-        p = psnr(hr, img, data_range=1.0)
-        s = ssim(hr, img, data_range=1.0, window=ssim_window)
-        for name, pv, sv in zip(chosen, p, s, strict=True):
-            rows.append(
-                {
-                    "scan": meta["scan"],
-                    "preset": meta["preset"] if method == "srgan" else "bicubic",
-                    "scale": meta["scale"],
-                    "method": method,
-                    "fold": meta.get("fold"),
-                    "slice": name,
-                    "psnr": float(pv),
-                    "ssim": float(sv),
-                    "seed": meta.get("seed"),
-                    "convention": convention,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def summarize_sr_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
-    """Mean and (population) standard deviation of PSNR/SSIM per scan, preset and scale.
-
-    Bicubic rows, identical for every preset of a scale, are kept once per scan and scale.
-    """
-    df = per_slice.drop_duplicates(subset=["scan", "preset", "scale", "slice"])
-    grouped = df.groupby(["scan", "scale", "method", "preset"], sort=True, dropna=False)
-    table = grouped.agg(
-        n_slices=("psnr", "size"),
-        psnr_mean=("psnr", "mean"),
-        psnr_std=("psnr", lambda x: float(np.std(x))),
-        ssim_mean=("ssim", "mean"),
-        ssim_std=("ssim", lambda x: float(np.std(x))),
-        seed=("seed", "first"),
-        convention=("convention", "first"),
-    ).reset_index()
-    return table[
-        [
-            "scan",
-            "preset",
-            "scale",
-            "method",
-            "n_slices",
-            "psnr_mean",
-            "psnr_std",
-            "ssim_mean",
-            "ssim_std",
-            "seed",
-            "convention",
-        ]
-    ]
-
-
-def plot_sr_metrics(table: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
-    """Bar plots of PSNR and SSIM (mean +- std) per scan, preset and scale, bicubic included."""
-    import matplotlib.pyplot as plt
-
-    from tomosynth.plots import save_figure  # also selects the Agg backend
-
-    labels = [f"{r.scan}\n{r.preset} x{r.scale}" for r in table.itertuples()]
-    colors = ["0.6" if m == "bicubic" else "tab:blue" for m in table["method"]]
-    x = np.arange(len(table))
-    fig, axes = plt.subplots(
-        1, 2, figsize=(max(6.0, 0.8 * len(table) + 2), 3.6), constrained_layout=True
-    )
-    for ax, metric, unit in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
-        ax.bar(x, table[f"{metric}_mean"], yerr=table[f"{metric}_std"], color=colors, capsize=3)
-        ax.set_xticks(x, labels, fontsize=7)
-        ax.set_ylabel(unit)
-        if metric == "psnr" and len(table):
-            low = float((table["psnr_mean"] - table["psnr_std"]).min())
-            ax.set_ylim(max(0.0, low - 2.0), None)
-    axes[0].set_title("super-resolution vs HR (grey: bicubic)")
-    save_figure(fig, png, pdf)
-
-
-def cv_sr_table(per_slice: pd.DataFrame) -> pd.DataFrame:
-    """Cross-validation summary: one row per fold and method/preset/scale, plus pooled rows.
-
-    Pooled rows (``fold`` = ``pooled``) average over every held-out slice of every fold,
-    so each slice weighs the same whatever its fold's size.
-    """
-    df = per_slice.drop_duplicates(subset=["scan", "preset", "scale", "slice"]).copy()
-    df["fold"] = df["fold"].astype("Int64").astype(str)
-    pooled = df.assign(fold="pooled", scan="+".join(sorted(df["scan"].unique())))
-    rows = []
-    for data in (df, pooled):
-        grouped = data.groupby(["fold", "scale", "method", "preset"], sort=True)
-        for (fold, scale, method, preset), g in grouped:
-            rows.append(
-                {
-                    "fold": fold,
-                    "scans": "+".join(sorted(g["scan"].unique())),
-                    "preset": preset,
-                    "scale": scale,
-                    "method": method,
-                    "n_slices": len(g),
-                    "psnr_mean": float(g["psnr"].mean()),
-                    "psnr_std": float(np.std(g["psnr"])),
-                    "ssim_mean": float(g["ssim"].mean()),
-                    "ssim_std": float(np.std(g["ssim"])),
-                    "seed": g["seed"].iloc[0],
-                    "convention": "; ".join(sorted(g["convention"].unique())),
-                }
-            )
-    return pd.DataFrame(rows)

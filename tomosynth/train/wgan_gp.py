@@ -35,7 +35,12 @@ from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, read_json, read_png_stack, write_png
-from tomosynth.models.wgan_gp import Generator, WganGpConfig, build_models
+from tomosynth.models.wgan_gp import (
+    WganGpConfig,
+    build_models,
+    generated_uint8,
+    load_wgan_generator,
+)
 from tomosynth.train.common import (
     Budget,
     CsvLog,
@@ -155,12 +160,6 @@ def load_train_images(png_dir: str | os.PathLike, split_json: str | os.PathLike)
 def to_model_range(stack: np.ndarray) -> torch.Tensor:
     """uint8 0..255 ``(n, h, w)`` -> float32 ``(n, 1, h, w)`` in [-1, 1]."""
     return torch.from_numpy(stack.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Model images in [-1, 1] ``(n, 1, h, w)`` -> uint8 0..255 ``(n, h, w)``."""
-    x = ((images.detach().float().cpu()[:, 0] + 1.0) * 127.5).round().clamp(0, 255)
-    return x.to(torch.uint8).numpy()
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -406,7 +405,7 @@ class _Trainer:
     @torch.no_grad()
     def progress_grid(self) -> np.ndarray:
         imgs = self.gen(self.fixed_z.to(self.device))
-        return image_grid(to_uint8(imgs))
+        return image_grid(generated_uint8(imgs))
 
 
 def _publish_progress(live: Path, final: Path) -> None:
@@ -605,24 +604,6 @@ def train_wgan_gp(
     return state
 
 
-def load_generator(
-    checkpoint: str | os.PathLike, device: torch.device | str = "cpu"
-) -> tuple[Generator, dict]:
-    """Generator of a ``final.pt``/``latest.pt`` checkpoint (strict load) and the checkpoint."""
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    if ckpt is None:
-        raise DataError(f"{checkpoint}: checkpoint does not exist")
-    if ckpt.get("kind") != "wgan_gp":
-        raise DataError(f"{checkpoint}: not a WGAN-GP checkpoint (kind {ckpt.get('kind')!r})")
-    mc = ckpt["model_config"]
-    gen = Generator(mc["size"], mc["latent_dim"], mc["channel_multiplier"], mc["max_channels"])
-    try:
-        gen.load_state_dict(ckpt["generator"], strict=True)
-    except RuntimeError as exc:
-        raise DataError(f"{checkpoint}: generator weights do not match its config: {exc}") from exc
-    return gen.to(device).eval(), ckpt
-
-
 def sample_wgan_gp(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -652,14 +633,14 @@ def sample_wgan_gp(
     model_dir = Path(model_dir)
     ckpt_path = model_dir / "final.pt" if model_dir.is_dir() else model_dir
     dev = select_device(device)
-    gen, _ = load_generator(ckpt_path, dev)
+    gen, _ = load_wgan_generator(ckpt_path, dev)
     # All latents drawn at once on the CPU: the images depend on the seed, not on batch or device.
     z_all = torch.randn(n, gen.latent_dim, generator=torch.Generator().manual_seed(seed))
     first: list[np.ndarray] = []
     with atomic_dir(out_dir) as tmp:
         with torch.no_grad():
             for start in tqdm(range(0, n, batch), desc="sample wgan_gp", file=sys.stderr):
-                imgs = to_uint8(gen(z_all[start : start + batch].to(dev)))
+                imgs = generated_uint8(gen(z_all[start : start + batch].to(dev)))
                 for j, img in enumerate(imgs):
                     write_png(tmp / f"sample_{start + j:05d}.png", img)
                     if len(first) < contact_images:
@@ -676,7 +657,6 @@ __all__ = [
     "TrainConfig",
     "critic_losses",
     "image_grid",
-    "load_generator",
     "load_train_images",
     "sample_wgan_gp",
     "train_wgan_gp",

@@ -1,5 +1,5 @@
-# Bone microstructure of SR volumes (issue 7 item 4; issue 8 items 3-4) and morphology of
-# real, generated and upscaled image sets (issue 8 item 2). Helpers in common.smk
+# Bone microstructure of SR volumes and morphology of
+# real, generated and upscaled image sets. Helpers in common.smk
 # (block "bone and morphology"); include after srgan.smk and upscale.smk.
 
 
@@ -14,7 +14,7 @@ rule compute_bone_metrics:
     log:
         "logs/compute_bone_metrics/{scan}_{preset}_x{scale}.log",
     benchmark:
-        "benchmarks/compute_bone_metrics/{scan}_{preset}_x{scale}.tsv"
+        "logs/benchmark/compute_bone_metrics/{scan}_{preset}_x{scale}.tsv"
     conda:
         "../../envs/eval.yaml"
     threads: SIZING_THREADS["compute_bone_metrics"]
@@ -52,7 +52,7 @@ rule plot_bone:
     log:
         "logs/plot_bone/{scan}_{preset}_x{scale}.log",
     benchmark:
-        "benchmarks/plot_bone/{scan}_{preset}_x{scale}.tsv"
+        "logs/benchmark/plot_bone/{scan}_{preset}_x{scale}.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
@@ -76,7 +76,7 @@ rule compute_morphology:
     log:
         "logs/compute_morphology/{scan}.log",
     benchmark:
-        "benchmarks/compute_morphology/{scan}.tsv"
+        "logs/benchmark/compute_morphology/{scan}.tsv"
     conda:
         "../../envs/eval.yaml"
     threads: 1
@@ -107,7 +107,7 @@ rule plot_morphology:
     log:
         "logs/plot_morphology/{scan}.log",
     benchmark:
-        "benchmarks/plot_morphology/{scan}.tsv"
+        "logs/benchmark/plot_morphology/{scan}.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:

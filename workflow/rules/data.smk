@@ -7,7 +7,7 @@ rule simulate_scan:
     log:
         "logs/simulate_scan/{scan}.log",
     benchmark:
-        "benchmarks/simulate_scan/{scan}.tsv"
+        "logs/benchmark/simulate_scan/{scan}.tsv"
     conda:
         "../../envs/recon.yaml"
     threads: 2
@@ -28,7 +28,7 @@ rule reconstruct:
     log:
         "logs/reconstruct/{scan}.log",
     benchmark:
-        "benchmarks/reconstruct/{scan}.tsv"
+        "logs/benchmark/reconstruct/{scan}.tsv"
     conda:
         get_recon_env()
     threads: config["recon"]["threads"]
@@ -50,7 +50,7 @@ rule clip_bounds:
     log:
         "logs/clip_bounds/{scan}.log",
     benchmark:
-        "benchmarks/clip_bounds/{scan}.tsv"
+        "logs/benchmark/clip_bounds/{scan}.tsv"
     conda:
         "../../envs/data.yaml"
     threads: SIZING_THREADS["clip_bounds"]
@@ -93,7 +93,7 @@ rule export_png:
     log:
         "logs/export_png/{scan}_{size}px.log",
     benchmark:
-        "benchmarks/export_png/{scan}_{size}px.tsv"
+        "logs/benchmark/export_png/{scan}_{size}px.tsv"
     conda:
         "../../envs/data.yaml"
     threads: SIZING_THREADS["export_png"]

@@ -1,4 +1,4 @@
-# Evaluation (issues 7 and 8): distribution distances (FID through pytorch-fid, or the
+# Evaluation: distribution distances (FID through pytorch-fid, or the
 # weight-free FRD offline) with N, bootstrap CI, same-N real baseline, KID and FID-infinity;
 # the thesis' figure-11 bar plot; compute accounting. Helpers in common.smk. Bone and
 # morphology rules live in bone.smk.
@@ -14,7 +14,7 @@ rule compute_distance:
     log:
         "logs/compute_distance/{scan}.log",
     benchmark:
-        "benchmarks/compute_distance/{scan}.tsv"
+        "logs/benchmark/compute_distance/{scan}.tsv"
     conda:
         "../../envs/eval.yaml"
     threads: SIZING_THREADS["compute_distance"]
@@ -52,7 +52,7 @@ rule plot_distance:
     log:
         "logs/plot_distance/{scan}.log",
     benchmark:
-        "benchmarks/plot_distance/{scan}.tsv"
+        "logs/benchmark/plot_distance/{scan}.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
@@ -79,7 +79,7 @@ rule plot_distance_validation:
     log:
         "logs/plot_distance_validation/{scan}.log",
     benchmark:
-        "benchmarks/plot_distance_validation/{scan}.tsv"
+        "logs/benchmark/plot_distance_validation/{scan}.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
@@ -102,7 +102,7 @@ rule compute_table:
     log:
         "logs/compute_table/compute.log",
     benchmark:
-        "benchmarks/compute_table/compute.tsv"
+        "logs/benchmark/compute_table/compute.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:

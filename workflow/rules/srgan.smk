@@ -12,7 +12,7 @@ rule train_srgan:
     log:
         "logs/train_srgan/{scan}_{preset}_x{scale}.log",
     benchmark:
-        "benchmarks/train_srgan/{scan}_{preset}_x{scale}.tsv"
+        "logs/benchmark/train_srgan/{scan}_{preset}_x{scale}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -34,7 +34,7 @@ rule super_resolve:
     log:
         "logs/super_resolve/{scan}_{preset}_x{scale}.log",
     benchmark:
-        "benchmarks/super_resolve/{scan}_{preset}_x{scale}.tsv"
+        "logs/benchmark/super_resolve/{scan}_{preset}_x{scale}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -58,7 +58,7 @@ rule compute_sr_metrics:
     log:
         "logs/compute_sr_metrics/{scan}.log",
     benchmark:
-        "benchmarks/compute_sr_metrics/{scan}.tsv"
+        "logs/benchmark/compute_sr_metrics/{scan}.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
@@ -68,7 +68,7 @@ rule compute_sr_metrics:
         eval_set=get_sr_eval_set,
         ssim_window=EVALUATE["ssim_window"],
     script:
-        "../../scripts/sr_metrics.py"
+        "../../scripts/compute_sr_metrics.py"
 
 
 use rule compute_sr_metrics as compute_sr_metrics_grid with:
@@ -81,7 +81,7 @@ use rule compute_sr_metrics as compute_sr_metrics_grid with:
     log:
         "logs/compute_sr_metrics_grid/{scan}.log",
     benchmark:
-        "benchmarks/compute_sr_metrics_grid/{scan}.tsv"
+        "logs/benchmark/compute_sr_metrics_grid/{scan}.tsv"
 
 
 rule compute_sr_metrics_cv:
@@ -92,14 +92,14 @@ rule compute_sr_metrics_cv:
     log:
         "logs/compute_sr_metrics_cv/cv.log",
     benchmark:
-        "benchmarks/compute_sr_metrics_cv/cv.tsv"
+        "logs/benchmark/compute_sr_metrics_cv/cv.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
         runtime=10,
         mem_mb=2000,
     script:
-        "../../scripts/sr_metrics.py"
+        "../../scripts/compute_sr_metrics_cv.py"
 
 
 rule plot_sr_metrics:
@@ -116,14 +116,14 @@ rule plot_sr_metrics:
     log:
         "logs/plot_sr_metrics/sr_metrics.log",
     benchmark:
-        "benchmarks/plot_sr_metrics/sr_metrics.tsv"
+        "logs/benchmark/plot_sr_metrics/sr_metrics.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
         runtime=10,
         mem_mb=2000,
     script:
-        "../../scripts/sr_metrics.py"
+        "../../scripts/plot_sr_metrics.py"
 
 
 use rule plot_sr_metrics as plot_sr_metrics_grid with:
@@ -135,7 +135,7 @@ use rule plot_sr_metrics as plot_sr_metrics_grid with:
     log:
         "logs/plot_sr_metrics_grid/sr_metrics_grid.log",
     benchmark:
-        "benchmarks/plot_sr_metrics_grid/sr_metrics_grid.tsv"
+        "logs/benchmark/plot_sr_metrics_grid/sr_metrics_grid.tsv"
 
 
 # The report's whole grid: every preset at its scales (exp_a..exp_f, SE, progressive, stacked).

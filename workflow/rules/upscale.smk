@@ -13,7 +13,7 @@ rule train_srcnn:
     log:
         "logs/train_srcnn/{scan}.log",
     benchmark:
-        "benchmarks/train_srcnn/{scan}.tsv"
+        "logs/benchmark/train_srcnn/{scan}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -36,7 +36,7 @@ rule upscale:
     log:
         "logs/upscale/{scan}_{method}.log",
     benchmark:
-        "benchmarks/upscale/{scan}_{method}.tsv"
+        "logs/benchmark/upscale/{scan}_{method}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -66,17 +66,16 @@ rule plot_srcnn_training:
     log:
         "logs/plot_srcnn_training/plot.log",
     benchmark:
-        "benchmarks/plot_srcnn_training/plot.tsv"
+        "logs/benchmark/plot_srcnn_training/plot.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
         runtime=10,
         mem_mb=2000,
     params:
-        figure="training",
         scans=upscale_scans(),
     script:
-        "../../scripts/plot_srcnn.py"
+        "../../scripts/plot_srcnn_training.py"
 
 
 rule plot_srcnn_comparison:
@@ -98,16 +97,15 @@ rule plot_srcnn_comparison:
     log:
         "logs/plot_srcnn_comparison/plot.log",
     benchmark:
-        "benchmarks/plot_srcnn_comparison/plot.tsv"
+        "logs/benchmark/plot_srcnn_comparison/plot.tsv"
     conda:
         "../../envs/eval.yaml"
     resources:
         runtime=10,
         mem_mb=4000,
     params:
-        figure="comparison",
         scans=upscale_scans(),
         device=config["upscale"]["device"],
         crop=config["upscale"]["comparison_crop"],
     script:
-        "../../scripts/plot_srcnn.py"
+        "../../scripts/plot_srcnn_comparison.py"

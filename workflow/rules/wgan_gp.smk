@@ -21,7 +21,7 @@ rule train_wgan_gp:
     log:
         "logs/train_wgan_gp/{scan}_{size}px.log",
     benchmark:
-        "benchmarks/train_wgan_gp/{scan}_{size}px.tsv"
+        "logs/benchmark/train_wgan_gp/{scan}_{size}px.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -44,7 +44,7 @@ rule sample_wgan_gp:
     log:
         "logs/sample_wgan_gp/{scan}_{size}px.log",
     benchmark:
-        "benchmarks/sample_wgan_gp/{scan}_{size}px.tsv"
+        "logs/benchmark/sample_wgan_gp/{scan}_{size}px.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
