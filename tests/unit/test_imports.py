@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tomosynth"
 #: floor -> modules (package-relative names; "" is the package itself). A module may import
 #: modules on its own floor or below, never above.
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("", "errors", "jobs", "sizing", "config_checks", "metrics", "models", "train"),
+    0: ("", "errors", "jobs", "sizing", "plan", "config_checks", "metrics", "models", "train"),
     1: (
         "resample",
         "device",

@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir)))  # tomosynth of this checkout
-from tomosynth import config_checks
+from tomosynth import config_checks, plan
 
 # One short line for a bad key (Snakemake's validate would print schema and config), then
 # Snakemake's validation (fills the defaults), then the cross-checks the schema cannot express.
@@ -33,7 +33,7 @@ forward_interrupt_to_jobs()
 
 SCANS = config_checks.select_scans(config)
 BUILTIN_SCANS = sorted(s for s in SCANS if "builtin" in config["scans"][s])
-SIZES = sorted(config["preprocess"]["sizes"])
+SIZES = plan.sizes(config)
 
 
 wildcard_constraints:
@@ -44,10 +44,7 @@ wildcard_constraints:
 # --- data stage ---------------------------------------------------------------------------
 def get_scan_h5(wildcards):
     """The scan's DXchange file: simulated for built-in scans, the user's path otherwise."""
-    entry = config["scans"][wildcards.scan]
-    if "builtin" in entry:
-        return f"results/scans/{wildcards.scan}.h5"
-    return entry["path"]
+    return plan.scan_file(config, wildcards.scan)
 
 
 def get_simulate_params(wildcards):
@@ -58,7 +55,7 @@ def get_simulate_params(wildcards):
         kind=entry["builtin"],
         seed=entry["seed"],
         voxel_um=entry["voxel_um"],
-        binning=entry.get("binning", 1),
+        binning=entry["binning"],
     )
 
 
@@ -71,10 +68,10 @@ def get_recon_params(wildcards):
     """Reconstruction settings of one scan (per-scan centre and slice range override)."""
     entry = config["scans"][wildcards.scan]
     params = {k: v for k, v in config["recon"].items() if k not in RECON_RUN_KEYS}
-    if entry.get("center") is not None:
+    if entry["center"] is not None:
         params["center"] = entry["center"]
-    params["slices"] = entry.get("slices")
-    params["theta_units"] = entry.get("theta_units")
+    params["slices"] = entry["slices"]
+    params["theta_units"] = entry["theta_units"]
     return params
 
 
@@ -153,13 +150,8 @@ def get_recon_runtime(wildcards, input, threads):
 
 
 def scan_sizes(scan):
-    """PNG sizes of one scan: those no larger than its slices (a binned built-in scan has
-    columns / binning px; a real scan's width is only known once it is read)."""
-    entry = config["scans"][scan]
-    if "builtin" not in entry:
-        return SIZES
-    width = config["simulate"]["columns"] // entry.get("binning", 1)
-    return [s for s in SIZES if s <= width] + ([width] if width < max(SIZES) else [])
+    """PNG sizes of one scan (tomosynth.plan.scan_sizes)."""
+    return plan.scan_sizes(config, scan)
 
 
 def get_scan_sizes(wildcards):
@@ -167,19 +159,13 @@ def get_scan_sizes(wildcards):
 
 
 def get_scan_overview_pngs(wildcards):
-    return expand(
-        "results/png/{scan}/{size}px",
-        scan=wildcards.scan,
-        size=scan_sizes(wildcards.scan),
-    )
+    return [plan.png_folder(wildcards.scan, s) for s in scan_sizes(wildcards.scan)]
 
 
 def data_targets():
-    targets = expand("results/png/{scan}/split.json", scan=SCANS)
+    targets = expand(rules.split_manifest.output.split, scan=SCANS)
     for scan in SCANS:
-        targets += expand(
-            "results/png/{scan}/{size}px", scan=scan, size=scan_sizes(scan)
-        )
+        targets += expand(rules.export_png.output.png, scan=scan, size=scan_sizes(scan))
     return targets
 
 
@@ -208,17 +194,17 @@ def scan_shape(scan):
     if scan not in _SHAPES:
         entry = config["scans"][scan]
         if "builtin" in entry:
-            b = entry.get("binning", 1)
+            b = entry["binning"]
             sim = config["simulate"]
             a, f, d = sim["angles"], sim["n_flats"], sim["n_darks"]
             rows, cols = sim["slices"] // b, sim["columns"] // b
         else:
             from tomosynth.io import inspect_dxchange
 
-            info = inspect_dxchange(entry["path"], entry.get("theta_units"))
+            info = inspect_dxchange(entry["path"], entry["theta_units"])
             a, f, d = info.n_angles, info.n_flats, info.n_darks
             rows, cols = info.n_rows, info.n_cols
-        if entry.get("slices"):
+        if entry["slices"]:
             start, stop = entry["slices"]
             rows = max(0, min(stop, rows) - start)
         _SHAPES[scan] = (a, f, d, rows, cols)
@@ -314,7 +300,7 @@ def size_of(name, key):
 
 
 # --- generators (wgan_gp) ------------------------------------------------------------------
-WGAN_GP_SCANS = sorted(config["wgan_gp"]["scans"])
+WGAN_GP_SCANS = plan.wgan_gp_scans(config)
 if set(WGAN_GP_SCANS) - set(SCANS):
     raise ValueError(
         f"config wgan_gp.scans: {sorted(set(WGAN_GP_SCANS) - set(SCANS))} not in scans {SCANS}"
@@ -355,9 +341,9 @@ def get_wgan_gp_runtime(wildcards):
 def wgan_gp_targets():
     return expand(
         [
-            "results/models/wgan_gp/{scan}_{size}px/final.pt",
-            "results/samples/wgan_gp/{scan}_{size}px",
-            "results/samples/wgan_gp/{scan}_{size}px_contact_sheet.png",
+            rules.train_wgan_gp.output.model,
+            rules.sample_wgan_gp.output.samples,
+            rules.sample_wgan_gp.output.contact_sheet,
         ],
         scan=WGAN_GP_SCANS,
         size=SIZES,
@@ -368,8 +354,8 @@ def wgan_gp_targets():
 # Low-resolution samples (smallest PNG size) are upscaled to the largest size; SRCNN is
 # trained on the real pairs of the same two sizes. New model-based methods (srgan) add
 # themselves to UPSCALE_METHODS and to get_upscale_model.
-UPSCALE_METHODS = ["bicubic", "srcnn", "srgan"]
-LOW_SIZE, HIGH_SIZE = min(SIZES), max(SIZES)
+UPSCALE_METHODS = list(plan.UPSCALE_METHODS)
+LOW_SIZE, HIGH_SIZE = plan.low_high(config)
 
 
 wildcard_constraints:
@@ -378,7 +364,7 @@ wildcard_constraints:
 
 def upscale_scans():
     """Scans with generated samples to upscale (the WGAN-GP scans), checked against scans."""
-    scans = sorted(config["wgan_gp"].get("scans", ["shale"]))
+    scans = plan.wgan_gp_scans(config)
     unknown = [s for s in scans if s not in config["scans"]]
     if unknown:
         raise ValueError(f"wgan_gp.scans: {unknown} not among the configured scans")
@@ -386,36 +372,25 @@ def upscale_scans():
 
 
 def get_upscale_model(wildcards):
-    """The trained model a method needs: SRCNN's best.pt for srcnn, nothing for bicubic."""
-    if wildcards.method == "srcnn":
-        return f"results/models/srcnn/{wildcards.scan}/best.pt"
-    if wildcards.method == "srgan":
-        # An SRGAN preset trained on the scan's own real pairs (HR = the largest PNG size).
-        if HIGH_SIZE % LOW_SIZE or config["srgan"]["hr_size"] != HIGH_SIZE:
-            raise ValueError(
-                f"upscale method srgan: needs srgan.hr_size = {HIGH_SIZE} (the largest "
-                f"preprocess size) and a whole scale factor {HIGH_SIZE}/{LOW_SIZE}"
-            )
-        preset = config["upscale"]["srgan_preset"]
-        scale = HIGH_SIZE // LOW_SIZE
-        return f"results/models/srgan/{wildcards.scan}_{preset}_x{scale}/best.pt"
-    return []
+    """The trained model a method needs: SRCNN's best.pt for srcnn, an SRGAN preset trained
+    on the scan's real pairs for srgan, nothing for bicubic."""
+    model = plan.upscale_model(config, wildcards.scan, wildcards.method)
+    return [] if model is None else model
 
 
 def upscale_targets():
     """Upscaled sample folders per scan and method, and the SRCNN figures."""
-    if LOW_SIZE == HIGH_SIZE:
-        return []  # a single PNG size: nothing to upscale
-    methods = config["upscale"]["methods"]
-    targets = expand(
-        "results/upscaled/{scan}/{method}", scan=upscale_scans(), method=methods
-    )
+    methods = plan.upscale_methods(config)  # none with a single PNG size
+    if not methods:
+        return []
+    targets = expand(rules.upscale.output.images, scan=upscale_scans(), method=methods)
     if "srcnn" in methods:
-        targets += expand(
-            "results/plots/srcnn_{figure}.{ext}",
-            figure=["training", "comparison"],
-            ext=["png", "pdf"],
-        )
+        targets += [
+            str(rules.plot_srcnn_training.output.png),
+            str(rules.plot_srcnn_training.output.pdf),
+            str(rules.plot_srcnn_comparison.output.png),
+            str(rules.plot_srcnn_comparison.output.pdf),
+        ]
     return targets
 
 
@@ -439,16 +414,16 @@ def srgan_preset(preset):
     """A preset merged over the shared srgan settings: weights, train, generator, discriminator."""
     p = SRGAN["presets"][preset]
     for block in ("train", "generator", "discriminator"):
-        unknown = set(p.get(block, {})) - set(SRGAN[block])
+        unknown = set(p[block]) - set(SRGAN[block])
         if unknown:
             raise ValueError(
                 f"config srgan.presets.{preset}.{block}: unknown keys {sorted(unknown)}"
             )
     return {
-        "weights": {"adversarial": 1.0, "l1": 0.01, "tv": 0.0, **p["weights"]},
-        "train": {**SRGAN["train"], **p.get("train", {})},
-        "generator": {**SRGAN["generator"], **p.get("generator", {})},
-        "discriminator": {**SRGAN["discriminator"], **p.get("discriminator", {})},
+        "weights": {k: p["weights"][k] for k in ("adversarial", "l1", "tv")},
+        "train": {**SRGAN["train"], **p["train"]},
+        "generator": {**SRGAN["generator"], **p["generator"]},
+        "discriminator": {**SRGAN["discriminator"], **p["discriminator"]},
     }
 
 
@@ -477,8 +452,8 @@ def _srgan_lr_scan(scan):
 
 def _srgan_slice_stride(scan):
     """LR slice index = HR slice index // stride: the coarse scan's extra row binning."""
-    hr_bin = config["scans"][scan].get("binning", 1)
-    lr_bin = config["scans"][_srgan_lr_scan(scan)].get("binning", 1)
+    hr_bin = config["scans"][scan]["binning"]
+    lr_bin = config["scans"][_srgan_lr_scan(scan)]["binning"]
     if lr_bin % hr_bin:
         raise ValueError(
             f"config scans: binning of the LR scan of {scan!r} is not a multiple of its own"
@@ -493,9 +468,9 @@ def _srgan_folders(scan, scale):
         raise ValueError(
             f"config srgan.hr_size: {hr_size} is not divisible by the scale {scale}"
         )
-    out = {"hr": f"results/png/{scan}/{hr_size}px"}
+    out = {"hr": plan.png_folder(scan, hr_size)}
     if SRGAN["lr_source"] == "pairs":
-        out["lr"] = f"results/png/{_srgan_lr_scan(scan)}/{hr_size // int(scale)}px"
+        out["lr"] = plan.png_folder(_srgan_lr_scan(scan), hr_size // int(scale))
     return out
 
 
@@ -505,7 +480,7 @@ def get_train_srgan_input(wildcards):
     folders = [_srgan_folders(s, wildcards.scale) for s in specimens]
     out = {
         "hr": [f["hr"] for f in folders],
-        "split": [f"results/png/{s}/split.json" for s in specimens],
+        "split": [plan.split_file(s) for s in specimens],
     }
     if SRGAN["lr_source"] == "pairs":
         out["lr"] = [f["lr"] for f in folders]
@@ -541,7 +516,7 @@ def get_train_srgan_params(wildcards):
 def get_super_resolve_input(wildcards):
     """The scan's model and its HR (and real LR) slices."""
     return {
-        "model": f"results/models/srgan/{wildcards.scan}_{wildcards.preset}_x{wildcards.scale}/best.pt",
+        "model": plan.srgan_model(wildcards.scan, wildcards.preset, wildcards.scale),
         **_srgan_folders(wildcards.scan, wildcards.scale),
     }
 
@@ -553,8 +528,8 @@ def get_super_resolve_params(wildcards):
     # PNG pixel = voxel x reconstructed width / hr_size; the width is known for built-in scans
     hr_voxel_um = None
     if "builtin" in entry:
-        columns = config["simulate"]["columns"] // entry.get("binning", 1)
-        hr_voxel_um = entry.get("voxel_um", 1.0) * columns / SRGAN["hr_size"]
+        columns = config["simulate"]["columns"] // entry["binning"]
+        hr_voxel_um = entry["voxel_um"] * columns / SRGAN["hr_size"]
     return {
         "scale": int(wildcards.scale),
         "slice_stride": _srgan_slice_stride(wildcards.scan) if pairs else 1,
@@ -568,7 +543,7 @@ def get_super_resolve_params(wildcards):
             "train_specimens": specimens,
             "lr_source": SRGAN["lr_source"],
             "lr_scan": SRGAN["lr_scans"].get(wildcards.scan) if pairs else None,
-            "scan_voxel_um": entry.get("voxel_um", 1.0),
+            "scan_voxel_um": entry["voxel_um"],
             "hr_size": SRGAN["hr_size"],
             "hr_voxel_um": hr_voxel_um,
             "seed": SRGAN["seed"],
@@ -578,18 +553,16 @@ def get_super_resolve_params(wildcards):
 
 def srgan_run_grid():
     """(preset, scale) pairs of the default target."""
-    return [(p, s) for p in SRGAN["run_presets"] for s in SRGAN["run_scales"]]
+    return plan.srgan_run_grid(config)
 
 
 def srgan_full_grid():
     """(preset, scale) pairs of srgan_all: every preset at its report scales."""
-    return [
-        (p, s) for p in SRGAN_PRESETS for s in SRGAN["presets"][p].get("scales", [4])
-    ]
+    return plan.srgan_full_grid(config)
 
 
 def _srgan_volumes(scan, grid):
-    return [f"results/sr_volumes/{scan}/{p}_x{s}" for p, s in grid]
+    return [plan.sr_volume(scan, p, s) for p, s in grid]
 
 
 def get_sr_metrics_volumes(wildcards):
@@ -608,7 +581,7 @@ def get_sr_eval_set(wildcards):
 
 def srgan_cv_slices():
     return expand(
-        "results/metrics/sr/slices/{scan}.csv", scan=sorted(SRGAN["cv"]["specimens"])
+        rules.compute_sr_metrics.output.slices, scan=sorted(SRGAN["cv"]["specimens"])
     )
 
 
@@ -620,15 +593,24 @@ def srgan_targets():
     for p in SRGAN["run_presets"]:
         if p not in SRGAN["presets"]:
             raise ValueError(f"config srgan.run_presets: {p!r} is not a preset")
-    targets = expand("results/metrics/sr/{scan}.csv", scan=scans)
-    targets += ["results/plots/sr_metrics.png", "results/plots/sr_metrics.pdf"]
+    targets = expand(rules.compute_sr_metrics.output.table, scan=scans)
+    targets += [
+        str(rules.plot_sr_metrics.output.png),
+        str(rules.plot_sr_metrics.output.pdf),
+    ]
     if SRGAN["cv"]["specimens"]:
-        targets.append("results/metrics/sr/cv.csv")
+        targets.append(str(rules.compute_sr_metrics_cv.output.table))
     return targets
 
 
 # --- evaluation, plots and report -----------------------------------------------------------
 EVALUATE = config["evaluate"]
+
+
+def per_scan(scans, *patterns):
+    """Each pattern (an output of a rule with the one wildcard scan) for each scan, scan by
+    scan."""
+    return [str(p).format(scan=scan) for scan in scans for p in patterns]
 
 
 def evaluate_scans():
@@ -644,60 +626,32 @@ def evaluate_methods():
         raise ValueError(
             f"config evaluate.methods: {unknown} are not upscaling methods; known methods are {UPSCALE_METHODS}"
         )
-    if LOW_SIZE == HIGH_SIZE:
-        return []  # a single PNG size: nothing was upscaled
-    return methods
+    return plan.evaluate_methods(config)  # none with a single PNG size
 
 
 def distance_sets(scan):
-    """Compared sets of a scan: input key -> (set name in the table, plot label, folder)."""
-    sets = {
-        m: (
-            f"upscaled/{scan}/{m}",
-            f"{LOW_SIZE} px GAN + {m if m == 'bicubic' else m.upper()}",
-            f"results/upscaled/{scan}/{m}",
-        )
-        for m in evaluate_methods()
-    }
-    sets["wgan_gp_high"] = (
-        f"samples/wgan_gp/{scan}_{HIGH_SIZE}px",
-        f"{HIGH_SIZE} px GAN",
-        f"results/samples/wgan_gp/{scan}_{HIGH_SIZE}px",
-    )
-    return sets
-
-
-def _model_paths(scan):
-    """Model name -> checkpoint of the models behind a scan's compared sets (provenance)."""
-    models = {
-        f"wgan_gp_{scan}_{size}px": f"results/models/wgan_gp/{scan}_{size}px/final.pt"
-        for size in sorted({LOW_SIZE, HIGH_SIZE})
-    }
-    if "srcnn" in evaluate_methods():
-        models[f"srcnn_{scan}"] = f"results/models/srcnn/{scan}/best.pt"
-    return models
+    """Compared image sets of a scan (tomosynth.plan.distance_sets)."""
+    evaluate_methods()
+    return plan.distance_sets(config, scan)
 
 
 def get_compute_distance_input(wildcards):
     """Real PNGs, split manifest, scan context (centre, clip bounds), sets and checkpoints."""
     scan = wildcards.scan
     inputs = {
-        "png": f"results/png/{scan}/{HIGH_SIZE}px",
-        "split": f"results/png/{scan}/split.json",
-        "bounds": f"results/preprocess/{scan}/bounds.json",
-        "recon": f"results/recon/{scan}",
+        "png": plan.png_folder(scan, HIGH_SIZE),
+        "split": plan.split_file(scan),
+        "bounds": plan.bounds_file(scan),
+        "recon": plan.recon_folder(scan),
     }
-    inputs.update({key: folder for key, (_, _, folder) in distance_sets(scan).items()})
-    inputs.update({f"ckpt_{k}": v for k, v in _model_paths(scan).items()})
+    inputs.update({s.key: s.folder for s in distance_sets(scan)})
+    inputs.update({f"ckpt_{m.name}": m.checkpoint for m in plan.models(config, scan)})
     return inputs
 
 
 def get_distance_sets(wildcards):
-    """Input key -> [set name, plot label] for the compute_distance script."""
-    return {
-        k: [name, label]
-        for k, (name, label, _) in distance_sets(wildcards.scan).items()
-    }
+    """Input key -> [set name, label] for the compute_distance script."""
+    return {s.key: [s.name, s.label] for s in distance_sets(wildcards.scan)}
 
 
 def get_distance_provenance(wildcards):
@@ -706,9 +660,9 @@ def get_distance_provenance(wildcards):
         "scan_config": config["scans"][wildcards.scan],
         "split_seed": config["preprocess"]["seed"],
         "percentiles": config["preprocess"]["percentiles"],
-        "wgan_gp_seed": config["wgan_gp"].get("seed"),
-        "wgan_gp_sample": config["wgan_gp"].get("sample"),
-        "srcnn_seed": config["srcnn"].get("seed"),
+        "wgan_gp_seed": config["wgan_gp"]["seed"],
+        "wgan_gp_sample": config["wgan_gp"]["sample"],
+        "srcnn_seed": config["srcnn"]["seed"],
         "sizes": {"low": LOW_SIZE, "high": HIGH_SIZE},
     }
 
@@ -716,8 +670,8 @@ def get_distance_provenance(wildcards):
 def get_distance_validation_input(wildcards):
     """Real PNGs (the size the distances are computed at) and the split manifest."""
     return {
-        "png": f"results/png/{wildcards.scan}/{HIGH_SIZE}px",
-        "split": f"results/png/{wildcards.scan}/split.json",
+        "png": plan.png_folder(wildcards.scan, HIGH_SIZE),
+        "split": plan.split_file(wildcards.scan),
     }
 
 
@@ -732,49 +686,42 @@ def get_compute_table_input(wildcards):
     """Training folders' logs and checkpoints, and the distance tables (for the scores)."""
     inputs = {}
     for scan in evaluate_scans():
-        for name, ckpt in _model_paths(scan).items():
-            inputs[f"log_{name}"] = str(Path(ckpt).parent / "log.csv")
-            inputs[f"ckpt_{name}"] = ckpt
-        inputs[f"distance_{scan}"] = f"results/metrics/distance/{scan}.csv"
+        for model in plan.models(config, scan):
+            inputs[f"log_{model.name}"] = model.log
+            inputs[f"ckpt_{model.name}"] = model.checkpoint
+        inputs[f"distance_{scan}"] = per_scan(
+            [scan], rules.compute_distance.output.table
+        )[0]
     return inputs
 
 
 def get_compute_table_models():
     """Model name -> scan, for compute_table (folders come from the inputs)."""
-    return {name: scan for scan in evaluate_scans() for name in _model_paths(scan)}
+    return {
+        m.name: scan for scan in evaluate_scans() for m in plan.models(config, scan)
+    }
 
 
 def get_compute_table_pipelines():
     """Set name -> [scan, models whose training produced it] (the equal-budget comparison)."""
-    out = {}
-    for scan in evaluate_scans():
-        low = f"wgan_gp_{scan}_{LOW_SIZE}px"
-        for key, (name, _, _) in distance_sets(scan).items():
-            if key == "wgan_gp_high":
-                out[name] = [scan, [f"wgan_gp_{scan}_{HIGH_SIZE}px"]]
-            elif key == "srcnn":
-                out[name] = [scan, [low, f"srcnn_{scan}"]]
-            else:  # bicubic needs no model; srgan's cost is not accounted here yet
-                out[name] = [scan, [low]]
-    return out
+    evaluate_methods()
+    return plan.pipelines(config)
 
 
 def evaluate_targets():
     scans = evaluate_scans()
+    distance = rules.compute_distance.output
+    plot = rules.plot_distance.output
+    validation = rules.plot_distance_validation.output
     return (
-        expand("results/metrics/distance/{scan}.{ext}", scan=scans, ext=["csv", "json"])
-        + expand(
-            "results/plots/distance_{scan}.{ext}",
-            scan=scans,
-            ext=["png", "pdf", "json"],
-        )
-        + expand("results/metrics/distance/{scan}_validation.csv", scan=scans)
-        + expand(
-            "results/plots/distance_validation_{scan}.{ext}",
-            scan=scans,
-            ext=["png", "pdf"],
-        )
-        + ["results/metrics/compute.csv", "results/metrics/compute.json"]
+        per_scan(scans, distance.table, distance.provenance)
+        + per_scan(scans, plot.png, plot.pdf, plot.provenance)
+        + per_scan(scans, validation.table)
+        + per_scan(scans, validation.png, validation.pdf)
+        + [
+            str(rules.compute_table.output.table),
+            str(rules.compute_table.output.provenance),
+        ]
     )
 
 
@@ -784,29 +731,28 @@ def summary_tables():
     tables = {}
     for scan in evaluate_scans():
         tables[f"distance_{scan}"] = (
-            f"Distances to the real images: {scan}",
-            f"results/metrics/distance/{scan}.csv",
+            plan.distance_title(scan),
+            per_scan([scan], rules.compute_distance.output.table)[0],
         )
         tables[f"distance_validation_{scan}"] = (
-            f"Offline distance of degraded real slices (validation): {scan}",
-            f"results/metrics/distance/{scan}_validation.csv",
+            plan.distance_validation_title(scan),
+            per_scan([scan], rules.plot_distance_validation.output.table)[0],
         )
         tables[f"morphology_{scan}"] = (
-            f"Morphology of real, generated and upscaled images: {scan}",
-            f"results/metrics/morphology/{scan}.csv",
+            plan.morphology_title(scan),
+            per_scan([scan], rules.compute_morphology.output.table)[0],
         )
-    tables["compute"] = ("Compute accounting", "results/metrics/compute.csv")
+    tables["compute"] = (plan.COMPUTE_TITLE, str(rules.compute_table.output.table))
+    sr_tables = set(expand(rules.compute_sr_metrics.output.table, scan=SRGAN["scans"]))
+    sr_tables.add(str(rules.compute_sr_metrics_cv.output.table))
     for path in srgan_targets():
-        if path.startswith("results/metrics/sr/") and path.endswith(".csv"):
+        if path in sr_tables:
             name = Path(path).stem
-            tables[f"sr_{name}"] = (f"Super-resolution PSNR/SSIM: {name}", path)
+            tables[f"sr_{name}"] = (plan.sr_title(name), path)
     for path in bone_targets():
         if path.endswith("_correlations.csv"):
             stem = Path(path).stem.removesuffix("_correlations")
-            tables[f"bone_{stem}"] = (
-                f"Bone metrics, SR and LR against HR (Pearson r over ROIs): {stem}",
-                path,
-            )
+            tables[f"bone_{stem}"] = (plan.bone_title(stem), path)
     return tables
 
 
@@ -821,37 +767,26 @@ def get_summary_inputs(wildcards):
 
 
 def sample_sets(scan):
-    """Image sets shown side by side: label -> PNG folder (real, generated, upscaled)."""
-    sets = {}
-    for size in SIZES:
-        sets[f"real {size} px"] = f"results/png/{scan}/{size}px"
-        sets[f"WGAN-GP {size} px"] = f"results/samples/wgan_gp/{scan}_{size}px"
-    if LOW_SIZE != HIGH_SIZE:
-        for m in config["upscale"]["methods"]:
-            sets[f"{LOW_SIZE} px GAN + {m}"] = f"results/upscaled/{scan}/{m}"
-    return sets
+    """Image sets shown side by side (tomosynth.plan.sample_sets)."""
+    return plan.sample_sets(config, scan)
 
 
 def get_sample_set_folders(wildcards):
-    return list(sample_sets(wildcards.scan).values())
+    return [s.folder for s in sample_sets(wildcards.scan)]
 
 
 def get_sample_set_labels(wildcards):
-    return list(sample_sets(wildcards.scan))
+    return [s.label for s in sample_sets(wildcards.scan)]
 
 
 def report_targets():
     """Data overview per scan; loss curves (both sizes on one figure) and progress grids of
     the trained generators."""
     return (
-        expand("results/plots/scan_{scan}.png", scan=SCANS)
-        + expand("results/plots/gan_losses_{scan}.png", scan=WGAN_GP_SCANS)
-        + expand("results/plots/samples_{scan}.png", scan=WGAN_GP_SCANS)
-        + expand(
-            "results/plots/gan_progress_{scan}_{size}px.png",
-            scan=WGAN_GP_SCANS,
-            size=SIZES,
-        )
+        per_scan(SCANS, rules.plot_scan_overview.output.png)
+        + per_scan(WGAN_GP_SCANS, rules.plot_gan_losses.output.png)
+        + per_scan(WGAN_GP_SCANS, rules.plot_samples.output.png)
+        + expand(rules.plot_gan_progress.output.png, scan=WGAN_GP_SCANS, size=SIZES)
     )
 
 
@@ -870,18 +805,15 @@ def stage_targets():
 
 def summary_plots():
     """Every figure of the run (PNG), linked from the summary."""
+    plots = f"{plan.RESULTS}/plots/"
     return sorted(
-        {
-            t
-            for t in stage_targets()
-            if t.startswith("results/plots/") and t.endswith(".png")
-        }
+        {t for t in stage_targets() if t.startswith(plots) and t.endswith(".png")}
     )
 
 
 def get_final_output():
     """Everything the default target builds."""
-    return stage_targets() + ["results/summary.md"]
+    return stage_targets() + [str(rules.summarize.output.md)]
 
 
 # --- bone and morphology ---------------------------------------------------------------------
@@ -891,7 +823,7 @@ MORPHOLOGY = EVALUATE["morphology"]
 
 def get_bone_voxel_um(wildcards):
     """Fallback voxel size (um) of an SR volume; its meta.json hr_voxel_um wins when set."""
-    return config["scans"][wildcards.scan].get("voxel_um", 1.0)
+    return config["scans"][wildcards.scan]["voxel_um"]
 
 
 def get_bone_provenance(wildcards):
@@ -912,41 +844,20 @@ def get_bone_title(wildcards):
 
 
 def morphology_sets(scan):
-    """Image sets of a scan: input key -> (set name, kind, folder). Real PNGs and WGAN-GP
-    samples at every size, and the upscaled low-resolution samples of each method."""
-    sets = {}
-    for size in SIZES:
-        sets[f"real_{size}"] = (
-            f"real {size}px",
-            "real",
-            f"results/png/{scan}/{size}px",
-        )
-        sets[f"generated_{size}"] = (
-            f"WGAN-GP {size}px",
-            "generated",
-            f"results/samples/wgan_gp/{scan}_{size}px",
-        )
-    for m in evaluate_methods():
-        sets[f"upscaled_{m}"] = (
-            f"{LOW_SIZE}px GAN + {m}",
-            "upscaled",
-            f"results/upscaled/{scan}/{m}",
-        )
-    return sets
+    """Image sets whose morphology is compared (tomosynth.plan.morphology_sets): real PNGs
+    and WGAN-GP samples at every size, and the upscaled low-size samples of each method.
+    """
+    evaluate_methods()
+    return plan.morphology_sets(config, scan)
 
 
 def get_compute_morphology_input(wildcards):
-    return {
-        key: folder for key, (_, _, folder) in morphology_sets(wildcards.scan).items()
-    }
+    return {s.key: s.folder for s in morphology_sets(wildcards.scan)}
 
 
 def get_morphology_sets(wildcards):
     """Input key -> [set name, kind] for the compute_morphology script."""
-    return {
-        key: [name, kind]
-        for key, (name, kind, _) in morphology_sets(wildcards.scan).items()
-    }
+    return {s.key: [s.label, s.kind] for s in morphology_sets(wildcards.scan)}
 
 
 def get_morphology_provenance(wildcards):
@@ -954,36 +865,32 @@ def get_morphology_provenance(wildcards):
         "scan": wildcards.scan,
         "scan_config": config["scans"][wildcards.scan],
         "split_seed": config["preprocess"]["seed"],
-        "wgan_gp_seed": config["wgan_gp"].get("seed"),
+        "wgan_gp_seed": config["wgan_gp"]["seed"],
         "sizes": SIZES,
     }
 
 
 def bone_targets():
     """Bone tables and figures of every SR volume of the default SRGAN grid."""
-    targets = []
-    for scan in SRGAN["scans"]:
-        for preset, scale in srgan_run_grid():
-            stem = f"{scan}_{preset}_x{scale}"
-            targets += [
-                f"results/metrics/bone/{stem}.csv",
-                f"results/metrics/bone/{stem}_correlations.csv",
-                f"results/metrics/bone/{stem}_consistency.csv",
-                f"results/plots/bone_{stem}.png",
-                f"results/plots/bone_{stem}.pdf",
-                f"results/plots/consistency_{stem}.png",
-                f"results/plots/consistency_{stem}.pdf",
-            ]
-    return targets
+    bone, plot = rules.compute_bone_metrics.output, rules.plot_bone.output
+    patterns = [
+        bone.table,
+        bone.correlations,
+        bone.consistency,
+        plot.png,
+        plot.pdf,
+        plot.consistency_png,
+        plot.consistency_pdf,
+    ]
+    return [
+        str(p).format(scan=scan, preset=preset, scale=scale)
+        for scan in SRGAN["scans"]
+        for preset, scale in srgan_run_grid()
+        for p in patterns
+    ]
 
 
 def morphology_targets():
     """Morphology tables and figures of every evaluated (WGAN-GP) scan."""
-    return expand(
-        [
-            "results/metrics/morphology/{scan}.csv",
-            "results/plots/morphology_{scan}.png",
-            "results/plots/morphology_{scan}.pdf",
-        ],
-        scan=evaluate_scans(),
-    )
+    morphology, plot = rules.compute_morphology.output, rules.plot_morphology.output
+    return expand([morphology.table, plot.png, plot.pdf], scan=evaluate_scans())
