@@ -199,8 +199,9 @@ def ring_check(
     near = np.abs(radii[gidx] - out["real_radius"]) <= window_px
     if near.any():
         j = int(np.argmax(np.where(near, gprom, -np.inf)))
-        out["generated_radius"], out["generated_prominence"] = float(radii[gidx[j]]), float(
-            gprom[j]
+        out["generated_radius"], out["generated_prominence"] = (
+            float(radii[gidx[j]]),
+            float(gprom[j]),
         )
         out["shows"] = bool(gprom[j] >= min_relative_prominence * out["real_prominence"])
     return out
