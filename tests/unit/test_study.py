@@ -286,11 +286,12 @@ def test_collect_study_writes_tables_times_and_criteria(tmp_path):
 # ------------------------------------------------------------------ configs
 
 
-def _merged(overlay: Path) -> dict:
+def _merged(*overlays: Path) -> dict:
     from snakemake.utils import update_config, validate
 
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    update_config(cfg, yaml.safe_load(overlay.read_text()))
+    for overlay in overlays:
+        update_config(cfg, yaml.safe_load(overlay.read_text()))
     config_checks.check_schema(cfg, SCHEMA)
     validate(cfg, str(SCHEMA))  # fills the defaults, as the workflow does
     return cfg
@@ -305,6 +306,12 @@ def test_study_config_is_valid_and_equal_budget():
     assert cfg["preprocess"]["sizes"] == [64, 256]
     assert cfg["simulate"]["axial_variety"] > 0
     assert "exp_d" in cfg["srgan"]["run_presets"] and 4 in cfg["srgan"]["run_scales"]
+
+
+def test_gpu_check_config_is_valid():
+    cfg = _merged(ROOT / "config" / "study.yaml", ROOT / "config" / "gpu_check.yaml")
+    config_checks.check_consistency(cfg)
+    assert cfg["wgan_gp"]["budget_minutes"] <= 2 and cfg["wgan_gp"]["amp"]
 
 
 def test_thesis_config_is_valid(tmp_path):
