@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared check for a machine with one CUDA GPU, finishing in under 8 minutes:
 #   1. a short study (config/study.yaml + config/gpu_check.yaml: 1.5 min per resolution,
-#      WGAN-GP with bf16 AMP; at most 330 s in all), gathered like `make study` into
+#      WGAN-GP with bf16 AMP; at most 300 s in all), gathered like `make study` into
 #      $OUT_DIR/study/ (with FID rows when FID_WEIGHTS is set);
 #   2. benchmarks/bench_recon.py --device cuda (2048 wide, 1,500 angles, 16 rows);
 #   3. benchmarks/bench_wgan_gp.py --device cuda: ours vs the idiomatic loop (NCHW and
@@ -45,8 +45,8 @@ if [ -n "${FID_WEIGHTS:-}" ] && [ -f "${FID_WEIGHTS}" ]; then  # FID rows in the
     >"$OUT_DIR/fid_overlay.yaml"
   EXTRA=("$OUT_DIR/fid_overlay.yaml")
 fi
-step study 330 "$SMK" --cores "$(nproc)" --workflow-profile workflow/profiles/default \
-  --configfile "$PWD/config/study.yaml" "$PWD/config/gpu_check.yaml" "${EXTRA[@]}" \
+step study 300 "$SMK" --cores "$(nproc)" --workflow-profile workflow/profiles/default \
+  --configfile "$PWD/config/study.yaml" "$PWD/config/gpu_check.yaml" ${EXTRA[@]+"${EXTRA[@]}"} \
   --directory "$WORK"
 "$PY" -m tomosynth.cli study-report "$WORK" "$OUT_DIR/study" --wall-s $(( $(date +%s) - t0 )) \
   >"$OUT_DIR/study_report.log" 2>&1 || log "study-report failed (see study_report.log)"
@@ -55,12 +55,12 @@ step study 330 "$SMK" --cores "$(nproc)" --workflow-profile workflow/profiles/de
 step bench_recon 25 "$PY" benchmarks/bench_recon.py --device cuda --rows 16 --repeat 2
 
 # 3. WGAN-GP training throughput: plain, AMP, torch.compile
-step bench_wgan_gp 30 "$PY" benchmarks/bench_wgan_gp.py --device cuda --sizes 64 256 \
-  --max-channels 0 64 --batches 10 --repeats 3 --out "$OUT_DIR/bench_wgan_gp.json"
-step bench_wgan_gp_amp 20 "$PY" benchmarks/bench_wgan_gp.py --device cuda --amp --sizes 64 256 \
-  --max-channels 0 --batches 10 --repeats 3 --out "$OUT_DIR/bench_wgan_gp_amp.json"
-step bench_wgan_gp_compile 25 "$PY" benchmarks/bench_wgan_gp.py --device cuda --compile \
-  --sizes 64 256 --max-channels 0 --batches 10 --repeats 3 \
+step bench_wgan_gp 35 "$PY" benchmarks/bench_wgan_gp.py --device cuda --sizes 64 256 \
+  --max-channels 0 --batches 5 --repeats 2 --out "$OUT_DIR/bench_wgan_gp.json"
+step bench_wgan_gp_amp 30 "$PY" benchmarks/bench_wgan_gp.py --device cuda --amp --sizes 64 256 \
+  --max-channels 0 --batches 5 --repeats 2 --out "$OUT_DIR/bench_wgan_gp_amp.json"
+step bench_wgan_gp_compile 35 "$PY" benchmarks/bench_wgan_gp.py --device cuda --compile \
+  --sizes 64 256 --max-channels 0 --batches 5 --repeats 2 \
   --out "$OUT_DIR/bench_wgan_gp_compile.json"
 
 # 4. FID on the GPU (pytorch-fid's Inception, local weights only)
