@@ -273,6 +273,9 @@ def test_collect_study_writes_tables_times_and_criteria(tmp_path):
     collect_study(work, out, total_wall_s=600)
     for name in ("criteria.md", "criteria.csv", "summary.md", "wall_times.md", "wall_times.csv"):
         assert (out / name).is_file(), name
+    study_md = (out / "study.md").read_text()
+    assert "| 0 | real split | log FRD: 2 [1.8, 2.3] | 10 | 2.14 |" in study_md  # thesis FID
+    assert "| x4 | srgan | 25.30 | 0.650 | 32.977 / 0.8693 |" in study_md  # report's exp_d
     assert (out / "plots" / "samples_shale.png").is_file()
     assert (out / "metrics" / "sr" / "bone.csv").is_file()
     assert (out / "samples" / "shale_64px_contact_sheet.png").is_file()
