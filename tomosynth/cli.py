@@ -1,4 +1,6 @@
-"""``tomosynth`` command line: ``tomosynth verify [results/]`` checks every folder manifest."""
+"""``tomosynth`` command line: ``tomosynth verify [results/]`` checks every folder manifest;
+``tomosynth study-report WORKDIR OUT`` gathers a study run (figures, tables, wall times,
+criteria) into OUT."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from tomosynth.errors import DataError
 from tomosynth.manifest import verify_tree
+from tomosynth.study import collect_study
 
 
 def verify(root: Path, fast: bool = False) -> int:
@@ -50,7 +54,22 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify", help="check every folder output of a results tree")
     p.add_argument("root", nargs="?", default="results", type=Path)
     p.add_argument("--fast", action="store_true", help="sizes and times only, no hashing")
+    s = sub.add_parser("study-report", help="gather a study run into a folder, with criteria")
+    s.add_argument(
+        "workdir", type=Path, help="the run's folder holding results/ and logs/benchmark/"
+    )
+    s.add_argument("out", type=Path, help="destination, e.g. docs/study")
+    s.add_argument("--wall-s", type=float, default=None, help="end-to-end wall time, s")
     args = parser.parse_args(argv)
+    if args.command == "study-report":
+        try:
+            files = collect_study(args.workdir, args.out, args.wall_s)
+        except DataError as exc:
+            print(f"tomosynth study-report: {exc}", file=sys.stderr)
+            return 2
+        print(f"{len(files)} files written under {args.out}; criteria: {args.out}/criteria.md")
+        print((args.out / "criteria.md").read_text())
+        return 0
     return verify(args.root, fast=args.fast)
 
 

@@ -67,8 +67,10 @@ def _field(
     return out
 
 
-def _top(fraction: float) -> float:
+def _top(fraction: float | np.ndarray) -> float | np.ndarray:
     """Threshold above which a standard normal field lies with probability `fraction`."""
+    if np.ndim(fraction):
+        return (-special.ndtri(fraction)).astype(np.float32)
     return float(-special.ndtri(fraction))
 
 
@@ -80,7 +82,24 @@ def _radius(columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.hypot(y, x), y, x
 
 
-def shale_phantom(columns: int = 256, slices: int = 64, seed: int = 0) -> np.ndarray:
+def _axial_profiles(seed: int, slices: int, count: int) -> np.ndarray:
+    """`count` smooth random profiles along the slice axis, ``(count, slices)``, mean 0, std 1.
+
+    Their correlation length is an eighth of the stack (at least one slice), so a stack shows
+    several layers. They come from their own random stream, so the other fields of a phantom
+    do not depend on whether they are drawn.
+    """
+    rng = np.random.default_rng([int(seed), 101])
+    noise = rng.standard_normal((count, int(slices)))
+    out = ndimage.gaussian_filter1d(noise, sigma=max(slices / 8.0, 1.0), axis=1, mode="wrap")
+    out -= out.mean(axis=1, keepdims=True)
+    out /= np.maximum(out.std(axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
+
+
+def shale_phantom(
+    columns: int = 256, slices: int = 64, seed: int = 0, axial_variety: float = 0.0
+) -> np.ndarray:
     """A shale-like core in a container: matrix, aligned pores, bright mineral grains.
 
     Layout (radii as fractions of `columns`): a cylindrical sample of radius ~0.38 with a
@@ -97,6 +116,12 @@ def shale_phantom(columns: int = 256, slices: int = 64, seed: int = 0) -> np.nda
         Number of slices (detector rows).
     seed : int
         Seed of every random field.
+    axial_variety : float
+        0 (default) keeps the sample statistically alike along the axis. Up to 1, it makes
+        slices differ along the axis, as layers of a real core do: the pore and grain
+        fractions (x e^(+-0.8 v) at one standard deviation), the sample radius (+-4 % v) and
+        the matrix density (+-8 % v) follow smooth random profiles along the axis, and the
+        features' correlation length along the axis shrinks by ``1 + 2 v``.
 
     Returns
     -------
@@ -104,31 +129,45 @@ def shale_phantom(columns: int = 256, slices: int = 64, seed: int = 0) -> np.nda
         Attenuation per voxel, >= 0; about ``3 / columns`` in the matrix, 0 in air.
     """
     _check_size(columns, slices)
+    v = float(axial_variety)
+    if not (0.0 <= v <= 1.0):
+        raise ConfigError(f"axial_variety must be in [0, 1], got {axial_variety!r}")
     n = int(columns)
     shape = (int(slices), n, n)
     rng = np.random.default_rng(seed)
     s = max(n / 256.0, 0.5)  # feature scale: a 256-wide slice shows features of ~1-5 voxels
     unit = 3.0 / n  # matrix attenuation per voxel: ~10 % transmission across the sample
 
+    # along-axis variety: per-slice factors (all 1 / 0 when v == 0, nothing drawn)
+    if v > 0:
+        prof = _axial_profiles(seed, shape[0], 4)[:, :, None, None]
+        pore_f, grain_f = np.exp(0.8 * v * prof[0]), np.exp(0.8 * v * prof[1])
+        radius_f, matrix_f = 1.0 + 0.04 * v * prof[2], 1.0 + 0.08 * v * prof[3]
+    else:
+        pore_f = grain_f = radius_f = matrix_f = 1.0
+    az = 1.0 + 2.0 * v  # shorter correlation along the axis
+
     r, _, _ = _radius(n)
-    low = _field(rng, shape, (6 * s, 10 * s, 10 * s))  # slow density and edge variation
-    r_sample = 0.38 * n * (1.0 + 0.012 * low)
+    low = _field(rng, shape, (6 * s / az, 10 * s, 10 * s))  # slow density and edge variation
+    r_sample = 0.38 * n * (1.0 + 0.012 * low) * radius_f
     inside = r[None] < r_sample
     edge = np.clip((r[None] - 0.75 * r_sample) / (0.25 * r_sample), 0.0, 1.0)
 
     # laminated matrix texture: correlated along the bedding (first and last axes)
-    texture = _field(rng, shape, (1.5 * s, 0.7 * s, 2.5 * s))
-    vol = unit * (1.0 + 0.04 * low + 0.05 * texture)
+    texture = _field(rng, shape, (1.5 * s / az, 0.7 * s, 2.5 * s))
+    vol = unit * (matrix_f + 0.04 * low + 0.05 * texture)
 
     # pores: flattened lenses along the bedding, plus air pockets near the edge
-    pores = _field(rng, shape, (2.5 * s, 0.9 * s, 4.0 * s)) + 0.8 * edge
-    vol = np.where(pores > _top(0.035), np.float32(0.05 * unit), vol)
+    pores = _field(rng, shape, (2.5 * s / az, 0.9 * s, 4.0 * s)) + 0.8 * edge
+    pore_top = _top(np.clip(0.035 * pore_f, 0.002, 0.3))
+    vol = np.where(pores > pore_top, np.float32(0.05 * unit), vol)
     del pores, texture
 
     # mineral grains: many small specks and fewer larger grains, density 1.8-3.5x matrix
-    density = unit * (2.6 + 0.9 * _field(rng, shape, (4 * s, 4 * s, 4 * s)).clip(-1, 1))
+    density = unit * (2.6 + 0.9 * _field(rng, shape, (4 * s / az, 4 * s, 4 * s)).clip(-1, 1))
     for sigma, fraction in ((0.6 * s, 0.012), (1.6 * s, 0.004)):
-        grains = _field(rng, shape, (sigma, sigma, sigma)) > _top(fraction)
+        grain_top = _top(np.clip(fraction * grain_f, 1e-4, 0.1))
+        grains = _field(rng, shape, (sigma / az, sigma, sigma)) > grain_top
         vol = np.where(grains, density, vol)
     del density, grains
 
@@ -392,6 +431,7 @@ def simulate_scan(
     voxel_um: float,
     binning: int = 1,
     blur_sigma: float = 0.0,
+    axial_variety: float = 0.0,
 ) -> None:
     """Simulate a scan of a built-in phantom and write it as DXchange, atomically.
 
@@ -421,7 +461,9 @@ def simulate_scan(
             f"binning must be an integer >= 1 dividing columns {columns} and slices {slices}, "
             f"got {binning!r}"
         )
-    volume = KINDS[kind](int(columns), int(slices), int(seed))
+    # axial_variety applies to the shale phantom only
+    extra = {"axial_variety": float(axial_variety)} if kind == "shale" else {}
+    volume = KINDS[kind](int(columns), int(slices), int(seed), **extra)
     theta = np.linspace(0.0, np.pi, int(angles), endpoint=False)
     data, flat, dark = simulate_projections(
         volume,
@@ -448,6 +490,7 @@ def simulate_scan(
         "seed": int(seed),
         "binning": int(binning),
         "blur_sigma": float(blur_sigma),
+        "axial_variety": float(axial_variety),
         "voxel_um": float(voxel_um),
         "voxel_size_um": float(voxel_um) * int(binning),
         "attenuation_units": "per phantom voxel (mu * voxel_um)",

@@ -43,8 +43,9 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.degrade",
         "metrics.sr",
         "metrics.compute",
+        "metrics.study",
     ),
-    5: ("train.common", "train.srcnn", "train.srgan", "train.wgan_gp"),
+    5: ("train.common", "train.srcnn", "train.srgan", "train.wgan_gp", "study"),
     6: ("upscale", "cli", "plots", "plots.*"),
 }
 

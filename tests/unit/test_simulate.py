@@ -313,3 +313,38 @@ def test_simulate_scan_rejects_bad_values(tmp_path, change, key):
     with pytest.raises(ConfigError, match=key):
         simulate_scan(tmp_path / "x.h5", kind, **args)
     assert list(tmp_path.iterdir()) == []
+
+
+def _slice_stats(vol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice pore fraction and mean attenuation inside 0.3 x width of the axis."""
+    n = vol.shape[-1]
+    core = _radius(n) < 0.3 * n
+    unit = 3.0 / n
+    inner = vol[:, core]
+    return (inner < 0.2 * unit).mean(axis=1), inner.mean(axis=1)
+
+
+def test_axial_variety_zero_is_the_default_object(shale):
+    assert np.array_equal(shale_phantom(N, SLICES, seed=3, axial_variety=0.0), shale)
+
+
+def test_axial_variety_makes_slices_differ_along_the_axis():
+    plain = shale_phantom(N, 48, seed=5)
+    varied = shale_phantom(N, 48, seed=5, axial_variety=1.0)
+    pores_plain, density_plain = _slice_stats(plain)
+    pores_varied, density_varied = _slice_stats(varied)
+    # pore fraction x e^(+-0.8) and matrix density +-8 % at one standard deviation of the
+    # axial profiles: the slice-to-slice spread grows well beyond the plain phantom's
+    assert pores_varied.std() > 2.5 * pores_plain.std()
+    assert density_varied.std() > 2.5 * density_plain.std()
+    # still a shale sample in a container: container ring and air unchanged
+    r = _radius(N)
+    ring = (r >= 0.43 * N) & (r < 0.45 * N)
+    assert np.allclose(varied[:, ring], 1.3 * 3.0 / N)
+    assert np.all(varied[:, r > 0.47 * N] == 0)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_axial_variety_out_of_range(bad):
+    with pytest.raises(ConfigError, match="axial_variety"):
+        shale_phantom(N, 8, seed=0, axial_variety=bad)
