@@ -187,10 +187,15 @@ def sizing_policy():
 _SHAPES = {}
 
 
+FALLBACK_SCAN_SHAPE = (1500, 20, 20, 2048, 2048)  # tomo_00001's header
+
+
 def scan_shape(scan):
     """(angles, flats, darks, detector rows reconstructed, columns) of a scan: the
     simulator's settings for a built-in scan, the DXchange header otherwise
-    (inspect_dxchange with the scan's theta_units; no projections read)."""
+    (inspect_dxchange with the scan's theta_units; no projections read), or
+    FALLBACK_SCAN_SHAPE for a file that fails its checks (the job itself then stops with
+    the one-line error)."""
     if scan not in _SHAPES:
         entry = config["scans"][scan]
         if "builtin" in entry:
@@ -199,11 +204,17 @@ def scan_shape(scan):
             a, f, d = sim["angles"], sim["n_flats"], sim["n_darks"]
             rows, cols = sim["slices"] // b, sim["columns"] // b
         else:
+            from tomosynth.errors import DataError
             from tomosynth.io import inspect_dxchange
 
-            info = inspect_dxchange(entry["path"], entry["theta_units"])
-            a, f, d = info.n_angles, info.n_flats, info.n_darks
-            rows, cols = info.n_rows, info.n_cols
+            try:
+                info = inspect_dxchange(entry["path"], entry["theta_units"])
+                a, f, d = info.n_angles, info.n_flats, info.n_darks
+                rows, cols = info.n_rows, info.n_cols
+            except DataError:
+                # The reconstruct job reports a bad file in one line; until then its jobs are
+                # sized as a Tomobank scan.
+                a, f, d, rows, cols = FALLBACK_SCAN_SHAPE
         if entry["slices"]:
             start, stop = entry["slices"]
             rows = max(0, min(stop, rows) - start)
