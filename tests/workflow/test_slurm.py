@@ -27,8 +27,9 @@ SLURM_TIMEOUT = int(os.environ.get("TOMOSYNTH_TEST_SLURM_TIMEOUT", "480"))
 DATA_RULES = ("simulate_scan", "reconstruct", "clip_bounds", "split_manifest", "export_png")
 GPU_RULE = "train_wgan_gp"
 DATA_DIRS = ("scans", "recon", "preprocess", "png")
-# Run-time measurements recorded in JSON sidecars; everything else must match.
-VOLATILE_JSON_KEYS = {"seconds", "peak_rss_mb"}
+# Run-time measurements and write times (folder manifests) recorded in JSON sidecars;
+# everything else must match.
+VOLATILE_JSON_KEYS = {"seconds", "peak_rss_mb", "created", "mtime_ns"}
 _SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
