@@ -17,7 +17,7 @@ from tomosynth.errors import ConfigError, DataError
 from tomosynth.models.srcnn import SRCNN, load_srcnn
 from tomosynth.resample import bicubic
 from tomosynth.train.common import StopRequested, StopSignal, load_checkpoint
-from tomosynth.train.srcnn import EarlyStopping, is_better, load_pairs, train_srcnn
+from tomosynth.train.srcnn import EarlyStopping, is_better, load_srcnn_pairs, train_srcnn
 from tomosynth.upscale import upscale_folder
 
 torch.set_num_threads(1)
@@ -153,26 +153,26 @@ def test_mismatched_pair_counts(tmp_path):
     low, high, _, _ = _make_pairs(tmp_path, n=4, n_val=1, size=32)
     cv2.imwrite(str(low / "slice_09999.png"), np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"5 PNGs.*4"):
-        load_pairs(low, high)
+        load_srcnn_pairs(low, high)
 
 
 def test_mismatched_sizes_name_the_file(tmp_path):
     low, high, _, _ = _make_pairs(tmp_path, n=4, n_val=1, size=32)
     cv2.imwrite(str(high / "slice_00002.png"), np.zeros((40, 40), np.uint8))
     with pytest.raises(DataError, match=r"slice_00002.png: .*size"):
-        load_pairs(low, high)
+        load_srcnn_pairs(low, high)
 
 
 def test_missing_pair_names_the_folder(tmp_path):
     low, high, _, _ = _make_pairs(tmp_path, n=4, n_val=1, size=32)
     (high / "slice_00001.png").rename(high / "slice_00077.png")
     with pytest.raises(DataError, match="high: missing 1 paired image"):
-        load_pairs(low, high, ["slice_00000.png", "slice_00001.png"])
+        load_srcnn_pairs(low, high, ["slice_00000.png", "slice_00001.png"])
 
 
 def test_pairs_are_bicubic_inputs_and_real_targets(tmp_path):
     low, high, _, split = _make_pairs(tmp_path, n=3, n_val=1, size=32)
-    inputs, targets = load_pairs(low, high, split["val"])
+    inputs, targets = load_srcnn_pairs(low, high, split["val"])
     name = split["val"][0]
     ref_in = cv2.resize(cv2.imread(str(low / name), 0), (32, 32), interpolation=cv2.INTER_CUBIC)
     assert inputs.shape == targets.shape == (1, 32, 32)

@@ -130,10 +130,13 @@ def is_better(psnr_db: float, ssim_value: float, best: dict | None, decimals: in
 
 
 # --- data ---------------------------------------------------------------------------------
-def load_pairs(
+def load_srcnn_pairs(
     low_dir: str | os.PathLike, high_dir: str | os.PathLike, names: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load the low/high pairs named `names` (all shared files if None).
+    """SRCNN training pairs: same-named PNGs of a low- and a high-resolution folder.
+
+    (Not `tomosynth.sr_data.load_pairs`, which degrades or index-matches HR slices for
+    the SRGAN.) Loads the pairs named `names` (all shared files if None).
 
     Returns
     -------
@@ -307,8 +310,8 @@ class _SRCNNRun:
         self.best_path, self.log_path = out_dir / "best.pt", out_dir / "log.csv"
         self.latest_path = out_dir / "latest.pt"
         split = load_split(split_path)
-        train_in, train_out = load_pairs(low_dir, high_dir, split["train"])
-        val_in, val_out = load_pairs(low_dir, high_dir, split["val"])
+        train_in, train_out = load_srcnn_pairs(low_dir, high_dir, split["train"])
+        val_in, val_out = load_srcnn_pairs(low_dir, high_dir, split["val"])
         self.low_size = int(read_png_stack(low_dir, split["train"][:1]).shape[1])
         # resume only a run of the same settings on the same pairs (new data = new training)
         self.data_sha1 = data_digest(train_in, train_out, val_in, val_out, algorithm="sha1")
