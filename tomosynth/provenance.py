@@ -8,7 +8,6 @@ package versions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any
 
 import tomosynth
 from tomosynth.io import atomic_file
+from tomosynth.manifest import file_sha256 as sha256_file
 
 PACKAGES = (
     "tomosynth",
@@ -62,15 +62,6 @@ def package_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None
         cuda = getattr(sys.modules["torch"].version, "cuda", None)
         out["torch_cuda"] = None if cuda is None else str(cuda)
     return out
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 CHECKPOINT_NAMES = ("final.pt", "best.pt", "latest.pt")

@@ -13,8 +13,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -263,6 +263,14 @@ class CsvLog:
                 writer = csv.DictWriter(fh, self.fieldnames)
                 writer.writeheader()
                 writer.writerows(kept)
+
+
+def reject_unknown_keys(cls: type, cfg: Mapping[str, Any], section: str) -> None:
+    """ConfigError naming the keys of `cfg` that are not fields of dataclass `cls`."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ConfigError(f"{section}: unknown keys {unknown}; known: {sorted(known)}")
 
 
 # --- resume policy ---------------------------------------------------------------------------

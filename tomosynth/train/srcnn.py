@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from tomosynth.train.common import (
     device_name,
     load_checkpoint,
     package_versions,
+    reject_unknown_keys,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -262,10 +263,7 @@ class SRCNNTrainConfig:
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> SRCNNTrainConfig:
         """Build from a config mapping; unknown keys and bad values raise ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"srcnn: unknown keys {unknown}; known: {sorted(known)}")
+        reject_unknown_keys(cls, cfg, "srcnn")
         out = cls(**cfg)
         out.channels = [int(c) for c in out.channels]
         out.kernels = [int(k) for k in out.kernels]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ from tomosynth.train.common import (
     data_digest,
     load_checkpoint,
     package_versions,
+    reject_unknown_keys,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -154,10 +155,7 @@ class SRGANTrainConfig:
     @classmethod
     def from_dict(cls, cfg: dict) -> SRGANTrainConfig:
         """Build from a config mapping; unknown keys and bad values raise ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"srgan train: unknown keys {unknown}; known: {sorted(known)}")
+        reject_unknown_keys(cls, cfg, "srgan train")
         if "scale" not in cfg:
             raise ConfigError("srgan train: 'scale' is required")
         return cls(**cfg)

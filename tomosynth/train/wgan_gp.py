@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from tomosynth.train.common import (
     device_name,
     load_checkpoint,
     package_versions,
+    reject_unknown_keys,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -111,10 +112,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> TrainConfig:
         """Build from a config mapping; unknown keys and bad values raise ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"wgan_gp: unknown keys {unknown}; known: {sorted(known)}")
+        reject_unknown_keys(cls, cfg, "wgan_gp")
         out = cls(**cfg)
         out.betas = tuple(float(b) for b in out.betas)  # type: ignore[assignment]
         out.validate()
