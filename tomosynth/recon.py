@@ -874,35 +874,31 @@ def _fourier_geometry(
     return x1, x2, weight
 
 
-def _fourier_working_set_bytes(n_angles: int, n_rows: int, n_cols: int) -> int:
+def _fourier_working_set_bytes(n_angles: int, n_rows: int, n_cols: int, threads: int = 1) -> int:
     """Upper bound on the memory one ``fbp(backend="fourier")`` call allocates on the CPU.
 
     Includes the returned ``(rows, cols, cols)`` float32 slices; excludes the caller's
     sinograms. With ``A`` angles, ``R`` rows, ``C`` columns, ``M`` the ramp filter's
-    transform length (``ramp_filter``: power of two >= 2 C) and ``L`` the window
-    (``_fourier_window``: the next 3-5-7-11-smooth odd length >= C + 10)::
+    transform length (``ramp_filter``: power of two >= 2 C), ``L`` the window
+    (``_fourier_window``: the next 3-5-7-11-smooth odd length >= C + 10) and ``T`` the
+    workers (``min(threads, ceil(R / 2))``, each with its own buffers and plan)::
 
         4 R C^2                      # result
       + 4 A R C                      # float32 copy of the input
-      + 8 A M * 2                    # one slice pair's padded spectrum + its inverse
-      + 8 A L * 3                    # window (if gathered), its spectrum, weights
-      + 8 A L * 3                    # NUFFT points (2 x float32), sort index (int64)
-      + 8 C^2 + 8 (1.25 C + 16)^2 * 2   # complex pair output; finufft's fine grid + FFTW
-      + 64 MiB                       # allocator slack, FFTW plans, kernel tables
+      + T * (                        # per worker:
+          8 A M * 2                  #   one slice pair's padded spectrum + its inverse
+        + 8 A L * 3                  #   window (if gathered), its spectrum, weights
+        + 8 A L * 3                  #   NUFFT points (2 x float32), sort index (int64)
+        + 8 C^2 + 8 (1.25 C + 16)^2 * 2 )  # complex pair output; fine grid + its FFT
+      + 64 MiB                       # allocator slack, FFT plans, kernel tables
     """
     a, r, c = int(n_angles), int(n_rows), int(n_cols)
+    workers = max(1, min(int(threads), (r + 1) // 2))
     m = max(64, 1 << int(math.ceil(math.log2(2 * c))))
     length = max(_fourier_window(c, c / 2.0 + f)[1] for f in (0.0, 0.25, 0.5))
     fine = int(1.25 * c) + 16
-    return (
-        4 * r * c * c
-        + 4 * a * r * c
-        + 16 * a * m
-        + 48 * a * length
-        + 8 * c * c
-        + 16 * fine * fine
-        + 64 * 2**20
-    )
+    per_worker = 16 * a * m + 48 * a * length + 8 * c * c + 16 * fine * fine
+    return 4 * r * c * c + 4 * a * r * c + workers * per_worker + 64 * 2**20
 
 
 def _fbp_fourier(
@@ -939,67 +935,113 @@ def _fbp_fourier(
     raise ValueError(f"unknown Fourier engine {engine!r}")
 
 
-#: the last finufft plan with its geometry, reused while angles, size, centre and threads
+#: finufft plans with their geometry, one per worker, reused while angles, size and centre
 #: stay the same (every chunk of a scan): planning and point sorting cost about one pair
 _PLAN_CACHE: dict = {}
 
 
-def _finufft_plan(theta: np.ndarray, n: int, center: float, threads: int) -> tuple:
-    """(plan, window start, window length, weights) for this geometry, cached."""
+def _finufft_plan(theta: np.ndarray, n: int, center: float, worker: int = 0) -> tuple:
+    """(plan, window start, window length, weights) of worker `worker`, cached.
+
+    Each plan is single-threaded: finufft's own threads add sub-grids in a
+    run-dependent order, so its multithreaded output is not bit-reproducible (a rerun
+    or a SLURM job would differ from a local run in the last bits). Parallelism comes
+    from workers that each transform whole slice pairs instead.
+    """
     import hashlib
 
     import finufft
 
-    key = (hashlib.sha1(theta.tobytes()).hexdigest(), n, float(center), threads, _FOURIER_EPS)
-    if key not in _PLAN_CACHE:
+    key = (hashlib.sha1(theta.tobytes()).hexdigest(), n, float(center), _FOURIER_EPS)
+    if _PLAN_CACHE.get("key") != key:
         _PLAN_CACHE.clear()
+        _PLAN_CACHE["key"] = key
         lo, length = _fourier_window(n, center)
         x1, x2, weight = _fourier_geometry(theta, n, center, lo, length)
+        # finufft keeps references to the point arrays: hold them with the plans
+        _PLAN_CACHE["geometry"] = (lo, length, weight, (x1.ravel(), x2.ravel()))
+    if worker not in _PLAN_CACHE:
+        pts = _PLAN_CACHE["geometry"][3]
         plan = finufft.Plan(
-            1, (n, n), 1, _FOURIER_EPS, 1, dtype="complex64", nthreads=threads, upsampfac=1.25
+            1, (n, n), 1, _FOURIER_EPS, 1, dtype="complex64", nthreads=1, upsampfac=1.25
         )
-        # finufft keeps references to the point arrays: hold them with the plan
-        pts = (x1.ravel(), x2.ravel())
         plan.setpts(*pts)
-        _PLAN_CACHE[key] = (plan, lo, length, weight, pts)
-    return _PLAN_CACHE[key][:4]
+        _PLAN_CACHE[worker] = plan
+    lo, length, weight, _ = _PLAN_CACHE["geometry"]
+    return _PLAN_CACHE[worker], lo, length, weight
 
 
 def _fbp_fourier_finufft(
     sino: np.ndarray, theta: np.ndarray, center: float, resp: np.ndarray, threads: int
 ) -> np.ndarray:
+    """Fourier FBP of every row of `sino` with `threads` workers, each on its own rows.
+
+    The output of a slice does not depend on `threads` (bit for bit): each pair of rows
+    goes through single-threaded FFTs and a single-threaded NUFFT plan.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    n_rows, n = sino.shape[1], sino.shape[2]
+    out = np.empty((n_rows, n, n), dtype=np.float32)
+    pairs = list(range(0, n_rows, 2))
+    workers = max(1, min(int(threads), len(pairs)))
+    for w in range(workers):  # plan in this thread: finufft's planner is not thread-safe
+        _finufft_plan(theta, n, center, w)
+    groups = [pairs[w::workers] for w in range(workers)]
+    if workers == 1:
+        _fourier_rows(sino, theta, center, resp, groups[0], out, 0)
+        return out
+    # finufft (ctypes) and scipy's FFTs release the GIL, so threads run in parallel
+    with ThreadPoolExecutor(workers) as pool:
+        jobs = [
+            pool.submit(_fourier_rows, sino, theta, center, resp, g, out, w)
+            for w, g in enumerate(groups)
+        ]
+        for job in jobs:
+            job.result()
+    return out
+
+
+def _fourier_rows(
+    sino: np.ndarray,
+    theta: np.ndarray,
+    center: float,
+    resp: np.ndarray,
+    starts: list[int],
+    out: np.ndarray,
+    worker: int,
+) -> None:
+    """Reconstruct the row pairs starting at `starts` into `out` with worker `worker`'s plan."""
     import scipy.fft
 
     n_angles, n_rows, n = sino.shape
     size = 2 * (resp.shape[0] - 1)
     full = np.concatenate((resp, resp[-2:0:-1])).astype(np.float32)  # real, even: fft layout
-    plan, lo, length, weight = _finufft_plan(theta, n, center, threads)
+    plan, lo, length, weight = _finufft_plan(theta, n, center, worker)
     # The detector goes to columns off..off+n of the zero-padded buffer, so that the window
     # (detector index lo..lo+L) is the buffer's first L columns when it fits (circular
     # convolution commutes with the shift); otherwise gather it modulo the buffer length.
     off = min(max(-lo, 0), size - n)
     start = lo + off
     take = None if 0 <= start and start + length <= size else (start + np.arange(length)) % size
-    out = np.empty((n_rows, n, n), dtype=np.float32)
     pair = np.empty((n, n), dtype=np.complex64)
     buf = np.zeros((n_angles, size), dtype=np.complex64)
-    for r in range(0, n_rows, 2):
+    for r in starts:
         buf[:, :off] = 0.0
         buf[:, off + n :] = 0.0
         buf[:, off : off + n].real = sino[:, r]
         buf[:, off : off + n].imag = sino[:, r + 1] if r + 1 < n_rows else 0.0
-        spec = scipy.fft.fft(buf, axis=-1, workers=threads, overwrite_x=True)
+        spec = scipy.fft.fft(buf, axis=-1, workers=1, overwrite_x=True)
         spec *= full
-        q = scipy.fft.ifft(spec, axis=-1, workers=threads, overwrite_x=True)
+        q = scipy.fft.ifft(spec, axis=-1, workers=1, overwrite_x=True)
         win = q[:, start : start + length] if take is None else q[:, take]
-        coef = scipy.fft.fft(win, axis=-1, workers=threads)
+        coef = scipy.fft.fft(win, axis=-1, workers=1)
         coef *= weight
         plan.execute(coef.reshape(-1), out=pair)
         buf = q  # scipy transformed in place (overwrite_x), or handed back a new buffer
         out[r] = pair.real
         if r + 1 < n_rows:
             out[r + 1] = pair.imag
-    return out
 
 
 #: one cached spreading matrix (geometry key -> tensors); rebuilt when the geometry changes
@@ -1194,6 +1236,7 @@ def recon_memory_bound_mb(
     n_cols: int,
     backend: str,
     memory_budget_mb: int,
+    threads: int | None = None,
 ) -> float:
     """Upper bound (MiB) of the peak RSS growth of `reconstruct_scan` above its imports.
 
@@ -1216,8 +1259,10 @@ def recon_memory_bound_mb(
         astra  = A E + 16 A S + 8 A C + 8 C**2   # per slice: Fourier axis shift, copies
         tomopy = 3 A E + 16 t (2 S)**2      # estimate (not measured): copies, t threads'
                                             # gridrec grids
-        fourier = A E + `_fourier_working_set_bytes` (A, R, C)   # minus-log chunk + the
-                                            # NUFFT call (its own result slices included)
+        fourier = A E + `_fourier_working_set_bytes` (A, R, C, t)  # minus-log chunk +
+                                            # the NUFFT call (its result slices included)
+
+    ``t`` is `threads`, by default the CPUs this process may use.
 
     Any other backend name (one whose term is not known here) gets the largest of these.
     The torch term is for the CPU device; on CUDA the table and tiles live in GPU memory
@@ -1231,7 +1276,10 @@ def recon_memory_bound_mb(
     rc = max(r, 8)
     e_prep = 4 * rc * c
     prep = (a + f + d) * e_prep + max(a * e_prep // 4, 3 * a * e_prep)
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if threads is None:
+        threads = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
     terms = {
         "torch": a * e
         + a * (c + 3) * 4 * r
@@ -1240,7 +1288,7 @@ def recon_memory_bound_mb(
         + 2 * min(int(memory_budget_mb) * 2**20, _CPU_TILE_BYTES),
         "astra": a * e + 16 * a * size + 8 * a * c + 8 * c * c,
         "tomopy": 3 * a * e + 16 * int(threads or 1) * (2 * size) ** 2,
-        "fourier": a * e + _fourier_working_set_bytes(a, r, c),
+        "fourier": a * e + _fourier_working_set_bytes(a, r, c, threads or 1),
     }
     if backend == "auto":
         backend = resolve_backend(backend)
@@ -1497,6 +1545,7 @@ def reconstruct_scan(
                     info.n_cols,
                     backend_used,
                     memory_budget_mb,
+                    threads,
                 ),
                 1,
             ),

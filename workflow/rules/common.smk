@@ -110,7 +110,7 @@ def get_recon_mem_mb(wildcards, input):
     cfg = config["recon"]
     r = min(cfg["chunk_rows"], rows)
     bound = recon_memory_bound_mb(
-        a, f, d, r, cols, cfg["backend"], cfg["memory_budget_mb"]
+        a, f, d, r, cols, cfg["backend"], cfg["memory_budget_mb"], cfg["threads"]
     )
     mb = bound + 2 * (a + f + d) * r * cols / 2**20 + 1024 * (1 + get_recon_gpu())
     return max(2000, int(math.ceil(1.5 * mb / 100.0)) * 100)
