@@ -28,6 +28,21 @@ def test_distance_rises_monotonically_with_each_degradation(table):
         np.testing.assert_allclose(values, np.log(sub["fd"].to_numpy()))
 
 
+def test_kid_in_the_same_space_rises_and_is_readable(table):
+    # raw KID spans ~1e3..1e12 here; log KID = ln(1 + max(KID, 0)) is 0 for real vs real
+    # (the unbiased estimate is around 0) and rises with every kind on a 0..~30 axis
+    np.testing.assert_allclose(
+        table["log_kid"], np.log1p(np.clip(table["kid_mean"].to_numpy(), 0, None))
+    )
+    for kind, sub in table.groupby("kind"):
+        values = sub.sort_values("level")["log_kid"].to_numpy()
+        assert np.all(np.diff(values) > 0), f"{kind}: {values}"
+    base = table.loc[table["level"] == 0, "log_kid"]
+    assert (base < 1.0).all()
+    assert (table.loc[table["level"] == 1, "log_kid"] > 2.0).all()
+    assert table["log_kid"].max() < 40 and table["kid_mean"].max() > 1e6
+
+
 def test_scale_is_readable(table):
     # log FRD: real vs real a few units, the mildest degradation clearly above it, the
     # strongest ones within ~20: one axis holds them all
@@ -103,6 +118,8 @@ def test_validation_figure_draws_the_table(table, tmp_path):
         sub = table[table["kind"] == kind].sort_values("level")
         np.testing.assert_allclose(line.get_ydata(), sub["value"])
         assert drawn[kind]["value"] == pytest.approx(list(sub["value"]))
-    assert F.METRIC_NAME in ax.get_ylabel()
+        kid_line = [x for x in fig.axes[1].get_lines() if x.get_label() == line.get_label()][0]
+        np.testing.assert_allclose(kid_line.get_ydata(), sub["log_kid"])
+    assert F.METRIC_NAME in ax.get_ylabel() and "KID" in fig.axes[1].get_ylabel()
     plot_degradation(table, tmp_path / "v.png", tmp_path / "v.pdf")
     assert (tmp_path / "v.png").stat().st_size > 0 and (tmp_path / "v.pdf").stat().st_size > 0

@@ -77,6 +77,24 @@ def test_real_loading_path_reads_the_local_file(fake_weights, no_network):
     assert torch.equal(last, state["Mixed_7c.branch_pool.conv.weight"])
 
 
+def test_null_weights_use_the_hub_cache_and_never_download(
+    fake_weights, no_network, tmp_path, monkeypatch
+):
+    # evaluate.fid_weights: null reads the file where pytorch-fid caches it; when it is not
+    # there the error names that place, and no connection is attempted either way
+    path, state = fake_weights
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / fid.FID_WEIGHTS_FILENAME
+    assert fid.default_weights_path() == cached
+    with pytest.raises(ConfigError, match="evaluate.fid_weights is null") as err:
+        fid.load_inception(None)
+    assert str(cached) in str(err.value)
+    cached.parent.mkdir(parents=True)
+    cached.symlink_to(path)
+    net = fid.load_inception(None, "cpu")
+    assert torch.equal(net.blocks[0][0].conv.weight, state["Conv2d_1a_3x3.conv.weight"])
+
+
 def test_weights_name_and_url_are_pytorch_fids():
     assert fid.FID_WEIGHTS_URL == pfi.FID_WEIGHTS_URL
     assert fid.FID_WEIGHTS_URL.rsplit("/", 1)[-1] == fid.FID_WEIGHTS_FILENAME

@@ -6,7 +6,7 @@ import torch
 from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
 
 from tomosynth.errors import DataError
-from tomosynth.metrics.kid import kid, mmd2_unbiased, polynomial_kernel
+from tomosynth.metrics.kid import kid, log_kid, mmd2_unbiased, polynomial_kernel
 
 # Tolerance: both sides compute in float64 on the same features, so they agree to round-off.
 RTOL = 1e-9
@@ -94,3 +94,12 @@ def test_subset_size_capped_and_small_sets_refused():
     assert m == 7
     with pytest.raises(DataError):
         kid(_features(0, 1), _features(1, 9))
+
+
+def test_log_kid_is_log1p_of_the_positive_part():
+    assert log_kid(0.0) == 0.0 and log_kid(-0.4) == 0.0  # estimator noise around 0
+    assert log_kid(np.e - 1.0) == pytest.approx(1.0)
+    assert log_kid(1e12) == pytest.approx(np.log(1e12), rel=1e-12)
+    assert np.isnan(log_kid(float("nan")))
+    values = [-1.0, 0.0, 1e-3, 0.5, 3.0, 1e6, 1e15]
+    assert np.all(np.diff([log_kid(v) for v in values]) >= 0)  # monotone: same ranking

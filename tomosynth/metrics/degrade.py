@@ -31,7 +31,7 @@ from scipy import ndimage
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.metrics import distance as dist
 from tomosynth.metrics.features import METRIC_NAME, image_features
-from tomosynth.metrics.kid import kid
+from tomosynth.metrics.kid import kid, log_kid
 
 LEVELS: dict[str, tuple[float, ...]] = {
     "noise": (0.0, 4.0, 8.0, 16.0, 32.0),
@@ -107,7 +107,8 @@ def degradation_table(
     Returns
     -------
     pandas.DataFrame with columns ``kind, level (0..), amount, unit, value`` (log FRD),
-    ``fd`` (Fréchet distance), ``kid_mean``, ``n_ref``, ``n_set``, ``feature_dim``.
+    ``fd`` (Fréchet distance), ``kid_mean``, ``log_kid`` (ln(1 + max(KID, 0))), ``n_ref``,
+    ``n_set``, ``feature_dim``.
     """
     import pandas as pd
 
@@ -133,6 +134,7 @@ def degradation_table(
             else:
                 x = scale(feats(degrade_set(test_imgs, kind, amount, seed)))
             fd = dist.frechet_distance_features(x, ref)
+            k = kid(x, ref, subsets=20, subset_size=half, seed=seed)[0]
             rows.append(
                 {
                     "kind": kind,
@@ -142,7 +144,8 @@ def degradation_table(
                     "metric": METRIC_NAME,
                     "value": dist.log_distance(fd),
                     "fd": fd,
-                    "kid_mean": kid(x, ref, subsets=20, subset_size=half, seed=seed)[0],
+                    "kid_mean": k,
+                    "log_kid": log_kid(k),
                     "n_ref": half,
                     "n_set": half,
                     "feature_dim": int(scale.keep.sum()),

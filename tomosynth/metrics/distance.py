@@ -16,10 +16,13 @@ distance spans orders of magnitude: on reconstructed slices of the simulated sha
 FD is ~17 (log 2.8), Gaussian noise of 4 grey levels gives ~490 (log 6.2) and of 32 grey
 levels ~2e5 (log 12.3). The log keeps those on one readable axis.
 Features whose reference spread is degenerate (std <= ``frd_min_std``) are dropped and
-named in the table. KID and FID-infinity are computed in the same z-scored space (KID's
-cubic kernel makes it grow like the sixth power of the z offset, so far from real it is
-large; it is meant for sets near the real-vs-real baseline). FID rows are untouched:
-Inception features, linear FD.
+named in the table. KID and FID-infinity are computed in the same z-scored space. KID's
+cubic kernel makes it grow like the sixth power of the z offset (1e9-1e15 for generators,
+~0 real vs real), so the table adds ``log_kid`` = ln(1 + max(KID, 0))
+(:func:`tomosynth.metrics.kid.log_kid`) beside the raw ``kid_mean`` / ``kid_std``: on the
+degraded shale slices above it reads 0 real vs real, 4-13 at the mildest levels and 20-29
+at the strongest. FID rows are untouched: Inception features, linear FD (their
+``log_kid`` is on the same ln(1 + max(KID, 0)) map, ~KID itself when KID is small).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_file
 from tomosynth.metrics import features as frd
 from tomosynth.metrics import fid
-from tomosynth.metrics.kid import kid
+from tomosynth.metrics.kid import kid, log_kid
 from tomosynth.provenance import sha256_file
 
 
@@ -402,6 +405,7 @@ TABLE_COLUMNS = [
     "baseline_same_n",
     "kid_mean",
     "kid_std",
+    "log_kid",
     "fid_inf",
     "feature_dim",
     "warning",
@@ -558,6 +562,7 @@ def compare_sets(
         "baseline_n": base_n,
         "kid_mean": k_mean,
         "kid_std": k_std,
+        "log_kid": log_kid(k_mean),
         "kid_subset_size": k_m,
         "fid_inf": f_inf,
         "feature_dim": dim,
@@ -595,9 +600,9 @@ def distance_table(
     cache_dir : content-addressed feature cache (:func:`content_cached_features`) that
         survives reruns; None keeps only the stats_dir cache. Either way the real pool goes
         through the extractor once and the references are row subsets of its array.
-    fid_weights : local FID Inception weights, or None for pytorch-fid's default (torch
-        hub's cache, downloaded there when absent).
-    offline_fallback : when the weights are missing or cannot be downloaded, report FRD
+    fid_weights : local FID Inception weights, or None for the file in torch hub's cache
+        (pytorch-fid's default location; never downloaded).
+    offline_fallback : when the weights are missing or unreadable, report FRD
         only (True) or stop with a ConfigError saying where to put the file (False).
 
     Returns
@@ -613,13 +618,14 @@ def distance_table(
         frd.METRIC_NAME: frd.radiomics_features
     }
     note, model, reason = "", None, ""
-    if fid_weights is not None and not Path(fid_weights).is_file():
-        reason = "file missing"
+    weights_path = Path(fid_weights) if fid_weights is not None else fid.default_weights_path()
+    if not weights_path.is_file():
+        reason = f"{weights_path}: file missing"
     else:
-        try:  # None: pytorch-fid's default (torch hub cache, else its download)
+        try:  # None: the file in torch hub's cache, never a download
             model = fid.load_inception(fid_weights, device)
-        except OSError as exc:  # no network, unreadable file
-            reason = f"{type(exc).__name__}: {exc}"
+        except (OSError, RuntimeError) as exc:  # unreadable or not a state dict
+            reason = f"{weights_path}: {type(exc).__name__}: {exc}"
     if model is not None:
         extractors = {
             fid.METRIC_NAME: lambda f: fid.inception_features(f, model, batch_size, device),
@@ -636,9 +642,7 @@ def distance_table(
     rows = []
     extractor_ids = {frd.METRIC_NAME: ",".join(frd.feature_names())}
     if model is not None:
-        extractor_ids[fid.METRIC_NAME] = (
-            "pytorch-fid default weights" if fid_weights is None else sha256_file(fid_weights)
-        )
+        extractor_ids[fid.METRIC_NAME] = sha256_file(weights_path)
     for metric, extract in extractors.items():
         tag = "fid" if metric == fid.METRIC_NAME else "frd"
         if cache_dir is not None:

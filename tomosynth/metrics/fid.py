@@ -93,21 +93,22 @@ def load_inception(
 ) -> torch.nn.Module:
     """pytorch-fid's FID InceptionV3 (2048-d pool features), in eval mode on `device`.
 
+    Never downloads: the workflow runs where there may be no network, so a missing file is
+    a ConfigError saying where to put it, not a connection attempt that fails or hangs.
+
     Parameters
     ----------
-    weights : local ``.pth`` state dict of pytorch-fid's FID Inception, or None for
-        pytorch-fid's own default (torch hub cache, downloaded when absent: needs network).
+    weights : local ``.pth`` state dict of pytorch-fid's FID Inception, or None for the
+        file pytorch-fid itself would use, torch hub's cache (:func:`default_weights_path`).
     """
     from pytorch_fid.inception import InceptionV3
 
+    path = Path(weights) if weights is not None else default_weights_path()
+    if not path.is_file():
+        raise ConfigError(missing_weights_message(weights))
     block = InceptionV3.BLOCK_INDEX_BY_DIM[FID_DIMS]
-    if weights is None:
+    with offline_torch_home(path):
         model = InceptionV3([block])
-    else:
-        if not Path(weights).is_file():
-            raise ConfigError(missing_weights_message(weights))
-        with offline_torch_home(weights):
-            model = InceptionV3([block])
     return model.to(device).eval()
 
 

@@ -126,32 +126,36 @@ def degradation_figure(table):
     """
     import matplotlib.pyplot as plt  # the Agg backend is set by tomosynth.plots
 
-    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    with_kid = "log_kid" in table.columns
+    fig, axes = plt.subplots(1, 2 if with_kid else 1, figsize=(12.0 if with_kid else 7.0, 4.5))
+    axes = list(np.atleast_1d(axes))
+    ax = axes[0]
     drawn: dict[str, dict[str, list]] = {}
     for kind, sub in table.groupby("kind", sort=False):
         sub = sub.sort_values("level")
         amounts = ", ".join(f"{a:g}" for a in sub["amount"].iloc[1:])
-        ax.plot(
-            sub["level"],
-            sub["value"],
-            "o-",
-            label=f"{kind}: {sub['unit'].iloc[0]} {amounts}",
-        )
+        label = f"{kind}: {sub['unit'].iloc[0]} {amounts}"
+        (line,) = ax.plot(sub["level"], sub["value"], "o-", label=label)
         drawn[str(kind)] = {
             "level": [int(v) for v in sub["level"]],
             "amount": [float(v) for v in sub["amount"]],
             "value": [float(v) for v in sub["value"]],
         }
+        if with_kid:
+            axes[1].plot(sub["level"], sub["log_kid"], "o-", color=line.get_color(), label=label)
+            drawn[str(kind)]["log_kid"] = [float(v) for v in sub["log_kid"]]
     first = table.iloc[0]
-    ax.set_xticks(sorted(set(int(v) for v in table["level"])))
-    ax.set_xlabel("degradation level (0 = undisturbed real images)")
+    n = f"N = {first['n_set']} / {first['n_ref']}"
     ax.set_ylabel(f"{first['metric']}\nlower = closer to real")
-    ax.set_title(
-        f"Degraded real slices vs real slices (N = {first['n_set']} / {first['n_ref']})",
-        fontsize=10,
-    )
+    ax.set_title(f"Degraded real slices vs real slices ({n})", fontsize=10)
+    if with_kid:
+        axes[1].set_ylabel("log KID = ln(1 + max(KID, 0)), same features\nlower = closer to real")
+        axes[1].set_title("KID in the same z-scored space (0: not distinguishable)", fontsize=10)
+    for a in axes:
+        a.set_xticks(sorted(set(int(v) for v in table["level"])))
+        a.set_xlabel("degradation level (0 = undisturbed real images)")
+        a.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig, drawn
 
