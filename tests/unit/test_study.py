@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -352,3 +353,15 @@ def test_committed_study_results_meet_the_criteria():
     ranking = pd.read_csv(STUDY_DOCS / "criteria_ranking.csv")
     assert (ranking["rank"] == 0).any(), "the real-split baseline is missing"
     assert {"ci_low", "ci_high"} <= set(ranking.columns)
+
+
+def test_readme_config_examples_are_valid(tmp_path):
+    # a user copies these blocks into an overlay: each must pass the schema as written
+    # (scan names, for one, allow no "_": a Tomobank file is configured as tomo-00001)
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    examples = [b for b in blocks if re.match(r"(scans|run_scans|recon|wgan_gp):", b)]
+    assert examples, "no config example found in the README"
+    for i, block in enumerate(examples):
+        overlay = tmp_path / f"example_{i}.yaml"
+        overlay.write_text(block)
+        _merged(overlay)
