@@ -28,6 +28,7 @@ from tomosynth.errors import ConfigError, DataError
 SCALES = (2, 4, 8)
 SE_MODES = ("none", "all", "first_half")
 KINDS = ("srgan", "progressive", "stacked")
+SKIPS = ("none", "bicubic")
 
 
 def _check_scale(scale: int, key: str = "scale") -> int:
@@ -117,6 +118,11 @@ class GeneratorConfig:
         Image channels (1 for micro-CT).
     stack_scales : list of int
         For ``stacked``: scales of G1 then G2 (report: [2, 4]).
+    skip : str
+        ``none`` (report): the output is the network's alone. ``bicubic``: the network
+        predicts a correction added to a bicubic upscaling of its input (global residual
+        learning, Kim et al. 2016, VDSR), so training starts at bicubic quality; it helps
+        short CPU trainings (config/study.yaml). Only for ``kind: srgan``.
     """
 
     scale: int = 4
@@ -128,6 +134,7 @@ class GeneratorConfig:
     kernel: int = 9
     in_channels: int = 1
     stack_scales: list[int] = field(default_factory=lambda: [2, 4])
+    skip: str = "none"
 
     def __post_init__(self) -> None:
         _check_scale(self.scale)
@@ -139,6 +146,12 @@ class GeneratorConfig:
             raise ConfigError(
                 "srgan generator: channels >= 1, n_blocks >= 0 and an odd kernel are required, "
                 f"got channels={self.channels}, n_blocks={self.n_blocks}, kernel={self.kernel}"
+            )
+        if self.skip not in SKIPS:
+            raise ConfigError(f"srgan generator.skip: must be one of {SKIPS}, got {self.skip!r}")
+        if self.skip != "none" and self.kind != "srgan":
+            raise ConfigError(
+                f"srgan generator.skip: {self.skip!r} is for kind 'srgan', not {self.kind!r}"
             )
         if self.kind == "stacked":
             s1, s2 = (_check_scale(s, "generator.stack_scales") for s in self.stack_scales)
@@ -178,7 +191,15 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
         features = head + self.trunk_tail(self.trunk(head))  # global skip
-        return _to_unit(self.tail(self.upsample(features)))
+        out = self.tail(self.upsample(features))
+        if self.cfg.skip == "bicubic":
+            # torch's bicubic (Keys a = -0.75, half-pixel centres, as OpenCV's INTER_CUBIC;
+            # borders replicated): part of the network, differentiable, not a baseline
+            up = nn.functional.interpolate(
+                x, scale_factor=self.cfg.scale, mode="bicubic", align_corners=False
+            )
+            return (up + out).clamp(0.0, 1.0)
+        return _to_unit(out)
 
 
 class ProgressiveGenerator(nn.Module):
