@@ -1,10 +1,15 @@
 # tomosynth: raw micro-CT projections -> reconstructions -> PNGs -> GANs -> metrics -> plots.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The repository's config.yaml, wherever the run directory is (--directory): Snakemake skips
+# a relative configfile that is missing when --configfile overlays are given, which would
+# silently run an overlay on the schema's defaults alone.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"
