@@ -60,3 +60,24 @@ def test_bad_value_names_the_key(tmp_path, overlay, key):
 def test_default_config_dry_run_is_clean(tmp_path):
     res = dry_run(tmp_path, "{}\n")
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_overlay_in_another_run_directory_keeps_config_yaml(tmp_path):
+    # `make study` runs with --directory and a --configfile overlay only. Snakemake skips a
+    # relative configfile directive that is missing from the run directory when overlays
+    # are given, so the workflow used to run on the schema's defaults (no srgan upscaling,
+    # whose default methods are bicubic and srcnn). The repository's config.yaml must load.
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("wgan_gp:\n  batch_size: 8\n")
+    run_dir = tmp_path / "elsewhere"
+    res = subprocess.run(
+        [SNAKEMAKE, "-n", "--configfile", str(overlay), "--directory", str(run_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-2000:]
+    assert "method=srgan" in out  # config.yaml's upscale.methods, not the schema default
+    assert "results/upscaled/shale/srgan" in out
