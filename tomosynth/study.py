@@ -20,7 +20,7 @@ from tomosynth.errors import DataError
 from tomosynth.io import atomic_file
 from tomosynth.metrics.study import write_criteria
 
-__all__ = ["collect_study", "stage_times", "study_markdown"]
+__all__ = ["collect_study", "srgan_training_summary", "stage_times", "study_markdown"]
 
 #: Published numbers the study is set beside: the thesis' FID on tomo_00001 (4 h of GPU per
 #: resolution, vs the training set) and the bone SR report's exp_d at x4 (its loss
@@ -44,6 +44,55 @@ def _thesis_key(label: str) -> str | None:
     if low.startswith("256") or "256 px gan" in low:
         return "256"
     return None
+
+
+def srgan_training_summary(log_csv: str | os.PathLike) -> dict:
+    """Where an SRGAN run's kept checkpoint came from, read off its ``log.csv``.
+
+    The trainer keeps the epoch of highest validation PSNR, which may lie in the L1 warm-up;
+    a table row named after an adversarial preset then shows the warm-up's network, and the
+    study says so.
+
+    Returns
+    -------
+    dict
+        ``epochs``, ``pretrain_epochs``, ``adversarial_epochs``, ``minutes``, ``best_epoch``,
+        ``best_phase``, ``best_val_psnr``, ``last_val_psnr``, ``bicubic_val_psnr``.
+    """
+    log = pd.read_csv(log_csv)
+    if log.empty or "val_psnr" not in log.columns:
+        raise DataError(f"{log_csv}: no epochs with a validation PSNR")
+    best = log.loc[log["val_psnr"].idxmax()]
+    phases = log["phase"].value_counts()
+    return {
+        "epochs": int(len(log)),
+        "pretrain_epochs": int(phases.get("pretrain", 0)),
+        "adversarial_epochs": int(phases.get("adversarial", 0)),
+        "minutes": float(log["elapsed_s"].iloc[-1]) / 60.0,
+        "best_epoch": int(best["epoch"]),
+        "best_phase": str(best["phase"]),
+        "best_val_psnr": float(best["val_psnr"]),
+        "last_val_psnr": float(log["val_psnr"].iloc[-1]),
+        "bicubic_val_psnr": float(log["bicubic_psnr"].iloc[-1]),
+    }
+
+
+def _srgan_training_lines(out: Path) -> list[str]:
+    """study.md lines on each SRGAN run's phases and the epoch its checkpoint holds."""
+    lines = []
+    for log_csv in sorted((out / "models" / "srgan").glob("*/log.csv")):
+        t = srgan_training_summary(log_csv)
+        where = "the L1 warm-up" if t["best_phase"] == "pretrain" else "the adversarial phase"
+        lines.append(
+            f"- `{log_csv.parent.name}`: {t['epochs']} epochs ({t['pretrain_epochs']} L1 "
+            f"warm-up, {t['adversarial_epochs']} adversarial) in {t['minutes']:.1f} min. The "
+            f"kept checkpoint is epoch {t['best_epoch']}, from {where} (validation PSNR "
+            f"{t['best_val_psnr']:.2f} dB, bicubic {t['bicubic_val_psnr']:.2f} dB); the last "
+            f"epoch scored {t['last_val_psnr']:.2f} dB."
+        )
+    if not lines:
+        return []
+    return ["", "## SRGAN trainings (which epoch the tables show)", "", *lines]
 
 
 def study_markdown(out_dir: str | os.PathLike, total_wall_s: float | None = None) -> str:
@@ -99,6 +148,7 @@ def study_markdown(out_dir: str | os.PathLike, total_wall_s: float | None = None
                 f"| x{r['scale']} | {r['method']} | {r['psnr_mean']:.2f} | {r['ssim_mean']:.3f} "
                 f"| {ref} |"
             )
+    lines += _srgan_training_lines(out)
     lines += [
         "",
         "The thesis' and the report's numbers come from other data (a real shale scan with "
@@ -178,6 +228,12 @@ def collect_study(
     for src in sorted((results / "samples").rglob("*_contact_sheet.png")):
         _copy(src, out / "samples" / src.name)
         written.append(out / "samples" / src.name)
+    for src in sorted((results / "models").glob("*/*/log.csv")):  # training curves, small
+        for name in ("log.csv", "train.json"):
+            if (src.parent / name).is_file():
+                dst = out / "models" / src.parent.relative_to(results / "models") / name
+                _copy(src.parent / name, dst)
+                written.append(dst)
     _copy(results / "summary.md", out / "summary.md")
     written.append(out / "summary.md")
 

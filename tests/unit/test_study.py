@@ -235,6 +235,17 @@ def _tree(root: Path, generated: list[np.ndarray]) -> Path:
     (res / "plots").mkdir(parents=True)
     write_png(res / "plots" / "samples_shale.png", generated[0])
     (res / "summary.md").write_text("# summary\n")
+    model = res / "models" / "srgan" / "bone_exp_d_x4"
+    model.mkdir(parents=True)
+    pd.DataFrame(  # best validation PSNR in the warm-up; the adversarial phase fell apart
+        {
+            "epoch": [1, 2, 3, 4],
+            "phase": ["pretrain", "pretrain", "adversarial", "adversarial"],
+            "elapsed_s": [30.0, 60.0, 90.0, 120.0],
+            "val_psnr": [26.0, 27.5, 20.1, 7.8],
+            "bicubic_psnr": [26.2] * 4,
+        }
+    ).to_csv(model / "log.csv", index=False)
     bench = root / "logs" / "benchmark" / "train_wgan_gp"
     bench.mkdir(parents=True)
     for name, s in (("shale_64px.tsv", 60.5), ("shale_256px.tsv", 61.0)):
@@ -277,6 +288,13 @@ def test_collect_study_writes_tables_times_and_criteria(tmp_path):
     study_md = (out / "study.md").read_text()
     assert "| 0 | real split | log FRD: 2 [1.8, 2.3] | 10 | 2.14 |" in study_md  # thesis FID
     assert "| x4 | srgan | 25.30 | 0.650 | 32.977 / 0.8693 |" in study_md  # report's exp_d
+    # the SR row of an adversarial preset says which phase its checkpoint comes from
+    assert (
+        "`bone_exp_d_x4`: 4 epochs (2 L1 warm-up, 2 adversarial) in 2.0 min. The kept "
+        "checkpoint is epoch 2, from the L1 warm-up (validation PSNR 27.50 dB, bicubic "
+        "26.20 dB); the last epoch scored 7.80 dB."
+    ) in study_md
+    assert (out / "models" / "srgan" / "bone_exp_d_x4" / "log.csv").is_file()
     assert (out / "plots" / "samples_shale.png").is_file()
     assert (out / "metrics" / "sr" / "bone.csv").is_file()
     assert (out / "samples" / "shale_64px_contact_sheet.png").is_file()
