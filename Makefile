@@ -33,7 +33,8 @@ study: install
 	start=$$(date +%s); \
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default \
 		--configfile $(abspath $(STUDY_CONFIG)) --directory $(STUDY_DIR) && \
-	$(BIN)/tomosynth study-report $(STUDY_DIR) $(STUDY_OUT) --wall-s $$(( $$(date +%s) - start ))
+	$(BIN)/tomosynth study-report $(STUDY_DIR) $(STUDY_OUT) --wall-s $$(( $$(date +%s) - start )) \
+		--recipe $(STUDY_CONFIG)
 
 ## Default test suite (fast; no network, no GPU needed).
 test: install

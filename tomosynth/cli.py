@@ -60,10 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.add_argument("out", type=Path, help="destination, e.g. docs/study")
     s.add_argument("--wall-s", type=float, default=None, help="end-to-end wall time, s")
+    s.add_argument(
+        "--recipe", type=Path, default=None, help="the overlay config of the run (recipe.yaml)"
+    )
     args = parser.parse_args(argv)
     if args.command == "study-report":
         try:
-            files = collect_study(args.workdir, args.out, args.wall_s)
+            files = collect_study(args.workdir, args.out, args.wall_s, args.recipe)
         except DataError as exc:
             print(f"tomosynth study-report: {exc}", file=sys.stderr)
             return 2

@@ -196,7 +196,10 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def collect_study(
-    workdir: str | os.PathLike, out_dir: str | os.PathLike, total_wall_s: float | None = None
+    workdir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    total_wall_s: float | None = None,
+    recipe: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Copy a study run's figures, tables and provenance to `out_dir`; write times and criteria.
 
@@ -209,6 +212,9 @@ def collect_study(
         ``summary.md``, ``wall_times.csv``/``.md``, ``criteria.md``/``.csv``.
     total_wall_s : float, optional
         End-to-end wall time of the run (recorded in ``wall_times.md``).
+    recipe : path-like, optional
+        The overlay config the run used, copied as ``recipe.yaml`` so that a test can tell
+        committed results from a changed recipe.
     """
     work = Path(workdir)
     results = work / "results"
@@ -236,6 +242,9 @@ def collect_study(
                 written.append(dst)
     _copy(results / "summary.md", out / "summary.md")
     written.append(out / "summary.md")
+    if recipe is not None:
+        _copy(Path(recipe), out / "recipe.yaml")
+        written.append(out / "recipe.yaml")
 
     bench = work / "logs" / "benchmark"
     times = stage_times(bench) if bench.is_dir() else pd.DataFrame()

@@ -282,7 +282,10 @@ def test_collect_study_writes_tables_times_and_criteria(tmp_path):
     gen = [np.clip(_core(seed=100 + s), 0, 255).astype(np.uint8) for s in range(4)]
     work = _tree(tmp_path / "run", gen)
     out = tmp_path / "docs"
-    collect_study(work, out, total_wall_s=600)
+    recipe = tmp_path / "study.yaml"
+    recipe.write_text("wgan_gp: {budget_minutes: 1}\n")
+    collect_study(work, out, total_wall_s=600, recipe=recipe)
+    assert (out / "recipe.yaml").read_text() == recipe.read_text()
     for name in ("criteria.md", "criteria.csv", "summary.md", "wall_times.md", "wall_times.csv"):
         assert (out / name).is_file(), name
     study_md = (out / "study.md").read_text()
@@ -370,6 +373,11 @@ def test_committed_study_results_meet_the_criteria():
     assert sr["passed"], sr
     ranking = pd.read_csv(STUDY_DOCS / "criteria_ranking.csv")
     assert (ranking["rank"] == 0).any(), "the real-split baseline is missing"
+    # the committed results are those of today's recipe (comments may differ, values not)
+    recipe = yaml.safe_load((STUDY_DOCS / "recipe.yaml").read_text())
+    assert recipe == yaml.safe_load((ROOT / "config" / "study.yaml").read_text()), (
+        "config/study.yaml changed since docs/study/ was made: rerun `make study`, recommit"
+    )
     assert {"ci_low", "ci_high"} <= set(ranking.columns)
 
 
