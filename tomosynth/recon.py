@@ -985,17 +985,17 @@ def _fbp_fourier_finufft(
     out = np.empty((n_rows, n, n), dtype=np.float32)
     pairs = list(range(0, n_rows, 2))
     workers = max(1, min(int(threads), len(pairs)))
-    for w in range(workers):  # plan in this thread: finufft's planner is not thread-safe
-        _finufft_plan(theta, n, center, w)
+    # plan in this thread (finufft's planner is not thread-safe), one plan per worker
+    plans = [_finufft_plan(theta, n, center, w) for w in range(workers)]
     groups = [pairs[w::workers] for w in range(workers)]
     if workers == 1:
-        _fourier_rows(sino, theta, center, resp, groups[0], out, 0)
+        _fourier_rows(sino, resp, plans[0], groups[0], out)
         return out
     # finufft (ctypes) and scipy's FFTs release the GIL, so threads run in parallel
     with ThreadPoolExecutor(workers) as pool:
         jobs = [
-            pool.submit(_fourier_rows, sino, theta, center, resp, g, out, w)
-            for w, g in enumerate(groups)
+            pool.submit(_fourier_rows, sino, resp, plan, g, out)
+            for plan, g in zip(plans, groups, strict=True)
         ]
         for job in jobs:
             job.result()
@@ -1003,21 +1003,16 @@ def _fbp_fourier_finufft(
 
 
 def _fourier_rows(
-    sino: np.ndarray,
-    theta: np.ndarray,
-    center: float,
-    resp: np.ndarray,
-    starts: list[int],
-    out: np.ndarray,
-    worker: int,
+    sino: np.ndarray, resp: np.ndarray, planned: tuple, starts: list[int], out: np.ndarray
 ) -> None:
-    """Reconstruct the row pairs starting at `starts` into `out` with worker `worker`'s plan."""
+    """Reconstruct the row pairs starting at `starts` into `out` with one worker's
+    `_finufft_plan` result (plan, window start, window length, weights)."""
     import scipy.fft
 
     n_angles, n_rows, n = sino.shape
     size = 2 * (resp.shape[0] - 1)
     full = np.concatenate((resp, resp[-2:0:-1])).astype(np.float32)  # real, even: fft layout
-    plan, lo, length, weight = _finufft_plan(theta, n, center, worker)
+    plan, lo, length, weight = planned
     # The detector goes to columns off..off+n of the zero-padded buffer, so that the window
     # (detector index lo..lo+L) is the buffer's first L columns when it fits (circular
     # convolution commutes with the shift); otherwise gather it modulo the buffer length.

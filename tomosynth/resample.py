@@ -2,7 +2,10 @@
 
 Every bicubic in tomosynth goes through :func:`bicubic`: the baseline upscaling of the
 generated images (``upscale``), SRCNN's inputs, the LR images of the SR pairs (the
-degradation of HR images) and the SR tables' bicubic rows. Every area average (the
+degradation of HR images) and the SR tables' bicubic rows. The one exception is inside a
+network: the SRGAN generator's ``skip: bicubic`` upscales its input with torch's bicubic
+(the same Keys kernel, ``a = -0.75``, and pixel-centre alignment; borders differ), because
+it runs on the training device in every forward pass. Every area average (the
 PNG export's downscaling) goes through :func:`area`.
 
 - :func:`bicubic` is ``cv2.resize(..., interpolation=cv2.INTER_CUBIC)``, the kernel the

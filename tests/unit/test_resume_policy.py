@@ -29,13 +29,7 @@ from tomosynth.train.common import (
     load_checkpoint,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # same thread count -> bitwise repeatable CPU results
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/unit/conftest.py
 
 
 # --- the decision table -------------------------------------------------------------------------

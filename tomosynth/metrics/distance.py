@@ -619,13 +619,12 @@ def distance_table(
     }
     note, model, reason = "", None, ""
     weights_path = Path(fid_weights) if fid_weights is not None else fid.default_weights_path()
-    if not weights_path.is_file():
+    try:  # None: the file in torch hub's cache, never a download
+        model = fid.load_inception(fid_weights, device)
+    except ConfigError:  # load_inception's own check: no such file
         reason = f"{weights_path}: file missing"
-    else:
-        try:  # None: the file in torch hub's cache, never a download
-            model = fid.load_inception(fid_weights, device)
-        except (OSError, RuntimeError) as exc:  # unreadable or not a state dict
-            reason = f"{weights_path}: {type(exc).__name__}: {exc}"
+    except (OSError, RuntimeError) as exc:  # unreadable or not a state dict
+        reason = f"{weights_path}: {type(exc).__name__}: {exc}"
     if model is not None:
         extractors = {
             fid.METRIC_NAME: lambda f: fid.inception_features(f, model, batch_size, device),
