@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pytest's exit code 5 ("no tests collected") counts as failure too.
 PYTEST := $(BIN)/pytest -ra
 
-.PHONY: install demo study test test-slow lint format report clean-results
+.PHONY: install demo study test test-slow lint format report clean-results wheelhouse
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 	$(BIN)/snakefmt Snakefile workflow/rules
+
+## The project's Python dependencies (torch excluded) as wheels for a GPU node without
+## internet: `benchmarks/gpu_check.sh --offline $(WHEELHOUSE)` installs from the folder.
+## WHEELHOUSE_PYTHON is the node's Python version (a CUDA PyTorch image: 3.12).
+WHEELHOUSE ?= wheelhouse
+WHEELHOUSE_PYTHON ?= 3.12
+wheelhouse: install
+	$(BIN)/python benchmarks/wheelhouse.py $(WHEELHOUSE) --python-version $(WHEELHOUSE_PYTHON)
 
 ## HTML report of the finished demo run.
 report: install

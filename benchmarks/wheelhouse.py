@@ -1,0 +1,135 @@
+"""Collect the project's Python dependencies as wheels for a GPU node without internet.
+
+A GPU node's image usually holds PyTorch and the scientific stack (numpy, scipy, OpenCV,
+h5py, pandas, matplotlib, scikit-image, ...) but not Snakemake, jsonschema, pytorch-fid or
+finufft. This script walks the dependency closure of ``tomosynth[workflow]`` as installed
+in the running environment (so the versions are the tested ones), leaves out torch,
+torchvision and the packages a GPU image provides (``--assume-present``), and downloads a
+wheel of each remaining package, for the node's Python version and platform, into one
+folder. ``benchmarks/gpu_check.sh --offline FOLDER`` installs from it with no network.
+
+    python benchmarks/wheelhouse.py wheelhouse/ [--python-version 3.12]
+
+The folder gets ``requirements.txt`` (what it holds, pinned) and ``assumed.txt`` (what the
+node must provide). A folder over ``--max-mib`` (60) is an error: carry less, or assume more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+#: Never collected: the GPU node's own CUDA build must be used.
+NEVER = {"torch", "torchvision", "tomosynth"}
+
+#: Binary packages a CUDA/PyTorch image provides (and their binary helpers); the node
+#: must have them, and gpu_check.sh checks that they import before it starts.
+GPU_IMAGE = {
+    "numpy", "scipy", "h5py", "pandas", "matplotlib", "scikit-image", "pillow",
+    "opencv-python-headless", "contourpy", "kiwisolver", "fonttools", "pyyaml", "psutil",
+    "markupsafe", "charset-normalizer", "wrapt", "tifffile", "tqdm", "imageio", "networkx",
+    "lazy-loader", "python-dateutil", "tzdata", "packaging", "pyparsing", "cycler",
+}  # fmt: skip
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised package name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def closure(root: str = "tomosynth", extras: tuple[str, ...] = ("workflow",)) -> dict[str, str]:
+    """Installed name -> version of everything ``root[extras]`` needs, torch excluded."""
+    found: dict[str, str] = {}
+    stack: list[tuple[str, tuple[str, ...]]] = [(root, extras)]
+    while stack:
+        name, wanted = stack.pop()
+        key = canonical(name)
+        if key in found or (key in NEVER and key != canonical(root)):
+            continue
+        dist = metadata.distribution(name)
+        found[key] = dist.version
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or any(
+                req.marker.evaluate({"extra": extra}) for extra in ("", *wanted)
+            ):
+                stack.append((req.name, tuple(req.extras)))
+    found.pop(canonical(root), None)
+    return found
+
+
+def plan(assume_present: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(to collect, assumed present on the node), both name -> tested version."""
+    deps = closure()
+    assumed = {k: v for k, v in deps.items() if k in assume_present}
+    wanted = {k: v for k, v in deps.items() if k not in assume_present}
+    return wanted, assumed
+
+
+def is_pure(name: str) -> bool:
+    """Whether the installed distribution came from a pure-Python (any-platform) wheel."""
+    wheel = metadata.distribution(name).read_text("WHEEL") or ""
+    return "Root-Is-Purelib: true" in wheel
+
+
+def download(wanted: dict[str, str], out: Path, python_version: str | None) -> None:
+    """Exact versions: binary wheels for the node's Python; pure ones built where PyPI
+    has only a source archive (``pip wheel``)."""
+    pins = [f"{name}=={version}" for name, version in sorted(wanted.items())]
+    pure = [p for p in pins if is_pure(p.split("==")[0])]
+    binary = [p for p in pins if p not in pure]
+    common = ["--no-deps", "-q", "--disable-pip-version-check"]
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "wheel", *common, "-w", str(out), *pure], check=True)
+    if not binary:
+        return
+    cmd = [*pip, "download", *common, "--only-binary=:all:", "-d", str(out)]
+    if python_version:
+        cmd += ["--python-version", python_version, "--implementation", "cp"]
+        for tag in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"):
+            cmd += ["--platform", tag]
+    subprocess.run([*cmd, *binary], check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="folder for the wheels")
+    parser.add_argument(
+        "--python-version", help="the node's Python, e.g. 3.12 (default: this interpreter's)"
+    )
+    parser.add_argument(
+        "--assume-present",
+        default=",".join(sorted(GPU_IMAGE)),
+        help="comma-separated packages the node provides (default: a CUDA PyTorch image's)",
+    )
+    parser.add_argument("--max-mib", type=float, default=60.0, help="size limit of the folder")
+    args = parser.parse_args(argv)
+
+    assume = {canonical(n) for n in args.assume_present.split(",") if n.strip()}
+    wanted, assumed = plan(assume)
+    args.out.mkdir(parents=True, exist_ok=True)
+    download(wanted, args.out, args.python_version)
+    pins = "".join(f"{k}=={v}\n" for k, v in sorted(wanted.items()))
+    (args.out / "requirements.txt").write_text(pins)
+    (args.out / "assumed.txt").write_text(
+        "".join(f"{k}=={v}\n" for k, v in sorted(assumed.items()))
+    )
+    wheels = sorted(args.out.glob("*.whl"))
+    mib = sum(w.stat().st_size for w in wheels) / 2**20
+    print(f"{len(wheels)} wheels, {mib:.1f} MiB in {args.out} (assumed present: {len(assumed)})")
+    if mib > args.max_mib:
+        print(
+            f"error: {args.out} holds {mib:.1f} MiB, over --max-mib {args.max_mib}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
