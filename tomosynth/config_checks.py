@@ -79,10 +79,27 @@ def check_schema(config: Mapping, schema_path: str | os.PathLike) -> None:
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
+    _check_moved_keys(config, schema)
     cls = jsonschema.validators.validator_for(schema)
     error = jsonschema.exceptions.best_match(cls(schema).iter_errors(dict(config)))
     if error is not None:
         raise ConfigError("Error validating config file: " + schema_error_message(error, schema))
+
+
+def _check_moved_keys(config: Mapping, schema: Mapping) -> None:
+    """Old flat WGAN-GP training keys (``wgan_gp.lr``) name their new home ``wgan_gp.train``."""
+    block = config.get("wgan_gp")
+    if not isinstance(block, Mapping):
+        return
+    node = _schema_at(schema, ["wgan_gp"])
+    moved = set(_schema_at(node, ["train"]).get("properties", {})) - set(node.get("properties", {}))
+    old = sorted(k for k in block if k in moved)
+    if old:
+        keys = ", ".join(f"wgan_gp.{k}" for k in old)
+        raise ConfigError(
+            f"Error validating config file: {keys}: the WGAN-GP training keys moved under "
+            f"wgan_gp.train; move them there (wgan_gp: {{train: {{{old[0]}: ...}}}})"
+        )
 
 
 def _require_known(names: Iterable[str], known: Iterable[str], key: str, what: str) -> None:

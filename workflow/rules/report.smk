@@ -65,7 +65,7 @@ rule plot_gan_losses:
         mem_mb=1000,
     params:
         labels=expand("{size} px", size=SIZES),
-        seed=config["wgan_gp"]["seed"],
+        seed=config["wgan_gp"]["train"]["seed"],
     script:
         "../../scripts/plot_gan_losses.py"
 
@@ -88,7 +88,7 @@ rule plot_gan_progress:
         runtime=10,
         mem_mb=1000,
     params:
-        seed=config["wgan_gp"]["seed"],
+        seed=config["wgan_gp"]["train"]["seed"],
     script:
         "../../scripts/plot_gan_progress.py"
 
