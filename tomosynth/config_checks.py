@@ -247,7 +247,8 @@ def restrict_to_run_scans(config: dict) -> None:
 def overlay_warnings(
     overlays: Iterable[str | os.PathLike], merged: Mapping, base: str | os.PathLike | None = None
 ) -> list[str]:
-    """Warnings for overlay entries that do nothing: an empty mapping (``scans: {}``).
+    """Warnings for overlay entries that do nothing: an empty mapping (``scans: {}``), and
+    :func:`demo_scale_warnings` for real scans that would train the demo's small models.
 
     ``--configfile`` overlays are merged into ``config.yaml`` key by key, so an empty mapping
     removes nothing. Returns one line per such entry, saying what to do instead.
@@ -284,12 +285,44 @@ def overlay_warnings(
         except (OSError, yaml.YAMLError):
             continue  # Snakemake reports unreadable config files itself
         walk(data, merged, "", str(path))
-    return out
+    return out + demo_scale_warnings(merged)
+
+
+def demo_scale_warnings(config: Mapping) -> list[str]:
+    """A warning when a real scan (one with a ``path``) would train config.yaml's demo-sized
+    models: generators of a few minutes or capped channels, an SRGAN of a few channels.
+
+    config.yaml is the demo; the schema's defaults and ``config/thesis.yaml`` are full scale.
+    """
+    scans = config.get("scans", {})
+
+    def real(block: str) -> list[str]:
+        names = config.get(block, {}).get("scans", [])
+        return [s for s in names if isinstance(scans.get(s), Mapping) and "path" in scans[s]]
+
+    found = []
+    train = config.get("wgan_gp", {}).get("train", {})
+    if real("wgan_gp") and (
+        train.get("budget_minutes", 240) < 60 or train.get("max_channels") is not None
+    ):
+        found.append(
+            f"wgan_gp.train budget_minutes {train.get('budget_minutes')}, max_channels "
+            f"{train.get('max_channels')} for {real('wgan_gp')}"
+        )
+    gen = config.get("srgan", {}).get("generator", {})
+    if real("srgan") and gen.get("channels", 64) < 64:
+        found.append(f"srgan.generator channels {gen.get('channels')} for {real('srgan')}")
+    return [
+        f"warning: real scans train demo-sized models ({what}; config.yaml is the demo): "
+        "add --configfile config/thesis.yaml (see config/README.md) or set these in your overlay"
+        for what in found
+    ]
 
 
 __all__ = [
     "check_consistency",
     "check_schema",
+    "demo_scale_warnings",
     "overlay_warnings",
     "restrict_to_run_scans",
     "schema_error_message",

@@ -235,7 +235,7 @@ def test_wgan_gp_train_block_is_the_trainer_config():
     by_size = set(wgan["by_size"]["additionalProperties"]["properties"])
     assert by_size <= set(wgan["train"]["properties"])
     cfg = merged(CONFIG, THESIS)["wgan_gp"]
-    for size, override in cfg["by_size"].items():
+    for override in cfg["by_size"].values():
         TrainConfig.from_dict({**cfg["train"], **override})  # raises on an unknown key
 
 
@@ -245,3 +245,19 @@ def test_old_flat_wgan_gp_key_names_its_new_place(tmp_path, key):
     overlay.write_text(f"wgan_gp:\n  {key}: 1\n")
     with pytest.raises(ConfigError, match=rf"wgan_gp\.{key}: .*moved under wgan_gp\.train"):
         merged(CONFIG, overlay)
+
+
+def test_a_real_scan_on_the_demo_settings_warns(tmp_path):
+    h5 = tmp_path / "mine.h5"
+    h5.write_bytes(b"")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        f"scans:\n  mine: {{path: {h5}, voxel_um: 1.0}}\nrun_scans: [mine]\n"
+        "wgan_gp: {scans: [mine]}\nsrgan: {scans: [mine], hr_size: 256}\n"
+    )
+    lines = config_checks.demo_scale_warnings(merged(CONFIG, mine))
+    assert len(lines) == 2 and all("config/thesis.yaml" in x for x in lines)
+    assert "budget_minutes 1.0, max_channels 16" in lines[0] and "channels 16" in lines[1]
+    # the thesis overlay on top: full-scale models, no warning
+    assert config_checks.demo_scale_warnings(merged(CONFIG, mine, THESIS, mine)) == []
+    assert config_checks.demo_scale_warnings(merged(CONFIG)) == []  # built-in scans only
