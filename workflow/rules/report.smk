@@ -17,7 +17,7 @@ rule plot_scan_overview:
     log:
         "logs/plot_scan_overview/{scan}.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
@@ -35,7 +35,7 @@ rule summarize:
     log:
         "logs/summarize/summary.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=5,
         mem_mb=500,
@@ -59,7 +59,7 @@ rule plot_gan_losses:
     log:
         "logs/plot_gan_losses/{scan}.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
@@ -83,7 +83,7 @@ rule plot_gan_progress:
     log:
         "logs/plot_gan_progress/{scan}_{size}px.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
@@ -107,7 +107,7 @@ rule plot_samples:
     log:
         "logs/plot_samples/{scan}.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
