@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -126,29 +127,19 @@ PAPER = [
 ]
 
 
-def _update(base: dict, new: dict) -> dict:
-    """Snakemake's merge of --configfile overlays: recursive, key by key."""
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _update(base[key], value)
-        else:
-            base[key] = value
-    return base
+@pytest.fixture(scope="module")
+def merged(wf) -> Callable[..., dict]:
+    """The config the workflow sees: the files merged in order (conftest's merge, as
+    Snakemake does it), then checked and filled with the schema's defaults; cached."""
 
+    @functools.cache
+    def filled(files: tuple[Path, ...]) -> dict:
+        cfg = wf.merged_config(*files)
+        config_checks.check_schema(cfg, SCHEMA)
+        validate(cfg, str(SCHEMA))
+        return cfg
 
-def merged(*files: Path) -> dict:
-    """The config the workflow sees: the files merged in order, then the schema's defaults."""
-    return copy.deepcopy(_merged(files))
-
-
-@functools.cache
-def _merged(files: tuple[Path, ...]) -> dict:
-    cfg: dict = {}
-    for path in files:
-        _update(cfg, yaml.safe_load(path.read_text()) or {})
-    config_checks.check_schema(cfg, SCHEMA)
-    validate(cfg, str(SCHEMA))
-    return cfg
+    return lambda *files: copy.deepcopy(filled(files))
 
 
 def flat(node: dict, prefix: str = "") -> dict[str, Any]:
@@ -177,7 +168,7 @@ def lookup(cfg: dict, dotted: str) -> Any:
     return node
 
 
-def test_demo_differs_from_the_schema_defaults_only_where_listed():
+def test_demo_differs_from_the_schema_defaults_only_where_listed(merged):
     found = differences(merged(), merged(CONFIG))
     unlisted = sorted(found - set(DEMO_DIFFERENCES))
     stale = sorted(set(DEMO_DIFFERENCES) - found)
@@ -193,7 +184,7 @@ def test_config_yaml_says_it_is_the_demo():
     assert "demo" in head, "config.yaml's first line must say it is the demo configuration"
 
 
-def test_thesis_inherits_nothing_from_the_demo():
+def test_thesis_inherits_nothing_from_the_demo(merged):
     # the same overlay over the schema's defaults alone gives the same run: every demo value
     # is overridden (the demo's extra scans and presets are names that the thesis never runs)
     on_demo = merged(CONFIG, THESIS)
@@ -205,29 +196,29 @@ def test_thesis_inherits_nothing_from_the_demo():
 
 
 @pytest.mark.parametrize("key, value, source", PAPER, ids=[row[0] for row in PAPER])
-def test_thesis_matches_the_papers(key, value, source):
+def test_thesis_matches_the_papers(merged, key, value, source):
     got = lookup(merged(CONFIG, THESIS), key)
     assert got == value, f"config/thesis.yaml {key} = {got!r}, the paper has {value!r} ({source})"
 
 
-def test_thesis_trains_on_1733_slices():
+def test_thesis_trains_on_1733_slices(merged):
     cfg = merged(CONFIG, THESIS)
     start, stop = cfg["scans"]["tomo-00001"]["slices"]
     assert stop - start - cfg["preprocess"]["skip_slices"] == 1733  # thesis 5.1
 
 
-def test_thesis_states_its_gpu_hours():
+def test_thesis_states_its_gpu_hours(merged):
     text = THESIS.read_text()
     budget = lookup(merged(CONFIG, THESIS), "wgan_gp.train.budget_minutes")
     assert "GPU-hours" in text and "2 x 240 min" in text and budget == 240
 
 
-def test_fast_overlay_changes_only_the_speed_ups():
+def test_fast_overlay_changes_only_the_speed_ups(merged):
     changed = differences(merged(CONFIG, THESIS), merged(CONFIG, THESIS, FAST))
     assert changed == {"wgan_gp.train.amp", "wgan_gp.train.channels_last"}
 
 
-def test_wgan_gp_train_block_is_the_trainer_config():
+def test_wgan_gp_train_block_is_the_trainer_config(merged):
     # the workflow passes wgan_gp.train (plus by_size) straight to TrainConfig.from_dict
     schema = yaml.safe_load(SCHEMA.read_text())
     wgan = schema["properties"]["wgan_gp"]["properties"]
@@ -240,14 +231,14 @@ def test_wgan_gp_train_block_is_the_trainer_config():
 
 
 @pytest.mark.parametrize("key", ["budget_minutes", "lr", "amp"])
-def test_old_flat_wgan_gp_key_names_its_new_place(tmp_path, key):
+def test_old_flat_wgan_gp_key_names_its_new_place(merged, tmp_path, key):
     overlay = tmp_path / "old.yaml"
     overlay.write_text(f"wgan_gp:\n  {key}: 1\n")
     with pytest.raises(ConfigError, match=rf"wgan_gp\.{key}: .*moved under wgan_gp\.train"):
         merged(CONFIG, overlay)
 
 
-def test_a_real_scan_on_the_demo_settings_warns(tmp_path):
+def test_a_real_scan_on_the_demo_settings_warns(merged, tmp_path):
     h5 = tmp_path / "mine.h5"
     h5.write_bytes(b"")
     mine = tmp_path / "mine.yaml"
