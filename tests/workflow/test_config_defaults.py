@@ -225,6 +225,12 @@ def test_wgan_gp_train_block_is_the_trainer_config(merged):
     assert set(wgan["train"]["properties"]) == {f.name for f in fields(TrainConfig)}
     by_size = set(wgan["by_size"]["additionalProperties"]["properties"])
     assert by_size <= set(wgan["train"]["properties"])
+    # one source of defaults: the trainer's own defaults are the schema's
+    defaults = {k: v.get("default") for k, v in wgan["train"]["properties"].items()}
+    trainer = {
+        f.name: list(f.default) if f.name == "betas" else f.default for f in fields(TrainConfig)
+    }
+    assert trainer == defaults
     cfg = merged(CONFIG, THESIS)["wgan_gp"]
     for override in cfg["by_size"].values():
         TrainConfig.from_dict({**cfg["train"], **override})  # raises on an unknown key
