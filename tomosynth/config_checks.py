@@ -79,10 +79,27 @@ def check_schema(config: Mapping, schema_path: str | os.PathLike) -> None:
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
+    _check_moved_keys(config, schema)
     cls = jsonschema.validators.validator_for(schema)
     error = jsonschema.exceptions.best_match(cls(schema).iter_errors(dict(config)))
     if error is not None:
         raise ConfigError("Error validating config file: " + schema_error_message(error, schema))
+
+
+def _check_moved_keys(config: Mapping, schema: Mapping) -> None:
+    """Old flat WGAN-GP training keys (``wgan_gp.lr``) name their new home ``wgan_gp.train``."""
+    block = config.get("wgan_gp")
+    if not isinstance(block, Mapping):
+        return
+    node = _schema_at(schema, ["wgan_gp"])
+    moved = set(_schema_at(node, ["train"]).get("properties", {})) - set(node.get("properties", {}))
+    old = sorted(k for k in block if k in moved)
+    if old:
+        keys = ", ".join(f"wgan_gp.{k}" for k in old)
+        raise ConfigError(
+            f"Error validating config file: {keys}: the WGAN-GP training keys moved under "
+            f"wgan_gp.train; move them there (wgan_gp: {{train: {{{old[0]}: ...}}}})"
+        )
 
 
 def _require_known(names: Iterable[str], known: Iterable[str], key: str, what: str) -> None:
@@ -230,7 +247,8 @@ def restrict_to_run_scans(config: dict) -> None:
 def overlay_warnings(
     overlays: Iterable[str | os.PathLike], merged: Mapping, base: str | os.PathLike | None = None
 ) -> list[str]:
-    """Warnings for overlay entries that do nothing: an empty mapping (``scans: {}``).
+    """Warnings for overlay entries that do nothing: an empty mapping (``scans: {}``), and
+    :func:`demo_scale_warnings` for real scans that would train the demo's small models.
 
     ``--configfile`` overlays are merged into ``config.yaml`` key by key, so an empty mapping
     removes nothing. Returns one line per such entry, saying what to do instead.
@@ -267,12 +285,44 @@ def overlay_warnings(
         except (OSError, yaml.YAMLError):
             continue  # Snakemake reports unreadable config files itself
         walk(data, merged, "", str(path))
-    return out
+    return out + demo_scale_warnings(merged)
+
+
+def demo_scale_warnings(config: Mapping) -> list[str]:
+    """A warning when a real scan (one with a ``path``) would train config.yaml's demo-sized
+    models: generators of a few minutes or capped channels, an SRGAN of a few channels.
+
+    config.yaml is the demo; the schema's defaults and ``config/thesis.yaml`` are full scale.
+    """
+    scans = config.get("scans", {})
+
+    def real(block: str) -> list[str]:
+        names = config.get(block, {}).get("scans", [])
+        return [s for s in names if isinstance(scans.get(s), Mapping) and "path" in scans[s]]
+
+    found = []
+    train = config.get("wgan_gp", {}).get("train", {})
+    if real("wgan_gp") and (
+        train.get("budget_minutes", 240) < 60 or train.get("max_channels") is not None
+    ):
+        found.append(
+            f"wgan_gp.train budget_minutes {train.get('budget_minutes')}, max_channels "
+            f"{train.get('max_channels')} for {real('wgan_gp')}"
+        )
+    gen = config.get("srgan", {}).get("generator", {})
+    if real("srgan") and gen.get("channels", 64) < 64:
+        found.append(f"srgan.generator channels {gen.get('channels')} for {real('srgan')}")
+    return [
+        f"warning: real scans train demo-sized models ({what}; config.yaml is the demo): "
+        "add --configfile config/thesis.yaml (see config/README.md) or set these in your overlay"
+        for what in found
+    ]
 
 
 __all__ = [
     "check_consistency",
     "check_schema",
+    "demo_scale_warnings",
     "overlay_warnings",
     "restrict_to_run_scans",
     "schema_error_message",

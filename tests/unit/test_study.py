@@ -283,7 +283,7 @@ def test_collect_study_writes_tables_times_and_criteria(tmp_path):
     work = _tree(tmp_path / "run", gen)
     out = tmp_path / "docs"
     recipe = tmp_path / "study.yaml"
-    recipe.write_text("wgan_gp: {budget_minutes: 1}\n")
+    recipe.write_text("wgan_gp: {train: {budget_minutes: 1}}\n")
     collect_study(work, out, total_wall_s=600, recipe=recipe)
     assert (out / "recipe.yaml").read_text() == recipe.read_text()
     for name in ("criteria.md", "criteria.csv", "summary.md", "wall_times.md", "wall_times.csv"):
@@ -336,12 +336,13 @@ def test_study_config_is_valid_and_equal_budget():
 def test_gpu_check_config_is_valid():
     cfg = _merged(ROOT / "config" / "study.yaml", ROOT / "config" / "gpu_check.yaml")
     config_checks.check_consistency(cfg)
-    assert cfg["wgan_gp"]["budget_minutes"] <= 2 and cfg["wgan_gp"]["amp"]
+    assert cfg["wgan_gp"]["train"]["budget_minutes"] <= 2 and cfg["wgan_gp"]["train"]["amp"]
 
 
 def test_thesis_config_is_valid(tmp_path):
     cfg = _merged(ROOT / "config" / "thesis.yaml")
-    assert cfg["wgan_gp"]["budget_minutes"] == 240 and cfg["wgan_gp"]["max_channels"] is None
+    train = cfg["wgan_gp"]["train"]
+    assert train["budget_minutes"] == 240 and train["max_channels"] is None
     assert cfg["preprocess"]["skip_slices"] == 59 and cfg["preprocess"]["sizes"] == [64, 256]
     scan = tmp_path / "tomo_00001.h5"
     scan.write_bytes(b"")  # the placeholder path, made to exist for the consistency checks

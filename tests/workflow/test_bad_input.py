@@ -171,7 +171,8 @@ def test_deleted_png_is_named_by_its_consumer_and_by_verify(wf, tiny_local_run, 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "kill9"])
 def test_interrupted_snakemake_checkpoints_the_training_and_the_rerun_resumes(work, sig):
     (work / "long.yaml").write_text(
-        "wgan_gp:\n  budget_minutes: 0.75\n  max_epochs: 100000\n  checkpoint_every: 100000\n"
+        "wgan_gp:\n  train:\n    budget_minutes: 0.75\n    max_epochs: 100000\n"
+        "    checkpoint_every: 100000\n"
     )
     model = work / "results/models/wgan_gp/shale_16px"
     target = "results/models/wgan_gp/shale_16px/final.pt"

@@ -68,7 +68,7 @@ def test_overlay_in_another_run_directory_keeps_config_yaml(tmp_path):
     # are given, so the workflow used to run on the schema's defaults (no srgan upscaling,
     # whose default methods are bicubic and srcnn). The repository's config.yaml must load.
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text("wgan_gp:\n  batch_size: 8\n")
+    overlay.write_text("wgan_gp:\n  train:\n    batch_size: 8\n")
     run_dir = tmp_path / "elsewhere"
     res = subprocess.run(
         [SNAKEMAKE, "-n", "--configfile", str(overlay), "--directory", str(run_dir)],

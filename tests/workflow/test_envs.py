@@ -9,6 +9,7 @@ the envs are checked statically here; the pip install runs the same code.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -19,7 +20,20 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ENV_DIR = REPO / "envs"
-EXPECTED_ENVS = ("data", "recon", "tomopy", "torch", "eval")
+EXPECTED_ENVS = ("data", "recon", "tomopy", "torch", "eval", "plot")
+# Envs without torch (the light ones): a rule whose imports need torch cannot run there.
+TORCHLESS_ENVS = ("data", "plot")
+# conda-forge name -> the pip distribution installed in the test venv (importlib.metadata).
+PIP_NAMES = {
+    "pytorch": "torch",
+    "pytorch-gpu": "torch",
+    "pytorch-cpu": "torch",
+    "py-opencv": "opencv-python-headless",
+    "matplotlib-base": "matplotlib",
+}
+# Pinned, but not pip packages of the test venv: the installer, conda's CUDA runtime selector
+# and tomopy (conda-forge only). python is compared with the running interpreter.
+NOT_PIP = {"pip", "cuda-version", "tomopy"}
 
 # Import name -> packages (conda-forge names, or pip names in the env's pip section) that
 # provide it. A module missing here fails the test: add it deliberately.
@@ -78,6 +92,17 @@ def env_packages(path: Path) -> set[str]:
             m = _PIN.match(str(dep).strip())
             names.add(norm(m.group(1) if m else re.split(r"[=<>!~ ]", str(dep))[0]))
     return names
+
+
+def env_pins(path: Path) -> list[tuple[str, str]]:
+    """(normalised name, pinned version) of every conda and pip dependency of an env file."""
+    pins = []
+    for dep in load_env(path).get("dependencies", []):
+        if isinstance(dep, dict):
+            pins += [(norm(m.group(1)), m.group(2)) for p in dep["pip"] if (m := _PIP_PIN.match(p))]
+        elif m := _PIN.match(str(dep).strip()):
+            pins.append((norm(m.group(1)), m.group(3)))
+    return pins
 
 
 # --- import analysis ------------------------------------------------------------------------
@@ -202,6 +227,38 @@ def test_env_file_valid_and_pinned(env):
         assert "pip" in names, f"{env}: a pip section needs pip itself in the conda list"
 
 
+@pytest.mark.parametrize("env", sorted(p.name for p in ENV_DIR.glob("*.yaml")))
+def test_env_pins_equal_the_tested_versions(env):
+    """Every pin is the version the tests run with (the pip packages of this venv): a conda
+    pin of three or more parts equal to it, or to its first parts (py-opencv 5.1.0 is the
+    wheel 5.1.0.95); python by major.minor."""
+    problems = []
+    for name, pinned in env_pins(ENV_DIR / env):
+        if name in NOT_PIP:
+            continue
+        if name == "python":
+            tested = f"{sys.version_info.major}.{sys.version_info.minor}"
+            ok = pinned == tested
+        else:
+            try:
+                tested = importlib.metadata.version(PIP_NAMES.get(name, name)).split("+")[0]
+            except importlib.metadata.PackageNotFoundError:
+                problems.append(f"{name}: not installed in the test venv (add it or to NOT_PIP)")
+                continue
+            ok = pinned.count(".") >= 2 and (tested == pinned or tested.startswith(pinned + "."))
+        if not ok:
+            problems.append(f"{name} ={pinned}, tested {tested}")
+    assert not problems, f"envs/{env}: pins differ from the tested versions: {problems}"
+
+
+def test_light_envs_have_no_torch():
+    for env in TORCHLESS_ENVS:
+        names = env_packages(ENV_DIR / f"{env}.yaml")
+        heavy = names & {"pytorch", "pytorch-gpu", "pytorch-cpu", "torchvision", "pytorch-fid"}
+        assert not heavy, f"envs/{env}.yaml must stay without torch, found {sorted(heavy)}"
+        assert "cuda-version" not in names, f"envs/{env}.yaml: no CUDA runtime"
+
+
 def test_tomopy_only_in_tomopy_env_and_torch_with_cuda():
     packages = {e: env_packages(ENV_DIR / f"{e}.yaml") for e in EXPECTED_ENVS}
     with_tomopy = sorted(e for e, names in packages.items() if "tomopy" in names)
@@ -303,7 +360,7 @@ def test_gpu_rules_request_one_gpu_and_cpu_rules_none(rules):
             problems.append(f"{rule.name}: use `gpu=1`, not `gres` (the plugin maps gpu to --gpus)")
         if env == "torch" and gpu != 1:
             problems.append(f"{rule.name}: runs in envs/torch.yaml but requests gpu={gpu}")
-        if env in ("data", "tomopy") and gpu or env == "recon" and gpu not in (0, 1):
+        if env in ("data", "plot", "tomopy") and gpu or env == "recon" and gpu not in (0, 1):
             problems.append(f"{rule.name}: CPU env envs/{env}.yaml but requests gpu={gpu}")
         for key in ("runtime", "mem_mb"):
             if key not in rule.resources:

@@ -33,7 +33,9 @@ def test_train_wgan_gp_job_without_cuda_fails_fast_with_driver_message(wf, tmp_p
     )
     target = "results/models/wgan_gp/shale_16px/final.pt"
     # A 5-minute budget and no epoch cap: a CPU fallback would run for minutes.
-    (workdir / "long.yaml").write_text("wgan_gp: {budget_minutes: 5, max_epochs: 1000000}\n")
+    (workdir / "long.yaml").write_text(
+        "wgan_gp: {train: {budget_minutes: 5, max_epochs: 1000000}}\n"
+    )
     cmd = wf.snakemake_cmd(
         target, "--cores", "1", "--configfile", "tiny.yaml", "long.yaml",
         "--allowed-rules", "train_wgan_gp", "--default-resources", "cuda_required=1",

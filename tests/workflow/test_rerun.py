@@ -73,7 +73,7 @@ def test_clip_percentile_reruns_only_downstream(wf, tiny_local_run):
 def test_wgan_gp_learning_rate_reruns_only_that_training(wf, tiny_local_run):
     config = wf.merged_config(tiny_local_run / "config.yaml", tiny_local_run / "tiny.yaml")
     rules = {r.name for r in wf.load_rules(tiny_local_run, (tiny_local_run / "tiny.yaml",))}
-    if "train_wgan_gp" not in rules or "lr" not in config.get("wgan_gp", {}):
-        pytest.skip("no train_wgan_gp rule or no wgan_gp.lr key in the config yet")
-    overlay = {"wgan_gp": {"lr": config["wgan_gp"]["lr"] * 2}}
+    if "train_wgan_gp" not in rules or "lr" not in config.get("wgan_gp", {}).get("train", {}):
+        pytest.skip("no train_wgan_gp rule or no wgan_gp.train.lr key in the config yet")
+    overlay = {"wgan_gp": {"train": {"lr": config["wgan_gp"]["train"]["lr"] * 2}}}
     check_rerun_set(wf, tiny_local_run, overlay, "train_wgan_gp", must_not_rerun=DATA_RULES)

@@ -177,7 +177,7 @@ def test_tiny_workflow_through_slurm_equals_local_run(
     )
     log = proc.stdout + proc.stderr
     config = wf.merged_config(workdir / "config.yaml", workdir / "tiny.yaml")
-    budget = config.get("wgan_gp", {}).get("budget_minutes", 0)
+    budget = config.get("wgan_gp", {}).get("train", {}).get("budget_minutes", 0)
 
     # 1. Every non-local job was submitted to SLURM, and SLURM ran it as configured.
     jobs = executed_jobs(log)

@@ -16,7 +16,7 @@ rule compute_bone_metrics:
     benchmark:
         "logs/benchmark/compute_bone_metrics/{scan}_{preset}_x{scale}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     threads: SIZING_THREADS["compute_bone_metrics"]
     resources:
         runtime=size_of("compute_bone_metrics", "runtime"),
@@ -54,7 +54,7 @@ rule plot_bone:
     benchmark:
         "logs/benchmark/plot_bone/{scan}_{preset}_x{scale}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=2000,
@@ -78,7 +78,7 @@ rule compute_morphology:
     benchmark:
         "logs/benchmark/compute_morphology/{scan}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     threads: 1
     resources:
         runtime=60,
@@ -109,7 +109,7 @@ rule plot_morphology:
     benchmark:
         "logs/benchmark/plot_morphology/{scan}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=2000,

@@ -321,32 +321,23 @@ if WGAN_GP_SCANS and any(s < 16 or s & (s - 1) for s in SIZES):
         f"config preprocess.sizes {SIZES}: the WGAN-GP needs powers of two >= 16 "
         "(it doubles a 16x16 map); change the sizes or set wgan_gp.scans: []"
     )
-# Keys of the wgan_gp block that the training loop reads (the rest: scans, runtime, sampling).
-WGAN_GP_TRAIN_KEYS = (
-    "seed device budget_minutes max_epochs batch_size n_critic lambda_gp lr betas latent_dim "
-    "channel_multiplier max_channels progress_every progress_images checkpoint_every "
-    "checkpoint_minutes amp "
-    "channels_last"
-).split()
 
 
 def get_wgan_gp_params(wildcards):
-    """Training settings of one size: the wgan_gp block with its by_size overrides applied."""
-    cfg = config["wgan_gp"]
-    params = {key: cfg[key] for key in WGAN_GP_TRAIN_KEYS}
-    overrides = cfg["by_size"]
-    params.update(
-        overrides.get(str(wildcards.size), overrides.get(int(wildcards.size), {}))
+    """Training settings of one size: wgan_gp.train with its by_size overrides applied."""
+    overrides = config["wgan_gp"]["by_size"]
+    override = overrides.get(
+        str(wildcards.size), overrides.get(int(wildcards.size), {})
     )
-    return params
+    return dict(config["wgan_gp"]["train"], **override)
 
 
 def get_wgan_gp_runtime(wildcards):
     """SLURM/local runtime in minutes: the training budget plus the configured margin."""
-    import math
-
     cfg = config["wgan_gp"]
-    return int(math.ceil(cfg["budget_minutes"] + cfg["runtime_margin_minutes"]))
+    return int(
+        math.ceil(cfg["train"]["budget_minutes"] + cfg["runtime_margin_minutes"])
+    )
 
 
 def wgan_gp_targets():
@@ -671,7 +662,7 @@ def get_distance_provenance(wildcards):
         "scan_config": config["scans"][wildcards.scan],
         "split_seed": config["preprocess"]["seed"],
         "percentiles": config["preprocess"]["percentiles"],
-        "wgan_gp_seed": config["wgan_gp"]["seed"],
+        "wgan_gp_seed": config["wgan_gp"]["train"]["seed"],
         "wgan_gp_sample": config["wgan_gp"]["sample"],
         "srcnn_seed": config["srcnn"]["seed"],
         "sizes": {"low": LOW_SIZE, "high": HIGH_SIZE},
@@ -876,7 +867,7 @@ def get_morphology_provenance(wildcards):
         "scan": wildcards.scan,
         "scan_config": config["scans"][wildcards.scan],
         "split_seed": config["preprocess"]["seed"],
-        "wgan_gp_seed": config["wgan_gp"]["seed"],
+        "wgan_gp_seed": config["wgan_gp"]["train"]["seed"],
         "sizes": SIZES,
     }
 

@@ -54,7 +54,7 @@ rule plot_distance:
     benchmark:
         "logs/benchmark/plot_distance/{scan}.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=2000,

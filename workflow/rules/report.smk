@@ -17,7 +17,7 @@ rule plot_scan_overview:
     log:
         "logs/plot_scan_overview/{scan}.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
@@ -35,7 +35,7 @@ rule summarize:
     log:
         "logs/summarize/summary.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=5,
         mem_mb=500,
@@ -59,13 +59,13 @@ rule plot_gan_losses:
     log:
         "logs/plot_gan_losses/{scan}.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
     params:
         labels=expand("{size} px", size=SIZES),
-        seed=config["wgan_gp"]["seed"],
+        seed=config["wgan_gp"]["train"]["seed"],
     script:
         "../../scripts/plot_gan_losses.py"
 
@@ -83,12 +83,12 @@ rule plot_gan_progress:
     log:
         "logs/plot_gan_progress/{scan}_{size}px.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
     params:
-        seed=config["wgan_gp"]["seed"],
+        seed=config["wgan_gp"]["train"]["seed"],
     script:
         "../../scripts/plot_gan_progress.py"
 
@@ -107,7 +107,7 @@ rule plot_samples:
     log:
         "logs/plot_samples/{scan}.log",
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=1000,

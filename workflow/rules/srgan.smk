@@ -118,7 +118,7 @@ rule plot_sr_metrics:
     benchmark:
         "logs/benchmark/plot_sr_metrics/sr_metrics.tsv"
     conda:
-        "../../envs/eval.yaml"
+        "../../envs/plot.yaml"
     resources:
         runtime=10,
         mem_mb=2000,

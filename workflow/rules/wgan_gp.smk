@@ -2,8 +2,8 @@
 # (thesis 5.2), then sampled.
 #
 # Resume: the training writes results/models/wgan_gp/{scan}_{size}px/latest.pt every
-# wgan_gp.checkpoint_minutes of wall time (outside the budget; the live progress grids go to
-# progress_live/) and when SIGTERM/SIGUSR1 arrives (SLURM time limit or preemption), then
+# wgan_gp.train.checkpoint_minutes of wall time (outside the budget; the live progress grids
+# go to progress_live/) and when SIGTERM/SIGUSR1 arrives (SLURM time limit or preemption), then
 # exits with status 75. Neither is a declared output, so they
 # survive Snakemake deleting the declared outputs before it reruns a job; rerunning the same
 # target resumes from latest.pt with the epoch count, budget spent and RNG state restored.
@@ -56,6 +56,6 @@ rule sample_wgan_gp:
         n=config["wgan_gp"]["sample"]["n"],
         seed=config["wgan_gp"]["sample"]["seed"],
         batch=config["wgan_gp"]["sample"]["batch"],
-        device=config["wgan_gp"]["device"],
+        device=config["wgan_gp"]["train"]["device"],
     script:
         "../../scripts/sample_wgan_gp.py"
