@@ -262,7 +262,7 @@ def _mean_pairwise(crop_stack: np.ndarray, max_pairs: int = 300, seed: int = 0) 
         pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), max_pairs, replace=False))]
     i, j = np.array(pairs).T
     smooth = ndimage.gaussian_filter(crop_stack, sigma=(0, 1.0, 1.0))
-    return float(np.mean(ssim(smooth[i], smooth[j], data_range=255.0)))
+    return float(np.mean(ssim(smooth[i], smooth[j], data_range=255.0, window="gaussian")))
 
 
 def nn_ssim(crop_stack: np.ndarray, train_crops: np.ndarray) -> np.ndarray:
@@ -270,7 +270,7 @@ def nn_ssim(crop_stack: np.ndarray, train_crops: np.ndarray) -> np.ndarray:
     best = np.full(len(crop_stack), -np.inf)
     for t in train_crops:
         other = np.repeat(t[None], len(crop_stack), axis=0)
-        best = np.maximum(best, ssim(crop_stack, other, data_range=255.0))
+        best = np.maximum(best, ssim(crop_stack, other, data_range=255.0, window="gaussian"))
     return best
 
 
