@@ -23,13 +23,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from scipy import signal
+from scipy import ndimage, signal
 from skimage.filters import threshold_otsu
 
 from tomosynth.errors import DataError
 from tomosynth.metrics.geometry import s2_radial
-from tomosynth.metrics.image import ssim
 
 __all__ = [
     "BASELINES",
@@ -252,7 +250,40 @@ def anisotropy(crop_stack: np.ndarray) -> float:
     return float(gy.mean() / gx.mean()) if gx.mean() > 0 else math.nan
 
 
+def _window(n: int, sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
+    """Rows: the SSIM Gaussian window (sigma 1.5 px, truncated at 3.5 sigma, as
+    :func:`tomosynth.metrics.image.ssim`) at every offset that fits in `n` px, so that
+    ``W @ x @ W.T`` is the windowed mean at every valid position."""
+    radius = int(truncate * sigma + 0.5)
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    k /= k.sum()
+    m = n - len(k) + 1
+    if m < 1:
+        raise DataError(f"in-sample crops of {n} px are smaller than the {len(k)} px window")
+    w = np.zeros((m, n))
+    for i in range(m):
+        w[i, i : i + len(k)] = k
+    return w
+
+
+def _ssim_stats(stack: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu = w @ stack @ w.T
+    return mu, w @ (stack * stack) @ w.T - mu * mu
+
+
+def _ssim_of(a, sa, b, sb, w: np.ndarray) -> np.ndarray:
+    """Mean SSIM (8-bit range, Gaussian window, population covariance; Wang et al. 2004) of
+    images `a` and `b` (broadcastable) with their window means and variances `sa`, `sb`."""
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    (ma, va), (mb, vb) = sa, sb
+    cov = w @ (a * b) @ w.T - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+    return s.mean(axis=(-2, -1))
+
+
 def _mean_pairwise(crop_stack: np.ndarray, max_pairs: int = 300, seed: int = 0) -> float:
+    """Mean SSIM over (a seeded subset of) pairs of Gaussian-smoothed (1 px) crops: noise
+    added to copies of one image does not hide that they are copies."""
     n = len(crop_stack)
     if n < 2:
         return math.nan
@@ -262,15 +293,19 @@ def _mean_pairwise(crop_stack: np.ndarray, max_pairs: int = 300, seed: int = 0) 
         pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), max_pairs, replace=False))]
     i, j = np.array(pairs).T
     smooth = ndimage.gaussian_filter(crop_stack, sigma=(0, 1.0, 1.0))
-    return float(np.mean(ssim(smooth[i], smooth[j], data_range=255.0, window="gaussian")))
+    w = _window(smooth.shape[-1])
+    mu, var = _ssim_stats(smooth, w)
+    return float(np.mean(_ssim_of(smooth[i], (mu[i], var[i]), smooth[j], (mu[j], var[j]), w)))
 
 
 def nn_ssim(crop_stack: np.ndarray, train_crops: np.ndarray) -> np.ndarray:
     """Each crop's highest SSIM to any training crop (8-bit range, Gaussian window)."""
+    w = _window(crop_stack.shape[-1])
+    sa, st = _ssim_stats(crop_stack, w), _ssim_stats(train_crops, w)
     best = np.full(len(crop_stack), -np.inf)
-    for t in train_crops:
-        other = np.repeat(t[None], len(crop_stack), axis=0)
-        best = np.maximum(best, ssim(crop_stack, other, data_range=255.0, window="gaussian"))
+    for k, t in enumerate(train_crops):
+        s = _ssim_of(crop_stack, sa, t, (st[0][k], st[1][k]), w)
+        best = np.maximum(best, s)
     return best
 
 
