@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tomosynth.metrics.study import (
     thesis_ranking,
 )
 from tomosynth.metrics.study_sets import TABLE, check_sets
-from tomosynth.study import collect_study, stage_times
+from tomosynth.study import collect_study, earlier_jobs, stage_times
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -256,6 +257,7 @@ def test_collect_study_writes_tables_times_and_criteria_and_checks(tmp_path, sha
     out = tmp_path / "docs"
     recipe = tmp_path / "study.yaml"
     recipe.write_text("wgan_gp: {budget_minutes: 1}\n")
+    _compute_and_sr_records(work / "results")
     collect_study(work, out, total_wall_s=600, recipe=recipe)
     assert (out / "recipe.yaml").read_text() == recipe.read_text()
     for name in ("criteria.md", "criteria.csv", "summary.md", "wall_times.md", "wall_times.csv"):
@@ -281,7 +283,24 @@ def test_collect_study_writes_tables_times_and_criteria_and_checks(tmp_path, sha
     write_png(images / "blurred" / "slice_00000.png", np.zeros((64, 64), np.uint8))
     assert cli.main(["study-check", str(out)]) == 2
     study_md = (out / "study.md").read_text()
-    assert "| 0 | real split | log FRD: 2 [1.8, 2.3] | 10 | 2.14 |" in study_md  # thesis FID
+    assert "| 0 | real split | log FRD: 2 [1.8, 2.3] | 10 |  |  | 2.14 |" in study_md  # thesis
+    # generator-only budget and total compute with the upscaler's training, side by side
+    assert (
+        "| 1 | 64 px GAN + SRCNN | log FRD: 8 [7, 9.2] | 10 | 16 min budget, ran 16.0 min "
+        "| 26.0 min (generator + srcnn_s 10.0 min) | 180.82 |"
+    ) in study_md
+    assert (
+        "By log FRD, the study orders the thesis' sets 64 px GAN + SRCNN < 64 px GAN + bicubic "
+        "< 256 px GAN: not the thesis' order (64 px GAN + bicubic < 64 px GAN + SRCNN < 256 px "
+        "GAN by FID)."
+    ) in study_md
+    assert "- `exp_d_x4` (bone): within-specimen: the split manifest's test slices" in study_md
+    assert "- SRCNN `s` (one phase, MSE): 3 epochs in 0.1 min; the kept checkpoint is epoch 2" in (
+        study_md
+    )
+    assert "no bias (median relative error) or MAE columns" in study_md
+    assert "End to end (`make study`, one invocation): 10.0 min." in study_md
+    assert "ran before this invocation" not in study_md
     assert "| x4 | srgan | 25.30 | 0.650 | 32.977 / 0.8693 |" in study_md  # report's exp_d
     # the SR row of an adversarial preset says which phase its checkpoint comes from
     assert (
@@ -298,6 +317,39 @@ def test_collect_study_writes_tables_times_and_criteria_and_checks(tmp_path, sha
     assert times.loc[0, "wall_s"] == pytest.approx(121.5)
     assert "10.0 min" in (out / "wall_times.md").read_text()
     assert stage_times(work / "logs" / "benchmark")["max_rss_mb"].iloc[0] == pytest.approx(900.5)
+
+
+def _compute_and_sr_records(res: Path) -> None:
+    """A compute table (WGAN-GP 16 min + SRCNN 10 min), an SR provenance record of a
+    within-specimen test split and an SRCNN training log, as a study run writes them."""
+    rows = [
+        ("model", "wgan_gp_s_64px", "wgan_gp_s_64px", 16.0, 960.0),
+        ("model", "srcnn_s", "srcnn_s", 12.0, 600.0),
+        ("pipeline", "upscaled/s/srcnn", "wgan_gp_s_64px;srcnn_s", 28.0, 1560.0),
+    ]
+    table = pd.DataFrame(rows, columns=["row_type", "name", "models", "budget_minutes", "wall_s"])
+    table.to_csv(res / "metrics" / "compute.csv", index=False)
+    meta = {"fold": None, "lr_scan": None, "preset": "exp_d"}
+    (res / "metrics" / "sr" / "bone.json").write_text(
+        json.dumps({"volumes": {"results/sr_volumes/bone/exp_d_x4": meta}})
+    )
+    log = res / "models" / "srcnn" / "s"
+    log.mkdir(parents=True)
+    pd.DataFrame(
+        {"epoch": [1, 2, 3], "val_psnr": [25.0, 27.0, 26.5], "elapsed_s": [2.0, 4.0, 6.0]}
+    ).to_csv(log / "log.csv", index=False)
+
+
+def test_earlier_jobs_count_benchmarks_older_than_the_invocation(tmp_path):
+    bench = tmp_path / "rule"
+    bench.mkdir()
+    for name, age_s in (("a.tsv", 30), ("b.tsv", 3000), ("c.tsv", 7200)):
+        (bench / name).write_text("s\n1\n")
+        t = 1_000_000.0 - age_s
+        os.utime(bench / name, (t, t))
+    # an invocation of 40 minutes ending now: b and c ran before it
+    assert earlier_jobs(tmp_path, 2400, now=1_000_000.0) == 2
+    assert earlier_jobs(tmp_path, 10_000, now=1_000_000.0) == 0
 
 
 # ------------------------------------------------------------------ configs
@@ -323,6 +375,8 @@ def test_study_config_is_valid_and_equal_budget():
     assert cfg["preprocess"]["sizes"] == [64, 256]
     assert cfg["simulate"]["axial_variety"] > 0
     assert "exp_d" in cfg["srgan"]["run_presets"] and 4 in cfg["srgan"]["run_scales"]
+    # the upscalers get the same training budget (both count in the pipelines' compute)
+    assert cfg["srcnn"]["budget_minutes"] == cfg["srgan"]["train"]["budget_minutes"]
 
 
 def test_gpu_check_config_is_valid():
