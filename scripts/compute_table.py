@@ -9,7 +9,7 @@ from tomosynth.metrics.compute import compute_table as make_table
 from tomosynth.provenance import checkpoint_hashes, provenance, write_sidecar
 
 inp, params = snakemake.input, snakemake.params
-models = {name: (scan, Path(inp[f"log_{name}"]).parent) for name, scan in params.models.items()}
+models = {name: (scan, Path(inp[f"ckpt_{name}"]).parent) for name, scan in params.models.items()}
 pipelines = {name: (scan, needed) for name, (scan, needed) in params.pipelines.items()}
 tables = [inp[k] for k in inp.keys() if k.startswith("distance_")]
 
@@ -20,7 +20,7 @@ write_sidecar(
     snakemake.output.table,
     provenance(
         table=snakemake.output.table,
-        logs={name: inp[f"log_{name}"] for name in params.models},
+        logs={name: str(Path(inp[f"ckpt_{name}"]).parent / "log.csv") for name in params.models},
         checkpoints=checkpoint_hashes({name: inp[f"ckpt_{name}"] for name in params.models}),
         distance_tables=tables,
         reference=params.reference,

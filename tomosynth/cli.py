@@ -1,6 +1,7 @@
 """``tomosynth`` command line: ``tomosynth verify [results/]`` checks every folder manifest;
 ``tomosynth study-report WORKDIR OUT`` gathers a study run (figures, tables, wall times,
-criteria) into OUT."""
+criteria) into OUT; ``tomosynth study-check OUT`` recomputes OUT's per-set criteria table
+from its committed images and fails on any mismatch."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from tomosynth.errors import DataError
 from tomosynth.manifest import verify_tree
+from tomosynth.metrics.study_sets import TABLE, check_sets
 from tomosynth.study import collect_study
 
 
@@ -48,6 +50,25 @@ def verify(root: Path, fast: bool = False) -> int:
     return 1 if damaged else 0
 
 
+def study_check(out: Path) -> int:
+    """Recompute ``{out}/criteria_sets.csv`` from ``{out}/images/``; print each mismatch.
+
+    Returns the exit status: 0 all equal, 1 a mismatch, 2 missing or unreadable files.
+    """
+    try:
+        problems = check_sets(out)
+    except DataError as exc:
+        print(f"tomosynth study-check: {exc}", file=sys.stderr)
+        return 2
+    for line in problems:
+        print(f"MISMATCH {line}")
+    if problems:
+        print(f"{len(problems)} mismatch(es) between {out}/{TABLE} and its images")
+        return 1
+    print(f"{out}/{TABLE}: every criterion of every set recomputed from {out}/images/: equal")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tomosynth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument(
         "--recipe", type=Path, default=None, help="the overlay config of the run (recipe.yaml)"
     )
+    c = sub.add_parser("study-check", help="recompute a study folder's criteria from its images")
+    c.add_argument("out", type=Path, help="the study folder, e.g. docs/study")
     args = parser.parse_args(argv)
+    if args.command == "study-check":
+        return study_check(args.out)
     if args.command == "study-report":
         try:
             files = collect_study(args.workdir, args.out, args.wall_s, args.recipe)

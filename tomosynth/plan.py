@@ -236,7 +236,7 @@ class Model:
 
 
 def models(config: Mapping[str, Any], scan: str) -> list[Model]:
-    """WGAN-GPs at the low and high size, and the SRCNN when it is evaluated."""
+    """WGAN-GPs at the low and high size, and the SRCNN and SRGAN upscalers evaluated."""
     low, high = low_high(config)
     out = [
         Model(f"wgan_gp_{scan}_{size}px", scan, wgan_gp_model(scan, size))
@@ -244,13 +244,15 @@ def models(config: Mapping[str, Any], scan: str) -> list[Model]:
     ]
     if "srcnn" in evaluate_methods(config):
         out.append(Model(f"srcnn_{scan}", scan, srcnn_model(scan)))
+    if "srgan" in evaluate_methods(config):
+        out.append(Model(f"srgan_{scan}", scan, upscale_model(config, scan, "srgan")))
     return out
 
 
 def pipelines(config: Mapping[str, Any]) -> dict[str, list]:
     """Distance set name -> [scan, models whose training produced it] (the equal-budget
     comparison of the compute table). Bicubic needs no model beyond the low-size WGAN-GP;
-    SRGAN's training cost is not accounted here."""
+    SRCNN and SRGAN count their upscaler's training too (the generator comes first)."""
     low, _ = low_high(config)
     out: dict[str, list] = {}
     for scan in wgan_gp_scans(config):
@@ -258,8 +260,8 @@ def pipelines(config: Mapping[str, Any]) -> dict[str, list]:
         for s in distance_sets(config, scan):
             if s.kind == "generated":
                 out[s.name] = [scan, [f"wgan_gp_{scan}_{s.size}px"]]
-            elif s.method == "srcnn":
-                out[s.name] = [scan, [low_model, f"srcnn_{scan}"]]
+            elif s.method in ("srcnn", "srgan"):
+                out[s.name] = [scan, [low_model, f"{s.method}_{scan}"]]
             else:
                 out[s.name] = [scan, [low_model]]
     return out

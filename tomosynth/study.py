@@ -10,8 +10,10 @@ folder, writes the wall time per stage from Snakemake's benchmark files and the 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +22,16 @@ from tomosynth.errors import DataError
 from tomosynth.io import atomic_file
 from tomosynth.metrics.study import write_criteria
 
-__all__ = ["collect_study", "srgan_training_summary", "stage_times", "study_markdown"]
+__all__ = [
+    "bias_lines",
+    "collect_study",
+    "earlier_jobs",
+    "ranking_vs_thesis",
+    "sr_split_lines",
+    "srgan_training_summary",
+    "stage_times",
+    "study_markdown",
+]
 
 #: Published numbers the study is set beside: the thesis' FID on tomo_00001 (4 h of GPU per
 #: resolution, vs the training set) and the bone SR report's exp_d at x4 (its loss
@@ -95,7 +106,137 @@ def _srgan_training_lines(out: Path) -> list[str]:
     return ["", "## SRGAN trainings (which epoch the tables show)", "", *lines]
 
 
-def study_markdown(out_dir: str | os.PathLike, total_wall_s: float | None = None) -> str:
+#: The thesis' order of its sets by FID to the training set (lowest first).
+THESIS_ORDER = ("bicubic", "srcnn", "256")
+THESIS_NAMES = {"bicubic": "64 px GAN + bicubic", "srcnn": "64 px GAN + SRCNN", "256": "256 px GAN"}
+
+
+def ranking_vs_thesis(ranking: pd.DataFrame) -> list[str]:
+    """One sentence per metric: whether the study's order of the thesis' sets is the
+    thesis' (bicubic < SRCNN < 256 px GAN by FID), and how it differs."""
+    lines = []
+    for metric, block in ranking[ranking["rank"] >= 1].groupby("metric", sort=False):
+        order = [k for k in (_thesis_key(str(lab)) for lab in block["label"]) if k]
+        study = " < ".join(THESIS_NAMES[k] for k in order)
+        thesis = " < ".join(THESIS_NAMES[k] for k in THESIS_ORDER if k in order)
+        extra = [str(lab) for lab in block["label"] if not _thesis_key(str(lab))]
+        same = order == [k for k in THESIS_ORDER if k in order]
+        text = f"By {metric}, the study orders the thesis' sets {study}: " + (
+            "the thesis' order." if same else f"not the thesis' order ({thesis} by FID)."
+        )
+        if extra:
+            text += f" Not in the thesis: {', '.join(extra)}."
+        lines.append(f"- {text}")
+    return lines
+
+
+def _compute_columns(out: Path) -> dict[str, tuple[str, str]]:
+    """Set name -> (generator budget and run time, total compute incl. upscaler training),
+    from ``metrics/compute.csv`` (empty when absent)."""
+    path = out / "metrics" / "compute.csv"
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    models = table[table["row_type"] == "model"].set_index("name")
+    cols = {}
+    for _, r in table[table["row_type"] == "pipeline"].iterrows():
+        names = str(r["models"]).split(";")
+        gen = models.loc[names[0]] if names[0] in models.index else None
+        gen_text = (
+            ""
+            if gen is None
+            else f"{gen['budget_minutes']:g} min budget, ran {gen['wall_s'] / 60:.1f} min"
+        )
+        ups = [n for n in names[1:] if n in models.index]
+        parts = " + ".join(f"{n} {models.loc[n, 'wall_s'] / 60:.1f}" for n in ups)
+        total = f"{r['wall_s'] / 60:.1f} min" + (f" (generator + {parts} min)" if ups else "")
+        cols[str(r["name"])] = (gen_text, total)
+    return cols
+
+
+def _srcnn_training_lines(out: Path) -> list[str]:
+    """study.md lines on each SRCNN run: the epoch its kept checkpoint holds."""
+    lines = []
+    for log_csv in sorted((out / "models" / "srcnn").glob("*/log.csv")):
+        log = pd.read_csv(log_csv)
+        if log.empty or "val_psnr" not in log.columns:
+            continue
+        best = log.loc[log["val_psnr"].idxmax()]
+        lines.append(
+            f"- SRCNN `{log_csv.parent.name}` (one phase, MSE): {len(log)} epochs in "
+            f"{log['elapsed_s'].iloc[-1] / 60:.1f} min; the kept checkpoint is epoch "
+            f"{int(best['epoch'])} (best validation PSNR {best['val_psnr']:.2f} dB)."
+        )
+    return lines
+
+
+def sr_split_lines(out: Path) -> list[str]:
+    """What the SR test slices are, per SR table, from its provenance's volume records."""
+    lines = []
+    for prov in sorted((out / "metrics" / "sr").glob("*.json")):
+        try:
+            volumes = json.loads(prov.read_text()).get("volumes", {})
+        except (OSError, ValueError):
+            continue
+        for name, meta in volumes.items() if isinstance(volumes, dict) else ():
+            if not isinstance(meta, dict):
+                continue
+            if meta.get("test_split"):
+                how = str(meta["test_split"])
+            elif meta.get("fold") is None and meta.get("lr_scan") is None:
+                how = (
+                    "within-specimen: the split manifest's test slices of the scan the model "
+                    "trained on, interleaved with its training slices (not another specimen)"
+                )
+            else:
+                how = f"cross-specimen, fold {meta.get('fold')}"
+            lines.append(f"- `{Path(name).name}` ({prov.stem}): {how}.")
+    return lines
+
+
+def bias_lines(out: Path) -> list[str]:
+    """Where the bone metrics' agreement (bias, MAE, Bland-Altman) is shown, if the run has it."""
+    figs = sorted(p.name for p in (out / "plots").glob("*bland*.png"))
+    tables = [
+        p.relative_to(out).as_posix()
+        for p in sorted((out / "metrics" / "bone").glob("*.csv"))
+        if {"bias", "mae"} & set(pd.read_csv(p, nrows=0).columns)
+    ]
+    if not figs and not tables:
+        return ["- This run has no bias (median relative error) or MAE columns in its bone tables."]
+    out_lines = []
+    if tables:
+        out_lines.append(
+            "- Bias and MAE of SR and LR against HR: " + ", ".join(f"`{t}`" for t in tables) + "."
+        )
+    if figs:
+        out_lines.append("- Bland-Altman figures: " + ", ".join(f"`plots/{f}`" for f in figs) + ".")
+    return out_lines
+
+
+def earlier_jobs(
+    bench_root: str | os.PathLike, total_wall_s: float, now: float | None = None
+) -> int:
+    """How many Snakemake benchmark files were written before this invocation began (now -
+    `total_wall_s`, one minute of slack): jobs of an earlier, resumed run, whose time the
+    end-to-end wall time does not hold."""
+    start = (time.time() if now is None else now) - total_wall_s - 60.0
+    return sum(1 for f in Path(bench_root).rglob("*.tsv") if f.stat().st_mtime < start)
+
+
+def _wall_line(total_wall_s: float, earlier: int) -> str:
+    line = f"End to end (`make study`, one invocation): {total_wall_s / 60:.1f} min."
+    if earlier:
+        line += (
+            f" **{earlier} job(s) ran before this invocation** (a resumed run): this is "
+            "the last invocation's time only, not the whole study's."
+        )
+    return line
+
+
+def study_markdown(
+    out_dir: str | os.PathLike, total_wall_s: float | None = None, earlier: int = 0
+) -> str:
     """``study.md``: the study's numbers beside the thesis' and the report's, the criteria.
 
     Reads what :func:`collect_study` wrote to `out_dir` (``criteria_ranking.csv``,
@@ -110,23 +251,32 @@ def study_markdown(out_dir: str | os.PathLike, total_wall_s: float | None = None
         "its provenance `.json`).",
     ]
     if total_wall_s is not None:
-        lines += ["", f"End to end: {total_wall_s / 60:.1f} min."]
+        lines += ["", _wall_line(total_wall_s, earlier)]
     ranking = out / "criteria_ranking.csv"
     if ranking.is_file():
         t = pd.read_csv(ranking)
+        budgets = _compute_columns(out)
         lines += [
             "",
             "## Thesis comparison (distance to the training split)",
             "",
-            "| rank | set | study: metric, value [CI] | N | thesis FID (tomo_00001, 4 h GPU) |",
-            "|---|---|---|---|---|",
+            "Compute: the generator's budget (the thesis' protocol: equal per generator) and "
+            "the total compute of the pipeline, every upscaler's training included "
+            "(`metrics/compute.csv`).",
+            "",
+            "| rank | set | study: metric, value [CI] | N | generator | total compute "
+            "| thesis FID (tomo_00001, 4 h GPU) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for _, r in t.iterrows():
             ref = THESIS_FID.get(_thesis_key(str(r["label"])) or "", "")
+            gen, total = budgets.get(str(r["set"]), ("", ""))
             lines.append(
                 f"| {r['rank']} | {r['label']} | {r['metric']}: {r['value']:.3g} "
-                f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}] | {r['n_set']} | {ref} |"
+                f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}] | {r['n_set']} | {gen} | {total} "
+                f"| {ref} |"
             )
+        lines += ["", *ranking_vs_thesis(t)]
     for sr_csv in sorted((out / "metrics" / "sr").glob("*.csv")):
         t = pd.read_csv(sr_csv)
         if not {"method", "scale", "psnr_mean", "ssim_mean"} <= set(t.columns):
@@ -149,6 +299,13 @@ def study_markdown(out_dir: str | os.PathLike, total_wall_s: float | None = None
                 f"| {ref} |"
             )
     lines += _srgan_training_lines(out)
+    srcnn = _srcnn_training_lines(out)
+    if srcnn:
+        lines += ["", "## SRCNN trainings", "", *srcnn]
+    split = sr_split_lines(out)
+    if split:
+        lines += ["", "## SR test split", "", *split]
+    lines += ["", "## Bone metrics: bias beside correlation", "", *bias_lines(out)]
     lines += [
         "",
         "The thesis' and the report's numbers come from other data (a real shale scan with "
@@ -251,8 +408,9 @@ def collect_study(
     with atomic_file(out / "wall_times.csv") as tmp:
         times.to_csv(tmp, index=False)
     lines = ["# Wall time per stage", ""]
+    earlier = earlier_jobs(bench, total_wall_s) if total_wall_s and bench.is_dir() else 0
     if total_wall_s is not None:
-        lines += [f"End to end (`make study`): {total_wall_s / 60:.1f} min.", ""]
+        lines += [_wall_line(total_wall_s, earlier), ""]
     lines += ["| stage | jobs | wall (min) | peak RSS (MB) |", "|---|---|---|---|"]
     for _, r in times.iterrows():
         lines.append(
@@ -263,6 +421,6 @@ def collect_study(
     written += [out / "wall_times.csv", out / "wall_times.md"]
     written += write_criteria(results, out)
     with atomic_file(out / "study.md") as tmp:
-        tmp.write_text(study_markdown(out, total_wall_s))
+        tmp.write_text(study_markdown(out, total_wall_s, earlier))
     written.append(out / "study.md")
     return written

@@ -44,6 +44,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.sr",
         "metrics.compute",
         "metrics.study",
+        "metrics.criteria",
+        "metrics.study_sets",
     ),
     5: ("train.common", "train.srcnn", "train.srgan", "train.wgan_gp", "study"),
     6: ("upscale", "cli", "plots", "plots.*"),

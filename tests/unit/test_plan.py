@@ -78,11 +78,12 @@ def test_default_config_models_pipelines_and_grids():
         ("wgan_gp_shale_64px", "results/models/wgan_gp/shale_64px/final.pt", "results/models/wgan_gp/shale_64px/log.csv"),
         ("wgan_gp_shale_256px", "results/models/wgan_gp/shale_256px/final.pt", "results/models/wgan_gp/shale_256px/log.csv"),
         ("srcnn_shale", "results/models/srcnn/shale/best.pt", "results/models/srcnn/shale/log.csv"),
+        ("srgan_shale", "results/models/srgan/shale_exp_d_x4/best.pt", "results/models/srgan/shale_exp_d_x4/log.csv"),
     ]  # fmt: skip
     assert plan.pipelines(cfg) == {
         "upscaled/shale/bicubic": ["shale", ["wgan_gp_shale_64px"]],
         "upscaled/shale/srcnn": ["shale", ["wgan_gp_shale_64px", "srcnn_shale"]],
-        "upscaled/shale/srgan": ["shale", ["wgan_gp_shale_64px"]],
+        "upscaled/shale/srgan": ["shale", ["wgan_gp_shale_64px", "srgan_shale"]],
         "samples/wgan_gp/shale_256px": ["shale", ["wgan_gp_shale_256px"]],
     }
     assert plan.srgan_run_grid(cfg) == [("exp_d", 2), ("exp_d", 4)]

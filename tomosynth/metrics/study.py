@@ -3,26 +3,25 @@
 Each criterion is computed from a finished results tree (``results/`` layout of the workflow)
 and reported with its value, its threshold and whether it passed:
 
-- **geometry**: the radially averaged intensity profile (mean over angle as a function of
-  the distance from the sample disc's centre) of the low-resolution WGAN-GP samples
-  correlates (Pearson r) with that of the real training slices, and the container ring
-  shows in it: a peak near the real profile's outermost peak (:func:`radial_profile`,
-  :func:`ring_check`);
-- **diversity**: the mean pairwise SSIM among generated samples is no higher than among real
-  training slices plus an allowance (:func:`mean_pairwise_ssim`);
+- **in-sample criteria of every set** (:mod:`tomosynth.metrics.criteria`, gathered by
+  :mod:`tomosynth.metrics.study_sets`): each generator and the trivial baselines (mean
+  image + noise, one slice repeated + noise, training slices blurred, the training slices,
+  the held-out real slices) measured by the same code against the held-out real slices.
+  Held: the thresholds fail every trivial baseline (a)-(c) on at least one criterion and
+  pass the held-out set on all; reported: whether each generator passes all;
 - **thesis comparison**: the distances of every generated set to the training split, ranked,
   with their CIs and the real-split baseline (:func:`thesis_ranking`; reported, no threshold);
 - **SR vs bicubic**: an SRGAN preset beats bicubic by a PSNR margin on held-out test slices,
   with SSIM not lower (:func:`sr_vs_bicubic`), and the bone-metric correlations of SR and LR
   against HR side by side (:func:`bone_correlation_table`; reported).
 
-:func:`study_criteria` gathers them; :func:`write_criteria` writes ``criteria.md`` and
-``criteria.csv`` (``tomosynth study-criteria results/ docs/study/``).
+:func:`study_criteria` gathers them; :func:`write_criteria` writes ``criteria.md``,
+``criteria.csv``, the per-set table ``criteria_sets.csv`` and every set's images
+(``images/{set}/``), from which ``tomosynth study-check`` recomputes the table.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -30,20 +29,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import signal
-from skimage.filters import threshold_otsu
 
 from tomosynth.errors import DataError
-from tomosynth.io import atomic_file, read_json, read_png_stack
-from tomosynth.metrics.image import ssim
+from tomosynth.io import atomic_file
+from tomosynth.metrics.criteria import disc_center, profile_correlation, ring_check
+from tomosynth.metrics.study_sets import gather_sets, sets_markdown, sets_table, write_sets
 
 __all__ = [
     "Criterion",
     "bone_correlation_table",
     "disc_center",
-    "mean_pairwise_ssim",
     "profile_correlation",
-    "radial_profile",
     "ring_check",
     "sr_vs_bicubic",
     "study_criteria",
@@ -52,13 +48,12 @@ __all__ = [
 ]
 
 #: Thresholds of the study's criteria (the issue's acceptance values).
-MIN_PROFILE_R = 0.9
-SSIM_ALLOWANCE = 0.1
 MIN_SR_GAIN_DB = 1.0
-#: A generated ring peak must be within this many px of the real one and reach this
-#: fraction of the real peak's prominence.
-RING_WINDOW_PX = 2.0
-RING_MIN_RELATIVE_PROMINENCE = 0.25
+#: Agreement columns of a bone correlations table carried into the study's bone table
+#: where present (median relative error, mean absolute error).
+AGREEMENT_COLUMNS = ("bias", "median_rel_error", "mae")
+#: The trivial baselines that must fail at least one in-sample criterion.
+TRIVIAL = ("mean_noise", "repeated_noise", "blurred")
 
 
 @dataclass
@@ -73,175 +68,6 @@ class Criterion:
     threshold: str
     passed: bool | None
     detail: str = ""
-
-
-# --------------------------------------------------------------------------------------
-# geometry: radial profile and container ring
-# --------------------------------------------------------------------------------------
-
-
-def _stack(images: np.ndarray) -> np.ndarray:
-    arr = np.asarray(images, dtype=np.float64)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[0] == 0:
-        raise DataError(f"expected images (n, h, w) with n >= 1, got shape {arr.shape}")
-    return arr
-
-
-def disc_center(image: np.ndarray) -> tuple[float, float]:
-    """Centre (row, col) in px of the bright sample disc: centroid of the pixels above Otsu.
-
-    Parameters
-    ----------
-    image : (h, w) array
-        A slice or the mean of a set of slices (sample and container bright, air dark).
-    """
-    img = np.asarray(image, dtype=np.float64)
-    if img.max() == img.min():
-        return (img.shape[0] - 1) / 2.0, (img.shape[1] - 1) / 2.0
-    rows, cols = np.nonzero(img > threshold_otsu(img))
-    return float(rows.mean()), float(cols.mean())
-
-
-def radial_profile(
-    images: np.ndarray, center: tuple[float, float] | None = None, bin_px: float = 1.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Radially averaged intensity profile of the mean image of `images`.
-
-    Parameters
-    ----------
-    images : (n, h, w) or (h, w) array
-        Slices in any intensity unit (the profile keeps it).
-    center : (row, col), optional
-        Centre in px; by default the centre of the image (pixel ``(h - 1) / 2``), which is
-        the rotation axis of a reconstructed slice. :func:`disc_center` finds the sample's.
-    bin_px : float
-        Width of the radius bins in px.
-
-    Returns
-    -------
-    radii : (k,) float
-        Bin centres in px, up to the largest circle inside the image.
-    profile : (k,) float
-        Mean intensity over all pixels (all angles) whose distance falls in each bin.
-    """
-    mean = _stack(images).mean(axis=0)
-    h, w = mean.shape
-    cy, cx = ((h - 1) / 2.0, (w - 1) / 2.0) if center is None else center
-    yy, xx = np.indices((h, w), dtype=np.float64)
-    r = np.hypot(yy - cy, xx - cx)
-    r_max = min(cy, cx, h - 1 - cy, w - 1 - cx) + 0.5
-    n_bins = max(int(r_max // bin_px), 1)
-    idx = (r / bin_px).astype(np.int64)
-    keep = idx < n_bins
-    sums = np.bincount(idx[keep], weights=mean[keep], minlength=n_bins)
-    counts = np.bincount(idx[keep], minlength=n_bins)
-    radii = (np.arange(n_bins) + 0.5) * bin_px
-    ok = counts > 0
-    return radii[ok], sums[ok] / counts[ok]
-
-
-def profile_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r of two profiles on the same radii (nan if either is constant)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise DataError(f"profiles differ in length: {a.shape} vs {b.shape}")
-    if a.std() == 0 or b.std() == 0:
-        return math.nan
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def _peaks(profile: np.ndarray, min_prominence: float) -> tuple[np.ndarray, np.ndarray]:
-    # pad with the edge minimum so a peak in the outermost bin can still be found
-    padded = np.concatenate([profile, [profile.min()]])
-    idx, props = signal.find_peaks(padded, prominence=min_prominence)
-    keep = idx < len(profile)
-    return idx[keep], props["prominences"][keep]
-
-
-def ring_check(
-    radii: np.ndarray,
-    generated: np.ndarray,
-    real: np.ndarray,
-    window_px: float = RING_WINDOW_PX,
-    min_relative_prominence: float = RING_MIN_RELATIVE_PROMINENCE,
-) -> dict:
-    """Does the container ring of the real profile show in the generated one?
-
-    The real ring is the outermost peak of the real profile whose prominence is at least
-    10 % of the profile's range. The generated profile shows it if it has a peak within
-    `window_px` of that radius whose prominence is at least `min_relative_prominence` of the
-    real peak's.
-
-    Returns
-    -------
-    dict
-        ``real_radius``, ``real_prominence`` (nan when the real profile has no ring),
-        ``generated_radius``, ``generated_prominence`` (nan when none is found) and ``shows``.
-    """
-    real = np.asarray(real, dtype=np.float64)
-    gen = np.asarray(generated, dtype=np.float64)
-    out = {
-        "real_radius": math.nan,
-        "real_prominence": math.nan,
-        "generated_radius": math.nan,
-        "generated_prominence": math.nan,
-        "shows": False,
-    }
-    span = float(real.max() - real.min())
-    idx, prom = _peaks(real, 0.1 * span) if span > 0 else (np.array([], int), np.array([]))
-    if len(idx) == 0:
-        return out
-    k = int(np.argmax(radii[idx]))
-    out["real_radius"], out["real_prominence"] = float(radii[idx[k]]), float(prom[k])
-    gidx, gprom = _peaks(gen, 0.0)
-    near = np.abs(radii[gidx] - out["real_radius"]) <= window_px
-    if near.any():
-        j = int(np.argmax(np.where(near, gprom, -np.inf)))
-        out["generated_radius"], out["generated_prominence"] = (
-            float(radii[gidx[j]]),
-            float(gprom[j]),
-        )
-        out["shows"] = bool(gprom[j] >= min_relative_prominence * out["real_prominence"])
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# diversity
-# --------------------------------------------------------------------------------------
-
-
-def mean_pairwise_ssim(
-    images: np.ndarray,
-    data_range: float = 255.0,
-    max_pairs: int | None = 500,
-    seed: int = 0,
-    window: str = "gaussian",
-) -> float:
-    """Mean SSIM over pairs of distinct images of one set (1 = all identical).
-
-    Parameters
-    ----------
-    images : (n, h, w) array, n >= 2
-    data_range : float
-        255 for 8-bit images.
-    max_pairs : int, optional
-        A seeded random subset of the ``n (n - 1) / 2`` pairs when there are more.
-    window : {"gaussian", "uniform"}
-        SSIM window (:func:`tomosynth.metrics.image.ssim`); Gaussian, sigma 1.5 px, by default.
-    """
-    arr = _stack(images)
-    n = arr.shape[0]
-    if n < 2:
-        raise DataError(f"mean_pairwise_ssim needs at least 2 images, got {n}")
-    pairs = list(itertools.combinations(range(n), 2))
-    if max_pairs is not None and len(pairs) > max_pairs:
-        rng = np.random.default_rng(seed)
-        pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), max_pairs, replace=False))]
-    i, j = np.array(pairs).T
-    values = ssim(arr[i], arr[j], data_range=data_range, window=window)
-    return float(np.mean(values))
 
 
 # --------------------------------------------------------------------------------------
@@ -359,8 +185,9 @@ def bone_correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per (region,) metric: ``n, r_sr, ci_sr, r_lr, ci_lr, sr_closer`` (``|r|`` of
-        SR above LR's; None where either r is undefined).
+        One row per (region,) metric: ``n, r_sr, ci_sr, r_lr, ci_lr``, then
+        ``{col}_sr, {col}_lr`` for each of :data:`AGREEMENT_COLUMNS` the input has, and
+        ``sr_closer`` (``|r|`` of SR above LR's; None where either r is undefined).
     """
     keys = ["region", "metric"] if "region" in corr.columns else ["metric"]
     rows = []
@@ -377,6 +204,9 @@ def bone_correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
                 if len(k) and np.isfinite(k["ci_low"].iloc[0])
                 else ""
             )
+            for col in AGREEMENT_COLUMNS:  # bias / MAE columns, where the bone table has them
+                if col in block.columns:
+                    row[f"{col}_{kind}"] = float(k[col].iloc[0]) if len(k) else math.nan
         ok = np.isfinite(row["r_sr"]) and np.isfinite(row["r_lr"])
         row["sr_closer"] = bool(abs(row["r_sr"]) > abs(row["r_lr"])) if ok else None
         rows.append(row)
@@ -388,23 +218,25 @@ def bone_correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def _sizes(results: Path, scan: str) -> list[int]:
-    found = []
-    for p in (results / "samples" / "wgan_gp").glob(f"{scan}_*px"):
-        if p.is_dir():
-            try:
-                found.append(int(p.name[len(scan) + 1 : -2]))
-            except ValueError:
-                continue
-    return sorted(found)
-
-
-def _pngs(folder: Path, names: list[str] | None = None) -> np.ndarray:
-    if names is None:
-        names = sorted(p.name for p in folder.glob("*.png"))
-    if not names:
-        raise DataError(f"{folder}: no PNG images")
-    return read_png_stack(folder, names).astype(np.float64)
+def set_summary(table: pd.DataFrame) -> list[Criterion]:
+    """Criteria over the per-set table: the thresholds tell the trivial baselines from the
+    held-out real slices (held), and whether each generator passes all (reported)."""
+    out = []
+    for key, block in table.groupby("set", sort=False):
+        label, n = str(block["label"].iloc[0]), len(block)
+        failed = list(block.loc[~block["passed"].astype(bool), "criterion"])
+        passed_n = n - len(failed)
+        detail = "fails: " + "; ".join(failed) if failed else "passes every criterion"
+        if key in TRIVIAL:
+            name, thr, ok = f"baseline {label} fails at least one", f"< {n} passed", bool(failed)
+        elif key == "heldout":
+            name, thr, ok = f"{label} passes all", f"{n} of {n}", not failed
+        elif key == "training":
+            name, thr, ok = f"{label}: reported", "reported", None
+        else:
+            name, thr, ok = f"{label} passes every in-sample criterion", "reported", None
+        out.append(Criterion(name, float(passed_n), thr, ok, detail))
+    return out
 
 
 def study_criteria(
@@ -413,6 +245,7 @@ def study_criteria(
     bone_scan: str = "bone",
     preset: str = "exp_d",
     scale: int = 4,
+    sets: tuple[dict[str, np.ndarray], dict[str, str]] | None = None,
 ) -> tuple[list[Criterion], dict[str, pd.DataFrame]]:
     """Evaluate every criterion on a results tree.
 
@@ -424,61 +257,20 @@ def study_criteria(
         The WGAN-GP scan and the SR scan.
     preset, scale : str, int
         The SRGAN preset and scale held to the PSNR criterion.
+    sets : (images, labels), optional
+        The sets of :func:`tomosynth.metrics.study_sets.gather_sets` (gathered from
+        `results` when None).
 
     Returns
     -------
     criteria : list of Criterion
     tables : dict of DataFrame
-        ``profiles`` (radius, real, generated), ``ranking`` and ``bone_correlations``.
+        ``sets`` (the per-set criteria, long), ``ranking`` and ``bone_correlations``.
     """
     root = Path(results)
-    sizes = _sizes(root, scan)
-    if not sizes:
-        raise DataError(f"{root}/samples/wgan_gp: no {scan}_<size>px sample folders")
-    low = sizes[0]
-    split = read_json(root / "png" / scan / "split.json")
-    real = _pngs(root / "png" / scan / f"{low}px", list(split["train"]))
-    gen = _pngs(root / "samples" / "wgan_gp" / f"{scan}_{low}px")
-    crit: list[Criterion] = []
-    tables: dict[str, pd.DataFrame] = {}
-
-    center = disc_center(real.mean(axis=0))
-    radii, p_real = radial_profile(real, center)
-    _, p_gen = radial_profile(gen, center)
-    r = profile_correlation(p_gen, p_real)
-    tables["profiles"] = pd.DataFrame({"radius_px": radii, "real": p_real, "generated": p_gen})
-    crit.append(
-        Criterion(
-            f"{low} px radial profile r (generated vs real)",
-            r,
-            f">= {MIN_PROFILE_R}",
-            bool(r >= MIN_PROFILE_R),
-            f"{len(gen)} samples vs {len(real)} training slices, centre {center[0]:.1f}, "
-            f"{center[1]:.1f} px",
-        )
-    )
-    ring = ring_check(radii, p_gen, p_real)
-    crit.append(
-        Criterion(
-            f"{low} px container ring in the generated profile",
-            ring["generated_prominence"],
-            f"peak within {RING_WINDOW_PX:g} px of the real ring, prominence >= "
-            f"{RING_MIN_RELATIVE_PROMINENCE:g} x real",
-            ring["shows"],
-            f"real ring at {ring['real_radius']:.1f} px (prominence "
-            f"{ring['real_prominence']:.2f}); generated peak at {ring['generated_radius']:.1f} px",
-        )
-    )
-    s_gen, s_real = mean_pairwise_ssim(gen), mean_pairwise_ssim(real)
-    crit.append(
-        Criterion(
-            f"{low} px mean pairwise SSIM of generated samples",
-            s_gen,
-            f"<= real {s_real:.3f} + {SSIM_ALLOWANCE:g}",
-            bool(s_gen <= s_real + SSIM_ALLOWANCE),
-            "Gaussian window, sigma 1.5 px, 8-bit range",
-        )
-    )
+    images, labels = gather_sets(root, scan) if sets is None else sets
+    tables: dict[str, pd.DataFrame] = {"sets": sets_table(images, labels)}
+    crit = set_summary(tables["sets"])
 
     dist_csv = root / "metrics" / "distance" / f"{scan}.csv"
     if dist_csv.is_file():
@@ -543,6 +335,17 @@ def criteria_markdown(criteria: list[Criterion], tables: dict[str, pd.DataFrame]
     for c in criteria:
         ok = "reported" if c.passed is None else ("yes" if c.passed else "**no**")
         lines.append(f"| {c.name} | {_fmt(c.value)} | {c.threshold} | {ok} | {c.detail} |")
+    if "sets" in tables:
+        lines += [
+            "",
+            "## In-sample criteria of every set (against the held-out real slices)",
+            "",
+            "Measured inside the sample disc at the smallest PNG size by the same code for "
+            "every set (`tomosynth.metrics.criteria`); images under `images/{set}/`; "
+            "`tomosynth study-check` recomputes this table from them.",
+            "",
+            sets_markdown(tables["sets"]).rstrip(),
+        ]
     for name, title in (("ranking", "Thesis comparison"), ("bone_correlations", "Bone metrics")):
         if name in tables:
             t = tables[name]
@@ -553,12 +356,16 @@ def criteria_markdown(criteria: list[Criterion], tables: dict[str, pd.DataFrame]
     return "\n".join(lines) + "\n"
 
 
-def write_criteria(results: str | os.PathLike, out_dir: str | os.PathLike, **kw) -> list[Path]:
-    """Write ``criteria.md``, ``criteria.csv`` and the tables' CSVs of `results` to `out_dir`."""
-    crit, tables = study_criteria(results, **kw)
+def write_criteria(
+    results: str | os.PathLike, out_dir: str | os.PathLike, scan: str = "shale", **kw
+) -> list[Path]:
+    """Write ``criteria.md``, ``criteria.csv``, the tables' CSVs (``criteria_{table}.csv``)
+    and every set's images (``images/{set}/``, uint8 PNG) of `results` to `out_dir`."""
+    sets = gather_sets(results, scan)
+    crit, tables = study_criteria(results, scan=scan, sets=sets, **kw)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = write_sets(sets[0], out)
     with atomic_file(out / "criteria.md") as tmp:
         Path(tmp).write_text(criteria_markdown(crit, tables))
     written.append(out / "criteria.md")

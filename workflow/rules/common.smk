@@ -685,11 +685,11 @@ def get_distance_gpu():
 
 
 def get_compute_table_input(wildcards):
-    """Training folders' logs and checkpoints, and the distance tables (for the scores)."""
+    """Training checkpoints (their folder's log.csv is read beside them: train_srgan does
+    not declare its log), and the distance tables (for the scores)."""
     inputs = {}
     for scan in evaluate_scans():
         for model in plan.models(config, scan):
-            inputs[f"log_{model.name}"] = model.log
             inputs[f"ckpt_{model.name}"] = model.checkpoint
         inputs[f"distance_{scan}"] = per_scan(
             [scan], rules.compute_distance.output.table
