@@ -46,7 +46,15 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.compute",
         "metrics.study",
     ),
-    5: ("train.common", "train.srcnn", "train.srgan", "train.wgan_gp", "study"),
+    5: (
+        "train.common",
+        "train.srcnn",
+        "train.srgan",
+        "train.srgan_guard",
+        "train.srgan_volume",
+        "train.wgan_gp",
+        "study",
+    ),
     6: ("upscale", "cli", "plots", "plots.*"),
 }
 
