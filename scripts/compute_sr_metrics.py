@@ -11,10 +11,14 @@ from tomosynth.metrics.sr import sr_slice_metrics, summarize_sr_metrics
 from tomosynth.provenance import provenance, write_sidecar
 
 names = None
+split = read_json(snakemake.input.split)
 if snakemake.params.eval_set == "test":
-    names = read_json(snakemake.input.split)["test"]
+    names = split["test"]
 window = snakemake.params.ssim_window
-per_slice = pd.concat([sr_slice_metrics(v, names, window) for v in snakemake.input.volumes])
+# within a specimen, the neighbour-average baseline (mean of the two nearest training slices)
+per_slice = pd.concat(
+    [sr_slice_metrics(v, names, window, split["train"]) for v in snakemake.input.volumes]
+)
 write_csv(snakemake.output.slices, per_slice, float_format="%.6g")
 write_csv(snakemake.output.table, summarize_sr_metrics(per_slice), float_format="%.6g")
 # Provenance sidecar: each SR volume's meta.json (scan, preset, scale, fold, model epoch).

@@ -8,18 +8,23 @@ batch. Other models (SRGAN) register themselves by adding a factory.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from tomosynth.checkpoint import load_checkpoint
 from tomosynth.device import select_device
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, list_pngs, read_json, read_png_stack, write_png
+from tomosynth.metrics.spectral import hf_energy
 from tomosynth.models.srcnn import load_srcnn, refine
 from tomosynth.models.srgan import final_output, load_srgan_generator
 from tomosynth.resample import bicubic
+
+log = logging.getLogger(__name__)
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
 UpscalerFactory = Callable[[int, "str | os.PathLike | None", str], Upscaler]
@@ -77,6 +82,34 @@ def _srgan_factory(size: int, model_path=None, device: str = "auto") -> Upscaler
     return run
 
 
+def log_input_match(
+    in_dir: str | os.PathLike, names: list[str], model_path: str | os.PathLike
+) -> dict[str, float | None]:
+    """Log the high-frequency energy (mean squared Laplacian, images in [0, 1]) of the images
+    an SRGAN upscales beside that of the LR it was trained on (stored in its checkpoint).
+
+    A ratio far from 1 means the upscaler sees inputs of another degradation than it learned
+    (e.g. trained on cubic-decimated LR, applied to area-averaged GAN samples). Returns the
+    two energies and their ratio (None where the checkpoint predates the record).
+    """
+    sample = names[:: max(1, len(names) // 64)]
+    applied = hf_energy(read_png_stack(in_dir, sample).astype(np.float32) / 255.0)
+    ckpt = load_checkpoint(model_path, map_location="cpu") or {}
+    trained = ckpt.get("train_lr_hf_energy")
+    ratio = None if not trained else applied / trained
+    log.info(
+        "matched degradation: high-frequency energy of the training LR %s (%s), of the "
+        "upscaled inputs %.6g (%s, %d images); inputs / training = %s",
+        "unknown" if trained is None else f"{trained:.6g}",
+        ckpt.get("lr_source", "lr source unknown"),
+        applied,
+        in_dir,
+        len(sample),
+        "n/a" if ratio is None else f"{ratio:.3g}",
+    )
+    return {"train_lr": trained, "inputs": applied, "ratio": ratio}
+
+
 #: Upscaling methods by name: ``factory(size, model_path, device) -> upscaler``.
 UPSCALERS: dict[str, UpscalerFactory] = {
     "bicubic": _bicubic_factory,
@@ -118,6 +151,8 @@ def upscale_folder(
         raise ConfigError(f"upscale.batch_size: must be >= 1, got {batch_size}")
     names = [p.name for p in list_pngs(in_dir)]
     run = UPSCALERS[method](int(size), model_path, device)
+    if method == "srgan" and names:
+        log_input_match(in_dir, names, model_path)
     shape = None
     with atomic_dir(out_dir) as tmp:
         for start in tqdm(range(0, len(names), batch_size), desc=f"upscale {method}", unit="batch"):

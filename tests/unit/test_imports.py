@@ -28,6 +28,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.features",
         "metrics.fid",
         "metrics.geometry",
+        "metrics.spectral",
     ),
     2: ("manifest", "io"),
     3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data"),
@@ -47,7 +48,15 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.criteria",
         "metrics.study_sets",
     ),
-    5: ("train.common", "train.srcnn", "train.srgan", "train.wgan_gp", "study"),
+    5: (
+        "train.common",
+        "train.srcnn",
+        "train.srgan",
+        "train.srgan_guard",
+        "train.srgan_volume",
+        "train.wgan_gp",
+        "study",
+    ),
     6: ("upscale", "cli", "plots", "plots.*"),
 }
 

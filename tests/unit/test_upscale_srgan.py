@@ -61,3 +61,30 @@ def test_srgan_scale_must_match_the_sizes(tmp_path):
     with pytest.raises(DataError, match="x2"):
         upscale_folder(src, tmp_path / "up", "srgan", 64, model_path=tmp_path / "best.pt")
     assert not (tmp_path / "up").exists()
+
+
+def test_upscale_logs_the_hf_energy_of_training_lr_and_of_the_inputs(tmp_path, caplog):
+    """Matched degradation: the log holds both mean squared Laplacians and their ratio."""
+    from scipy import ndimage
+
+    from tomosynth.train.common import load_checkpoint
+    from tomosynth.upscale import log_input_match
+
+    _checkpoint(tmp_path / "best.pt", scale=2)
+    ckpt = load_checkpoint(tmp_path / "best.pt")
+    save_checkpoint(
+        tmp_path / "best.pt", {**ckpt, "train_lr_hf_energy": 0.02, "lr_source": "export"}
+    )
+    src = tmp_path / "low"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 256, (4, 16, 16), dtype=np.uint8)
+    for i, img in enumerate(imgs):
+        Image.fromarray(img).save(src / f"sample_{i:05d}.png")
+    x = imgs.astype(np.float64) / 255.0
+    expected = np.mean([np.mean(ndimage.laplace(im, mode="reflect") ** 2) for im in x])
+    with caplog.at_level("INFO", logger="tomosynth.upscale"):
+        got = log_input_match(src, sorted(p.name for p in src.iterdir()), tmp_path / "best.pt")
+    assert got["inputs"] == pytest.approx(expected, rel=1e-5)
+    assert got["train_lr"] == 0.02 and got["ratio"] == pytest.approx(expected / 0.02, rel=1e-5)
+    assert "matched degradation" in caplog.text and "export" in caplog.text

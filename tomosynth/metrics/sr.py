@@ -30,12 +30,65 @@ def sr_convention(ssim_window: str) -> str:
     )
 
 
+#: ``protocol`` column of the SR tables: how the scored slices relate to the training data.
+WITHIN_SPECIMEN = "within-specimen"
+HELD_OUT = "held-out specimen"
+
+
+def _index(name: str) -> int:
+    return int(Path(name).stem.split("_")[-1])
+
+
+def neighbour_average(
+    hr: np.ndarray, names: list[str], test_names: list[str], train_names: list[str]
+) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """The neighbour-average baseline of a within-specimen split.
+
+    Each test slice is predicted by the mean of the nearest *training* slice below and the
+    nearest above it (by slice index; the one there is at an end of the stack). Where the
+    training slices interleave with the test slices, this needs no model at all, so an SR
+    model scored there must beat it to show that it learned more than the neighbours.
+
+    Parameters
+    ----------
+    hr : np.ndarray
+        HR slices ``(N, H, W)`` named `names` (``slice_XXXXX`` with any suffix).
+    test_names, train_names : list of str
+        The split's slices (suffixes may differ from `names`).
+
+    Returns
+    -------
+    (images, neighbours)
+        Predictions ``(len(test_names), H, W)`` and the names of the slices averaged.
+    """
+    by_index = {_index(n): i for i, n in enumerate(names)}
+    train = sorted(_index(n) for n in train_names if _index(n) in by_index)
+    if not train:
+        raise DataError("neighbour average: no training slice among the HR slices")
+    out, used = [], []
+    for name in test_names:
+        k = _index(name)
+        below = [t for t in train if t < k]
+        above = [t for t in train if t > k]
+        pick = ([below[-1]] if below else []) + ([above[0]] if above else [])
+        out.append(np.mean([hr[by_index[t]] for t in pick], axis=0))
+        used.append(tuple(names[by_index[t]] for t in pick))
+    return np.stack(out).astype(np.float32), used
+
+
 def sr_slice_metrics(
     volume_dir: str | os.PathLike,
     names: list[str] | None = None,
     ssim_window: str = "gaussian",
+    train_names: list[str] | None = None,
 ) -> pd.DataFrame:
     """Per-slice PSNR and SSIM (data range 1) of ``sr/`` and ``lr/`` (bicubic) against ``hr/``.
+
+    The ``protocol`` column says whether the model was trained on other slices of the same
+    specimen (``within-specimen``: the volume's ``fold`` is None) or on other specimens
+    (``held-out specimen``). Within a specimen, with `train_names` (the split's training
+    slices), rows of the :func:`neighbour_average` baseline (method ``neighbour_average``)
+    stand beside the model's.
 
     `names` (e.g. the test split's PNG names) selects slices; those absent from the volume
     (no LR partner in a real pair) are skipped with a warning. ``None`` scores all slices.
@@ -59,19 +112,25 @@ def sr_slice_metrics(
             raise DataError(f"{volume_dir}: none of the {len(names)} requested slices is present")
         names = kept
     hr, chosen = read_stack(volume_dir / "hr", names)
+    within = meta.get("fold") is None
+    images = {"srgan": read_stack(volume_dir / "sr", chosen)[0]}
+    images["bicubic"] = read_stack(volume_dir / "lr", chosen)[0]
+    if within and train_names:
+        all_hr, all_names = read_stack(volume_dir / "hr")
+        images["neighbour_average"] = neighbour_average(all_hr, all_names, chosen, train_names)[0]
     rows = []
-    for method, part in (("srgan", "sr"), ("bicubic", "lr")):
-        img, _ = read_stack(volume_dir / part, chosen)
+    for method, img in images.items():
         p = psnr(hr, img, data_range=1.0)
         s = ssim(hr, img, data_range=1.0, window=ssim_window)
         for name, pv, sv in zip(chosen, p, s, strict=True):
             rows.append(
                 {
                     "scan": meta["scan"],
-                    "preset": meta["preset"] if method == "srgan" else "bicubic",
+                    "preset": meta["preset"] if method == "srgan" else method,
                     "scale": meta["scale"],
                     "method": method,
                     "fold": meta.get("fold"),
+                    "protocol": WITHIN_SPECIMEN if within else HELD_OUT,
                     "slice": name,
                     "psnr": float(pv),
                     "ssim": float(sv),
@@ -97,6 +156,7 @@ def summarize_sr_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
         ssim_std=("ssim", lambda x: float(np.std(x))),
         seed=("seed", "first"),
         convention=("convention", "first"),
+        **({"protocol": ("protocol", "first")} if "protocol" in df else {}),
     ).reset_index()
     return table[
         [
@@ -104,6 +164,7 @@ def summarize_sr_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
             "preset",
             "scale",
             "method",
+            *(["protocol"] if "protocol" in table else []),
             "n_slices",
             "psnr_mean",
             "psnr_std",

@@ -29,6 +29,7 @@ SCALES = (2, 4, 8)
 SE_MODES = ("none", "all", "first_half")
 KINDS = ("srgan", "progressive", "stacked")
 SKIPS = ("none", "bicubic")
+UPSAMPLES = ("pixelshuffle", "resize")
 
 
 def _check_scale(scale: int, key: str = "scale") -> int:
@@ -81,17 +82,74 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class UpsampleBlock(nn.Module):
-    """x2 sub-pixel upscaling (Shi et al. 2016): conv3 to 4C channels, PixelShuffle(2), PReLU."""
+@torch.no_grad()
+def icnr_(conv: nn.Conv2d, factor: int = 2) -> nn.Conv2d:
+    """ICNR initialisation (Aitken et al. 2017) of a conv feeding ``PixelShuffle(factor)``.
 
-    def __init__(self, channels: int) -> None:
+    The ``factor**2`` output channels that become the sub-pixels of one feature get the same
+    kernel (a draw of PyTorch's default init for a conv with ``C / factor**2`` outputs) and
+    zero bias, so at initialisation the sub-pixel conv is a conv followed by nearest-neighbour
+    upsampling: every output phase is alike and there is no checkerboard at the LR pitch to
+    unlearn.
+    """
+    out_c, in_c, kh, kw = conv.weight.shape
+    if out_c % factor**2:
+        raise ValueError(f"icnr_: {out_c} output channels are not a multiple of {factor**2}")
+    base = torch.empty(out_c // factor**2, in_c, kh, kw, dtype=conv.weight.dtype)
+    # the scale of nn.Conv2d.reset_parameters, so the block's output is as large as before
+    nn.init.kaiming_uniform_(base, a=math.sqrt(5))
+    # PixelShuffle takes channel c * f^2 + k to sub-pixel k of feature c
+    conv.weight.copy_(base.repeat_interleave(factor**2, dim=0))
+    if conv.bias is not None:
+        conv.bias.zero_()
+    return conv
+
+
+class UpsampleBlock(nn.Module):
+    """x2 upscaling, then PReLU.
+
+    ``pixelshuffle``: sub-pixel conv (Shi et al. 2016), conv3 to 4C channels then
+    ``PixelShuffle(2)``, ICNR-initialised. ``resize``: nearest-neighbour x2 then conv3
+    (resize-convolution, Odena et al. 2016), which cannot paint a pattern at the LR pitch.
+    """
+
+    def __init__(self, channels: int, mode: str = "pixelshuffle") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
-        self.shuffle = nn.PixelShuffle(2)
+        if mode == "pixelshuffle":
+            self.conv = icnr_(nn.Conv2d(channels, channels * 4, 3, padding=1))
+            self.shuffle: nn.Module = nn.PixelShuffle(2)
+        else:
+            self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+            self.shuffle = nn.Upsample(scale_factor=2, mode="nearest")
+        self.mode = mode
         self.act = nn.PReLU(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.shuffle(self.conv(x)))
+        if self.mode == "pixelshuffle":
+            return self.act(self.shuffle(self.conv(x)))
+        return self.act(self.conv(self.shuffle(x)))
+
+
+class _ClampST(torch.autograd.Function):
+    """Clamp to [0, 1] forward, identity backward (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def clamp_unit_st(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] with a straight-through gradient.
+
+    The output is the clamped image; the gradient passes as if there were no clamp, so a
+    pixel pushed out of range still gets the content loss' pull back (a plain clamp gives it
+    zero gradient: once the output saturates, nothing can bring it back).
+    """
+    return _ClampST.apply(x)
 
 
 @dataclass
@@ -122,7 +180,11 @@ class GeneratorConfig:
         ``none`` (report): the output is the network's alone. ``bicubic``: the network
         predicts a correction added to a bicubic upscaling of its input (global residual
         learning, Kim et al. 2016, VDSR), so training starts at bicubic quality; it helps
-        short CPU trainings (config/study.yaml). Only for ``kind: srgan``.
+        short CPU trainings (config/study.yaml). Only for ``kind: srgan``. The sum is
+        clamped to [0, 1] with a straight-through gradient (:func:`clamp_unit_st`).
+    upsample : str
+        ``pixelshuffle`` (report; ICNR-initialised sub-pixel conv) or ``resize``
+        (nearest-neighbour x2 + conv), see :class:`UpsampleBlock`.
     """
 
     scale: int = 4
@@ -135,6 +197,7 @@ class GeneratorConfig:
     in_channels: int = 1
     stack_scales: list[int] = field(default_factory=lambda: [2, 4])
     skip: str = "none"
+    upsample: str = "pixelshuffle"
 
     def __post_init__(self) -> None:
         _check_scale(self.scale)
@@ -149,6 +212,10 @@ class GeneratorConfig:
             )
         if self.skip not in SKIPS:
             raise ConfigError(f"srgan generator.skip: must be one of {SKIPS}, got {self.skip!r}")
+        if self.upsample not in UPSAMPLES:
+            raise ConfigError(
+                f"srgan generator.upsample: must be one of {UPSAMPLES}, got {self.upsample!r}"
+            )
         if self.skip != "none" and self.kind != "srgan":
             raise ConfigError(
                 f"srgan generator.skip: {self.skip!r} is for kind 'srgan', not {self.kind!r}"
@@ -185,7 +252,9 @@ class Generator(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(cfg.in_channels, c, k, padding=k // 2), nn.PReLU(c))
         self.trunk = _residual_trunk(cfg)
         self.trunk_tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
-        self.upsample = nn.Sequential(*(UpsampleBlock(c) for _ in range(int(math.log2(cfg.scale)))))
+        self.upsample = nn.Sequential(
+            *(UpsampleBlock(c, cfg.upsample) for _ in range(int(math.log2(cfg.scale))))
+        )
         self.tail = nn.Conv2d(c, cfg.in_channels, k, padding=k // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,7 +267,7 @@ class Generator(nn.Module):
             up = nn.functional.interpolate(
                 x, scale_factor=self.cfg.scale, mode="bicubic", align_corners=False
             )
-            return (up + out).clamp(0.0, 1.0)
+            return clamp_unit_st(up + out)
         return _to_unit(out)
 
 
@@ -220,7 +289,7 @@ class ProgressiveGenerator(nn.Module):
         self.trunk_tails = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)) for _ in range(n_stages)
         )
-        self.upsample = nn.ModuleList(UpsampleBlock(c) for _ in range(n_stages))
+        self.upsample = nn.ModuleList(UpsampleBlock(c, cfg.upsample) for _ in range(n_stages))
         self.tails = nn.ModuleList(
             nn.Conv2d(c, cfg.in_channels, k, padding=k // 2) for _ in range(n_stages)
         )

@@ -15,13 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_dir, atomic_file, write_json
+from tomosynth.io import atomic_file
 from tomosynth.losses import (
     l1_content,
     lsgan_discriminator_loss,
@@ -29,20 +28,16 @@ from tomosynth.losses import (
     total_variation,
 )
 from tomosynth.metrics.image import psnr, ssim
+from tomosynth.metrics.spectral import hf_energy, lr_pitch_ratio
 from tomosynth.models.srgan import (
     GeneratorConfig,
     build_discriminator,
     build_generator,
-    final_output,
-    load_srgan_generator,
 )
 from tomosynth.sr_data import (
     bicubic_downscale,
     bicubic_upscale,
-    load_pairs,
-    read_stack,
     sample_patches,
-    slice_names,
 )
 from tomosynth.train.common import (
     Budget,
@@ -62,6 +57,12 @@ from tomosynth.train.common import (
     select_device,
     set_rng_state,
 )
+from tomosynth.train.srgan_guard import CollapseGuard, GuardConfig
+from tomosynth.train.srgan_volume import (  # noqa: F401  (re-exported: scripts, tests)
+    super_resolve_stack,
+    super_resolve_volume,
+    write_sr_volume,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,11 @@ LOG_FIELDS = [
     "val_psnr",
     "val_ssim",
     "bicubic_psnr",
+    "val_pitch",
+    "val_hf",
+    "lr_g",
+    "lr_d",
+    "guard",
 ]
 
 #: Settings that may change between a ``latest.pt`` and the run resuming it.
@@ -101,7 +107,14 @@ class SRGANTrainConfig:
     pretrain_epochs : int
         First epochs trained on the L1 content loss alone (SRResNet warm-up; 0 = none).
     batch_size, lr, betas :
-        Adam settings (report: 32, 2e-5, (0.5, 0.999)); both networks share them.
+        Adam settings (report: 32, 2e-5, (0.5, 0.999)); `lr` is the warm-up's rate and,
+        unless `adv_lr` is given, the adversarial phase's rate of both networks.
+    adv_lr, adv_lr_d : float or None
+        Learning rates of G and D in the adversarial phase (None: `lr`, and D as G).
+    d_steps : int
+        Discriminator updates per generator update in the adversarial phase (D:G balance).
+    guard : dict
+        :class:`~tomosynth.train.srgan_guard.GuardConfig` of the collapse guard.
     patch_size : int or None
         HR patch side in pixels (report: 96), a multiple of the scale; None = whole images.
     patches_per_image : int
@@ -119,7 +132,7 @@ class SRGANTrainConfig:
     scale: int
     generator: dict = field(default_factory=dict)
     discriminator: dict = field(default_factory=dict)
-    weights: dict = field(default_factory=lambda: {"l1": 1e-2, "adversarial": 1.0, "tv": 0.0})
+    weights: dict = field(default_factory=lambda: {"l1": 1.0, "adversarial": 1e-2, "tv": 0.0})
     epochs: int = 300
     pretrain_epochs: int = 0
     batch_size: int = 32
@@ -131,6 +144,10 @@ class SRGANTrainConfig:
     seed: int = 0
     device: str = "auto"
     budget_minutes: float = math.inf
+    adv_lr: float | None = None
+    adv_lr_d: float | None = None
+    d_steps: int = 1
+    guard: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - {"l1", "adversarial", "tv"}
@@ -147,6 +164,11 @@ class SRGANTrainConfig:
         if self.batch_size < 1 or self.patches_per_image < 1 or not self.lr > 0:
             raise ConfigError("srgan train: batch_size, patches_per_image >= 1 and lr > 0 required")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if any(v is not None and not v > 0 for v in (self.adv_lr, self.adv_lr_d)):
+            raise ConfigError("srgan train: adv_lr and adv_lr_d must be > 0 (or null)")
+        if self.d_steps < 1:
+            raise ConfigError(f"srgan train.d_steps must be >= 1, got {self.d_steps}")
+        self.guard = asdict(GuardConfig.from_dict(self.guard))
         if self.patch_size is not None and self.patch_size % self.scale:
             raise ConfigError(
                 f"srgan train.patch_size {self.patch_size} is not a multiple of the scale {self.scale}"
@@ -168,6 +190,14 @@ class SRGANTrainConfig:
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(**{**self.generator, "scale": self.scale})
+
+    def phase_lrs(self, adversarial: bool, scale: float = 1.0) -> tuple[float, float]:
+        """(G, D) learning rates of a phase; `scale` is the collapse guard's factor."""
+        if not adversarial:
+            return self.lr, self.lr
+        g = self.adv_lr if self.adv_lr is not None else self.lr
+        d = self.adv_lr_d if self.adv_lr_d is not None else g
+        return g * scale, d * scale
 
 
 def _targets(hr: torch.Tensor, cfg: GeneratorConfig) -> list[torch.Tensor]:
@@ -204,6 +234,12 @@ class SRGANTrainer:
         out = self.generator(lr)
         return out if isinstance(out, list) else [out]
 
+    def set_lrs(self, lr_g: float, lr_d: float) -> None:
+        """Set the learning rates of both optimisers (phase change, collapse guard)."""
+        for opt, value in ((self.opt_g, lr_g), (self.opt_d, lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = value
+
     def _judged(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The outputs the discriminators see, in discriminator order."""
         return outputs if self.gcfg.kind == "stacked" else [outputs[-1]]
@@ -215,7 +251,8 @@ class SRGANTrainer:
         targets = _targets(hr, self.gcfg)
         outputs = self._outputs(lr)
         loss_d = torch.zeros((), device=self.device)
-        if use_adv:
+        for _ in range(self.cfg.d_steps if use_adv else 0):
+            loss_d = torch.zeros((), device=self.device)
             for d, fake, real in zip(
                 self.discriminators, self._judged(outputs), self._judged(targets), strict=True
             ):
@@ -291,44 +328,27 @@ class SRGANTrainer:
         self.opt_d.load_state_dict(state["opt_d"])
 
 
-@torch.no_grad()
-def super_resolve_stack(
-    generator: nn.Module,
-    lr: np.ndarray,
-    batch_size: int = 8,
-    device: torch.device | None = None,
-    progress: bool = True,
-) -> np.ndarray:
-    """Apply a generator slice by slice: LR ``(N, H, W)`` in [0, 1] -> SR ``(N, rH, rW)`` float32."""
-    device = device or next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
-    out = []
-    starts = range(0, len(lr), batch_size)
-    for s in tqdm(starts, desc="super-resolve", unit="batch", disable=not progress):
-        batch = torch.from_numpy(np.ascontiguousarray(lr[s : s + batch_size, None])).to(device)
-        out.append(final_output(generator(batch))[:, 0].float().cpu().numpy())
-    generator.train(was_training)
-    return np.concatenate(out).astype(np.float32)
-
-
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detached CPU copies of a state dict's tensors (a snapshot, not live references)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
-def _validate(
-    trainer: SRGANTrainer, val_hr: np.ndarray, val_lr: np.ndarray
-) -> tuple[float, float, float]:
-    """Mean PSNR and SSIM (data range 1, Gaussian window as the SR tables' default) of SR and
-    mean PSNR of bicubic on validation images."""
+def _validate(trainer: SRGANTrainer, val_hr: np.ndarray, val_lr: np.ndarray) -> dict:
+    """Scores of the validation images: mean PSNR and SSIM (data range 1, Gaussian window as
+    the SR tables' default) of SR, mean PSNR of bicubic, SR's LR-pitch peak relative to HR's
+    (checkerboard; 1 = as HR) and SR's high-frequency energy relative to HR's (1 = as sharp
+    as HR; an L1-trained model sits below 1)."""
+    scale = trainer.cfg.scale
     sr = trainer.super_resolve(val_lr, batch_size=trainer.cfg.batch_size)
-    bic = bicubic_upscale(val_lr, trainer.cfg.scale)
-    return (
-        float(np.mean(psnr(val_hr, sr, data_range=1.0))),
-        float(np.mean(ssim(val_hr, sr, data_range=1.0, window="gaussian"))),
-        float(np.mean(psnr(val_hr, bic, data_range=1.0))),
-    )
+    bic = bicubic_upscale(val_lr, scale)
+    pitch_ok = min(val_hr.shape[-2:]) >= 4 * scale
+    return {
+        "val_psnr": float(np.mean(psnr(val_hr, sr, data_range=1.0))),
+        "val_ssim": float(np.mean(ssim(val_hr, sr, data_range=1.0, window="gaussian"))),
+        "bicubic_psnr": float(np.mean(psnr(val_hr, bic, data_range=1.0))),
+        "val_pitch": lr_pitch_ratio(sr, val_hr, scale) if pitch_ok else math.nan,
+        "val_hf": float(hf_energy(sr) / max(hf_energy(val_hr), 1e-12)),
+    }
 
 
 class _SRGANRun:
@@ -353,6 +373,7 @@ class _SRGANRun:
         self.device = select_device(cfg.device)
         seed_everything(cfg.seed)
         self.trainer = SRGANTrainer(cfg, self.device)
+        self.guard = CollapseGuard(GuardConfig.from_dict(cfg.guard))
         self.data_sha256 = data_digest(*data)
         self.meta = {
             "config": cfg.to_dict(),
@@ -407,6 +428,7 @@ class _SRGANRun:
         self.passed_s = float(ckpt.get("passed_s", 0.0))
         self.best = ckpt["best"]
         self.log_rows = list(ckpt.get("log", []))
+        self.guard.load_state(ckpt.get("guard"))
 
     def discard(self) -> None:
         for stale in (self.latest_path, self.best_path, self.log_path):
@@ -426,7 +448,17 @@ class _SRGANRun:
             "best_psnr": self.best_psnr,
             "epochs_done": self.epoch,
             "stopped_by_budget": self.stopped_by_budget,
+            "final_psnr": self.final_psnr(),
+            "guard_restores": self.guard.restores,
+            "guard_events": list(self.guard.events),
         }
+
+    def final_psnr(self) -> float | None:
+        """Validation PSNR of the networks as they are now (a restore's good epoch)."""
+        if not self.log_rows:
+            return None
+        last = self.log_rows[-1]
+        return self.guard.good_psnr if last.get("guard") else last["val_psnr"]
 
     # -- one epoch -----------------------------------------------------------------------------
     def run_epoch(self, budget: Budget) -> dict:
@@ -434,6 +466,8 @@ class _SRGANRun:
         cfg = self.cfg
         epoch = self.epoch + 1
         adversarial = epoch > cfg.pretrain_epochs
+        lr_g, lr_d = cfg.phase_lrs(adversarial, self.guard.lr_scale)
+        self.trainer.set_lrs(lr_g, lr_d)
         # Sampling is seeded by (seed, epoch), so a resumed run draws the same patches.
         rng = np.random.default_rng([cfg.seed, epoch])
         n = len(self.train_hr)
@@ -460,17 +494,18 @@ class _SRGANRun:
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_batches += 1
-        val_psnr, val_ssim, bic_psnr = _validate(self.trainer, self.val_hr, self.val_lr)
         self.epoch = epoch
         row = {
             "epoch": epoch,
             "phase": "adversarial" if adversarial else "pretrain",
             "elapsed_s": round(budget.elapsed(), 3),
             **{k: v / n_batches for k, v in sums.items()},
-            "val_psnr": val_psnr,
-            "val_ssim": val_ssim,
-            "bicubic_psnr": bic_psnr,
+            **_validate(self.trainer, self.val_hr, self.val_lr),
+            "lr_g": lr_g,
+            "lr_d": lr_d,
         }
+        # the guard may put the networks back to the last good epoch (and say so in the log)
+        row["guard"] = self.guard.check(row, self.trainer)
         self.log_rows.append(row)
         return row
 
@@ -494,6 +529,9 @@ class _SRGANRun:
     def finished(self, budget: Budget) -> bool:
         """The epoch count is reached or the budget spent (checked after every epoch)."""
         if self.epoch >= self.cfg.epochs:
+            return True
+        if self.guard.stop:
+            log.warning("%s: collapse guard ended the training", self.out_dir)
             return True
         elapsed = budget.elapsed()
         if elapsed >= self.cfg.budget_minutes * 60:
@@ -527,6 +565,7 @@ class _SRGANRun:
                 "data_sha256": self.data_sha256,
                 "finished": finished,
                 "log": list(self.log_rows),
+                "guard": self.guard.state(),
                 "result": self.result(),
             },
         )
@@ -585,6 +624,16 @@ def train_srgan(
             raise DataError(
                 f"{out_dir}: {name} LR {lr.shape[-2:]} is not HR {hr.shape[-2:]} / {cfg.scale}"
             )
+    # matched degradation check: the upscaler's input statistics (compare with the images
+    # it is applied to; tomosynth.upscale logs those)
+    lr_hf = hf_energy(train_lr[:: max(1, len(train_lr) // 64)])
+    log.info(
+        "%s: training LR %s, high-frequency energy (mean squared Laplacian) %.6g",
+        out_dir,
+        (extra_meta or {}).get("lr_source", "given"),
+        lr_hf,
+    )
+    extra_meta = {**(extra_meta or {}), "train_lr_hf_energy": lr_hf}
     run = _SRGANRun((train_hr, train_lr, val_hr, val_lr), out_dir, cfg, extra_meta)
     ckpt = load_checkpoint(run.latest_path)
     decision = run.decide(ckpt)
@@ -630,82 +679,3 @@ def train_srgan(
     run.save_latest(budget, finished=True)
     run.publish_best()
     return run.result()
-
-
-def write_sr_volume(
-    out_dir: str | os.PathLike,
-    names: list[str],
-    sr: np.ndarray,
-    lr_up: np.ndarray,
-    hr: np.ndarray | None,
-    meta: dict,
-) -> None:
-    """Write an SR volume folder atomically.
-
-    Layout (all float32 TIFFs in [0, 1], one per slice, ``slice_XXXXX.tiff``, same names and
-    HR size in every subfolder)::
-
-        sr/     the super-resolved slices
-        lr/     the LR input upsampled by bicubic interpolation (the LR-vs-HR baseline)
-        hr/     the HR reference slices (absent if there is none)
-        meta.json   scan, preset, scale, model, lr source, voxel sizes, slice names
-    """
-    with atomic_dir(out_dir) as tmp:
-        parts = {"sr": sr, "lr": lr_up} | ({"hr": hr} if hr is not None else {})
-        for part, volume in parts.items():
-            (tmp / part).mkdir()
-            for name, img in zip(names, volume, strict=True):
-                tifffile.imwrite(tmp / part / f"{Path(name).stem}.tiff", img.astype(np.float32))
-        write_json(tmp / "meta.json", {**meta, "slices": [f"{Path(n).stem}.tiff" for n in names]})
-
-
-def super_resolve_volume(
-    model_path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    scale: int,
-    hr_folder: str | os.PathLike | None = None,
-    lr_folder: str | os.PathLike | None = None,
-    lr_bounds: tuple[float, float] | None = None,
-    slice_stride: int = 1,
-    device: str = "auto",
-    batch_size: int = 8,
-    meta: dict | None = None,
-) -> int:
-    """Super-resolve a whole LR volume slice by slice into an SR volume folder.
-
-    LR slices come from `lr_folder` (PNG, or float TIFF with `lr_bounds`), paired with
-    `hr_folder` when both are given (real pairs, see :func:`tomosynth.sr_data.load_pairs`);
-    with only `hr_folder`, the LR volume is the bicubic degradation of the HR one. The layout
-    written is that of :func:`write_sr_volume`. Returns the number of slices.
-    """
-    if hr_folder is None and lr_folder is None:
-        raise ConfigError("super_resolve: give an LR folder, an HR folder, or both")
-    dev = select_device(device)
-    model, ckpt = load_srgan_generator(model_path, dev)
-    if int(ckpt["scale"]) != int(scale):
-        raise ConfigError(f"{model_path}: model scale x{ckpt['scale']} != requested x{scale}")
-    if hr_folder is None:
-        lr, names = read_stack(lr_folder, bounds=lr_bounds)
-        hr = None
-    elif lr_folder is None:
-        hr, names = read_stack(hr_folder)
-        lr = bicubic_downscale(hr, scale)
-    else:
-        hr, lr, names = load_pairs(
-            hr_folder, slice_names(hr_folder), scale, lr_folder, slice_stride
-        )
-    sr = super_resolve_stack(model, lr, batch_size, dev)
-    info = {
-        **(meta or {}),
-        "scale": int(scale),
-        "model": str(model_path),
-        "model_epoch": int(ckpt["epoch"]),
-        "model_val_psnr": float(ckpt["val_psnr"]),
-        "hr_folder": None if hr_folder is None else str(hr_folder),
-        "lr_folder": None if lr_folder is None else str(lr_folder),
-        "lr": "bicubic degradation of hr" if lr_folder is None else "read from lr_folder",
-        "range": "float32 in [0, 1] (PNG uint8 / 255)",
-    }
-    write_sr_volume(out_dir, names, sr, bicubic_upscale(lr, scale), hr, info)
-    return len(names)

@@ -56,6 +56,8 @@ def get_simulate_params(wildcards):
         seed=entry["seed"],
         voxel_um=entry["voxel_um"],
         binning=entry["binning"],
+        bone_fraction=entry["bone_fraction"],
+        trabecular_scale=entry["trabecular_scale"],
     )
 
 
@@ -445,6 +447,15 @@ def srgan_fold(scan):
     return fold_of(scan, specimens, SRGAN["cv"]["folds"])
 
 
+def srgan_lr_source(scan):
+    """LR of a scan's SRGAN models: an upscaler of GAN samples (a wgan_gp scan) learns from
+    srgan.upscaler_lr_source (export: the scan's own low-size PNGs, made as the samples
+    imitate), every other scan from srgan.lr_source."""
+    if scan in plan.wgan_gp_scans(config):
+        return SRGAN["upscaler_lr_source"]
+    return SRGAN["lr_source"]
+
+
 def _srgan_lr_scan(scan):
     lr_scan = SRGAN["lr_scans"].get(scan)
     if lr_scan is None:
@@ -471,8 +482,16 @@ def _srgan_folders(scan, scale):
             f"config srgan.hr_size: {hr_size} is not divisible by the scale {scale}"
         )
     out = {"hr": plan.png_folder(scan, hr_size)}
-    if SRGAN["lr_source"] == "pairs":
+    source = srgan_lr_source(scan)
+    if source == "pairs":
         out["lr"] = plan.png_folder(_srgan_lr_scan(scan), hr_size // int(scale))
+    elif source == "export":
+        if hr_size // int(scale) not in config["preprocess"]["sizes"]:
+            raise ValueError(
+                f"config srgan lr source export for {scan!r} at x{scale}: "
+                f"{hr_size // int(scale)} px is not in preprocess.sizes; add it"
+            )
+        out["lr"] = plan.png_folder(scan, hr_size // int(scale))
     return out
 
 
@@ -484,7 +503,7 @@ def get_train_srgan_input(wildcards):
         "hr": [f["hr"] for f in folders],
         "split": [plan.split_file(s) for s in specimens],
     }
-    if SRGAN["lr_source"] == "pairs":
+    if all("lr" in f for f in folders):
         out["lr"] = [f["lr"] for f in folders]
     return out
 
@@ -493,7 +512,7 @@ def get_train_srgan_params(wildcards):
     """Training config (a preset at a scale) and provenance of one model."""
     preset = srgan_preset(wildcards.preset)
     fold, specimens = srgan_fold(wildcards.scan)
-    pairs = SRGAN["lr_source"] == "pairs"
+    pairs = [srgan_lr_source(s) == "pairs" for s in specimens]
     return {
         "config": {
             "scale": int(wildcards.scale),
@@ -504,13 +523,15 @@ def get_train_srgan_params(wildcards):
             "seed": SRGAN["seed"],
             "device": SRGAN["device"],
         },
-        "slice_strides": [_srgan_slice_stride(s) if pairs else 1 for s in specimens],
+        "slice_strides": [
+            _srgan_slice_stride(s) if p else 1 for s, p in zip(specimens, pairs)
+        ],
         "meta": {
             "scan": wildcards.scan,
             "preset": wildcards.preset,
             "fold": fold,
             "train_specimens": specimens,
-            "lr_source": SRGAN["lr_source"],
+            "lr_source": srgan_lr_source(wildcards.scan),
         },
     }
 
@@ -525,7 +546,7 @@ def get_super_resolve_input(wildcards):
 
 def get_super_resolve_params(wildcards):
     fold, specimens = srgan_fold(wildcards.scan)
-    pairs = SRGAN["lr_source"] == "pairs"
+    pairs = srgan_lr_source(wildcards.scan) == "pairs"
     entry = config["scans"][wildcards.scan]
     # PNG pixel = voxel x reconstructed width / hr_size; the width is known for built-in scans
     hr_voxel_um = None
@@ -543,7 +564,7 @@ def get_super_resolve_params(wildcards):
             "scale": int(wildcards.scale),
             "fold": fold,
             "train_specimens": specimens,
-            "lr_source": SRGAN["lr_source"],
+            "lr_source": srgan_lr_source(wildcards.scan),
             "lr_scan": SRGAN["lr_scans"].get(wildcards.scan) if pairs else None,
             "scan_voxel_um": entry["voxel_um"],
             "hr_size": SRGAN["hr_size"],
