@@ -249,7 +249,12 @@ def downstream_rules(graph: dict[str, set[str]], rule: str) -> set[str]:
 @pytest.fixture(scope="session")
 def wf():
     """These helpers, as a fixture (test modules do not import conftest by name)."""
-    return sys.modules[__name__]
+    return _THIS_MODULE
+
+
+# Taken at import: tests/unit has a conftest too, and whichever was imported last owns the
+# name "conftest" in sys.modules.
+_THIS_MODULE = sys.modules[__name__]
 
 
 @pytest.fixture(scope="session")
