@@ -24,13 +24,11 @@ about 1 with every backend.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +45,7 @@ from tomosynth.io import (
     scan_digest,
     write_tiff_slices,
 )
+from tomosynth.recon_parallel import cpu_threads, run_workers
 from tomosynth.resume import PartialOutput, code_digest
 
 if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
@@ -302,7 +301,7 @@ def ramp_filter(n_cols: int, filter_name: str = "ramlak") -> np.ndarray:
 
 
 def _filtered_table(
-    sino: np.ndarray, filter_name: str, weight: float, dev: torch.device
+    sino: np.ndarray, filter_name: str, weight: float, dev: torch.device, workers: int = 1
 ) -> torch.Tensor:
     """Ramp-filtered sinograms laid out for gathering: ``(angles, cols + 3, rows)``.
 
@@ -310,7 +309,8 @@ def _filtered_table(
     column 0 and the last two are zeros, so that a clamped interpolation index reads the
     zero padding outside the detector. Only this table (about the size of the chunk) is
     kept: the FFTs run over blocks of angles whose spectra and inverse transforms take at
-    most about ``_FILTER_BLOCK_BYTES`` (16 MiB), whatever the chunk.
+    most about ``_FILTER_BLOCK_BYTES`` (16 MiB) per worker, whatever the chunk. On the
+    CPU the blocks are shared among `workers` threads (`tomosynth.recon_parallel`).
     """
     import torch
 
@@ -322,13 +322,21 @@ def _filtered_table(
     # real inverse transform (4 size bytes) and a line of FFT scratch: < 12 size bytes
     step = max(1, _FILTER_BLOCK_BYTES // (12 * size * n_rows))
     src = torch.from_numpy(sino)
-    for a0 in range(0, n_angles, step):
-        spec = torch.fft.rfft(src[a0 : a0 + step].to(dev), n=size, dim=-1)
-        spec *= resp
-        line = torch.fft.irfft(spec, n=size, dim=-1)
-        del spec
-        table[a0 : a0 + step, 1 : n + 1, :] = line[..., :n].transpose(1, 2)
-        del line
+
+    def work(blocks: list[int]) -> None:
+        for a0 in blocks:
+            spec = torch.fft.rfft(src[a0 : a0 + step].to(dev), n=size, dim=-1)
+            spec *= resp
+            line = torch.fft.irfft(spec, n=size, dim=-1)
+            del spec
+            table[a0 : a0 + step, 1 : n + 1, :] = line[..., :n].transpose(1, 2)
+            del line
+
+    blocks = list(range(0, n_angles, step))
+    if dev.type == "cuda":
+        work(blocks)
+    else:
+        run_workers(work, blocks, workers)
     return table
 
 
@@ -361,15 +369,19 @@ def _fbp_torch(
     device: str | torch.device,
     memory_budget_mb: int = 128,
     roi: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Torch FBP; `roi` reconstructs only the centred ``roi x roi`` square of the slice.
 
-    Threads: the caller's torch setting (`fbp` sets it with `_torch_threads`).
+    Threads on the CPU: `threads` workers (`tomosynth.recon_parallel`), each on its own
+    tiles with torch at one intra-op thread; the caller's torch setting is left alone.
     """
     import torch
 
     with torch.no_grad():
-        return _backproject(sino, theta, center, filter_name, device, memory_budget_mb, roi)
+        return _backproject(
+            sino, theta, center, filter_name, device, memory_budget_mb, roi, threads
+        )
 
 
 def _backproject(
@@ -380,6 +392,7 @@ def _backproject(
     device: str | torch.device,
     memory_budget_mb: int,
     roi: int | None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Pixel-driven back-projection with 1D linear interpolation along the detector.
 
@@ -387,17 +400,17 @@ def _backproject(
     and block of `_ANGLE_BLOCK` angles, one ``embedding_bag`` call gathers, for every pixel,
     the two detector samples around its position at each angle and sums them with weights
     ``1 - frac`` and ``frac``: interpolation and angular sum in one pass over all rows of
-    the chunk, no angles x pixels x rows tensor. Buffers are allocated once per call.
+    the chunk, no angles x pixels x rows tensor. On the CPU the tiles are shared among
+    `threads` workers; every pixel sums its angles in the same fixed order whatever the
+    tile's worker, so the slices are bit-identical for any thread count.
     """
     import torch
-    import torch.nn.functional as F
 
     dev = select_device(device)
+    workers = 1 if dev.type == "cuda" else cpu_threads(threads)
     sino = np.ascontiguousarray(sino, dtype=np.float32)
     n_angles, n_rows, n = sino.shape
-    table = _filtered_table(sino, filter_name, _angle_weight(n_angles), dev)
-    flat = table.view(-1, n_rows)  # row a * (n + 3) + d + 1: all rows of one sample
-    stride = n + 3
+    table = _filtered_table(sino, filter_name, _angle_weight(n_angles), dev, workers)
     m = n if roi is None else int(min(roi, n))
     first = (n - m) // 2
     # pixel (i, j) sits at x = coords[j], y = -coords[i]; its padded-table position is
@@ -410,15 +423,49 @@ def _backproject(
     prod = coords[:, None] * torch.sin(th)[None, :]
     ysin_t = prod.neg_().add_(center + 0.5).float()
     del prod
-    base = torch.arange(n_angles, dtype=torch.int32, device=dev) * stride  # table row of a
-    a_blk = min(_ANGLE_BLOCK, n_angles)
     budget = memory_budget_mb * 2**20
     if dev.type != "cuda":
         budget = min(budget, _CPU_TILE_BYTES)
     pixels = max(1, budget // _bp_bytes_per_pixel(n_rows))
     tile_w = min(m, pixels)
     tile_h = max(1, min(m, pixels // tile_w))
-    cap = tile_h * tile_w
+    out = torch.empty((n_rows, m, m), dtype=torch.float32, device=dev)
+    tiles = [
+        (i0, min(tile_h, m - i0), j0, min(tile_w, m - j0))
+        for i0 in range(0, m, tile_h)
+        for j0 in range(0, m, tile_w)
+    ]
+
+    def work(mine: list[tuple[int, int, int, int]]) -> None:
+        with torch.no_grad():
+            _backproject_tiles(table, xcos_t, ysin_t, out, mine, tile_h * tile_w)
+
+    if dev.type == "cuda":
+        work(tiles)
+    else:
+        run_workers(work, tiles, workers)
+    return out.cpu().numpy()
+
+
+def _backproject_tiles(
+    table: torch.Tensor,
+    xcos_t: torch.Tensor,
+    ysin_t: torch.Tensor,
+    out: torch.Tensor,
+    tiles: list[tuple[int, int, int, int]],
+    cap: int,
+) -> None:
+    """One worker's tiles ``(i0, h, j0, w)`` of `_backproject` into `out`, with its own
+    buffers (allocated once) for tiles of at most `cap` pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    dev = table.device
+    n_angles, stride, n_rows = table.shape
+    n = stride - 3
+    flat = table.view(-1, n_rows)  # row a * (n + 3) + d + 1: all rows of one sample
+    base = torch.arange(n_angles, dtype=torch.int32, device=dev) * stride  # table row of a
+    a_blk = min(_ANGLE_BLOCK, n_angles)
     f32 = dict(dtype=torch.float32, device=dev)
     det = torch.empty(a_blk * cap, **f32)
     # one "bag" per pixel: for each angle of a block the detector sample below its position
@@ -427,44 +474,34 @@ def _backproject(
     idx = torch.empty((cap, 2, a_blk), dtype=torch.int32, device=dev)
     wgt = torch.empty((cap, 2, a_blk), **f32)
     acc = torch.empty((cap, n_rows), **f32)
-    out = torch.empty((n_rows, m, m), **f32)
     offsets = {}
-    for i0 in range(0, m, tile_h):
-        h = min(tile_h, m - i0)
-        for j0 in range(0, m, tile_w):
-            w = min(tile_w, m - j0)
-            p = h * w
-            acc_t = acc[:p]
-            acc_t.zero_()
-            for a0 in range(0, n_angles, a_blk):
-                ab = min(a_blk, n_angles - a0)
-                k = ab * p
-                d = det[:k]
-                torch.add(
-                    xcos_t[None, j0 : j0 + w, a0 : a0 + ab],
-                    ysin_t[i0 : i0 + h, None, a0 : a0 + ab],
-                    out=d.view(h, w, ab),
-                )
-                d.clamp_(0.0, n + 1.0)  # off the detector: the zero padding
-                ix, wt = idx[:p, :, :ab], wgt[:p, :, :ab]
-                d = d.view(p, ab)
-                ix[:, 0].copy_(d)  # truncation = floor for d >= 0
-                ix[:, 0].add_(base[a0 : a0 + ab])
-                torch.add(ix[:, 0], 1, out=ix[:, 1])
-                torch.frac(d, out=wt[:, 1])
-                torch.sub(1.0, wt[:, 1], out=wt[:, 0])
-                key = (p, ab)
-                if key not in offsets:
-                    offsets[key] = torch.arange(p, dtype=torch.int32, device=dev) * (2 * ab)
-                acc_t += F.embedding_bag(
-                    ix.reshape(-1),
-                    flat,
-                    offsets[key],
-                    mode="sum",
-                    per_sample_weights=wt.reshape(-1),
-                )
-            out[:, i0 : i0 + h, j0 : j0 + w] = acc_t.view(h, w, n_rows).permute(2, 0, 1)
-    return out.cpu().numpy()
+    for i0, h, j0, w in tiles:
+        p = h * w
+        acc_t = acc[:p]
+        acc_t.zero_()
+        for a0 in range(0, n_angles, a_blk):
+            ab = min(a_blk, n_angles - a0)
+            d = det[: ab * p]
+            torch.add(
+                xcos_t[None, j0 : j0 + w, a0 : a0 + ab],
+                ysin_t[i0 : i0 + h, None, a0 : a0 + ab],
+                out=d.view(h, w, ab),
+            )
+            d.clamp_(0.0, n + 1.0)  # off the detector: the zero padding
+            ix, wt = idx[:p, :, :ab], wgt[:p, :, :ab]
+            d = d.view(p, ab)
+            ix[:, 0].copy_(d)  # truncation = floor for d >= 0
+            ix[:, 0].add_(base[a0 : a0 + ab])
+            torch.add(ix[:, 0], 1, out=ix[:, 1])
+            torch.frac(d, out=wt[:, 1])
+            torch.sub(1.0, wt[:, 1], out=wt[:, 0])
+            key = (p, ab)
+            if key not in offsets:
+                offsets[key] = torch.arange(p, dtype=torch.int32, device=dev) * (2 * ab)
+            acc_t += F.embedding_bag(
+                ix.reshape(-1), flat, offsets[key], mode="sum", per_sample_weights=wt.reshape(-1)
+            )
+        out[:, i0 : i0 + h, j0 : j0 + w] = acc_t.view(h, w, n_rows).permute(2, 0, 1)
 
 
 def _fourier_shift(sino: np.ndarray, shift: float) -> np.ndarray:
@@ -565,22 +602,6 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Set torch's intra-op thread count for the duration of a block (None: unchanged)."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def fbp(
     sinograms: np.ndarray,
     theta: np.ndarray,
@@ -622,9 +643,13 @@ def fbp(
         Besides the tile the torch backend holds the filtered chunk (about the size of the
         input) and the slices (see `recon_memory_bound_mb`).
     threads : int, optional
-        CPU threads of this call: torch's intra-op threads for the torch backend (restored
-        afterwards; ``None`` leaves torch's setting), finufft's threads for the fourier
-        backend (``None``: ``OMP_NUM_THREADS`` when set, else every CPU this process may use).
+        CPU threads of this call (torch and fourier backends): give the job's allocation
+        (a Snakemake rule's ``threads``); ``None``: ``OMP_NUM_THREADS`` when set, else every
+        CPU this process may use (`tomosynth.recon_parallel.cpu_threads`). The work is
+        shared among that many worker threads, each with single-threaded kernels (torch at
+        one intra-op thread, in that worker only): the caller's torch setting is never
+        changed, a shared core slows the call down gracefully, and the result is
+        bit-identical whatever the thread count.
 
     Returns
     -------
@@ -643,8 +668,7 @@ def fbp(
     c = sino.shape[2] / 2.0 if center is None else float(center)
     backend = resolve_backend(backend)
     if backend == "torch":
-        with _torch_threads(threads):
-            return _fbp_torch(sino, theta, c, filter_name, device, memory_budget_mb)
+        return _fbp_torch(sino, theta, c, filter_name, device, memory_budget_mb, threads=threads)
     if backend == "astra":
         return _fbp_astra(sino, theta, c, filter_name)
     if backend == "fourier":
@@ -810,16 +834,6 @@ def find_center(
 _FOURIER_EPS = 1e-3
 
 
-def _fourier_threads(threads: int | None) -> int:
-    """Threads to use: `threads`, else OMP_NUM_THREADS, else the CPUs this process may use."""
-    if threads is not None:
-        return max(1, int(threads))
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _odd_smooth(n: int) -> int:
     """Smallest odd integer >= n whose prime factors are 3, 5, 7, 11 (fast FFT lengths)."""
     m = n + 1 - n % 2
@@ -929,7 +943,7 @@ def _fbp_fourier(
             if importlib.util.find_spec("finufft") is not None:
                 engine = "finufft"
     if engine == "finufft":
-        return _fbp_fourier_finufft(sino, theta, center, resp, _fourier_threads(threads))
+        return _fbp_fourier_finufft(sino, theta, center, resp, cpu_threads(threads))
     if engine == "torch":
         return _fbp_fourier_torch(sino, theta, center, resp, device, memory_budget_mb, threads)
     raise ValueError(f"unknown Fourier engine {engine!r}")
@@ -1125,59 +1139,78 @@ def _fbp_fourier_torch(
     memory_budget_mb: int,
     threads: int | None,
 ) -> np.ndarray:
+    """The fourier backend's torch engine (any device); on the CPU the slice pairs are
+    shared among `threads` workers (`tomosynth.recon_parallel`), bit-identically."""
     import hashlib
 
     import torch
 
     dev = select_device(device)
-    saved = torch.get_num_threads()
-    if threads is not None and dev.type == "cpu":
-        torch.set_num_threads(max(1, int(threads)))
-    try:
-        n_angles, n_rows, n = sino.shape
-        size = 2 * (resp.shape[0] - 1)
-        full_np = np.concatenate((resp, resp[-2:0:-1]))
-        full = torch.as_tensor(full_np, dtype=torch.float32, device=dev)
-        lo, length = _fourier_window(n, center)
-        x1, x2, weight_np = _fourier_geometry(theta, n, center, lo, length)
-        key = (hashlib.sha1(np.asarray(theta, np.float64).tobytes()).hexdigest(), length)
-        mat, deap, g = _gridding_matrix(x1, x2, n, key, dev)
-        weight = torch.as_tensor(weight_np, device=dev)[:, None, :]  # (angles, 1, L)
-        take = torch.as_tensor((lo + np.arange(length)) % size, device=dev)
-        modes = torch.as_tensor(np.arange(-(n // 2), n - n // 2) % g, device=dev)
-        deap2 = deap[:, None] * deap[None, :]
-        n_pairs = (n_rows + 1) // 2
-        # per pair: fine grid (complex) + its FFT, padded spectrum + inverse, window coefs
-        per_pair = 8 * (2 * g * g + 2 * n_angles * size + 3 * n_angles * length)
-        batch = max(1, min(n_pairs, memory_budget_mb * 2**20 // per_pair))
-        out = np.empty((n_rows, n, n), dtype=np.float32)
-        src = torch.from_numpy(np.ascontiguousarray(sino, dtype=np.float32))
-        for p0 in range(0, n_pairs, batch):
-            p1 = min(n_pairs, p0 + batch)
-            r0, r1 = 2 * p0, min(n_rows, 2 * p1)
-            part = src[:, r0:r1].to(dev)
-            if part.shape[1] % 2:
-                part = torch.cat((part, torch.zeros_like(part[:, :1])), dim=1)
-            z = torch.complex(part[:, 0::2], part[:, 1::2])  # (angles, pairs, cols)
-            del part
-            q = torch.fft.ifft(torch.fft.fft(z, n=size, dim=-1) * full, dim=-1)
-            del z
-            coef = torch.fft.fft(q[..., take], dim=-1) * weight  # (angles, pairs, L)
-            del q
-            b = coef.shape[1]
-            dense = torch.view_as_real(coef.permute(0, 2, 1).reshape(-1, b))  # (pts, b, 2)
-            del coef
-            grid = torch.sparse.mm(mat, dense.reshape(-1, 2 * b).contiguous())
-            grid = torch.view_as_complex(grid.reshape(g, g, b, 2).contiguous())
-            img = torch.fft.ifft2(grid.permute(2, 0, 1), norm="forward")
-            del grid
-            img = img[:, modes][:, :, modes] * deap2
-            res = torch.stack((img.real, img.imag), dim=1).reshape(-1, n, n)
-            out[r0:r1] = res[: r1 - r0].cpu().numpy()
-            del img, res
-        return out
-    finally:
-        torch.set_num_threads(saved)
+    n_angles, n_rows, n = sino.shape
+    size = 2 * (resp.shape[0] - 1)
+    lo, length = _fourier_window(n, center)
+    x1, x2, weight_np = _fourier_geometry(theta, n, center, lo, length)
+    key = (hashlib.sha1(np.asarray(theta, np.float64).tobytes()).hexdigest(), length)
+    mat, deap, g = _gridding_matrix(x1, x2, n, key, dev)
+    ctx = {
+        "full": torch.as_tensor(
+            np.concatenate((resp, resp[-2:0:-1])), dtype=torch.float32, device=dev
+        ),
+        "weight": torch.as_tensor(weight_np, device=dev)[:, None, :],  # (angles, 1, L)
+        "take": torch.as_tensor((lo + np.arange(length)) % size, device=dev),
+        "modes": torch.as_tensor(np.arange(-(n // 2), n - n // 2) % g, device=dev),
+        "deap2": deap[:, None] * deap[None, :],
+        "mat": mat,
+        "g": g,
+        "size": size,
+    }
+    n_pairs = (n_rows + 1) // 2
+    # per pair: fine grid (complex) + its FFT, padded spectrum + inverse, window coefs
+    per_pair = 8 * (2 * g * g + 2 * n_angles * size + 3 * n_angles * length)
+    workers = 1 if dev.type == "cuda" else min(cpu_threads(threads), n_pairs)
+    # the budget is per worker: a batch size that does not depend on the thread count
+    batch = max(1, min(n_pairs, memory_budget_mb * 2**20 // per_pair))
+    out = np.empty((n_rows, n, n), dtype=np.float32)
+    src = torch.from_numpy(np.ascontiguousarray(sino, dtype=np.float32))
+
+    def work(mine: list[int]) -> None:
+        with torch.no_grad():
+            for p0 in mine:
+                r0, r1 = 2 * p0, min(n_rows, 2 * min(n_pairs, p0 + batch))
+                out[r0:r1] = _fourier_torch_batch(src[:, r0:r1].to(dev), ctx)[: r1 - r0]
+
+    if dev.type == "cuda":
+        work(list(range(0, n_pairs, batch)))
+    else:
+        run_workers(work, list(range(0, n_pairs, batch)), workers)
+    return out
+
+
+def _fourier_torch_batch(part: torch.Tensor, ctx: dict) -> np.ndarray:
+    """Slices of a block of sinogram rows ``(angles, rows, cols)`` -> ``(rows', n, n)``
+    (rows' = rows rounded up to even) with the torch engine's precomputed `ctx`."""
+    import torch
+
+    n = part.shape[-1]
+    g = ctx["g"]
+    if part.shape[1] % 2:
+        part = torch.cat((part, torch.zeros_like(part[:, :1])), dim=1)
+    z = torch.complex(part[:, 0::2], part[:, 1::2])  # (angles, pairs, cols)
+    del part
+    q = torch.fft.ifft(torch.fft.fft(z, n=ctx["size"], dim=-1) * ctx["full"], dim=-1)
+    del z
+    coef = torch.fft.fft(q[..., ctx["take"]], dim=-1) * ctx["weight"]  # (angles, pairs, L)
+    del q
+    b = coef.shape[1]
+    dense = torch.view_as_real(coef.permute(0, 2, 1).reshape(-1, b))  # (pts, b, 2)
+    del coef
+    grid = torch.sparse.mm(ctx["mat"], dense.reshape(-1, 2 * b).contiguous())
+    grid = torch.view_as_complex(grid.reshape(g, g, b, 2).contiguous())
+    img = torch.fft.ifft2(grid.permute(2, 0, 1), norm="forward")
+    del grid
+    modes = ctx["modes"]
+    img = img[:, modes][:, :, modes] * ctx["deap2"]
+    return torch.stack((img.real, img.imag), dim=1).reshape(-1, n, n).cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------
@@ -1358,7 +1391,9 @@ def reconstruct_scan(
         Working-set target of the torch back-projector (see `fbp`) and of the scratch
         file's transposition.
     threads : int, optional
-        CPU threads for torch during the reconstruction (see `fbp`); ``None``: unchanged.
+        CPU threads of the job (the rule's ``threads``): the backend's workers and the
+        pre-processing (see `fbp`); ``None``: ``OMP_NUM_THREADS``, else the CPUs this
+        process may use. Torch's own thread setting is never changed.
     theta_units : {"degrees", "radians"}, optional
         Unit of ``/exchange/theta`` for files without a ``units`` attribute
         (see `tomosynth.io.inspect_dxchange`).
@@ -1454,8 +1489,7 @@ def reconstruct_scan(
                     else read_dxchange(h5_path, (c0, c1), theta_units=theta_units)
                 )
                 sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
-                with _torch_threads(threads if backend_used == "torch" else None):
-                    found = find_center(sino, info.theta, method=center_method, device=device)
+                found = find_center(sino, info.theta, method=center_method, device=device)
                 partial.store("center", key, float(found))
                 del p, sino
             center_px = float(found)

@@ -28,6 +28,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.features",
         "metrics.fid",
         "metrics.geometry",
+        "recon_parallel",
     ),
     2: ("manifest", "io"),
     3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data"),
