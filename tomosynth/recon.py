@@ -45,6 +45,7 @@ from tomosynth.io import (
     scan_digest,
     write_tiff_slices,
 )
+from tomosynth.recon_center import find_center_vo
 from tomosynth.recon_parallel import cpu_threads, run_workers
 from tomosynth.resume import PartialOutput, code_digest
 
@@ -719,6 +720,7 @@ def _center_sharpness(
     device: str | torch.device,
     roi: int = 256,
     max_angles: int = 360,
+    threads: int | None = None,
 ) -> float:
     # A wrong centre smears every edge into arcs; the correct one gives the most
     # concentrated histogram of the slice, i.e. the lowest Shannon entropy. Only a central
@@ -733,7 +735,7 @@ def _center_sharpness(
     inside = np.add.outer(*(2 * [(np.arange(m) + 0.5 - m / 2.0) ** 2])) < (0.48 * m) ** 2
 
     def recon_roi(c: float) -> np.ndarray:
-        return _fbp_torch(sino, theta, c, filter_name, device, roi=m)[:, inside]
+        return _fbp_torch(sino, theta, c, filter_name, device, roi=m, threads=threads)[:, inside]
 
     lo, hi = np.percentile(recon_roi(n / 2.0), [0.5, 99.5])
     pad = 0.25 * (hi - lo) + 1e-12
@@ -758,9 +760,10 @@ def find_center(
     proj: np.ndarray,
     theta: np.ndarray,
     method: str = "auto",
-    search: float = 20.0,
+    search: float | None = None,
     filter_name: str = "ramlak",
     device: str | torch.device = "auto",
+    threads: int | None = None,
 ) -> float:
     """Find the rotation axis (detector column, pixels) from minus-log projections.
 
@@ -770,15 +773,20 @@ def find_center(
         Minus-log projections of a few detector rows.
     theta : (angles,) array
         Radians.
-    method : {"auto", "correlation", "entropy"}
-        ``correlation``: mirror the projection about 180 degrees from the first one and
-        locate its shift by cross-correlation (sub-pixel by a parabola through the peak);
-        needs two angles within 0.01 degrees of 180 apart. ``entropy``: reconstruct the
-        central 256 x 256 pixels of up to 2 rows at candidate centres (1 px, then 0.25 px
-        steps within `search` of ``cols / 2``) and keep the lowest histogram entropy. ``auto``: correlation when such a
-        pair of angles exists, else entropy.
-    search : float
-        Half-width of the entropy search in pixels.
+    method : {"auto", "vo", "correlation", "entropy"}
+        ``vo`` (and ``auto``): Vo's Fourier metric over the whole half-turn sinogram
+        (`tomosynth.recon_center.find_center_vo`, as tomopy's ``find_center_vo``): about
+        0.1-0.3 px on noisy scans, searched within `search` (default 50) pixels of
+        ``cols / 2``. ``correlation``: mirror the projection 180 degrees from the first
+        one and locate its shift by cross-correlation; needs two angles within 0.01
+        degrees of 180 apart, and uses only those two projections (noise-sensitive).
+        ``entropy``: reconstruct the central 256 x 256 pixels of up to 2 rows at
+        candidate centres (1 px, then 0.25 px steps within `search`, default 20, of
+        ``cols / 2``) and keep the lowest histogram entropy.
+    search : float, optional
+        Half-width of the search in pixels.
+    threads : int, optional
+        CPU threads (`tomosynth.recon_parallel.cpu_threads`).
 
     Returns
     -------
@@ -789,19 +797,21 @@ def find_center(
     if p.ndim == 2:
         p = p[:, None, :]
     theta = _as_theta(theta, p.shape[0])
-    pair = _opposite_pair(theta, tol=np.deg2rad(0.01))
-    if method == "auto":
-        method = "correlation" if pair is not None else "entropy"
+    if method in ("auto", "vo"):
+        return find_center_vo(p, theta, 50.0 if search is None else search, threads=threads)
     if method == "correlation":
+        pair = _opposite_pair(theta, tol=np.deg2rad(0.01))
         if pair is None:
-            raise ValueError("find_center: no two angles are 180 degrees apart; use 'entropy'")
+            raise ValueError("find_center: no two angles are 180 degrees apart; use 'vo'")
         return _center_correlation(p, *pair)
     if method == "entropy":
         # A centre far outside the middle half of the detector is never plausible; on small
         # detectors an unbounded search finds entropy minima outside the detector itself.
-        search = min(float(search), p.shape[-1] / 4.0)
-        return _center_sharpness(p, theta, search, filter_name, device)
-    raise ConfigError(f"recon.center_method: unknown method {method!r}")
+        search = min(20.0 if search is None else float(search), p.shape[-1] / 4.0)
+        return _center_sharpness(p, theta, search, filter_name, device, threads=threads)
+    raise ConfigError(
+        f"recon.center_method: unknown method {method!r} (auto, vo, correlation, entropy)"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -1391,7 +1401,7 @@ def reconstruct_scan(
         Detector rows per chunk (>= 1); results do not depend on it.
     slices : (start, stop), optional
         Half-open detector row range to reconstruct; ``None`` is all rows.
-    center_method : {"auto", "correlation", "entropy"}
+    center_method : {"auto", "vo", "correlation", "entropy"}
         See `find_center`; used when ``center="auto"``.
     memory_budget_mb : int
         Working-set target of the torch back-projector (see `fbp`) and of the scratch
@@ -1495,7 +1505,9 @@ def reconstruct_scan(
                     else read_dxchange(h5_path, (c0, c1), theta_units=theta_units)
                 )
                 sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
-                found = find_center(sino, info.theta, method=center_method, device=device)
+                found = find_center(
+                    sino, info.theta, method=center_method, device=device, threads=threads
+                )
                 partial.store("center", key, float(found))
                 del p, sino
             center_px = float(found)

@@ -34,6 +34,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data"),
     4: (
         "recon",
+        "recon_center",
         "simulate",
         "models.srcnn",
         "models.srgan",
