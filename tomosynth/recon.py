@@ -47,6 +47,7 @@ from tomosynth.io import (
 )
 from tomosynth.recon_center import find_center_vo
 from tomosynth.recon_parallel import cpu_threads, run_workers
+from tomosynth.recon_prep import flat_minus_log
 from tomosynth.resume import PartialOutput, code_digest
 
 if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
@@ -1247,9 +1248,15 @@ def _voxel_size(attrs: dict) -> float | None:
 
 
 def _preprocess(
-    proj: np.ndarray, flat: np.ndarray, dark: np.ndarray, stripe_removal: str, stripe_size: int
+    proj: np.ndarray,
+    flat: np.ndarray,
+    dark: np.ndarray,
+    stripe_removal: str,
+    stripe_size: int,
+    threads: int | None = None,
 ) -> np.ndarray:
-    sino = minus_log(normalize(proj, flat, dark))
+    """`normalize`, `minus_log` (fused and threaded: `tomosynth.recon_prep`), `remove_stripes`."""
+    sino = flat_minus_log(proj, flat, dark, threads=threads)
     return remove_stripes(sino, method=stripe_removal, size=stripe_size)
 
 
@@ -1459,7 +1466,7 @@ def reconstruct_scan(
         raise ConfigError(f"recon.center: expected a number, 'auto' or null, got {center!r}")
 
     digest = scan_digest(h5_path, theta_units)
-    code = code_digest("tomosynth.recon", "tomosynth.io")
+    code = code_digest("tomosynth.recon", "tomosynth.recon_center", "tomosynth.io")
     partial = PartialOutput(out_dir)
     chunks = [(a, min(a + chunk_rows, r1)) for a in range(r0, r1, chunk_rows)]
     try:
@@ -1504,7 +1511,7 @@ def reconstruct_scan(
                     if scratch is not None
                     else read_dxchange(h5_path, (c0, c1), theta_units=theta_units)
                 )
-                sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
+                sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size, threads)
                 found = find_center(
                     sino, info.theta, method=center_method, device=device, threads=threads
                 )
@@ -1542,12 +1549,17 @@ def reconstruct_scan(
                 return scratch.read(a, b)
             return read_dxchange(h5_path, rows=(a, b), theta_units=theta_units)
 
-        dev_type = select_device(device).type if backend_used == "torch" else "cpu"
+        # torch and the fourier backend's torch engine run where `device` resolves to
+        dev_type = (
+            select_device(device).type
+            if backend_used in ("torch", "fourier") and device != "cpu"
+            else "cpu"
+        )
         bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")
         bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
         for a, b in todo:
             p = read(a, b)
-            sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
+            sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size, threads)
             del p
             rec = fbp(
                 sino,
@@ -1608,7 +1620,7 @@ def reconstruct_scan(
                 "center_cached": center_cached,
             },
         }
-        if backend_used == "torch" and dev_type == "cuda":
+        if dev_type == "cuda":
             import torch
 
             meta["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -29,6 +29,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.fid",
         "metrics.geometry",
         "recon_parallel",
+        "recon_prep",
     ),
     2: ("manifest", "io"),
     3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data"),
