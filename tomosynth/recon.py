@@ -757,6 +757,10 @@ def _center_sharpness(
     return best
 
 
+#: ``find_center(method="auto")`` takes the opposite-pair correlation only this close to Vo's.
+_PAIR_AGREEMENT_PX = 0.5
+
+
 def find_center(
     proj: np.ndarray,
     theta: np.ndarray,
@@ -775,10 +779,12 @@ def find_center(
     theta : (angles,) array
         Radians.
     method : {"auto", "vo", "correlation", "entropy"}
-        ``vo`` (and ``auto``): Vo's Fourier metric over the whole half-turn sinogram
+        ``vo``: Vo's Fourier metric over the whole half-turn sinogram
         (`tomosynth.recon_center.find_center_vo`, as tomopy's ``find_center_vo``): about
-        0.1-0.3 px on noisy scans, searched within `search` (default 50) pixels of
-        ``cols / 2``. ``correlation``: mirror the projection 180 degrees from the first
+        0.01-0.3 px on noisy scans, searched within `search` (default 50) pixels of
+        ``cols / 2``. ``auto``: ``vo``, replaced by the ``correlation`` result when two
+        angles are 180 degrees apart and it lies within 0.5 px of Vo's (exact on clean
+        data; a noisy pair, which can be many pixels off, is never used). ``correlation``: mirror the projection 180 degrees from the first
         one and locate its shift by cross-correlation; needs two angles within 0.01
         degrees of 180 apart, and uses only those two projections (noise-sensitive).
         ``entropy``: reconstruct the central 256 x 256 pixels of up to 2 rows at
@@ -798,10 +804,17 @@ def find_center(
     if p.ndim == 2:
         p = p[:, None, :]
     theta = _as_theta(theta, p.shape[0])
+    pair = _opposite_pair(theta, tol=np.deg2rad(0.01))
     if method in ("auto", "vo"):
-        return find_center_vo(p, theta, 50.0 if search is None else search, threads=threads)
+        found = find_center_vo(p, theta, 50.0 if search is None else search, threads=threads)
+        if method == "auto" and pair is not None:
+            # an exact opposite pair pins the axis exactly on clean data (Vo's metric is
+            # ~0.3 px on small detectors); trusted only where it agrees with Vo's
+            paired = _center_correlation(p, *pair)
+            if abs(paired - found) <= _PAIR_AGREEMENT_PX:
+                return paired
+        return found
     if method == "correlation":
-        pair = _opposite_pair(theta, tol=np.deg2rad(0.01))
         if pair is None:
             raise ValueError("find_center: no two angles are 180 degrees apart; use 'vo'")
         return _center_correlation(p, *pair)
