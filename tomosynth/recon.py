@@ -959,8 +959,9 @@ def _fbp_fourier(
 
     `engine` is ``"finufft"`` (CPU) or ``"torch"`` (own gridding; any torch device); by
     default finufft on the CPU when importable, torch on CUDA. `memory_budget_mb` bounds
-    the slice pairs the torch engine transforms at once; `threads` sets finufft's and the
-    FFTs' threads (torch intra-op threads for the torch engine on the CPU).
+    the slice pairs the torch engine transforms at once (per worker on the CPU); `threads`
+    is the number of workers (`tomosynth.recon_parallel`), each with single-threaded
+    finufft plans, FFTs and torch kernels.
     """
     n_angles, n_rows, n = sino.shape
     resp = ramp_filter(n, filter_name)
@@ -1317,16 +1318,17 @@ def recon_memory_bound_mb(
                                             # finite-check mask / normalise, minus-log and
                                             # stripe temporaries (three at once at most)
         torch  = A E + A (C + 3) 4 R        # minus-log chunk + filtered gather table
-               + max(16 MiB, 12 S R)        # ramp filter: one block of FFT lines
+               + t max(16 MiB, 12 S R)      # ramp filter: a block of FFT lines per worker
                + 16 A C                     # per-angle detector offsets (float64 -> 32)
-               + 2 min(B MiB, 2 MiB)        # back-projection tile (+ one copy)
+               + 2 t min(B MiB, 2 MiB)      # back-projection tile per worker (+ one copy)
         astra  = A E + 16 A S + 8 A C + 8 C**2   # per slice: Fourier axis shift, copies
         tomopy = 3 A E + 16 t (2 S)**2      # estimate (not measured): copies, t threads'
                                             # gridrec grids
         fourier = A E + `_fourier_working_set_bytes` (A, R, C, t)  # minus-log chunk +
                                             # the NUFFT call (its result slices included)
 
-    ``t`` is `threads`, by default the CPUs this process may use.
+    ``t`` is `threads` (`tomosynth.recon_parallel.cpu_threads`: by default
+    ``OMP_NUM_THREADS``, else the CPUs this process may use).
 
     Any other backend name (one whose term is not known here) gets the largest of these.
     The torch term is for the CPU device; on CUDA the table and tiles live in GPU memory
@@ -1340,16 +1342,14 @@ def recon_memory_bound_mb(
     rc = max(r, 8)
     e_prep = 4 * rc * c
     prep = (a + f + d) * e_prep + max(a * e_prep // 4, 3 * a * e_prep)
-    if threads is None:
-        threads = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
+    threads = cpu_threads(threads)
+    workers = threads
     terms = {
         "torch": a * e
         + a * (c + 3) * 4 * r
-        + max(_FILTER_BLOCK_BYTES, 12 * size * r)
+        + workers * max(_FILTER_BLOCK_BYTES, 12 * size * r)
         + 16 * a * c
-        + 2 * min(int(memory_budget_mb) * 2**20, _CPU_TILE_BYTES),
+        + 2 * workers * min(int(memory_budget_mb) * 2**20, _CPU_TILE_BYTES),
         "astra": a * e + 16 * a * size + 8 * a * c + 8 * c * c,
         "tomopy": 3 * a * e + 16 * int(threads or 1) * (2 * size) ** 2,
         "fourier": a * e + _fourier_working_set_bytes(a, r, c, threads or 1),
