@@ -166,6 +166,18 @@ def bench_speed(
     return out
 
 
+#: tomopy gridrec slices/s recorded in issue 25 (tomopy's source/libtomo/gridrec built with
+#: gcc -O3 -march=native, fftw3f, TOMOPY_USE_FFTW; idle 2-core machine, load 1-2), keyed by
+#: (width, angles, threads). Printed for reference where tomopy is not importable: these are
+#: NOT side-by-side measurements.
+RECORDED_GRIDREC = {
+    (512, 720, 1): 110.9,
+    (512, 720, 2): 205.0,
+    (2048, 1500, 1): 5.61,
+    (2048, 1500, 2): 11.46,
+}
+
+
 def print_speed(n: int, n_angles: int, threads: int, table: list[dict]) -> None:
     print(f"\n# {n} x {n} px slices from {n_angles} angles, plain ramp, {threads} thread(s)")
     print(
@@ -177,6 +189,14 @@ def print_speed(n: int, n_angles: int, threads: int, table: list[dict]) -> None:
         print(
             f"| {r['method']:<28} | {r['slices']:6d} | {r['slices_per_s']:9.4g} | "
             f"{r['vs_algotom_fbp']:13.2f}x | {r['vs_iradon']:8.2f}x |"
+        )
+    rates = {r["method"]: r["slices_per_s"] for r in table}
+    recorded = RECORDED_GRIDREC.get((n, n_angles, threads))
+    if "tomopy gridrec" not in rates and recorded and "tomosynth fourier" in rates:
+        print(
+            f"tomopy not importable: gridrec column from the recorded run (issue 25, idle): "
+            f"{recorded} slices/s; tomosynth fourier here / recorded gridrec = "
+            f"{rates['tomosynth fourier'] / recorded:.2f}x (not side by side: compare loads)"
         )
 
 
