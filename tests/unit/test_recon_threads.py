@@ -77,7 +77,6 @@ def test_default_threads_come_from_the_environment(monkeypatch):
     monkeypatch.setattr(F, "embedding_bag", spy)
     monkeypatch.setattr(recon, "_CPU_TILE_BYTES", 64 * 1024)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    torch.set_num_threads(1)
     sino, theta = _sino()
     recon.fbp(sino, theta, backend="torch", device="cpu")
     assert len(set(calls)) == 2
