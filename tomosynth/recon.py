@@ -45,7 +45,7 @@ from tomosynth.io import (
     scan_digest,
     write_tiff_slices,
 )
-from tomosynth.recon_center import find_center_vo
+from tomosynth.recon_center import center_correlation, find_center_vo, opposite_pair
 from tomosynth.recon_parallel import cpu_threads, run_workers
 from tomosynth.recon_prep import flat_minus_log
 from tomosynth.resume import PartialOutput, code_digest
@@ -683,36 +683,6 @@ def fbp(
 # --------------------------------------------------------------------------------------
 
 
-def _opposite_pair(theta: np.ndarray, tol: float) -> tuple[int, int] | None:
-    """Indices (i, j) with theta[j] - theta[i] closest to pi, if within `tol` radians."""
-    diff = np.abs(((theta[None, :] - theta[:, None]) - np.pi + np.pi) % (2 * np.pi) - np.pi)
-    i, j = np.unravel_index(np.argmin(diff), diff.shape)
-    return (int(i), int(j)) if diff[i, j] <= tol else None
-
-
-def _center_correlation(proj: np.ndarray, i: int, j: int) -> float:
-    # p(theta + pi, s) = p(theta, -s); with s = d + 0.5 - c the mirrored opposite projection
-    # equals the first one shifted by 2c - n columns. Locate that shift by cross-correlation
-    # (summed over rows, zero-padded FFT), then refine it to 0.01 px by evaluating the
-    # band-limited correlation r(tau) = sum_f X(f) exp(2 pi i f tau) around the peak.
-    a = proj[i].astype(np.float64)
-    b = proj[j][:, ::-1].astype(np.float64)
-    # No mean removal: a mean-free copy would correlate its fixed detector window as well,
-    # which pulls the peak towards zero shift. Minus-log data are ~0 outside the sample.
-    n = a.shape[-1]
-    size = 1 << int(math.ceil(math.log2(2 * n)))
-    cross = (np.fft.fft(b, size, axis=-1) * np.conj(np.fft.fft(a, size, axis=-1))).sum(axis=0)
-    xc = np.fft.ifft(cross).real
-    k = int(np.argmax(xc))
-    k = k if k <= size // 2 else k - size
-    taus = k + np.arange(-100, 101) / 100.0
-    freqs = np.fft.fftfreq(size)
-    r = (cross[None, :] * np.exp(2j * np.pi * freqs[None, :] * taus[:, None])).real.sum(axis=1)
-    shift = float(taus[int(np.argmax(r))])  # b[d] = a[d - shift]
-    # b(d) = p_j(n - 1 - d) = a(d + 2c - n)  =>  shift = -(2c - n)
-    return (n - shift) / 2.0
-
-
 def _center_sharpness(
     sino: np.ndarray,
     theta: np.ndarray,
@@ -804,20 +774,20 @@ def find_center(
     if p.ndim == 2:
         p = p[:, None, :]
     theta = _as_theta(theta, p.shape[0])
-    pair = _opposite_pair(theta, tol=np.deg2rad(0.01))
+    pair = opposite_pair(theta, tol=np.deg2rad(0.01))
     if method in ("auto", "vo"):
         found = find_center_vo(p, theta, 50.0 if search is None else search, threads=threads)
         if method == "auto" and pair is not None:
             # an exact opposite pair pins the axis exactly on clean data (Vo's metric is
             # ~0.3 px on small detectors); trusted only where it agrees with Vo's
-            paired = _center_correlation(p, *pair)
+            paired = center_correlation(p, *pair)
             if abs(paired - found) <= _PAIR_AGREEMENT_PX:
                 return paired
         return found
     if method == "correlation":
         if pair is None:
             raise ValueError("find_center: no two angles are 180 degrees apart; use 'vo'")
-        return _center_correlation(p, *pair)
+        return center_correlation(p, *pair)
     if method == "entropy":
         # A centre far outside the middle half of the detector is never plausible; on small
         # detectors an unbounded search finds entropy minima outside the detector itself.

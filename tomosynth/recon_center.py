@@ -24,7 +24,7 @@ import numpy as np
 
 from tomosynth.recon_parallel import cpu_threads, run_workers
 
-__all__ = ["find_center_vo"]
+__all__ = ["center_correlation", "find_center_vo", "opposite_pair"]
 
 #: Angles of the half turn kept for the metric (after smoothing along the angles).
 _MAX_ANGLES = 512
@@ -149,3 +149,37 @@ def find_center_vo(
         axes = np.unique(axes)
         c = _best(axes, _metrics(sino, axes, ratio, drop, threads))
     return float(np.clip(c, lo, hi))
+
+
+# ------------------------------------------------------------ opposite-pair correlation
+
+
+def opposite_pair(theta: np.ndarray, tol: float) -> tuple[int, int] | None:
+    """Indices (i, j) with theta[j] - theta[i] closest to pi, if within `tol` radians."""
+    diff = np.abs(((theta[None, :] - theta[:, None]) - np.pi + np.pi) % (2 * np.pi) - np.pi)
+    i, j = np.unravel_index(np.argmin(diff), diff.shape)
+    return (int(i), int(j)) if diff[i, j] <= tol else None
+
+
+def center_correlation(proj: np.ndarray, i: int, j: int) -> float:
+    """Axis (our convention) from projections `i` and `j`, 180 degrees apart."""
+    # p(theta + pi, s) = p(theta, -s); with s = d + 0.5 - c the mirrored opposite projection
+    # equals the first one shifted by 2c - n columns. Locate that shift by cross-correlation
+    # (summed over rows, zero-padded FFT), then refine it to 0.01 px by evaluating the
+    # band-limited correlation r(tau) = sum_f X(f) exp(2 pi i f tau) around the peak.
+    a = proj[i].astype(np.float64)
+    b = proj[j][:, ::-1].astype(np.float64)
+    # No mean removal: a mean-free copy would correlate its fixed detector window as well,
+    # which pulls the peak towards zero shift. Minus-log data are ~0 outside the sample.
+    n = a.shape[-1]
+    size = 1 << int(math.ceil(math.log2(2 * n)))
+    cross = (np.fft.fft(b, size, axis=-1) * np.conj(np.fft.fft(a, size, axis=-1))).sum(axis=0)
+    xc = np.fft.ifft(cross).real
+    k = int(np.argmax(xc))
+    k = k if k <= size // 2 else k - size
+    taus = k + np.arange(-100, 101) / 100.0
+    freqs = np.fft.fftfreq(size)
+    r = (cross[None, :] * np.exp(2j * np.pi * freqs[None, :] * taus[:, None])).real.sum(axis=1)
+    shift = float(taus[int(np.argmax(r))])  # b[d] = a[d - shift]
+    # b(d) = p_j(n - 1 - d) = a(d + 2c - n)  =>  shift = -(2c - n)
+    return (n - shift) / 2.0
