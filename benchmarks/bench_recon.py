@@ -7,6 +7,7 @@ Usage::
     .venv/bin/python benchmarks/bench_recon.py --sizes 512x720,2048x1500 --rows 16
     .venv/bin/python benchmarks/bench_recon.py --memory            # peak RSS vs the bound
     .venv/bin/python benchmarks/bench_recon.py --device cuda       # GPU slices/s, peak memory
+    .venv/bin/python benchmarks/bench_recon.py --end-to-end --sizes 2048x1500 --rows 32
 
 Speed: every method reconstructs the SAME sinograms (exact projections of a few
 off-centre discs, ``--rows`` detector rows, ``N x N`` slices from ``A`` angles over 180
@@ -165,6 +166,18 @@ def bench_speed(
     return out
 
 
+#: tomopy gridrec slices/s recorded in issue 25 (tomopy's source/libtomo/gridrec built with
+#: gcc -O3 -march=native, fftw3f, TOMOPY_USE_FFTW; idle 2-core machine, load 1-2), keyed by
+#: (width, angles, threads). Printed for reference where tomopy is not importable: these are
+#: NOT side-by-side measurements.
+RECORDED_GRIDREC = {
+    (512, 720, 1): 110.9,
+    (512, 720, 2): 205.0,
+    (2048, 1500, 1): 5.61,
+    (2048, 1500, 2): 11.46,
+}
+
+
 def print_speed(n: int, n_angles: int, threads: int, table: list[dict]) -> None:
     print(f"\n# {n} x {n} px slices from {n_angles} angles, plain ramp, {threads} thread(s)")
     print(
@@ -176,6 +189,14 @@ def print_speed(n: int, n_angles: int, threads: int, table: list[dict]) -> None:
         print(
             f"| {r['method']:<28} | {r['slices']:6d} | {r['slices_per_s']:9.4g} | "
             f"{r['vs_algotom_fbp']:13.2f}x | {r['vs_iradon']:8.2f}x |"
+        )
+    rates = {r["method"]: r["slices_per_s"] for r in table}
+    recorded = RECORDED_GRIDREC.get((n, n_angles, threads))
+    if "tomopy gridrec" not in rates and recorded and "tomosynth fourier" in rates:
+        print(
+            f"tomopy not importable: gridrec column from the recorded run (issue 25, idle): "
+            f"{recorded} slices/s; tomosynth fourier here / recorded gridrec = "
+            f"{rates['tomosynth fourier'] / recorded:.2f}x (not side by side: compare loads)"
         )
 
 
@@ -235,32 +256,87 @@ def bench_memory(cols: int, angles: int, rows: int, chunk_rows: int, threads: in
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_cuda(n: int, n_angles: int, rows: int, repeat: int) -> None:
-    import torch
-
+def bench_end_to_end(
+    cols: int, angles: int, rows: int, threads: int, backend: str, device: str, repeat: int
+) -> dict:
+    """`reconstruct_scan` (read, normalise, minus-log, backend, TIFF write; centre given)
+    against the backend's kernel alone on the same pre-processed chunks: slices/s of both."""
     from tomosynth import recon
+    from tomosynth.io import read_dxchange
+
+    chunk = 16
+    with tempfile.TemporaryDirectory() as tmp:
+        scan = Path(tmp) / "scan.h5"
+        write_scan(scan, cols, angles, rows)
+        p = read_dxchange(scan)
+        sino = recon._preprocess(p.data, p.flat, p.dark, "none", 11, threads)
+        theta = np.asarray(p.theta)
+        del p
+
+        def kernel() -> None:
+            for r0 in range(0, rows, chunk):
+                recon.fbp(
+                    sino[:, r0 : r0 + chunk],
+                    theta,
+                    cols / 2.0,
+                    "ramlak",
+                    backend,
+                    device,
+                    memory_budget_mb=2048 if device == "cuda" else 128,
+                    threads=threads,
+                )
+            _sync(device)
+
+        def end_to_end() -> None:
+            out = Path(tmp) / f"out{time.perf_counter_ns()}"
+            recon.reconstruct_scan(
+                scan,
+                out,
+                backend=backend,
+                center=cols / 2.0,
+                chunk_rows=chunk,
+                device=device,
+                threads=threads,
+                memory_budget_mb=2048 if device == "cuda" else 128,
+            )
+            _sync(device)
+
+        kernel()  # warm-up: plans, CUDA context
+        k = _time(kernel, repeat)
+        e = _time(end_to_end, repeat)
+    return {"kernel": rows / k, "end_to_end": rows / e, "ratio": k / e}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def bench_cuda(n: int, n_angles: int, rows: int, repeat: int) -> None:
+    """GPU slices/s at `n` x `n_angles`: kernel and end to end, peak GPU memory, and the
+    projected time of an ``n``-slice volume (``n / end-to-end slices/s``)."""
+    import torch
 
     if not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device here (nothing measured)")
-    sino, theta = disc_sinograms(n, n_angles, rows)
     print(
         f"\n# CUDA ({torch.cuda.get_device_name()}): {rows} slices of {n} x {n}, {n_angles} angles"
     )
-    print(f"| {'backend':<12} | {'slices/s':>9} | {'peak GPU MiB':>12} |")
-    print(f"|{'-' * 14}|{'-' * 11}|{'-' * 14}|")
-    for backend in recon.BACKENDS:
-        if backend in ("auto", "astra", "tomopy"):
-            continue  # CPU-only backends
-
-        def run(backend: str = backend) -> None:
-            recon.fbp(sino, theta, backend=backend, device="cuda", memory_budget_mb=2048)
-            torch.cuda.synchronize()
-
-        run()
+    print(
+        f"| {'backend':<22} | {'kernel slices/s':>15} | {'end-to-end slices/s':>19} | "
+        f"{'peak GPU MiB':>12} | {f'projected {n}^3 s':>16} |"
+    )
+    print(f"|{'-' * 24}|{'-' * 17}|{'-' * 21}|{'-' * 14}|{'-' * 18}|")
+    for backend, label in (("fourier", "fourier (torch engine)"), ("torch", "torch FBP")):
         torch.cuda.reset_peak_memory_stats()
-        seconds = _time(run, repeat)
+        r = bench_end_to_end(n, n_angles, rows, 1, backend, "cuda", repeat)
         peak = torch.cuda.max_memory_allocated() / 2**20
-        print(f"| {backend:<12} | {rows / seconds:9.4g} | {peak:12.0f} |")
+        print(
+            f"| {label:<22} | {r['kernel']:15.4g} | {r['end_to_end']:19.4g} | "
+            f"{peak:12.0f} | {n / r['end_to_end']:16.1f} |"
+        )
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -287,6 +363,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory", action="store_true", help="only the peak-memory test")
     parser.add_argument("--memory-rows", type=int, default=32, help="rows of the memory scan")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="reconstruct_scan against the fourier kernel (--rows rows of the first size)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -295,7 +376,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.sizes, args.rows, args.slice_rows = "128x90", 4, 4
     if args.device == "cuda":
-        bench_cuda(2048, 1500, args.rows, max(1, args.repeat))
+        bench_cuda(2048, 1500, max(32, args.rows), max(1, args.repeat))
+        return
+    if args.end_to_end:
+        n, n_angles = _sizes(args.sizes)[0]
+        r = bench_end_to_end(n, n_angles, args.rows, args.threads, "fourier", "cpu", args.repeat)
+        print(
+            f"\n# end to end: reconstruct_scan (fourier, cpu, {args.threads} thread(s)) of "
+            f"{args.rows} rows, {n} x {n}, {n_angles} angles"
+        )
+        print(
+            f"kernel {r['kernel']:.4g} slices/s, end to end {r['end_to_end']:.4g} slices/s, "
+            f"ratio {r['ratio']:.2f}"
+        )
         return
     if args.memory:
         from tomosynth.recon import recon_memory_bound_mb

@@ -24,13 +24,11 @@ about 1 with every backend.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +45,9 @@ from tomosynth.io import (
     scan_digest,
     write_tiff_slices,
 )
+from tomosynth.recon_center import center_correlation, find_center_vo, opposite_pair
+from tomosynth.recon_parallel import cpu_threads, run_workers
+from tomosynth.recon_prep import flat_minus_log
 from tomosynth.resume import PartialOutput, code_digest
 
 if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
@@ -302,7 +303,7 @@ def ramp_filter(n_cols: int, filter_name: str = "ramlak") -> np.ndarray:
 
 
 def _filtered_table(
-    sino: np.ndarray, filter_name: str, weight: float, dev: torch.device
+    sino: np.ndarray, filter_name: str, weight: float, dev: torch.device, workers: int = 1
 ) -> torch.Tensor:
     """Ramp-filtered sinograms laid out for gathering: ``(angles, cols + 3, rows)``.
 
@@ -310,7 +311,8 @@ def _filtered_table(
     column 0 and the last two are zeros, so that a clamped interpolation index reads the
     zero padding outside the detector. Only this table (about the size of the chunk) is
     kept: the FFTs run over blocks of angles whose spectra and inverse transforms take at
-    most about ``_FILTER_BLOCK_BYTES`` (16 MiB), whatever the chunk.
+    most about ``_FILTER_BLOCK_BYTES`` (16 MiB) per worker, whatever the chunk. On the
+    CPU the blocks are shared among `workers` threads (`tomosynth.recon_parallel`).
     """
     import torch
 
@@ -322,13 +324,21 @@ def _filtered_table(
     # real inverse transform (4 size bytes) and a line of FFT scratch: < 12 size bytes
     step = max(1, _FILTER_BLOCK_BYTES // (12 * size * n_rows))
     src = torch.from_numpy(sino)
-    for a0 in range(0, n_angles, step):
-        spec = torch.fft.rfft(src[a0 : a0 + step].to(dev), n=size, dim=-1)
-        spec *= resp
-        line = torch.fft.irfft(spec, n=size, dim=-1)
-        del spec
-        table[a0 : a0 + step, 1 : n + 1, :] = line[..., :n].transpose(1, 2)
-        del line
+
+    def work(blocks: list[int]) -> None:
+        for a0 in blocks:
+            spec = torch.fft.rfft(src[a0 : a0 + step].to(dev), n=size, dim=-1)
+            spec *= resp
+            line = torch.fft.irfft(spec, n=size, dim=-1)
+            del spec
+            table[a0 : a0 + step, 1 : n + 1, :] = line[..., :n].transpose(1, 2)
+            del line
+
+    blocks = list(range(0, n_angles, step))
+    if dev.type == "cuda":
+        work(blocks)
+    else:
+        run_workers(work, blocks, workers)
     return table
 
 
@@ -361,15 +371,19 @@ def _fbp_torch(
     device: str | torch.device,
     memory_budget_mb: int = 128,
     roi: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Torch FBP; `roi` reconstructs only the centred ``roi x roi`` square of the slice.
 
-    Threads: the caller's torch setting (`fbp` sets it with `_torch_threads`).
+    Threads on the CPU: `threads` workers (`tomosynth.recon_parallel`), each on its own
+    tiles with torch at one intra-op thread; the caller's torch setting is left alone.
     """
     import torch
 
     with torch.no_grad():
-        return _backproject(sino, theta, center, filter_name, device, memory_budget_mb, roi)
+        return _backproject(
+            sino, theta, center, filter_name, device, memory_budget_mb, roi, threads
+        )
 
 
 def _backproject(
@@ -380,6 +394,7 @@ def _backproject(
     device: str | torch.device,
     memory_budget_mb: int,
     roi: int | None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Pixel-driven back-projection with 1D linear interpolation along the detector.
 
@@ -387,17 +402,17 @@ def _backproject(
     and block of `_ANGLE_BLOCK` angles, one ``embedding_bag`` call gathers, for every pixel,
     the two detector samples around its position at each angle and sums them with weights
     ``1 - frac`` and ``frac``: interpolation and angular sum in one pass over all rows of
-    the chunk, no angles x pixels x rows tensor. Buffers are allocated once per call.
+    the chunk, no angles x pixels x rows tensor. On the CPU the tiles are shared among
+    `threads` workers; every pixel sums its angles in the same fixed order whatever the
+    tile's worker, so the slices are bit-identical for any thread count.
     """
     import torch
-    import torch.nn.functional as F
 
     dev = select_device(device)
+    workers = 1 if dev.type == "cuda" else cpu_threads(threads)
     sino = np.ascontiguousarray(sino, dtype=np.float32)
     n_angles, n_rows, n = sino.shape
-    table = _filtered_table(sino, filter_name, _angle_weight(n_angles), dev)
-    flat = table.view(-1, n_rows)  # row a * (n + 3) + d + 1: all rows of one sample
-    stride = n + 3
+    table = _filtered_table(sino, filter_name, _angle_weight(n_angles), dev, workers)
     m = n if roi is None else int(min(roi, n))
     first = (n - m) // 2
     # pixel (i, j) sits at x = coords[j], y = -coords[i]; its padded-table position is
@@ -410,15 +425,49 @@ def _backproject(
     prod = coords[:, None] * torch.sin(th)[None, :]
     ysin_t = prod.neg_().add_(center + 0.5).float()
     del prod
-    base = torch.arange(n_angles, dtype=torch.int32, device=dev) * stride  # table row of a
-    a_blk = min(_ANGLE_BLOCK, n_angles)
     budget = memory_budget_mb * 2**20
     if dev.type != "cuda":
         budget = min(budget, _CPU_TILE_BYTES)
     pixels = max(1, budget // _bp_bytes_per_pixel(n_rows))
     tile_w = min(m, pixels)
     tile_h = max(1, min(m, pixels // tile_w))
-    cap = tile_h * tile_w
+    out = torch.empty((n_rows, m, m), dtype=torch.float32, device=dev)
+    tiles = [
+        (i0, min(tile_h, m - i0), j0, min(tile_w, m - j0))
+        for i0 in range(0, m, tile_h)
+        for j0 in range(0, m, tile_w)
+    ]
+
+    def work(mine: list[tuple[int, int, int, int]]) -> None:
+        with torch.no_grad():
+            _backproject_tiles(table, xcos_t, ysin_t, out, mine, tile_h * tile_w)
+
+    if dev.type == "cuda":
+        work(tiles)
+    else:
+        run_workers(work, tiles, workers)
+    return out.cpu().numpy()
+
+
+def _backproject_tiles(
+    table: torch.Tensor,
+    xcos_t: torch.Tensor,
+    ysin_t: torch.Tensor,
+    out: torch.Tensor,
+    tiles: list[tuple[int, int, int, int]],
+    cap: int,
+) -> None:
+    """One worker's tiles ``(i0, h, j0, w)`` of `_backproject` into `out`, with its own
+    buffers (allocated once) for tiles of at most `cap` pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    dev = table.device
+    n_angles, stride, n_rows = table.shape
+    n = stride - 3
+    flat = table.view(-1, n_rows)  # row a * (n + 3) + d + 1: all rows of one sample
+    base = torch.arange(n_angles, dtype=torch.int32, device=dev) * stride  # table row of a
+    a_blk = min(_ANGLE_BLOCK, n_angles)
     f32 = dict(dtype=torch.float32, device=dev)
     det = torch.empty(a_blk * cap, **f32)
     # one "bag" per pixel: for each angle of a block the detector sample below its position
@@ -427,44 +476,34 @@ def _backproject(
     idx = torch.empty((cap, 2, a_blk), dtype=torch.int32, device=dev)
     wgt = torch.empty((cap, 2, a_blk), **f32)
     acc = torch.empty((cap, n_rows), **f32)
-    out = torch.empty((n_rows, m, m), **f32)
     offsets = {}
-    for i0 in range(0, m, tile_h):
-        h = min(tile_h, m - i0)
-        for j0 in range(0, m, tile_w):
-            w = min(tile_w, m - j0)
-            p = h * w
-            acc_t = acc[:p]
-            acc_t.zero_()
-            for a0 in range(0, n_angles, a_blk):
-                ab = min(a_blk, n_angles - a0)
-                k = ab * p
-                d = det[:k]
-                torch.add(
-                    xcos_t[None, j0 : j0 + w, a0 : a0 + ab],
-                    ysin_t[i0 : i0 + h, None, a0 : a0 + ab],
-                    out=d.view(h, w, ab),
-                )
-                d.clamp_(0.0, n + 1.0)  # off the detector: the zero padding
-                ix, wt = idx[:p, :, :ab], wgt[:p, :, :ab]
-                d = d.view(p, ab)
-                ix[:, 0].copy_(d)  # truncation = floor for d >= 0
-                ix[:, 0].add_(base[a0 : a0 + ab])
-                torch.add(ix[:, 0], 1, out=ix[:, 1])
-                torch.frac(d, out=wt[:, 1])
-                torch.sub(1.0, wt[:, 1], out=wt[:, 0])
-                key = (p, ab)
-                if key not in offsets:
-                    offsets[key] = torch.arange(p, dtype=torch.int32, device=dev) * (2 * ab)
-                acc_t += F.embedding_bag(
-                    ix.reshape(-1),
-                    flat,
-                    offsets[key],
-                    mode="sum",
-                    per_sample_weights=wt.reshape(-1),
-                )
-            out[:, i0 : i0 + h, j0 : j0 + w] = acc_t.view(h, w, n_rows).permute(2, 0, 1)
-    return out.cpu().numpy()
+    for i0, h, j0, w in tiles:
+        p = h * w
+        acc_t = acc[:p]
+        acc_t.zero_()
+        for a0 in range(0, n_angles, a_blk):
+            ab = min(a_blk, n_angles - a0)
+            d = det[: ab * p]
+            torch.add(
+                xcos_t[None, j0 : j0 + w, a0 : a0 + ab],
+                ysin_t[i0 : i0 + h, None, a0 : a0 + ab],
+                out=d.view(h, w, ab),
+            )
+            d.clamp_(0.0, n + 1.0)  # off the detector: the zero padding
+            ix, wt = idx[:p, :, :ab], wgt[:p, :, :ab]
+            d = d.view(p, ab)
+            ix[:, 0].copy_(d)  # truncation = floor for d >= 0
+            ix[:, 0].add_(base[a0 : a0 + ab])
+            torch.add(ix[:, 0], 1, out=ix[:, 1])
+            torch.frac(d, out=wt[:, 1])
+            torch.sub(1.0, wt[:, 1], out=wt[:, 0])
+            key = (p, ab)
+            if key not in offsets:
+                offsets[key] = torch.arange(p, dtype=torch.int32, device=dev) * (2 * ab)
+            acc_t += F.embedding_bag(
+                ix.reshape(-1), flat, offsets[key], mode="sum", per_sample_weights=wt.reshape(-1)
+            )
+        out[:, i0 : i0 + h, j0 : j0 + w] = acc_t.view(h, w, n_rows).permute(2, 0, 1)
 
 
 def _fourier_shift(sino: np.ndarray, shift: float) -> np.ndarray:
@@ -565,22 +604,6 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Set torch's intra-op thread count for the duration of a block (None: unchanged)."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def fbp(
     sinograms: np.ndarray,
     theta: np.ndarray,
@@ -622,9 +645,13 @@ def fbp(
         Besides the tile the torch backend holds the filtered chunk (about the size of the
         input) and the slices (see `recon_memory_bound_mb`).
     threads : int, optional
-        CPU threads of this call: torch's intra-op threads for the torch backend (restored
-        afterwards; ``None`` leaves torch's setting), finufft's threads for the fourier
-        backend (``None``: ``OMP_NUM_THREADS`` when set, else every CPU this process may use).
+        CPU threads of this call (torch and fourier backends): give the job's allocation
+        (a Snakemake rule's ``threads``); ``None``: ``OMP_NUM_THREADS`` when set, else every
+        CPU this process may use (`tomosynth.recon_parallel.cpu_threads`). The work is
+        shared among that many worker threads, each with single-threaded kernels (torch at
+        one intra-op thread, in that worker only): the caller's torch setting is never
+        changed, a shared core slows the call down gracefully, and the result is
+        bit-identical whatever the thread count.
 
     Returns
     -------
@@ -643,8 +670,7 @@ def fbp(
     c = sino.shape[2] / 2.0 if center is None else float(center)
     backend = resolve_backend(backend)
     if backend == "torch":
-        with _torch_threads(threads):
-            return _fbp_torch(sino, theta, c, filter_name, device, memory_budget_mb)
+        return _fbp_torch(sino, theta, c, filter_name, device, memory_budget_mb, threads=threads)
     if backend == "astra":
         return _fbp_astra(sino, theta, c, filter_name)
     if backend == "fourier":
@@ -657,36 +683,6 @@ def fbp(
 # --------------------------------------------------------------------------------------
 
 
-def _opposite_pair(theta: np.ndarray, tol: float) -> tuple[int, int] | None:
-    """Indices (i, j) with theta[j] - theta[i] closest to pi, if within `tol` radians."""
-    diff = np.abs(((theta[None, :] - theta[:, None]) - np.pi + np.pi) % (2 * np.pi) - np.pi)
-    i, j = np.unravel_index(np.argmin(diff), diff.shape)
-    return (int(i), int(j)) if diff[i, j] <= tol else None
-
-
-def _center_correlation(proj: np.ndarray, i: int, j: int) -> float:
-    # p(theta + pi, s) = p(theta, -s); with s = d + 0.5 - c the mirrored opposite projection
-    # equals the first one shifted by 2c - n columns. Locate that shift by cross-correlation
-    # (summed over rows, zero-padded FFT), then refine it to 0.01 px by evaluating the
-    # band-limited correlation r(tau) = sum_f X(f) exp(2 pi i f tau) around the peak.
-    a = proj[i].astype(np.float64)
-    b = proj[j][:, ::-1].astype(np.float64)
-    # No mean removal: a mean-free copy would correlate its fixed detector window as well,
-    # which pulls the peak towards zero shift. Minus-log data are ~0 outside the sample.
-    n = a.shape[-1]
-    size = 1 << int(math.ceil(math.log2(2 * n)))
-    cross = (np.fft.fft(b, size, axis=-1) * np.conj(np.fft.fft(a, size, axis=-1))).sum(axis=0)
-    xc = np.fft.ifft(cross).real
-    k = int(np.argmax(xc))
-    k = k if k <= size // 2 else k - size
-    taus = k + np.arange(-100, 101) / 100.0
-    freqs = np.fft.fftfreq(size)
-    r = (cross[None, :] * np.exp(2j * np.pi * freqs[None, :] * taus[:, None])).real.sum(axis=1)
-    shift = float(taus[int(np.argmax(r))])  # b[d] = a[d - shift]
-    # b(d) = p_j(n - 1 - d) = a(d + 2c - n)  =>  shift = -(2c - n)
-    return (n - shift) / 2.0
-
-
 def _center_sharpness(
     sino: np.ndarray,
     theta: np.ndarray,
@@ -695,6 +691,7 @@ def _center_sharpness(
     device: str | torch.device,
     roi: int = 256,
     max_angles: int = 360,
+    threads: int | None = None,
 ) -> float:
     # A wrong centre smears every edge into arcs; the correct one gives the most
     # concentrated histogram of the slice, i.e. the lowest Shannon entropy. Only a central
@@ -709,7 +706,7 @@ def _center_sharpness(
     inside = np.add.outer(*(2 * [(np.arange(m) + 0.5 - m / 2.0) ** 2])) < (0.48 * m) ** 2
 
     def recon_roi(c: float) -> np.ndarray:
-        return _fbp_torch(sino, theta, c, filter_name, device, roi=m)[:, inside]
+        return _fbp_torch(sino, theta, c, filter_name, device, roi=m, threads=threads)[:, inside]
 
     lo, hi = np.percentile(recon_roi(n / 2.0), [0.5, 99.5])
     pad = 0.25 * (hi - lo) + 1e-12
@@ -730,13 +727,18 @@ def _center_sharpness(
     return best
 
 
+#: ``find_center(method="auto")`` takes the opposite-pair correlation only this close to Vo's.
+_PAIR_AGREEMENT_PX = 0.5
+
+
 def find_center(
     proj: np.ndarray,
     theta: np.ndarray,
     method: str = "auto",
-    search: float = 20.0,
+    search: float | None = None,
     filter_name: str = "ramlak",
     device: str | torch.device = "auto",
+    threads: int | None = None,
 ) -> float:
     """Find the rotation axis (detector column, pixels) from minus-log projections.
 
@@ -746,15 +748,22 @@ def find_center(
         Minus-log projections of a few detector rows.
     theta : (angles,) array
         Radians.
-    method : {"auto", "correlation", "entropy"}
-        ``correlation``: mirror the projection about 180 degrees from the first one and
-        locate its shift by cross-correlation (sub-pixel by a parabola through the peak);
-        needs two angles within 0.01 degrees of 180 apart. ``entropy``: reconstruct the
-        central 256 x 256 pixels of up to 2 rows at candidate centres (1 px, then 0.25 px
-        steps within `search` of ``cols / 2``) and keep the lowest histogram entropy. ``auto``: correlation when such a
-        pair of angles exists, else entropy.
-    search : float
-        Half-width of the entropy search in pixels.
+    method : {"auto", "vo", "correlation", "entropy"}
+        ``vo``: Vo's Fourier metric over the whole half-turn sinogram
+        (`tomosynth.recon_center.find_center_vo`, as tomopy's ``find_center_vo``): about
+        0.01-0.3 px on noisy scans, searched within `search` (default 50) pixels of
+        ``cols / 2``. ``auto``: ``vo``, replaced by the ``correlation`` result when two
+        angles are 180 degrees apart and it lies within 0.5 px of Vo's (exact on clean
+        data; a noisy pair, which can be many pixels off, is never used). ``correlation``: mirror the projection 180 degrees from the first
+        one and locate its shift by cross-correlation; needs two angles within 0.01
+        degrees of 180 apart, and uses only those two projections (noise-sensitive).
+        ``entropy``: reconstruct the central 256 x 256 pixels of up to 2 rows at
+        candidate centres (1 px, then 0.25 px steps within `search`, default 20, of
+        ``cols / 2``) and keep the lowest histogram entropy.
+    search : float, optional
+        Half-width of the search in pixels.
+    threads : int, optional
+        CPU threads (`tomosynth.recon_parallel.cpu_threads`).
 
     Returns
     -------
@@ -765,19 +774,28 @@ def find_center(
     if p.ndim == 2:
         p = p[:, None, :]
     theta = _as_theta(theta, p.shape[0])
-    pair = _opposite_pair(theta, tol=np.deg2rad(0.01))
-    if method == "auto":
-        method = "correlation" if pair is not None else "entropy"
+    pair = opposite_pair(theta, tol=np.deg2rad(0.01))
+    if method in ("auto", "vo"):
+        found = find_center_vo(p, theta, 50.0 if search is None else search, threads=threads)
+        if method == "auto" and pair is not None:
+            # an exact opposite pair pins the axis exactly on clean data (Vo's metric is
+            # ~0.3 px on small detectors); trusted only where it agrees with Vo's
+            paired = center_correlation(p, *pair)
+            if abs(paired - found) <= _PAIR_AGREEMENT_PX:
+                return paired
+        return found
     if method == "correlation":
         if pair is None:
-            raise ValueError("find_center: no two angles are 180 degrees apart; use 'entropy'")
-        return _center_correlation(p, *pair)
+            raise ValueError("find_center: no two angles are 180 degrees apart; use 'vo'")
+        return center_correlation(p, *pair)
     if method == "entropy":
         # A centre far outside the middle half of the detector is never plausible; on small
         # detectors an unbounded search finds entropy minima outside the detector itself.
-        search = min(float(search), p.shape[-1] / 4.0)
-        return _center_sharpness(p, theta, search, filter_name, device)
-    raise ConfigError(f"recon.center_method: unknown method {method!r}")
+        search = min(20.0 if search is None else float(search), p.shape[-1] / 4.0)
+        return _center_sharpness(p, theta, search, filter_name, device, threads=threads)
+    raise ConfigError(
+        f"recon.center_method: unknown method {method!r} (auto, vo, correlation, entropy)"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -807,17 +825,13 @@ def find_center(
 #: 1e-2, ~15 % faster here) are not mirror-symmetric at upsampling 1.25, so a Hermitian
 #: input gives a slightly complex output and two slices sharing a transform would leak
 #: into each other by ~1e-3 of their values.
+#: Against the torch FBP the fourier backend differs by more (r 0.9995 on a noise-free
+#: 512^2 / 720 Shepp-Logan, 0.995 with 1 % noise): that gap is the torch FBP's linear
+#: interpolation (a sinc(f)^2 low-pass on the filtered projections, 0.41 at Nyquist, plus
+#: aliased images), not this tolerance (1e-6 gives the same r to five digits) and not the
+#: oversampling; the fourier backend is the one closer to the phantom (r 0.9988 against
+#: 0.9975). Measured and tested in tests/unit/test_recon_fourier.py (docs/performance-recon.md).
 _FOURIER_EPS = 1e-3
-
-
-def _fourier_threads(threads: int | None) -> int:
-    """Threads to use: `threads`, else OMP_NUM_THREADS, else the CPUs this process may use."""
-    if threads is not None:
-        return max(1, int(threads))
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _odd_smooth(n: int) -> int:
@@ -915,8 +929,9 @@ def _fbp_fourier(
 
     `engine` is ``"finufft"`` (CPU) or ``"torch"`` (own gridding; any torch device); by
     default finufft on the CPU when importable, torch on CUDA. `memory_budget_mb` bounds
-    the slice pairs the torch engine transforms at once; `threads` sets finufft's and the
-    FFTs' threads (torch intra-op threads for the torch engine on the CPU).
+    the slice pairs the torch engine transforms at once (per worker on the CPU); `threads`
+    is the number of workers (`tomosynth.recon_parallel`), each with single-threaded
+    finufft plans, FFTs and torch kernels.
     """
     n_angles, n_rows, n = sino.shape
     resp = ramp_filter(n, filter_name)
@@ -929,7 +944,7 @@ def _fbp_fourier(
             if importlib.util.find_spec("finufft") is not None:
                 engine = "finufft"
     if engine == "finufft":
-        return _fbp_fourier_finufft(sino, theta, center, resp, _fourier_threads(threads))
+        return _fbp_fourier_finufft(sino, theta, center, resp, cpu_threads(threads))
     if engine == "torch":
         return _fbp_fourier_torch(sino, theta, center, resp, device, memory_budget_mb, threads)
     raise ValueError(f"unknown Fourier engine {engine!r}")
@@ -1125,59 +1140,78 @@ def _fbp_fourier_torch(
     memory_budget_mb: int,
     threads: int | None,
 ) -> np.ndarray:
+    """The fourier backend's torch engine (any device); on the CPU the slice pairs are
+    shared among `threads` workers (`tomosynth.recon_parallel`), bit-identically."""
     import hashlib
 
     import torch
 
     dev = select_device(device)
-    saved = torch.get_num_threads()
-    if threads is not None and dev.type == "cpu":
-        torch.set_num_threads(max(1, int(threads)))
-    try:
-        n_angles, n_rows, n = sino.shape
-        size = 2 * (resp.shape[0] - 1)
-        full_np = np.concatenate((resp, resp[-2:0:-1]))
-        full = torch.as_tensor(full_np, dtype=torch.float32, device=dev)
-        lo, length = _fourier_window(n, center)
-        x1, x2, weight_np = _fourier_geometry(theta, n, center, lo, length)
-        key = (hashlib.sha1(np.asarray(theta, np.float64).tobytes()).hexdigest(), length)
-        mat, deap, g = _gridding_matrix(x1, x2, n, key, dev)
-        weight = torch.as_tensor(weight_np, device=dev)[:, None, :]  # (angles, 1, L)
-        take = torch.as_tensor((lo + np.arange(length)) % size, device=dev)
-        modes = torch.as_tensor(np.arange(-(n // 2), n - n // 2) % g, device=dev)
-        deap2 = deap[:, None] * deap[None, :]
-        n_pairs = (n_rows + 1) // 2
-        # per pair: fine grid (complex) + its FFT, padded spectrum + inverse, window coefs
-        per_pair = 8 * (2 * g * g + 2 * n_angles * size + 3 * n_angles * length)
-        batch = max(1, min(n_pairs, memory_budget_mb * 2**20 // per_pair))
-        out = np.empty((n_rows, n, n), dtype=np.float32)
-        src = torch.from_numpy(np.ascontiguousarray(sino, dtype=np.float32))
-        for p0 in range(0, n_pairs, batch):
-            p1 = min(n_pairs, p0 + batch)
-            r0, r1 = 2 * p0, min(n_rows, 2 * p1)
-            part = src[:, r0:r1].to(dev)
-            if part.shape[1] % 2:
-                part = torch.cat((part, torch.zeros_like(part[:, :1])), dim=1)
-            z = torch.complex(part[:, 0::2], part[:, 1::2])  # (angles, pairs, cols)
-            del part
-            q = torch.fft.ifft(torch.fft.fft(z, n=size, dim=-1) * full, dim=-1)
-            del z
-            coef = torch.fft.fft(q[..., take], dim=-1) * weight  # (angles, pairs, L)
-            del q
-            b = coef.shape[1]
-            dense = torch.view_as_real(coef.permute(0, 2, 1).reshape(-1, b))  # (pts, b, 2)
-            del coef
-            grid = torch.sparse.mm(mat, dense.reshape(-1, 2 * b).contiguous())
-            grid = torch.view_as_complex(grid.reshape(g, g, b, 2).contiguous())
-            img = torch.fft.ifft2(grid.permute(2, 0, 1), norm="forward")
-            del grid
-            img = img[:, modes][:, :, modes] * deap2
-            res = torch.stack((img.real, img.imag), dim=1).reshape(-1, n, n)
-            out[r0:r1] = res[: r1 - r0].cpu().numpy()
-            del img, res
-        return out
-    finally:
-        torch.set_num_threads(saved)
+    n_angles, n_rows, n = sino.shape
+    size = 2 * (resp.shape[0] - 1)
+    lo, length = _fourier_window(n, center)
+    x1, x2, weight_np = _fourier_geometry(theta, n, center, lo, length)
+    key = (hashlib.sha1(np.asarray(theta, np.float64).tobytes()).hexdigest(), length)
+    mat, deap, g = _gridding_matrix(x1, x2, n, key, dev)
+    ctx = {
+        "full": torch.as_tensor(
+            np.concatenate((resp, resp[-2:0:-1])), dtype=torch.float32, device=dev
+        ),
+        "weight": torch.as_tensor(weight_np, device=dev)[:, None, :],  # (angles, 1, L)
+        "take": torch.as_tensor((lo + np.arange(length)) % size, device=dev),
+        "modes": torch.as_tensor(np.arange(-(n // 2), n - n // 2) % g, device=dev),
+        "deap2": deap[:, None] * deap[None, :],
+        "mat": mat,
+        "g": g,
+        "size": size,
+    }
+    n_pairs = (n_rows + 1) // 2
+    # per pair: fine grid (complex) + its FFT, padded spectrum + inverse, window coefs
+    per_pair = 8 * (2 * g * g + 2 * n_angles * size + 3 * n_angles * length)
+    workers = 1 if dev.type == "cuda" else min(cpu_threads(threads), n_pairs)
+    # the budget is per worker: a batch size that does not depend on the thread count
+    batch = max(1, min(n_pairs, memory_budget_mb * 2**20 // per_pair))
+    out = np.empty((n_rows, n, n), dtype=np.float32)
+    src = torch.from_numpy(np.ascontiguousarray(sino, dtype=np.float32))
+
+    def work(mine: list[int]) -> None:
+        with torch.no_grad():
+            for p0 in mine:
+                r0, r1 = 2 * p0, min(n_rows, 2 * min(n_pairs, p0 + batch))
+                out[r0:r1] = _fourier_torch_batch(src[:, r0:r1].to(dev), ctx)[: r1 - r0]
+
+    if dev.type == "cuda":
+        work(list(range(0, n_pairs, batch)))
+    else:
+        run_workers(work, list(range(0, n_pairs, batch)), workers)
+    return out
+
+
+def _fourier_torch_batch(part: torch.Tensor, ctx: dict) -> np.ndarray:
+    """Slices of a block of sinogram rows ``(angles, rows, cols)`` -> ``(rows', n, n)``
+    (rows' = rows rounded up to even) with the torch engine's precomputed `ctx`."""
+    import torch
+
+    n = part.shape[-1]
+    g = ctx["g"]
+    if part.shape[1] % 2:
+        part = torch.cat((part, torch.zeros_like(part[:, :1])), dim=1)
+    z = torch.complex(part[:, 0::2], part[:, 1::2])  # (angles, pairs, cols)
+    del part
+    q = torch.fft.ifft(torch.fft.fft(z, n=ctx["size"], dim=-1) * ctx["full"], dim=-1)
+    del z
+    coef = torch.fft.fft(q[..., ctx["take"]], dim=-1) * ctx["weight"]  # (angles, pairs, L)
+    del q
+    b = coef.shape[1]
+    dense = torch.view_as_real(coef.permute(0, 2, 1).reshape(-1, b))  # (pts, b, 2)
+    del coef
+    grid = torch.sparse.mm(ctx["mat"], dense.reshape(-1, 2 * b).contiguous())
+    grid = torch.view_as_complex(grid.reshape(g, g, b, 2).contiguous())
+    img = torch.fft.ifft2(grid.permute(2, 0, 1), norm="forward")
+    del grid
+    modes = ctx["modes"]
+    img = img[:, modes][:, :, modes] * ctx["deap2"]
+    return torch.stack((img.real, img.imag), dim=1).reshape(-1, n, n).cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------
@@ -1198,9 +1232,15 @@ def _voxel_size(attrs: dict) -> float | None:
 
 
 def _preprocess(
-    proj: np.ndarray, flat: np.ndarray, dark: np.ndarray, stripe_removal: str, stripe_size: int
+    proj: np.ndarray,
+    flat: np.ndarray,
+    dark: np.ndarray,
+    stripe_removal: str,
+    stripe_size: int,
+    threads: int | None = None,
 ) -> np.ndarray:
-    sino = minus_log(normalize(proj, flat, dark))
+    """`normalize`, `minus_log` (fused and threaded: `tomosynth.recon_prep`), `remove_stripes`."""
+    sino = flat_minus_log(proj, flat, dark, threads=threads)
     return remove_stripes(sino, method=stripe_removal, size=stripe_size)
 
 
@@ -1248,16 +1288,17 @@ def recon_memory_bound_mb(
                                             # finite-check mask / normalise, minus-log and
                                             # stripe temporaries (three at once at most)
         torch  = A E + A (C + 3) 4 R        # minus-log chunk + filtered gather table
-               + max(16 MiB, 12 S R)        # ramp filter: one block of FFT lines
+               + t max(16 MiB, 12 S R)      # ramp filter: a block of FFT lines per worker
                + 16 A C                     # per-angle detector offsets (float64 -> 32)
-               + 2 min(B MiB, 2 MiB)        # back-projection tile (+ one copy)
+               + 2 t min(B MiB, 2 MiB)      # back-projection tile per worker (+ one copy)
         astra  = A E + 16 A S + 8 A C + 8 C**2   # per slice: Fourier axis shift, copies
         tomopy = 3 A E + 16 t (2 S)**2      # estimate (not measured): copies, t threads'
                                             # gridrec grids
         fourier = A E + `_fourier_working_set_bytes` (A, R, C, t)  # minus-log chunk +
                                             # the NUFFT call (its result slices included)
 
-    ``t`` is `threads`, by default the CPUs this process may use.
+    ``t`` is `threads` (`tomosynth.recon_parallel.cpu_threads`: by default
+    ``OMP_NUM_THREADS``, else the CPUs this process may use).
 
     Any other backend name (one whose term is not known here) gets the largest of these.
     The torch term is for the CPU device; on CUDA the table and tiles live in GPU memory
@@ -1271,16 +1312,14 @@ def recon_memory_bound_mb(
     rc = max(r, 8)
     e_prep = 4 * rc * c
     prep = (a + f + d) * e_prep + max(a * e_prep // 4, 3 * a * e_prep)
-    if threads is None:
-        threads = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
+    threads = cpu_threads(threads)
+    workers = threads
     terms = {
         "torch": a * e
         + a * (c + 3) * 4 * r
-        + max(_FILTER_BLOCK_BYTES, 12 * size * r)
+        + workers * max(_FILTER_BLOCK_BYTES, 12 * size * r)
         + 16 * a * c
-        + 2 * min(int(memory_budget_mb) * 2**20, _CPU_TILE_BYTES),
+        + 2 * workers * min(int(memory_budget_mb) * 2**20, _CPU_TILE_BYTES),
         "astra": a * e + 16 * a * size + 8 * a * c + 8 * c * c,
         "tomopy": 3 * a * e + 16 * int(threads or 1) * (2 * size) ** 2,
         "fourier": a * e + _fourier_working_set_bytes(a, r, c, threads or 1),
@@ -1352,13 +1391,15 @@ def reconstruct_scan(
         Detector rows per chunk (>= 1); results do not depend on it.
     slices : (start, stop), optional
         Half-open detector row range to reconstruct; ``None`` is all rows.
-    center_method : {"auto", "correlation", "entropy"}
+    center_method : {"auto", "vo", "correlation", "entropy"}
         See `find_center`; used when ``center="auto"``.
     memory_budget_mb : int
         Working-set target of the torch back-projector (see `fbp`) and of the scratch
         file's transposition.
     threads : int, optional
-        CPU threads for torch during the reconstruction (see `fbp`); ``None``: unchanged.
+        CPU threads of the job (the rule's ``threads``): the backend's workers and the
+        pre-processing (see `fbp`); ``None``: ``OMP_NUM_THREADS``, else the CPUs this
+        process may use. Torch's own thread setting is never changed.
     theta_units : {"degrees", "radians"}, optional
         Unit of ``/exchange/theta`` for files without a ``units`` attribute
         (see `tomosynth.io.inspect_dxchange`).
@@ -1408,7 +1449,7 @@ def reconstruct_scan(
         raise ConfigError(f"recon.center: expected a number, 'auto' or null, got {center!r}")
 
     digest = scan_digest(h5_path, theta_units)
-    code = code_digest("tomosynth.recon", "tomosynth.io")
+    code = code_digest("tomosynth.recon", "tomosynth.recon_center", "tomosynth.io")
     partial = PartialOutput(out_dir)
     chunks = [(a, min(a + chunk_rows, r1)) for a in range(r0, r1, chunk_rows)]
     try:
@@ -1453,9 +1494,10 @@ def reconstruct_scan(
                     if scratch is not None
                     else read_dxchange(h5_path, (c0, c1), theta_units=theta_units)
                 )
-                sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
-                with _torch_threads(threads if backend_used == "torch" else None):
-                    found = find_center(sino, info.theta, method=center_method, device=device)
+                sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size, threads)
+                found = find_center(
+                    sino, info.theta, method=center_method, device=device, threads=threads
+                )
                 partial.store("center", key, float(found))
                 del p, sino
             center_px = float(found)
@@ -1490,12 +1532,17 @@ def reconstruct_scan(
                 return scratch.read(a, b)
             return read_dxchange(h5_path, rows=(a, b), theta_units=theta_units)
 
-        dev_type = select_device(device).type if backend_used == "torch" else "cpu"
+        # torch and the fourier backend's torch engine run where `device` resolves to
+        dev_type = (
+            select_device(device).type
+            if backend_used in ("torch", "fourier") and device != "cpu"
+            else "cpu"
+        )
         bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")
         bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
         for a, b in todo:
             p = read(a, b)
-            sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size)
+            sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size, threads)
             del p
             rec = fbp(
                 sino,
@@ -1556,7 +1603,7 @@ def reconstruct_scan(
                 "center_cached": center_cached,
             },
         }
-        if backend_used == "torch" and dev_type == "cuda":
+        if dev_type == "cuda":
             import torch
 
             meta["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
