@@ -14,8 +14,9 @@ from tomosynth.metrics import features as F
 
 @pytest.fixture(scope="module")
 def table():
-    # 32 reconstructed 64 px slices of the simulated shale scan: 16 reference, 16 degraded
-    return G.degradation_table(shale_slices(64, 32), seed=0)
+    # 32 reconstructed 64 px slices of the simulated shale scan: 16 reference, 16 degraded;
+    # the secondary metric only (FRD v1 takes ~1 s an image: test_frd_v1_validation, slow)
+    return G.degradation_table(shale_slices(64, 32), seed=0, frd_images=0)
 
 
 def test_distance_rises_monotonically_with_each_degradation(table):
@@ -75,6 +76,14 @@ def test_degradations_against_direct_definitions():
     # stronger levels disturb a superset of the pixels of weaker ones
     weak = G.degrade(np.full((64, 64), 100, np.uint8), "rectangles", 0.125, seed=2) == 0
     assert np.all(rect[weak] == 0)
+    # the periodic disturbance: +a (1 - 1/16) on one pixel of each 4 x 4 cell, -a/16 elsewhere
+    flat = np.full((32, 40), 100, np.uint8)
+    grid = G.degrade(flat, "periodic", 32, seed=4).astype(float) - 100
+    dots = np.zeros((32, 40), bool)
+    py, px = np.argwhere(grid > 0)[0]
+    dots[py % 4 :: 4, px % 4 :: 4] = True
+    assert np.all(grid[dots] == 30) and np.all(grid[~dots] == -2)  # 32 * 15/16, -32/16
+    assert dots.sum() == 8 * 10 and abs(grid.mean()) < 0.01
     with pytest.raises(ConfigError, match="kind"):
         G.degrade(img, "swirl", 0.1)
     with pytest.raises(ConfigError, match="amount"):
@@ -113,11 +122,11 @@ def test_validation_figure_draws_the_table(table, tmp_path):
     fig, drawn = degradation_figure(table)
     ax = fig.axes[0]
     lines = {line.get_label().split(":")[0]: line for line in ax.get_lines()}
-    assert set(lines) == set(G.KINDS)
+    assert set(lines) == set(G.KINDS) and "periodic" in lines
     for kind, line in lines.items():
         sub = table[table["kind"] == kind].sort_values("level")
         np.testing.assert_allclose(line.get_ydata(), sub["value"])
-        assert drawn[kind]["value"] == pytest.approx(list(sub["value"]))
+        assert drawn[F.METRIC_NAME][kind]["value"] == pytest.approx(list(sub["value"]))
         kid_line = [x for x in fig.axes[1].get_lines() if x.get_label() == line.get_label()][0]
         np.testing.assert_allclose(kid_line.get_ydata(), sub["log_kid"])
     assert F.METRIC_NAME in ax.get_ylabel() and "KID" in fig.axes[1].get_ylabel()

@@ -27,6 +27,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.image",
         "metrics.features",
         "metrics.fid",
+        "metrics.frd",
+        "metrics.frechet",
         "metrics.geometry",
     ),
     2: ("manifest", "io"),
