@@ -71,8 +71,9 @@ write_sidecar(
             "name": frd_v1.METRIC_NAME,
             "versions": frd_v1.versions(),
             "definition": (
-                "FRD v1 (Konz et al.): frd-score's 2D v1 pyradiomics features (Original, LoG "
-                "sigma 2-5, Wavelet), z-scored by each row's reference set (D1, population "
+                "FRD v1 (Konz et al.): frd-score's 2D v1 pyradiomics features (398 on 2D PNGs: "
+                "original image and 4 wavelet bands, 13 diagnostics; its LoG filter yields "
+                "nothing on 2D input), z-scored by each row's reference set (D1, population "
                 "std), non-finite columns dropped (dropped_features); value = ln(Fréchet "
                 "distance) as frd_score.compute_frd reports it; CI, baseline and fid_inf from "
                 "the exact eigen/SVD Fréchet distance of the same features; fd linear"

@@ -16,7 +16,7 @@ kind             amount                                             levels 1-4
 ``salt_pepper``  fraction of pixels set to 0 or 255 (half each)      0.01, 0.03, 0.1, 0.3
 ``contrast``     contrast loss c: grey values pulled to the image    0.1, 0.25, 0.5, 0.75
                  mean, ``mean + (1 - c) (x - mean)``
-``periodic``     amplitude a (grey levels) of a dot grid at the 4 px  4, 8, 16, 32
+``periodic``     amplitude a (grey levels) of a dot grid at the 4 px  8, 16, 32, 64
                  LR pitch of the x4 upscalers: +a on one pixel of
                  every 4 x 4 cell, minus the grid's mean a / 16 (the
                  image mean is kept); the SRGAN artefact
@@ -53,7 +53,7 @@ LEVELS: dict[str, tuple[float, ...]] = {
     "rectangles": (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2),
     "salt_pepper": (0.0, 0.01, 0.03, 0.1, 0.3),
     "contrast": (0.0, 0.1, 0.25, 0.5, 0.75),
-    "periodic": (0.0, 4.0, 8.0, 16.0, 32.0),
+    "periodic": (0.0, 8.0, 16.0, 32.0, 64.0),
 }
 KINDS = tuple(LEVELS)
 UNITS = {

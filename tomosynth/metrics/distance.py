@@ -2,8 +2,9 @@
 FID-infinity (where valid) and whether it is separated from the next-ranked set.
 
 Metrics. The offline distance of the ranking is **FRD v1** (Fréchet Radiomics Distance,
-Konz et al.; ``frd-score`` 1.0.1, :mod:`tomosynth.metrics.frd`): pyradiomics features with
-LoG and wavelet filters, z-scored by the reference set, reported as ln(Fréchet distance).
+Konz et al.; ``frd-score`` 1.0.1, :mod:`tomosynth.metrics.frd`): 398 pyradiomics features
+of the original image and 4 wavelet bands (frd-score's 2D path yields no LoG features),
+z-scored by the reference set, reported as ln(Fréchet distance).
 Inception FID (:mod:`tomosynth.metrics.fid`) is added when its weights are on the machine.
 The former offline metric, "log FRD (tomosynth radiomics features)" (53 features of our
 own, :mod:`tomosynth.metrics.features`, z-scored by the first reference), is kept only as

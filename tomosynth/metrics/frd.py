@@ -7,9 +7,14 @@ the ``frd-score`` package (pinned: :data:`FRD_SCORE_VERSION`; pyradiomics from t
 
 1. pyradiomics features of every image with frd-score's 2D v1 configuration
    (``frd_score/configs/extraction_2d.yaml``: Original, LoG sigma 2-5 px and Wavelet filter
-   images; first order, GLCM, GLRLM, GLSZM, NGTDM; resampled to 2 px spacing, bin width 5;
-   the whole image is the ROI, one corner pixel off), plus pyradiomics' numeric diagnostics
-   as frd-score keeps them: 398 values per 8-bit grayscale PNG here;
+   images; first order, GLCM, GLRLM, GLSZM, NGTDM; each image z-normalised by pyradiomics
+   (``normalize: true``, so a global grey shift or contrast change is invisible to it),
+   resampled to 2 px spacing, bin width 5; the whole image is the ROI, one corner pixel
+   off), plus pyradiomics' numeric diagnostics as frd-score keeps them. On 8-bit grayscale
+   PNGs this gives **398** values, not the paper's ~464: 77 of the original image, 77 of
+   each of 4 wavelet bands, 13 diagnostics, and no LoG features, because frd-score hands
+   pyradiomics a (1, H, W) volume and pyradiomics skips LoG on images under 4 voxels in
+   any dimension. That is frd-score 1.0.1's own behaviour on 2D images, kept as it is;
 2. images with a NaN feature dropped, features cast to float32, z-scored by the mean and
    (population) standard deviation of the **reference** set D1 (paper eq. 3), columns with
    a NaN or infinite z-score in either set dropped;
