@@ -532,6 +532,7 @@ def _metric_rows(
     metric: _Metric,
     sets: dict[str, tuple[str, list[str]]],
     references: dict[str, list[str]],
+    real_pool: list[str],
     feats: Callable[..., np.ndarray],
     settings: DistanceSettings,
     device: str,
@@ -541,12 +542,15 @@ def _metric_rows(
     FRD v1 works on a seeded draw of at most ``settings.frd_max_images`` images of every set
     and reference (``n_total`` keeps the full count) and its real pool is the union of the
     drawn references; each pair lives in the space z-scored by its own reference (D1), and
-    ``value`` is frd-score's own number (:func:`tomosynth.metrics.frd.frd_v1`).
+    ``value`` is frd-score's own number (:func:`tomosynth.metrics.frd.frd_v1`). FID uses
+    the whole `real_pool`.
     """
     is_v1 = metric.tag == "frd_v1"
     cap = settings.frd_max_images if is_v1 else None
     drawn = {n: draw_files(f, cap, settings.seed) if cap else f for n, f in references.items()}
-    pool_files = list(dict.fromkeys(f for files in drawn.values() for f in files))
+    pool_files = list(real_pool)  # FRD v1: only the drawn references (each image costs ~1 s)
+    if cap:
+        pool_files = list(dict.fromkeys(f for files in drawn.values() for f in files))
     pool = feats("real", pool_files)
     row_of = {str(f): i for i, f in enumerate(pool_files)}
     refs = {  # row subsets of the pool: every real image goes through the extractor once
@@ -642,7 +646,7 @@ def distance_table(
     rows = []
     for metric in metrics:
         feats = _feature_reader(metric, stats_dir, cache_dir)
-        rows += _metric_rows(metric, sets, references, feats, settings, str(device))
+        rows += _metric_rows(metric, sets, references, real_pool, feats, settings, str(device))
     own = _Metric(
         own_features.METRIC_NAME, "frd", own_features.radiomics_features,
         ",".join(own_features.feature_names()),
