@@ -6,9 +6,10 @@ import mpmath
 import numpy as np
 import pandas as pd
 import pytest
+from _frd_reference import frd_v1_by_hand
 from PIL import Image
 from pytorch_fid.fid_score import calculate_frechet_distance
-from scipy import linalg, ndimage, stats
+from scipy import ndimage, stats
 from skimage.feature import local_binary_pattern
 
 from tomosynth.errors import DataError
@@ -315,22 +316,6 @@ def test_distance_table_frd_fallback(frd_table):
     assert np.isfinite(table[D.SECONDARY_COLUMN]).all()
 
 
-def _independent_frd_v1(x, ref):
-    """FRD v1 as the paper and frd-score define it, written out: float32, z-score by the
-    reference's mean and population std, drop non-finite columns, ln of the Fréchet
-    distance with scipy's sqrtm."""
-    x, ref = x.astype(np.float32), ref.astype(np.float32)
-    mu, sd = ref.mean(0), ref.std(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zx, zr = (x - mu) / sd, (ref - mu) / sd
-    keep = np.isfinite(zx).all(0) & np.isfinite(zr).all(0)
-    zx, zr = zx[:, keep].astype(np.float64), zr[:, keep].astype(np.float64)
-    s1, s2 = np.cov(zx, rowvar=False), np.cov(zr, rowvar=False)
-    covmean = np.real(linalg.sqrtm(s1 @ s2))
-    d = zx.mean(0) - zr.mean(0)
-    return np.log(d @ d + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)), keep
-
-
 def test_distance_table_values_recomputed_independently(frd_table):
     table, tmp = frd_table
 
@@ -340,7 +325,7 @@ def test_distance_table_values_recomputed_independently(frd_table):
     for ref in ("train", "test"):
         row = table[(table["set"] == "samples/x") & (table["reference"] == ref)].iloc[0]
         # FRD v1 from the cached pyradiomics features, computed here independently
-        expected, keep = _independent_frd_v1(feats("frd_v1", "samples__x"), feats("frd_v1", ref))
+        expected, _fd, keep = frd_v1_by_hand(feats("frd_v1", "samples__x"), feats("frd_v1", ref))
         assert row["value"] == pytest.approx(expected, rel=1e-4)
         assert row["fd"] == pytest.approx(np.exp(expected), rel=1e-3)  # the fast exact FD
         assert row["feature_dim"] == keep.sum()

@@ -6,8 +6,9 @@ import socket
 
 import numpy as np
 import pytest
+from _frd_reference import frd_v1_by_hand
 from PIL import Image
-from scipy import linalg, ndimage
+from scipy import ndimage
 
 from tomosynth.metrics import distance as D
 from tomosynth.metrics import frd as R
@@ -42,22 +43,6 @@ def sets(tmp_path_factory):
     return tmp, files, {k: v[0] for k, v in feats.items()}, feats["a"][1]
 
 
-def _frd_v1_by_hand(x, ref):
-    """The paper's FRD v1 (frd-score's conventions) from feature arrays: float32, z-score by
-    the reference (D1) mean and population std, non-finite columns dropped, ln of the
-    Fréchet distance with scipy.linalg.sqrtm."""
-    x, ref = x.astype(np.float32), ref.astype(np.float32)
-    mu, sd = ref.mean(0), ref.std(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zx, zr = (x - mu) / sd, (ref - mu) / sd
-    keep = np.isfinite(zx).all(0) & np.isfinite(zr).all(0)
-    zx, zr = zx[:, keep].astype(np.float64), zr[:, keep].astype(np.float64)
-    s1, s2 = np.cov(zx, rowvar=False), np.cov(zr, rowvar=False)
-    diff = zx.mean(0) - zr.mean(0)
-    fd = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(np.real(linalg.sqrtm(s1 @ s2)))
-    return np.log(fd), fd, keep
-
-
 def test_feature_space_is_frd_v1(sets):
     _, _, feats, names = sets
     assert R.METRIC_NAME == "FRD v1 (frd-score 1.0.1)"
@@ -78,7 +63,7 @@ def test_feature_space_is_frd_v1(sets):
 def test_wrapper_equals_independent_computation(sets):
     _, _, feats, _ = sets
     for other in ("b", "blur"):
-        expected, fd, keep = _frd_v1_by_hand(feats[other], feats["a"])
+        expected, fd, keep = frd_v1_by_hand(feats[other], feats["a"])
         assert R.frd_v1(feats[other], feats["a"]) == pytest.approx(expected, rel=1e-5)
         # the fast exact Fréchet distance the bootstrap uses, on the same space
         dist, space = D.frd_v1_distance("cpu")
