@@ -69,6 +69,13 @@ def test_wrapper_equals_independent_computation(sets):
         dist, space = D.frd_v1_distance("cpu")
         assert dist(feats[other], feats["a"]) == pytest.approx(fd, rel=1e-5)
         assert space(feats[other], feats["a"])[0].shape[1] == keep.sum()
+        # the vectorised z-scoring is frd-score's own per-column loop, number for number
+        for fast, slow in zip(
+            R.normalise(feats[other], feats["a"]),
+            R.normalise(feats[other], feats["a"], exact=True),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(fast, slow)
 
 
 def test_identical_sets_give_zero_and_blur_a_larger_distance(sets):
