@@ -152,7 +152,7 @@ def degradation_table(
     levels: dict[str, tuple[float, ...]] | None = None,
     seed: int = 0,
     min_std: float = 1e-4,
-    frd_images: int = 8,
+    frd_images: int = 6,
 ):
     """FRD v1 and the secondary offline distance of degraded real images to undisturbed ones.
 

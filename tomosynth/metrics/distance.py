@@ -225,8 +225,8 @@ class DistanceSettings:
     fid_inf_min_fraction: float = 0.3
     fid_inf_min_n_per_dim: float = 2.0
     frd_min_std: float = 1e-4
-    frd_max_images: int = 24
-    frd_validation_images: int = 8
+    frd_max_images: int = 16
+    frd_validation_images: int = 6
     validation_images: int = 64
 
 
