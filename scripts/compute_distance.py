@@ -1,4 +1,5 @@
-"""Rule compute_distance: FID / FRD of each compared set vs the train and test splits."""
+"""Rule compute_distance: FRD v1 (and FID where its weights are) of each compared set vs the
+train and test splits, with our own features as a secondary column."""
 
 import logging
 from pathlib import Path
@@ -8,8 +9,13 @@ import torch
 
 from tomosynth.device import gpu_job_requires_cuda, select_device
 from tomosynth.io import atomic_file, list_pngs, read_json
-from tomosynth.metrics.distance import DistanceSettings, distance_table
-from tomosynth.metrics.features import METRIC_NAME as FRD_NAME
+from tomosynth.metrics import frd as frd_v1
+from tomosynth.metrics.distance import (
+    SECONDARY_COLUMN,
+    SECONDARY_NAME,
+    DistanceSettings,
+    distance_table,
+)
 from tomosynth.metrics.features import feature_names
 from tomosynth.provenance import checkpoint_hashes, provenance, scan_context, write_sidecar
 
@@ -61,16 +67,41 @@ write_sidecar(
         offline_fallback=params.offline_fallback,
         device=device,
         metrics=sorted(set(table["metric"])),
-        frd_features=feature_names(),
-        frd_normaliser=(
-            "z-scored with the mean/std of the first reference (train split), features with "
-            f"reference std <= {settings.frd_min_std} dropped (column dropped_features); "
-            "value, CI and baseline = ln(Fréchet distance), fd and fid_inf linear"
+        offline_metric={
+            "name": frd_v1.METRIC_NAME,
+            "versions": frd_v1.versions(),
+            "definition": (
+                "FRD v1 (Konz et al.): frd-score's 2D v1 pyradiomics features (398 on 2D PNGs: "
+                "original image and 4 wavelet bands, 13 diagnostics; its LoG filter yields "
+                "nothing on 2D input), z-scored by each row's reference set (D1, population "
+                "std), non-finite columns dropped (dropped_features); value = ln(Fréchet "
+                "distance) as frd_score.compute_frd reports it; CI, baseline and fid_inf from "
+                "the exact eigen/SVD Fréchet distance of the same features; fd linear"
+            ),
+            "max_images": settings.frd_max_images,
+        },
+        secondary_metric={
+            "column": SECONDARY_COLUMN,
+            "name": SECONDARY_NAME,
+            "features": feature_names(),
+            "definition": (
+                "z-scored with the mean/std of the first reference (train split), features "
+                f"with reference std <= {settings.frd_min_std} dropped; ln(Fréchet distance) "
+                "on the full sets"
+            ),
+        },
+        fid_inf_rule=(
+            "reported only where the smallest N of the fit >= "
+            f"{settings.fid_inf_min_n_per_dim:g} x feature_dim (fid_inf_note)"
+        ),
+        separation_rule=(
+            "vs_next: 'not separated' where the difference to the next-ranked set is smaller "
+            "than the wider of the two bootstrap CI half-widths"
         ),
         sets={name: {"label": label, "n": len(files)} for name, (label, files) in sets.items()},
         references={name: len(files) for name, files in references.items()},
         real_pool=len(real_pool),
     ),
 )
-if FRD_NAME in set(table["metric"]) and "FID" not in set(table["metric"]):
-    logging.warning("table %s holds the offline FRD only, not FID", out.table)
+if "FID" not in set(table["metric"]):
+    logging.warning("table %s holds the offline %s only, not FID", out.table, frd_v1.METRIC_NAME)

@@ -6,6 +6,7 @@ import mpmath
 import numpy as np
 import pandas as pd
 import pytest
+from _frd_reference import frd_v1_by_hand
 from PIL import Image
 from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy import ndimage, stats
@@ -15,6 +16,7 @@ from tomosynth.errors import DataError
 from tomosynth.io import list_pngs
 from tomosynth.metrics import distance as D
 from tomosynth.metrics import features as F
+from tomosynth.metrics import frd as R
 
 
 def _random_cov(rng, d, rank=None, eps=0.0):
@@ -273,7 +275,8 @@ def frd_table(tmp_path_factory):
     real = _folder(tmp / "real", 24, 2, 0, rng)
     a = _folder(tmp / "a", 10, 1, 0, rng)
     b = _folder(tmp / "b", 10, 2, 15, rng)
-    settings = D.DistanceSettings(bootstrap=30, kid_subsets=5, fid_inf_points=3)
+    # FRD v1 (pyradiomics, ~1 s an image) on 3 images per set and reference
+    settings = D.DistanceSettings(bootstrap=30, kid_subsets=5, fid_inf_points=3, frd_max_images=3)
     table = D.distance_table(
         "toy",
         {"upscaled/toy/bicubic": ("64 px GAN + bicubic", a), "samples/x": ("256 px GAN", b)},
@@ -290,40 +293,55 @@ def frd_table(tmp_path_factory):
 def test_distance_table_frd_fallback(frd_table):
     table, tmp = frd_table
     assert list(table.columns) == D.TABLE_COLUMNS
-    assert set(table["metric"]) == {F.METRIC_NAME}  # no FID without weights
+    assert set(table["metric"]) == {R.METRIC_NAME}  # no FID without weights; FRD v1 ranks
+    assert R.METRIC_NAME == "FRD v1 (frd-score 1.0.1)"
     assert len(table) == 1 + 2 * 2
-    assert table["warning"].str.contains("offline FRD reported instead").all()
-    assert table["warning"].str.contains("feature dim 53").all()  # N <= 18 < 53
+    assert table["warning"].str.contains("FRD v1 \\(frd-score 1.0.1\\) reported instead").all()
     gen = table[table["set"] == "samples/x"].set_index("reference")
-    assert gen.loc["train", "n_set"] == 10 and gen.loc["train", "n_ref"] == 18
-    assert gen.loc["test", "n_ref"] == 6
-    assert (gen["baseline_n"] == 10).all() and (gen["feature_dim"] == 53).all()
+    # FRD v1 on a seeded draw of 3 images per set and reference, and the table says so
+    assert (gen["n_set"] == 3).all() and (gen["n_total"] == 10).all()
+    assert (gen["n_ref"] == 3).all() and gen["warning"].str.contains("draw of 3 of 10").all()
+    assert (gen["baseline_n"] == 3).all() and (gen["feature_dim"] > 300).all()
     split = table[table["set"] == "real_split/half_a"].iloc[0]
-    assert split["n_set"] == split["n_ref"] == 12
-    # the distance of a clearly different set exceeds the real-vs-real baseline
-    assert (gen["value"] > gen["baseline_same_n"]).all()
+    assert split["n_set"] == split["n_ref"] == 3  # halves of the 6 drawn real images
+    # a set of another texture (sigma 1 px, not 2) lies above the real-vs-real baseline;
+    # samples/x differs only by a grey shift, which pyradiomics' per-image normalisation
+    # (frd-score's v1 setting normalize: true) removes
+    other = table[table["set"] == "upscaled/toy/bicubic"]
+    assert (other["value"] > other["baseline_same_n"]).all()
+    # N = 3 << 2 x ~400 features: FID-infinity is blank, with the rule as the reason
+    assert table["fid_inf"].isna().all()
+    assert table["fid_inf_note"].str.contains("fid_inf_min_n_per_dim").all()
+    # the secondary column: our own 53 features, labelled, on the full sets
+    assert np.isfinite(table[D.SECONDARY_COLUMN]).all()
 
 
 def test_distance_table_values_recomputed_independently(frd_table):
     table, tmp = frd_table
-    st = {k: D.load_stats(tmp / "stats" / f"frd_{k}.npz") for k in ("train", "test", "samples__x")}
-    mu, sd = st["train"]["features"].mean(0), st["train"]["features"].std(0, ddof=1)
-    keep = sd > 1e-4  # the default frd_min_std: degenerate reference features are dropped
 
-    def z(k):
-        return ((st[k]["features"] - mu) / np.where(keep, sd, 1))[:, keep]
+    def feats(tag, k):
+        return D.load_stats(tmp / "stats" / f"{tag}_{k}.npz")["features"]
 
     for ref in ("train", "test"):
-        x, r = z("samples__x"), z(ref)
-        expected = calculate_frechet_distance(
+        row = table[(table["set"] == "samples/x") & (table["reference"] == ref)].iloc[0]
+        # FRD v1 from the cached pyradiomics features, computed here independently
+        expected, _fd, keep = frd_v1_by_hand(feats("frd_v1", "samples__x"), feats("frd_v1", ref))
+        assert row["value"] == pytest.approx(expected, rel=1e-4)
+        assert row["fd"] == pytest.approx(np.exp(expected), rel=1e-3)  # the fast exact FD
+        assert row["feature_dim"] == keep.sum()
+        # the secondary column: our 53 features z-scored by train (ddof 1), log FD
+        train = feats("frd", "train")
+        mu, sd = train.mean(0), train.std(0, ddof=1)
+        k53 = sd > 1e-4  # the default frd_min_std: degenerate reference features are dropped
+
+        def z(a, mu=mu, sd=sd, k53=k53):
+            return ((a - mu) / np.where(k53, sd, 1))[:, k53]
+
+        x, r = z(feats("frd", "samples__x")), z(feats("frd", ref))
+        own = calculate_frechet_distance(
             x.mean(0), np.cov(x, rowvar=False), r.mean(0), np.cov(r, rowvar=False)
         )
-        row = table[(table["set"] == "samples/x") & (table["reference"] == ref)].iloc[0]
-        assert row["fd"] == pytest.approx(expected, rel=1e-6)
-        assert row["value"] == pytest.approx(np.log(expected), rel=1e-6)  # log FRD
-        assert row["feature_dim"] == keep.sum()
-        names = np.array(F.feature_names())
-        assert row["dropped_features"] == "; ".join(names[~keep])
+        assert row[D.SECONDARY_COLUMN] == pytest.approx(np.log(own), rel=1e-6)
 
 
 def test_offline_fallback_off_stops_with_location(tmp_path):
@@ -345,12 +363,12 @@ def test_bar_heights_are_the_table_values(frd_table, tmp_path):
     heights = [p.get_height() for p in ax.patches]
     expected = list(table["value"])  # real split first, then the sets in table order
     assert heights == pytest.approx(expected, rel=1e-12)
-    assert F.METRIC_NAME in ax.get_ylabel()
+    assert R.METRIC_NAME in ax.get_ylabel()
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert all(f"N={n}" in lab for n, lab in zip(table["n_set"], labels, strict=True))
     got = plot_distance(table, tmp_path / "d.png", tmp_path / "d.pdf")
     assert (tmp_path / "d.png").stat().st_size > 0 and (tmp_path / "d.pdf").stat().st_size > 0
-    back = pd.DataFrame(json.loads(json.dumps(got))[F.METRIC_NAME])
+    back = pd.DataFrame(json.loads(json.dumps(got))[R.METRIC_NAME])
     np.testing.assert_allclose(back["value"], table["value"])
     assert drawn == got
 
@@ -423,7 +441,15 @@ def test_real_features_are_extracted_once_and_survive_reruns(tmp_path, monkeypat
         return real_extract(files)
 
     monkeypatch.setattr(F, "radiomics_features", counting)
-    settings = D.DistanceSettings(bootstrap=5, kid_subsets=3, fid_inf_points=2)
+    v1_calls = []
+    v1_extract = R.feature_array
+
+    def v1_counting(files):
+        v1_calls.append(list(files))
+        return v1_extract(files)
+
+    monkeypatch.setattr(R, "feature_array", v1_counting)
+    settings = D.DistanceSettings(bootstrap=5, kid_subsets=3, fid_inf_points=2, frd_max_images=2)
 
     def run(stats):
         return D.distance_table(
@@ -439,7 +465,10 @@ def test_real_features_are_extracted_once_and_survive_reruns(tmp_path, monkeypat
     # the subsets equal the pool's rows (same values as extracting them separately)
     st = D.load_stats(tmp_path / "stats1" / "frd_train.npz")
     np.testing.assert_array_equal(st["features"], real_extract(real[:16]))
+    v1 = [f for c in v1_calls for f in c]
+    assert len(v1) == len(set(v1)) == 2 + 2 + 2  # 2 drawn per reference and per set, once
     calls.clear()
+    v1_calls.clear()
     second = run("stats2")
-    assert calls == []  # nothing extracted again
+    assert calls == [] and v1_calls == []  # nothing extracted again
     pd.testing.assert_frame_equal(first, second)

@@ -136,7 +136,8 @@ def fid_table(fake_weights, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fidtable")
     real = _pngs(tmp / "real", 8, 1)
     gen = _pngs(tmp / "gen", 4, 2)
-    settings = D.DistanceSettings(bootstrap=5, kid_subsets=2, fid_inf_points=2)
+    # FRD v1 rows too (pyradiomics, ~1 s an image): 3 images per set and reference
+    settings = D.DistanceSettings(bootstrap=5, kid_subsets=2, fid_inf_points=2, frd_max_images=3)
     with pytest.MonkeyPatch.context() as mp:  # no network anywhere on this path
         mp.setattr(socket.socket, "connect", lambda *a, **k: pytest.fail("network access"))
         table = D.distance_table(
@@ -156,7 +157,7 @@ def test_distance_table_runs_the_fid_path(fid_table):
     table, stats = fid_table
     fid_rows = table[table["metric"] == "FID"]
     assert len(fid_rows) == 3 and (fid_rows["feature_dim"] == 2048).all()
-    assert (table["metric"] == "log FRD (tomosynth radiomics features)").sum() == 3
+    assert (table["metric"] == "FRD v1 (frd-score 1.0.1)").sum() == 3
     # the offline metric's z-scoring and log do not touch FID: linear FD of raw features
     assert (fid_rows["value"] == fid_rows["fd"]).all() and (
         fid_rows["dropped_features"] == ""
@@ -165,7 +166,9 @@ def test_distance_table_runs_the_fid_path(fid_table):
     train = D.load_stats(stats / "fid_train.npz")["features"]
     row = fid_rows[(fid_rows["set"] == "samples/gen") & (fid_rows["reference"] == "train")]
     assert row["value"].iloc[0] == pytest.approx(D.frechet_distance_features(gen, train), rel=1e-9)
-    assert not table["warning"].str.contains("offline FRD").any()
+    assert not table["warning"].str.contains("reported instead").any()
+    # N = 4 << 2 x 2048: FID-infinity blank with the reason
+    assert fid_rows["fid_inf"].isna().all() and fid_rows["fid_inf_note"].str.contains("2048").all()
     assert fid_rows["warning"].str.contains("feature dim 2048").all()
     # the cached statistics are pytorch-fid's --save-stats format (its own reader) ...
     feats = D.load_stats(stats / "fid_samples__gen.npz")["features"]

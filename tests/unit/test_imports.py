@@ -27,6 +27,8 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.image",
         "metrics.features",
         "metrics.fid",
+        "metrics.frd",
+        "metrics.frechet",
         "metrics.geometry",
         "metrics.spectral",
         "recon_parallel",

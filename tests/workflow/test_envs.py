@@ -54,6 +54,7 @@ IMPORT_PACKAGES: dict[str, tuple[str, ...]] = {
     "torchvision": ("torchvision",),
     "torchmetrics": ("torchmetrics",),
     "pytorch_fid": ("pytorch-fid",),
+    "frd_score": ("frd-score",),
     "tomopy": ("tomopy",),
     "astra": ("astra-toolbox",),
     "pywt": ("pywavelets",),

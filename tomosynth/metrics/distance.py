@@ -1,28 +1,25 @@
-"""Fréchet distances between feature sets, with small-sample statistics.
+"""Distance tables: every score with its N, bootstrap CI, same-N real baseline, KID,
+FID-infinity (where valid) and whether it is separated from the next-ranked set.
 
-The same machinery serves the Inception FID (features from :mod:`tomosynth.metrics.fid`)
-and the weight-free "log FRD (tomosynth radiomics features)" (features from
-:mod:`tomosynth.metrics.features`): Gaussian statistics, the Fréchet distance, a seeded
-bootstrap confidence interval, a real-vs-real baseline at a given N, KID and the
-FID-infinity extrapolation of Chong & Forsyth (2020).
+Metrics. The offline distance of the ranking is **FRD v1** (Fréchet Radiomics Distance,
+Konz et al.; ``frd-score`` 1.0.1, :mod:`tomosynth.metrics.frd`): 398 pyradiomics features
+of the original image and 4 wavelet bands (frd-score's 2D path yields no LoG features),
+z-scored by the reference set, reported as ln(Fréchet distance).
+Inception FID (:mod:`tomosynth.metrics.fid`) is added when its weights are on the machine.
+The former offline metric, "log FRD (tomosynth radiomics features)" (53 features of our
+own, :mod:`tomosynth.metrics.features`, z-scored by the first reference), is kept only as
+the secondary column :data:`SECONDARY_COLUMN`; its numbers compare with nothing published.
 
-Scale of the offline metric. As FRD v1 (Konz et al. 2024), every radiomics feature is
-z-scored by the reference set (the training split) and the reported value is the natural
-log of the Fréchet distance in that space. Real slices of one sample are statistically
-very alike (the features' spread across them is ~0.3-2 % of their value), so any visible
-change moves many features by tens of reference standard deviations and the linear
-distance spans orders of magnitude: on reconstructed slices of the simulated shale scan
-(128 px, 24 vs 24, :func:`tomosynth.metrics.degrade.degradation_table`) the real-vs-real
-FD is ~17 (log 2.8), Gaussian noise of 4 grey levels gives ~490 (log 6.2) and of 32 grey
-levels ~2e5 (log 12.3). The log keeps those on one readable axis.
-Features whose reference spread is degenerate (std <= ``frd_min_std``) are dropped and
-named in the table. KID and FID-infinity are computed in the same z-scored space. KID's
-cubic kernel makes it grow like the sixth power of the z offset (1e9-1e15 for generators,
-~0 real vs real), so the table adds ``log_kid`` = ln(1 + max(KID, 0))
-(:func:`tomosynth.metrics.kid.log_kid`) beside the raw ``kid_mean`` / ``kid_std``: on the
-degraded shale slices above it reads 0 real vs real, 4-13 at the mildest levels and 20-29
-at the strongest. FID rows are untouched: Inception features, linear FD (their
-``log_kid`` is on the same ln(1 + max(KID, 0)) map, ~KID itself when KID is small).
+Scale. Real slices of one sample are statistically very alike, so any visible change moves
+many features by tens of reference standard deviations and the linear distance spans orders
+of magnitude; the log keeps those on one readable axis. ``fd`` keeps the linear Fréchet
+distance. KID is computed in the same z-scored space; its cubic kernel makes it grow like
+the sixth power of the z offset, so the table adds ``log_kid`` = ln(1 + max(KID, 0))
+(:func:`tomosynth.metrics.kid.log_kid`) beside the raw ``kid_mean`` / ``kid_std``.
+FID rows are untouched: Inception features, linear FD.
+
+The Fréchet-distance kernels (statistics, bootstrap, baselines, FID-infinity) live in
+:mod:`tomosynth.metrics.frechet` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -36,38 +33,32 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_file
-from tomosynth.metrics import features as frd
+from tomosynth.metrics import features as own_features
 from tomosynth.metrics import fid
+from tomosynth.metrics import frd as frd_v1
+from tomosynth.metrics.frechet import (  # noqa: F401 - re-exported: the public API of distances
+    Distance,
+    Stats,
+    bootstrap_ci,
+    distance_function,
+    feature_stats,
+    fid_inf_validity,
+    fid_infinity,
+    frechet_distance,
+    frechet_distance_features,
+    frechet_distance_torch,
+    split_baseline,
+    trace_sqrt_product,
+)
 from tomosynth.metrics.kid import kid, log_kid
 from tomosynth.provenance import sha256_file
 
-
-@dataclass
-class Stats:
-    """Gaussian statistics of one feature set (as pytorch-fid's ``--save-stats``).
-
-    Attributes
-    ----------
-    mu : (d,) float64 mean feature vector.
-    sigma : (d, d) float64 covariance (``np.cov``, ddof=1).
-    n : number of images the statistics come from.
-    """
-
-    mu: np.ndarray
-    sigma: np.ndarray
-    n: int
-
-
-def feature_stats(features: np.ndarray) -> Stats:
-    """Mean and covariance (ddof=1, as pytorch-fid) of an ``(n, d)`` feature array, n >= 2."""
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise DataError(f"feature array of shape {x.shape}: need (n >= 2, d)")
-    return Stats(mu=x.mean(axis=0), sigma=np.atleast_2d(np.cov(x, rowvar=False)), n=x.shape[0])
+#: The secondary, labelled column: our own 53-feature offline distance (log scale).
+SECONDARY_COLUMN = "log_frd_tomosynth"
+SECONDARY_NAME = own_features.METRIC_NAME
 
 
 def save_stats(path: str | os.PathLike, features: np.ndarray, **extra: object) -> None:
@@ -94,228 +85,6 @@ def load_stats(path: str | os.PathLike) -> dict:
     with np.load(path, allow_pickle=False) as f:
         out = {k: f[k] for k in f.files}
     return {k: (str(v) if v.dtype.kind == "U" else v) for k, v in out.items()}
-
-
-def _clip_roundoff(w: np.ndarray) -> np.ndarray:
-    """Set eigenvalues within round-off of zero (|w| <= d * eps * max|w|) to exactly zero.
-
-    sqrt() magnifies round-off near zero (1e-14 -> 1e-7), which summed over the many null
-    directions of a rank-deficient covariance (N < d) would bias tr sqrt by ~1e-5.
-    """
-    tol = w.size * np.finfo(np.float64).eps * max(float(np.abs(w).max(initial=0.0)), 1e-300)
-    return np.where(w > tol, w, 0.0)
-
-
-def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a symmetric PSD matrix (round-off eigenvalues -> 0)."""
-    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
-    return (v * np.sqrt(_clip_roundoff(w))) @ v.T
-
-
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """tr sqrt(S1 S2) for symmetric PSD S1, S2, via an eigen-decomposition.
-
-    S1 S2 is similar to sqrt(S1) S2 sqrt(S1), which is symmetric PSD, so its eigenvalues
-    are real and non-negative and tr sqrt(S1 S2) is the sum of their square roots. This
-    avoids ``scipy.linalg.sqrtm`` of the non-symmetric product (and its deprecated args).
-    """
-    s1 = _psd_sqrt(np.atleast_2d(sigma1))
-    m = s1 @ np.atleast_2d(sigma2) @ s1
-    w = np.linalg.eigvalsh((m + m.T) / 2)
-    return float(np.sqrt(_clip_roundoff(w)).sum())
-
-
-def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
-) -> float:
-    """Fréchet distance ||mu1 - mu2||^2 + tr(S1 + S2 - 2 sqrt(S1 S2)) of two Gaussians.
-
-    Units are squared feature units; 0 for identical statistics.
-    """
-    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
-    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise DataError(f"statistics of different dimension: {mu1.shape} vs {mu2.shape}")
-    diff = mu1 - mu2
-    tr = np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
-    return float(diff @ diff + tr)
-
-
-def frechet_distance_features(x1: np.ndarray, x2: np.ndarray) -> float:
-    """Fréchet distance between the Gaussian statistics of two ``(n, d)`` feature arrays.
-
-    Exactly :func:`frechet_distance` of :func:`feature_stats`, but when n < d it uses
-    tr sqrt(S1 S2) = nuclear norm of A1 A2^T with S_i = A_i^T A_i and
-    A_i = centred X_i / sqrt(n_i - 1): an n1 x n2 problem instead of d x d (the nonzero
-    eigenvalues of S1 S2 are the squared singular values of A1 A2^T). This keeps the
-    bootstrap of 2048-d Inception features on a few hundred images cheap.
-    """
-    x1 = np.asarray(x1, dtype=np.float64)
-    x2 = np.asarray(x2, dtype=np.float64)
-    n1, d = x1.shape
-    n2 = x2.shape[0]
-    if x2.shape[1] != d or n1 < 2 or n2 < 2:
-        raise DataError(f"feature arrays {x1.shape} and {x2.shape}: need (n >= 2, same d)")
-    if max(n1, n2) >= d:
-        s1, s2 = feature_stats(x1), feature_stats(x2)
-        return frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
-    mu1, mu2 = x1.mean(0), x2.mean(0)
-    a1 = (x1 - mu1) / np.sqrt(n1 - 1)
-    a2 = (x2 - mu2) / np.sqrt(n2 - 1)
-    nuclear = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * nuclear)
-
-
-def frechet_distance_torch(x: np.ndarray, y: np.ndarray, device: str = "cuda") -> float:
-    """:func:`frechet_distance_features` in float64 torch on `device` (same two paths).
-
-    For 2048-d Inception features of thousands of images the d x d eigen-decompositions
-    take seconds each on a CPU, and the bootstrap needs hundreds: on a GPU they are cheap.
-    """
-    import torch
-
-    xt = torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.float64, device=device)
-    (n1, d), n2 = xt.shape, yt.shape[0]
-    if yt.shape[1] != d or n1 < 2 or n2 < 2:
-        raise DataError(
-            f"feature arrays {tuple(xt.shape)} and {tuple(yt.shape)}: need (n >= 2, same d)"
-        )
-    mu1, mu2 = xt.mean(0), yt.mean(0)
-    a1 = (xt - mu1) / (n1 - 1) ** 0.5
-    a2 = (yt - mu2) / (n2 - 1) ** 0.5
-    if max(n1, n2) >= d:
-        s1, s2 = a1.T @ a1, a2.T @ a2
-        w, v = torch.linalg.eigh(s1)
-        r = (v * _clip_roundoff_t(w).sqrt()) @ v.T
-        m = r @ s2 @ r
-        tr_sqrt = _clip_roundoff_t(torch.linalg.eigvalsh((m + m.T) / 2)).sqrt().sum()
-    else:
-        tr_sqrt = torch.linalg.svdvals(a1 @ a2.T).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * tr_sqrt)
-
-
-def _clip_roundoff_t(w):
-    """Torch twin of :func:`_clip_roundoff`."""
-    import torch
-
-    tol = w.numel() * torch.finfo(torch.float64).eps * w.abs().max().clamp_min(1e-300)
-    return torch.where(w > tol, w, torch.zeros_like(w))
-
-
-Distance = Callable[[np.ndarray, np.ndarray], float]
-
-
-def distance_function(device: str = "cpu") -> Distance:
-    """The Fréchet distance of feature arrays to use on `device`: NumPy on the CPU, torch
-    (float64) on a CUDA device."""
-    if str(device).startswith("cuda"):
-        return lambda x, y: frechet_distance_torch(x, y, device)
-    return frechet_distance_features
-
-
-def bootstrap_ci(
-    x: np.ndarray,
-    ref: np.ndarray,
-    n_boot: int = 200,
-    level: float = 0.95,
-    seed: int = 0,
-    distance: Distance = frechet_distance_features,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``distance(x, ref)``, resampling both sets.
-
-    Each replicate draws len(x) rows of `x` and len(ref) rows of `ref` with replacement
-    (seeded). Duplicated rows shrink the spread of a resample, so replicates of a Fréchet
-    distance lean high; at a true distance near zero the interval can sit above the
-    full-sample value (read it with the real-vs-real baseline).
-
-    Returns
-    -------
-    (low, high) at the two-sided `level`.
-    """
-    rng = np.random.default_rng(seed)
-    vals = np.empty(n_boot)
-    for b in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=n_boot < 50):
-        i = rng.integers(0, len(x), len(x))
-        j = rng.integers(0, len(ref), len(ref))
-        vals[b] = distance(x[i], ref[j])
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
-def split_baseline(
-    real: np.ndarray,
-    n: int | None = None,
-    repeats: int = 5,
-    seed: int = 0,
-    distance: Distance = frechet_distance_features,
-) -> tuple[float, int]:
-    """Real-vs-real distance between two disjoint random subsets of `real` of size n each.
-
-    With ``n=None`` the subsets are two equal halves (the thesis' real-split baseline).
-    `n` is capped at len(real) // 2 so the subsets never share an image; the result is the
-    mean over `repeats` seeded draws.
-
-    Returns
-    -------
-    (mean distance, n actually used per subset)
-    """
-    half = len(real) // 2
-    if half < 2:
-        raise DataError(f"real-split baseline needs >= 4 real images, got {len(real)}")
-    n = half if n is None else min(int(n), half)
-    n = max(n, 2)
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(repeats):
-        perm = rng.permutation(len(real))
-        vals.append(distance(real[perm[:n]], real[perm[n : 2 * n]]))
-    return float(np.mean(vals)), n
-
-
-def fid_infinity(
-    x: np.ndarray,
-    ref: np.ndarray,
-    n_points: int = 15,
-    min_fraction: float = 0.1,
-    repeats: int = 1,
-    seed: int = 0,
-    distance: Distance = frechet_distance_features,
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """FID-infinity of Chong & Forsyth (2020): the distance extrapolated to N = infinity.
-
-    "Effectively unbiased FID and Inception Score and where to find them" (CVPR 2020,
-    section 3): the reference statistics stay those of the **full** reference set; only the
-    compared set `x` is subsampled (without replacement) to N images, for `n_points` values
-    of N evenly spaced from ``min_fraction * len(x)`` to ``len(x)`` (the paper: 15 values,
-    5,000 to 50,000). The plug-in bias of the Fréchet distance is linear in 1/N to first
-    order, so a least-squares line of the distance against 1/N, read at 1/N = 0, removes
-    the bias due to the finite compared set. What remains is the (smaller, fixed) bias of
-    the finite reference set. `repeats` draws per N are averaged (the paper: one).
-
-    Returns
-    -------
-    (intercept at 1/N = 0, the N values, the mean distance at each N); NaN when fewer
-    than two distinct N >= 2 are available.
-    """
-    n_max = len(x)
-    n_min = max(2, int(round(min_fraction * n_max)))
-    ns = np.unique(np.linspace(n_min, n_max, max(int(n_points), 2)).round().astype(int))
-    ns = ns[ns >= 2]
-    if len(ns) < 2:
-        return float("nan"), ns, np.full(len(ns), np.nan)
-    rng = np.random.default_rng(seed)
-    means = np.array(
-        [
-            np.mean([distance(x[rng.permutation(n_max)[:n]], ref) for _ in range(repeats)])
-            for n in ns
-        ]
-    )
-    _slope, intercept = np.polyfit(1.0 / ns, means, 1)
-    return float(intercept), ns, means
 
 
 # --- the offline metric's feature space -----------------------------------------------------
@@ -400,13 +169,16 @@ TABLE_COLUMNS = [
     "value",
     "ci_low",
     "ci_high",
+    "vs_next",
     "n_set",
     "n_ref",
+    "n_total",
     "baseline_same_n",
     "kid_mean",
     "kid_std",
     "log_kid",
     "fid_inf",
+    "fid_inf_note",
     "feature_dim",
     "warning",
     "label",
@@ -414,6 +186,7 @@ TABLE_COLUMNS = [
     "kid_subset_size",
     "fd",
     "dropped_features",
+    SECONDARY_COLUMN,
 ]
 
 
@@ -429,10 +202,16 @@ class DistanceSettings:
     kid_subsets, kid_subset_size : KID subsets and their size (capped at the smaller N).
     fid_inf_points : number of N values in the FID-infinity fit.
     fid_inf_min_fraction : smallest N of the fit as a fraction of the compared set's N.
-    frd_min_std : reference std (feature units) at or below which a radiomics feature is
-        dropped from the offline metric (:func:`fit_standardiser`).
-    validation_images : real training slices used by the degradation check (rule
-        plot_distance_validation, :func:`tomosynth.metrics.degrade.degradation_table`).
+    fid_inf_min_n_per_dim : FID-infinity is reported only when the smallest N of its fit is
+        at least this multiple of the feature dimension (:func:`fid_inf_validity`).
+    frd_min_std : reference std (feature units) at or below which a tomosynth radiomics
+        feature is dropped from the secondary metric (:func:`fit_standardiser`).
+    frd_max_images : images per set and per reference that go through FRD v1 (a seeded
+        draw; pyradiomics takes ~1 s per 256 px image); ``n_total`` says how many there were.
+    frd_validation_images : undisturbed and degraded images per half of the FRD v1
+        degradation check (:func:`tomosynth.metrics.degrade.degradation_table`).
+    validation_images : real training slices drawn for the degradation check (rule
+        plot_distance_validation); the secondary metric uses them all.
     baseline_repeats : random real-vs-real splits averaged for ``baseline_same_n``.
     """
 
@@ -444,7 +223,10 @@ class DistanceSettings:
     fid_inf_points: int = 6
     baseline_repeats: int = 5
     fid_inf_min_fraction: float = 0.3
+    fid_inf_min_n_per_dim: float = 2.0
     frd_min_std: float = 1e-4
+    frd_max_images: int = 16
+    frd_validation_images: int = 6
     validation_images: int = 64
 
 
@@ -508,20 +290,28 @@ def content_cached_features(
     return feats
 
 
+Space = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
 def compare_sets(
     x: np.ndarray,
     ref: np.ndarray,
     real_pool: np.ndarray,
     settings: DistanceSettings,
     distance: Distance = frechet_distance_features,
+    space: Space | None = None,
 ) -> dict:
     """Distance of `x` to `ref` with N, CI, same-N real baseline, KID and FID-infinity.
 
     `real_pool` (all real images' features) supplies the real-vs-real baseline at the
-    generated set's N.
+    generated set's N. `space` maps ``(x, ref)`` into the space `distance` measures in
+    (FRD v1: z-scored by `ref`), for KID and the feature dimension; None = as given.
+    FID-infinity is NaN, with the reason in ``fid_inf_note``, where
+    :func:`fid_inf_validity` rules it out.
     """
     s = settings
-    n_set, n_ref, dim = len(x), len(ref), x.shape[1]
+    xs, rs = space(x, ref) if space is not None else (x, ref)
+    n_set, n_ref, dim = len(x), len(ref), xs.shape[1]
     warnings = []
     value = distance(x, ref)
     if s.bootstrap > 0:
@@ -548,10 +338,13 @@ def compare_sets(
             "bootstrap CI excludes the full-sample value: resampling with replacement "
             "inflates the distance, i.e. small-sample bias dominates this score"
         )
-    k_mean, k_std, k_m = kid(x, ref, s.kid_subsets, s.kid_subset_size, s.seed)
-    f_inf, _, _ = fid_infinity(
-        x, ref, s.fid_inf_points, s.fid_inf_min_fraction, seed=s.seed, distance=distance
-    )
+    k_mean, k_std, k_m = kid(xs, rs, s.kid_subsets, s.kid_subset_size, s.seed)
+    note = fid_inf_validity(n_set, dim, s.fid_inf_min_fraction, s.fid_inf_min_n_per_dim)
+    f_inf = float("nan")
+    if not note:
+        f_inf = fid_infinity(
+            x, ref, s.fid_inf_points, s.fid_inf_min_fraction, seed=s.seed, distance=distance
+        )[0]
     return {
         "value": value,
         "ci_low": ci[0],
@@ -565,11 +358,241 @@ def compare_sets(
         "log_kid": log_kid(k_mean),
         "kid_subset_size": k_m,
         "fid_inf": f_inf,
+        "fid_inf_note": note,
         "feature_dim": dim,
         "warning": "; ".join(warnings),
         "fd": value,
         "dropped_features": "",
     }
+
+
+def draw_files(files: list[str], n: int, seed: int = 0) -> list[str]:
+    """At most `n` of `files`, a seeded draw kept in the files' order (all when n >= len)."""
+    files = list(files)
+    if len(files) <= n:
+        return files
+    keep = np.random.default_rng(seed).choice(len(files), int(n), replace=False)
+    return [files[i] for i in sorted(keep)]
+
+
+def mark_separation(table, ranked_by: str = "value"):
+    """Column ``vs_next`` of a distance table: is each set told apart from the next-ranked?
+
+    Within each (metric, reference) the compared sets (not the real split) are ranked by
+    `ranked_by`, lowest first. A set is "not separated" from the next-ranked one when their
+    difference is smaller than the bootstrap spread, i.e. than the wider of the two
+    bootstrap CI half-widths; "separated" otherwise; "" for the last set, the real split
+    and rows without a CI.
+    """
+    table = table.copy()
+    table["vs_next"] = ""
+    real = table["set"].astype(str).str.startswith("real_split")
+    for _, block in table[~real].groupby(["metric", "reference"], sort=False):
+        block = block.sort_values(ranked_by, kind="stable")
+        half = (block["ci_high"] - block["ci_low"]).to_numpy(float) / 2
+        vals = block[ranked_by].to_numpy(float)
+        for k in range(len(block) - 1):
+            spread = max(half[k], half[k + 1])
+            if not np.isfinite(spread):
+                continue
+            gap = abs(vals[k + 1] - vals[k])
+            word = "separated" if gap >= spread else "not separated"
+            table.loc[block.index[k], "vs_next"] = (
+                f"{word} from {block['set'].iloc[k + 1]} (|diff| {gap:.3g}, spread {spread:.3g})"
+            )
+    return table
+
+
+@dataclass
+class _Metric:
+    """One metric of the table: its name, cache tag, feature extractor and extractor id."""
+
+    name: str
+    tag: str
+    extract: Callable[[list[str]], np.ndarray]
+    extractor_id: str
+
+
+def _fid_metric(
+    fid_weights: str | None, device: str, batch_size: int, offline_fallback: bool
+) -> tuple[_Metric | None, str]:
+    """The Inception FID metric when its weights load (never downloaded), else None and the
+    note every row then carries (or a ConfigError when the fallback is off)."""
+    weights_path = Path(fid_weights) if fid_weights is not None else fid.default_weights_path()
+    model, reason = None, ""
+    try:  # None: the file in torch hub's cache, never a download
+        model = fid.load_inception(fid_weights, device)
+    except ConfigError:  # load_inception's own check: no such file
+        reason = f"{weights_path}: file missing"
+    except (OSError, RuntimeError) as exc:  # unreadable or not a state dict
+        reason = f"{weights_path}: {type(exc).__name__}: {exc}"
+    if model is not None:
+        return (
+            _Metric(
+                fid.METRIC_NAME,
+                "fid",
+                lambda f: fid.inception_features(f, model, batch_size, device),
+                sha256_file(weights_path),
+            ),
+            "",
+        )
+    if not offline_fallback:
+        raise ConfigError(f"{fid.missing_weights_message(fid_weights, False)} ({reason})")
+    note = f"FID weights unavailable: {frd_v1.METRIC_NAME} reported instead (not FID)"
+    logging.getLogger(__name__).warning(
+        "%s (%s). %s", note, reason, fid.missing_weights_message(fid_weights, False)
+    )
+    return None, note
+
+
+def frd_v1_metric() -> _Metric:
+    """FRD v1 through frd-score (:mod:`tomosynth.metrics.frd`), keyed by the pinned versions."""
+    ident = ", ".join(f"{k} {v}" for k, v in frd_v1.versions().items())
+    return _Metric(frd_v1.METRIC_NAME, "frd_v1", frd_v1.feature_array, ident)
+
+
+def frd_v1_distance(device: str = "cpu") -> tuple[Distance, Space]:
+    """FRD v1's Fréchet distance of raw feature arrays (the second is D1, the reference),
+    and its feature space. The distance is the exact eigen/SVD one of
+    :mod:`tomosynth.metrics.frechet` on frd-score's normalised features: equal to
+    frd-score's ``sqrtm`` path (checked in the tests) and ~1000x faster, for the bootstrap."""
+    fd = distance_function(device)
+
+    def space(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xz, rz, _keep = frd_v1.normalise(x, ref)
+        return xz.astype(np.float64), rz.astype(np.float64)
+
+    def distance(x: np.ndarray, ref: np.ndarray) -> float:
+        try:
+            return fd(*space(x, ref))
+        except DataError:  # a bootstrap resample of one repeated reference image
+            return float("nan")
+
+    return distance, space
+
+
+def secondary_values(
+    sets: dict[str, tuple[str, list[str]]],
+    references: dict[str, list[str]],
+    real_pool: list[str],
+    feats: Callable[..., np.ndarray],
+    settings: DistanceSettings,
+) -> dict[tuple[str, str], float]:
+    """The secondary metric, "log FRD (tomosynth radiomics features)" (53 features of
+    :mod:`tomosynth.metrics.features`, z-scored by the first reference, log Fréchet
+    distance) of every (set, reference) pair and of the real split, on the full sets."""
+    pool = feats("real", real_pool)
+    row_of = {str(f): i for i, f in enumerate(real_pool)}
+    refs = {  # row subsets of the pool, as in _metric_rows
+        n: feats(n, files, pool[[row_of[str(f)] for f in files]]) for n, files in references.items()
+    }
+    scale = fit_standardiser(next(iter(refs.values())), settings.frd_min_std)
+    pool, refs = scale(pool), {k: scale(v) for k, v in refs.items()}
+    perm = np.random.default_rng(settings.seed).permutation(len(pool))
+    half = len(pool) // 2
+    out = {
+        ("real_split/half_a", "real_split/half_b"): log_distance(
+            frechet_distance_features(pool[perm[:half]], pool[perm[half : 2 * half]])
+        )
+    }
+    for name, (_label, files) in sets.items():
+        x = scale(feats(name, files))
+        for ref_name, ref in refs.items():
+            out[(name, ref_name)] = log_distance(frechet_distance_features(x, ref))
+    return out
+
+
+def _feature_reader(
+    metric: _Metric,
+    stats_dir: str | os.PathLike | None,
+    cache_dir: str | os.PathLike | None,
+) -> Callable[..., np.ndarray]:
+    """``feats(name, files)``: features through the content cache and the per-set stats file."""
+    extract = metric.extract
+    if cache_dir is not None:
+        extract = partial(
+            content_cached_features,
+            metric=metric.name,
+            extract=metric.extract,
+            cache_dir=Path(cache_dir) / metric.tag,
+            extractor_id=metric.extractor_id,
+        )
+
+    def feats(name: str, files: list[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """Features of `files` (`rows`: already known, only the stats file is written)."""
+        safe = name.replace("/", "__")
+        cache = None if stats_dir is None else Path(stats_dir) / f"{metric.tag}_{safe}.npz"
+        ext = extract if rows is None else (lambda _f: rows)
+        return cached_features(files, metric.name, ext, cache)
+
+    return feats
+
+
+def _metric_rows(
+    metric: _Metric,
+    sets: dict[str, tuple[str, list[str]]],
+    references: dict[str, list[str]],
+    real_pool: list[str],
+    feats: Callable[..., np.ndarray],
+    settings: DistanceSettings,
+    device: str,
+) -> list[dict]:
+    """Rows of one metric: the real split, then every (set, reference) pair.
+
+    FRD v1 works on a seeded draw of at most ``settings.frd_max_images`` images of every set
+    and reference (``n_total`` keeps the full count) and its real pool is the union of the
+    drawn references; each pair lives in the space z-scored by its own reference (D1), and
+    ``value`` is frd-score's own number (:func:`tomosynth.metrics.frd.frd_v1`). FID uses
+    the whole `real_pool`.
+    """
+    is_v1 = metric.tag == "frd_v1"
+    cap = settings.frd_max_images if is_v1 else None
+    drawn = {n: draw_files(f, cap, settings.seed) if cap else f for n, f in references.items()}
+    pool_files = list(real_pool)  # FRD v1: only the drawn references (each image costs ~1 s)
+    if cap:
+        pool_files = list(dict.fromkeys(f for files in drawn.values() for f in files))
+    pool = feats("real", pool_files)
+    row_of = {str(f): i for i, f in enumerate(pool_files)}
+    refs = {  # row subsets of the pool: every real image goes through the extractor once
+        n: feats(n, files, pool[[row_of[str(f)] for f in files]]) for n, files in drawn.items()
+    }
+    if is_v1:
+        dist, space = frd_v1_distance(device)
+    else:
+        dist, space = distance_function(device), None
+
+    def row(x, ref, n_total: int) -> dict:
+        r = compare_sets(x, ref, pool, settings, dist, space)
+        if is_v1:
+            r = to_log_scale(r)
+            r["value"] = frd_v1.frd_v1(x, ref)  # frd-score's own sqrtm path
+            kept = int(frd_v1.normalise(x, ref)[2].sum())
+            r["dropped_features"] = f"{x.shape[1] - kept} of {x.shape[1]} (NaN/inf z-score)"
+            if n_total > len(x):
+                r["warning"] = "; ".join(
+                    w
+                    for w in (
+                        f"FRD v1 on a seeded draw of {len(x)} of {n_total} images "
+                        "(evaluate.distance.frd_max_images)",
+                        r["warning"],
+                    )
+                    if w
+                )
+        return dict(r, n_total=n_total)
+
+    perm = np.random.default_rng(settings.seed).permutation(len(pool))
+    half = len(pool) // 2
+    a, b = pool[perm[:half]], pool[perm[half : 2 * half]]
+    first = dict(row(a, b, len(a)), label="real split")  # the halves use every drawn image
+    first["baseline_same_n"], first["baseline_n"] = first["value"], half
+    rows = [dict(first, set="real_split/half_a", reference="real_split/half_b")]
+    for name, (label, files) in sets.items():
+        use = draw_files(files, cap, settings.seed) if cap else files
+        x = feats(name, use)
+        for ref_name, ref in refs.items():
+            r = row(x, ref, len(files))
+            rows.append(dict(r, set=name, reference=ref_name, label=label))
+    return [dict(r, metric=metric.name) for r in rows]
 
 
 def distance_table(
@@ -591,143 +614,55 @@ def distance_table(
     ----------
     scan : scan name (first column).
     sets : set name -> (plot label, image files) of the compared sets.
-    references : reference name -> image files (the thesis compares with "train"; the
-        first reference also defines the FRD z-scoring, so every FRD of one table lives
-        in the same feature space).
+    references : reference name -> image files (the thesis compares with "train"); every
+        file must be in `real_pool`.
     real_pool : all real high-resolution images: the real-split row (two seeded random
-        equal halves) and the same-N baselines are drawn from it.
-    stats_dir : folder for per-set ``{metric}_{set}.npz`` statistics (None: no cache).
+        equal halves) and the same-N baselines are drawn from it (FRD v1: from the union
+        of the drawn references).
+    stats_dir : folder for per-set ``{tag}_{set}.npz`` statistics (None: no cache).
     cache_dir : content-addressed feature cache (:func:`content_cached_features`) that
-        survives reruns; None keeps only the stats_dir cache. Either way the real pool goes
-        through the extractor once and the references are row subsets of its array.
+        survives reruns; None keeps only the stats_dir cache.
     fid_weights : local FID Inception weights, or None for the file in torch hub's cache
         (pytorch-fid's default location; never downloaded).
-    offline_fallback : when the weights are missing or unreadable, report FRD
-        only (True) or stop with a ConfigError saying where to put the file (False).
+    offline_fallback : when the weights are missing or unreadable, report FRD v1 only
+        (True) or stop with a ConfigError saying where to put the file (False).
 
     Returns
     -------
-    pandas.DataFrame with :data:`TABLE_COLUMNS`; FRD rows always, FID rows when the
-    weights are available.
+    pandas.DataFrame with :data:`TABLE_COLUMNS`: FRD v1 rows always (the offline
+    distance of the ranking), FID rows when the weights are available, the secondary
+    "log FRD (tomosynth radiomics features)" in column :data:`SECONDARY_COLUMN`, and
+    ``vs_next`` from :func:`mark_separation`.
     """
     import pandas as pd
 
     log = logging.getLogger(__name__)
     settings = settings or DistanceSettings()
-    extractors: dict[str, Callable[[list[str]], np.ndarray]] = {
-        frd.METRIC_NAME: frd.radiomics_features
-    }
-    note, model, reason = "", None, ""
-    weights_path = Path(fid_weights) if fid_weights is not None else fid.default_weights_path()
-    try:  # None: the file in torch hub's cache, never a download
-        model = fid.load_inception(fid_weights, device)
-    except ConfigError:  # load_inception's own check: no such file
-        reason = f"{weights_path}: file missing"
-    except (OSError, RuntimeError) as exc:  # unreadable or not a state dict
-        reason = f"{weights_path}: {type(exc).__name__}: {exc}"
-    if model is not None:
-        extractors = {
-            fid.METRIC_NAME: lambda f: fid.inception_features(f, model, batch_size, device),
-            **extractors,
-        }
-    elif offline_fallback:
-        note = "FID weights unavailable: offline FRD reported instead (not FID)"
-        log.warning("%s (%s). %s", note, reason, fid.missing_weights_message(fid_weights, False))
-    else:
-        raise ConfigError(f"{fid.missing_weights_message(fid_weights, False)} ({reason})")
-
-    dist = distance_function(device)
-    safe = {name: name.replace("/", "__") for name in [*sets, *references, "real"]}
+    missing = [f for files in references.values() for f in files if f not in set(real_pool)]
+    if missing:
+        raise DataError(f"reference images not in the real pool, e.g. {missing[0]}")
+    fid_metric, note = _fid_metric(fid_weights, device, batch_size, offline_fallback)
+    metrics = ([fid_metric] if fid_metric is not None else []) + [frd_v1_metric()]
     rows = []
-    extractor_ids = {frd.METRIC_NAME: ",".join(frd.feature_names())}
-    if model is not None:
-        extractor_ids[fid.METRIC_NAME] = sha256_file(weights_path)
-    for metric, extract in extractors.items():
-        tag = "fid" if metric == fid.METRIC_NAME else "frd"
-        if cache_dir is not None:
-            extract = partial(  # noqa: PLW2901 - the cached extractor replaces the plain one
-                content_cached_features,
-                metric=metric,
-                extract=extract,
-                cache_dir=Path(cache_dir) / tag,
-                extractor_id=extractor_ids[metric],
-            )
-
-        def feats(name: str, files: list[str], tag=tag, metric=metric, extract=extract):
-            cache = None if stats_dir is None else Path(stats_dir) / f"{tag}_{safe[name]}.npz"
-            return cached_features(files, metric, extract, cache)
-
-        pool = feats("real", real_pool)
-        # References drawn from the real pool are row subsets of its array: each real image
-        # goes through the extractor once (their stats files are still written).
-        row_of = {str(f): i for i, f in enumerate(real_pool)}
-        refs = {}
-        for name, files in references.items():
-            if all(str(f) in row_of for f in files):
-                sub = pool[[row_of[str(f)] for f in files]]
-                refs[name] = feats(name, files, extract=lambda _f, sub=sub: sub)
-            else:
-                refs[name] = feats(name, files)
-        scale, dropped = (lambda f: f), ""
-        if tag == "frd":  # z-score by the first reference (the training split), log FD
-            scale = fit_standardiser(next(iter(refs.values())), settings.frd_min_std)
-            dropped = "; ".join(scale.dropped(frd.feature_names()))
-            pool = scale(pool)
-            refs = {k: scale(v) for k, v in refs.items()}
-
-        def report(row: dict, tag=tag, dropped=dropped) -> dict:
-            row = to_log_scale(row) if tag == "frd" else row
-            return dict(row, dropped_features=dropped)
-
-        # the real-split row: two seeded random equal halves of the real pool
-        perm = np.random.default_rng(settings.seed).permutation(len(pool))
-        half = len(pool) // 2
-        a, b = pool[perm[:half]], pool[perm[half : 2 * half]]
-        row = compare_sets(a, b, pool, settings, dist)
-        row["baseline_same_n"], row["baseline_n"] = row["value"], half
-        row = report(row)
-        if note:
-            row["warning"] = "; ".join(w for w in (note, row["warning"]) if w)
-        rows.append(
-            {
-                "scan": scan,
-                "set": "real_split/half_a",
-                "reference": "real_split/half_b",
-                "metric": metric,
-                "label": "real split",
-                **row,
-            }
-        )
-        for name, (label, files) in sets.items():
-            x = scale(feats(name, files))
-            for ref_name, ref in refs.items():
-                row = report(compare_sets(x, ref, pool, settings, dist))
-                if note:
-                    row["warning"] = "; ".join(w for w in (note, row["warning"]) if w)
-                rows.append(
-                    {
-                        "scan": scan,
-                        "set": name,
-                        "reference": ref_name,
-                        "metric": metric,
-                        "label": label,
-                        **row,
-                    }
-                )
-                log.info(
-                    "%s %s vs %s: %.4g [%.4g, %.4g] (N=%d vs N_ref=%d; real baseline at N=%d: %.4g)",
-                    metric,
-                    name,
-                    ref_name,
-                    row["value"],
-                    row["ci_low"],
-                    row["ci_high"],
-                    row["n_set"],
-                    row["n_ref"],
-                    row["baseline_n"],
-                    row["baseline_same_n"],
-                )
+    for metric in metrics:
+        feats = _feature_reader(metric, stats_dir, cache_dir)
+        rows += _metric_rows(metric, sets, references, real_pool, feats, settings, str(device))
+    own = _Metric(
+        own_features.METRIC_NAME, "frd", own_features.radiomics_features,
+        ",".join(own_features.feature_names()),
+    )  # fmt: skip
+    secondary = secondary_values(
+        sets, references, real_pool, _feature_reader(own, stats_dir, cache_dir), settings
+    )
     for r in rows:
+        r[SECONDARY_COLUMN] = secondary.get((r["set"], r["reference"]), float("nan"))
+        if note:
+            r["warning"] = "; ".join(w for w in (note, r["warning"]) if w)
+        log.info(
+            "%s %s vs %s: %.4g [%.4g, %.4g] (N=%d of %d vs N_ref=%d; real baseline: %.4g)",
+            *(r[k] for k in ("metric", "set", "reference", "value", "ci_low", "ci_high")),
+            *(r[k] for k in ("n_set", "n_total", "n_ref", "baseline_same_n")),
+        )
         if r["warning"]:
             log.warning("%s %s vs %s: %s", r["metric"], r["set"], r["reference"], r["warning"])
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return mark_separation(pd.DataFrame(rows, columns=TABLE_COLUMNS))

@@ -89,8 +89,10 @@ def thesis_ranking(distance: pd.DataFrame, reference: str = "train") -> pd.DataF
     -------
     DataFrame
         Columns ``metric, rank, label, set, value, ci_low, ci_high, n_set, baseline_same_n,
-        separated_from_next`` (the CI does not overlap the next-ranked set's); the real split
-        is the row with rank 0. One block per metric.
+        separated_from_next`` (the CI does not overlap the next-ranked set's), and ``vs_next``
+        where the table has it ("not separated": the difference to the next-ranked set is
+        smaller than the bootstrap spread); the real split is the row with rank 0. One
+        block per metric.
     """
     need = {"set", "reference", "metric", "value", "ci_low", "ci_high", "n_set"}
     missing = need - set(distance.columns)
@@ -134,6 +136,7 @@ def thesis_ranking(distance: pd.DataFrame, reference: str = "train") -> pd.DataF
         "baseline_same_n",
         "separated_from_next",
     ]
+    cols += ["vs_next"] if "vs_next" in distance.columns else []  # distance.mark_separation
     return pd.concat(out, ignore_index=True)[cols]
 
 

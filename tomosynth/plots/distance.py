@@ -112,7 +112,7 @@ def plot_distance(
 
 
 def degradation_figure(table):
-    """Offline distance of degraded real images vs degradation level (Heusel et al. 2017).
+    """Distances of degraded real images vs degradation level (Heusel et al. 2017).
 
     Parameters
     ----------
@@ -120,42 +120,49 @@ def degradation_figure(table):
 
     Returns
     -------
-    (figure, drawn): `drawn` maps kind -> {"level": [...], "amount": [...], "value": [...]}
-    in plotted order (the y values are the table's ``value``, the log FRD). Level 0 is the
-    real-vs-real distance of the two halves (the same point for every kind).
+    (figure, drawn): one panel per metric (FRD v1 first, then the secondary metric), then
+    the first metric's log KID; `drawn` maps metric -> kind -> {"level", "amount", "value",
+    "log_kid"} in plotted order (the y values are the table's ``value``, a log distance).
+    Level 0 is the real-vs-real distance of the two halves (the same point for every kind).
     """
     import matplotlib.pyplot as plt  # the Agg backend is set by tomosynth.plots
 
-    with_kid = "log_kid" in table.columns
-    fig, axes = plt.subplots(1, 2 if with_kid else 1, figsize=(12.0 if with_kid else 7.0, 4.5))
+    metrics = list(dict.fromkeys(table["metric"]))
+    fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(6.0 * (len(metrics) + 1), 4.5))
     axes = list(np.atleast_1d(axes))
-    ax = axes[0]
-    drawn: dict[str, dict[str, list]] = {}
-    for kind, sub in table.groupby("kind", sort=False):
-        sub = sub.sort_values("level")
-        amounts = ", ".join(f"{a:g}" for a in sub["amount"].iloc[1:])
-        label = f"{kind}: {sub['unit'].iloc[0]} {amounts}"
-        (line,) = ax.plot(sub["level"], sub["value"], "o-", label=label)
-        drawn[str(kind)] = {
-            "level": [int(v) for v in sub["level"]],
-            "amount": [float(v) for v in sub["amount"]],
-            "value": [float(v) for v in sub["value"]],
-        }
-        if with_kid:
-            axes[1].plot(sub["level"], sub["log_kid"], "o-", color=line.get_color(), label=label)
-            drawn[str(kind)]["log_kid"] = [float(v) for v in sub["log_kid"]]
-    first = table.iloc[0]
-    n = f"N = {first['n_set']} / {first['n_ref']}"
-    ax.set_ylabel(f"{first['metric']}\nlower = closer to real")
-    ax.set_title(f"Degraded real slices vs real slices ({n})", fontsize=10)
-    if with_kid:
-        axes[1].set_ylabel("log KID = ln(1 + max(KID, 0)), same features\nlower = closer to real")
-        axes[1].set_title("KID in the same z-scored space (0: not distinguishable)", fontsize=10)
+    drawn: dict[str, dict[str, dict[str, list]]] = {}
+    for ax, metric in zip(axes, metrics, strict=False):
+        block = table[table["metric"] == metric]
+        drawn[metric] = {}
+        for kind, sub in block.groupby("kind", sort=False):
+            sub = sub.sort_values("level")
+            amounts = ", ".join(f"{a:g}" for a in sub["amount"].iloc[1:])
+            label = f"{kind}: {sub['unit'].iloc[0]} {amounts}"
+            (line,) = ax.plot(sub["level"], sub["value"], "o-", label=label)
+            drawn[metric][str(kind)] = {
+                "level": [int(v) for v in sub["level"]],
+                "amount": [float(v) for v in sub["amount"]],
+                "value": [float(v) for v in sub["value"]],
+                "log_kid": [float(v) for v in sub["log_kid"]],
+            }
+            if metric == metrics[0]:
+                axes[-1].plot(
+                    sub["level"], sub["log_kid"], "o-", color=line.get_color(), label=label
+                )
+        first = block.iloc[0]
+        ax.set_ylabel(f"{metric}\nlower = closer to real")
+        ax.set_title(
+            f"Degraded vs real slices (N = {first['n_set']} / {first['n_ref']})", fontsize=10
+        )
+        ax.legend(fontsize=7)
+    axes[-1].set_ylabel(
+        f"log KID = ln(1 + max(KID, 0)), {metrics[0]} space\nlower = closer to real"
+    )
+    axes[-1].set_title("KID in the same z-scored space (0: not distinguishable)", fontsize=10)
     for a in axes:
         a.set_xticks(sorted(set(int(v) for v in table["level"])))
         a.set_xlabel("degradation level (0 = undisturbed real images)")
         a.grid(alpha=0.3)
-    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig, drawn
 

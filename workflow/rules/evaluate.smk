@@ -1,5 +1,5 @@
-# Evaluation: distribution distances (FID through pytorch-fid, or the
-# weight-free FRD offline) with N, bootstrap CI, same-N real baseline, KID and FID-infinity;
+# Evaluation: distribution distances (FID through pytorch-fid, and the
+# weight-free FRD v1 of frd-score offline) with N, bootstrap CI, same-N real baseline, KID and FID-infinity;
 # the thesis' figure-11 bar plot; compute accounting. Helpers in common.smk. Bone and
 # morphology rules live in bone.smk.
 
@@ -89,6 +89,7 @@ rule plot_distance_validation:
         seed=EVALUATE["distance"]["seed"],
         min_std=EVALUATE["distance"]["frd_min_std"],
         max_images=EVALUATE["distance"]["validation_images"],
+        frd_images=EVALUATE["distance"]["frd_validation_images"],
     script:
         "../../scripts/plot_distance_validation.py"
 
