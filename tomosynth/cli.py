@@ -22,11 +22,11 @@ def verify(root: Path, fast: bool = False) -> int:
         print(f"tomosynth verify: {root} is not a folder", file=sys.stderr)
         return 2
     manifests, damaged = verify_tree(root, full=not fast)
-    if not manifests:
+    if not manifests and not damaged:
         print(f"tomosynth verify: no {root}/**/MANIFEST.json found (nothing to check)")
         return 2
     files = 0
-    for m in manifests:
+    for m in sorted(set(manifests) | set(damaged)):  # damaged: also folders without one
         import json
 
         try:
@@ -42,9 +42,14 @@ def verify(root: Path, fast: bool = False) -> int:
                 print(f"  ... and {len(problems) - 20} more")
     how = "sizes and times" if fast else "sha256"
     status = f"{len(damaged)} damaged" if damaged else "all intact"
-    print(f"{len(manifests)} folders, {files} files checked ({how}) under {root}: {status}")
+    print(
+        f"{len(set(manifests) | set(damaged))} folders, {files} files checked ({how}) under {root}: {status}"
+    )
     if damaged:
-        print("regenerate a damaged folder: delete it and run snakemake again")
+        print(
+            "regenerate a damaged folder: snakemake --forcerun <the rule named above>, or "
+            "delete the folder and run snakemake again"
+        )
     return 1 if damaged else 0
 
 

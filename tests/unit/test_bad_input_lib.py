@@ -372,3 +372,75 @@ def test_parse_time_warning_names_the_damaged_folder(tmp_path, monkeypatch):
     (line,) = damaged_warnings(tmp_path / "results")
     assert f"{png} is damaged" in line and name in line and "--forcerun export_png" in line
     assert damaged_warnings(tmp_path / "absent") == []
+
+
+# ------------------------------------------------------------------------------ issue 21 §1-3
+
+
+def test_recon_folder_has_a_manifest_that_consumers_and_verify_check(tmp_path, capsys):
+    from tomosynth.cli import main
+
+    h5 = _write(tmp_path / "scan.h5")
+    out = tmp_path / "results" / "recon" / "mine"
+    reconstruct_scan(h5, out, backend="torch", center=C / 2, chunk_rows=2)
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert sorted(manifest["files"]) == ["recon.json"] + [f"slice_{i:05d}.tiff" for i in range(R)]
+    assert len(kept_slices(out, 0)) == R
+    victim = out / "slice_00002.tiff"
+    victim.unlink()
+    with pytest.raises(DataError, match="slice_00002.tiff: missing"):
+        kept_slices(out, 0)  # clip_bounds / export_png would have gone on with R - 1 slices
+    assert main(["verify", str(tmp_path / "results")]) == 1
+    assert "slice_00002.tiff: missing" in capsys.readouterr().out
+
+
+def test_missing_manifest_is_damage_inside_a_job_and_for_verify(tmp_path, monkeypatch, capsys):
+    from tomosynth.cli import main
+    from tomosynth.manifest import damaged_warnings
+
+    folder = _png_folder(tmp_path)
+    (folder / "MANIFEST.json").unlink()
+    _delete(folder)
+    assert len(list_pngs(folder)) == 4  # outside a workflow job: a hand-made folder
+    monkeypatch.setenv("TOMOSYNTH_RULE", "compute_morphology")
+    for consume in (list_pngs, read_png_stack, lambda f: read_png_stack(f, ["slice_00000.png"])):
+        with pytest.raises(DataError) as err:
+            consume(folder)
+        msg = str(err.value)
+        assert "\n" not in msg and f"{folder}: no MANIFEST.json" in msg, msg
+        assert f"delete {folder} and run snakemake again" in msg
+    assert main(["verify", str(tmp_path / "results")]) == 1
+    out = capsys.readouterr().out
+    assert f"DAMAGED {folder}" in out and "no MANIFEST.json" in out
+    (line,) = damaged_warnings(tmp_path / "results")
+    assert f"{folder} is damaged" in line and "no MANIFEST.json" in line
+    # a folder that is not a published output needs none, even in a job
+    other = tmp_path / "mine"
+    other.mkdir()
+    write_png(other / "a.png", np.zeros((4, 4), np.uint8))
+    assert len(list_pngs(other)) == 1
+
+
+def test_stale_temporaries_of_a_killed_export_are_cleaned(tmp_path):
+    import os
+
+    from tomosynth.io import atomic_dir, atomic_file
+
+    parent = tmp_path / "results" / "png" / "shale"
+    parent.mkdir(parents=True)
+    old_style = parent / ".64px.k2j4h5g6.tmp"  # left by a killed export (before pids)
+    dead = parent / ".64px.4194303-abcd1234.tmp"  # above pid_max: no such process
+    live = parent / f".64px.{os.getpid()}-zzzz9999.tmp"  # being written by a live process
+    other = parent / ".64pxx.k2j4h5g6.tmp"  # another output's temporary
+    for d in (old_style, dead, live, other):
+        d.mkdir()
+        (d / "slice_00000.png").write_bytes(b"partial")
+    stale_file = parent / ".split.json.k2j4h5g6.tmp"
+    stale_file.write_text("{")
+    with atomic_dir(parent / "64px") as tmp:
+        write_png(tmp / "slice_00000.png", np.zeros((4, 4), np.uint8))
+    left = sorted(p.name for p in parent.iterdir())
+    assert left == sorted(["64px", live.name, other.name, stale_file.name]), left
+    with atomic_file(parent / "split.json") as tmp:
+        tmp.write_text("{}")
+    assert not stale_file.exists() and (parent / "split.json").read_text() == "{}"
