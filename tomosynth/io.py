@@ -799,6 +799,28 @@ def _theta_units(path: Path, ds: h5py.Dataset, theta_units: str | None) -> str:
     return units
 
 
+def _outlier_angles(theta: np.ndarray) -> np.ndarray:
+    """Indices of angles far outside the bulk (a glitched reading among plausible ones).
+
+    An angle is an outlier when it lies more than the bulk's own 10-90 % range (at least
+    10 degrees) beyond the 10th or 90th percentile, and the others then span a plausible
+    scan (`MIN_SPAN_DEG` to `MAX_SPAN_DEG`); none when most angles are implausible (a unit
+    problem, reported as such).
+    """
+    if theta.size < 10:
+        return np.empty(0, dtype=np.int64)
+    deg = np.rad2deg(theta)
+    q10, q90 = np.percentile(deg, [10, 90])
+    reach = max(q90 - q10, 10.0)
+    out = np.flatnonzero((deg < q10 - reach) | (deg > q90 + reach))
+    if out.size == 0 or out.size > 0.05 * theta.size:
+        return np.empty(0, dtype=np.int64)
+    rest = np.delete(deg, out)
+    if not MIN_SPAN_DEG <= rest.max() - rest.min() <= MAX_SPAN_DEG:
+        return np.empty(0, dtype=np.int64)
+    return out
+
+
 def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str | None) -> None:
     """Reject angles no tomographic scan has; the message says what to set.
 
@@ -815,7 +837,8 @@ def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str
     ------
     DataError
         The span ``max - min`` is below `MIN_SPAN_DEG` (radians stored without a ``units``
-        attribute read as degrees) or above `MAX_SPAN_DEG` (degrees marked as radians), or
+        attribute read as degrees) or above `MAX_SPAN_DEG` (degrees marked as radians), a
+        few angles lie far outside the others (named with their indices), or
         more than half of the angles repeat another one (the projections cannot be put in
         angular order). Unsorted but distinct angles are fine: each projection keeps its angle.
     """
@@ -833,6 +856,18 @@ def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str
         raise DataError(
             f"{path}: {THETA} spans only {span:.3g} degrees (at least {MIN_SPAN_DEG:g} needed "
             f"for a reconstruction); {hint}"
+        )
+    outliers = _outlier_angles(theta)
+    if outliers.size:
+        deg = np.rad2deg(theta)
+        rest = np.delete(deg, outliers)
+        shown = ", ".join(f"index {i}: {deg[i]:.6g}" for i in outliers[:5].tolist())
+        more = f" (+{outliers.size - 5} more)" if outliers.size > 5 else ""
+        raise DataError(
+            f"{path}: {THETA} has {outliers.size} outlier angle(s) far outside the others "
+            f"({rest.min():.4g} to {rest.max():.4g} degrees): {shown} degrees{more}; a "
+            "glitched encoder reading? fix those values in /exchange/theta or drop those "
+            "projections (the units are not the problem)"
         )
     if span > MAX_SPAN_DEG:
         raise DataError(
@@ -862,8 +897,8 @@ def check_counts(
     DataError
         More than `MAX_NEGATIVE_FRACTION` of the projection, flat or dark values are negative
         (the file holds processed data, e.g. -log or normalised projections, not raw counts),
-        or the mean projection minus dark exceeds 1.5 times the mean flat minus dark
-        (projections brighter than the open beam: data and data_white swapped).
+        or in most rows the mean projection minus dark exceeds 1.5 times the flat minus
+        dark (projections brighter than the open beam: data and data_white swapped).
     """
     for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
         if arr.dtype.kind == "u":
@@ -876,14 +911,19 @@ def check_counts(
                 ">= 0: give the raw projections with their data_white and data_dark, not "
                 "normalised or -log data"
             )
-    dark_mean = float(dark.mean(dtype=np.float64))
-    beam = float(flat.mean(dtype=np.float64)) - dark_mean
-    signal = float(data.mean(dtype=np.float64)) - dark_mean
-    if beam > 0 and signal > 1.5 * beam:
+    # Per detector row, swapped when most rows are: one saturated or over-flat row is not a
+    # swap (tomosynth.scan_checks names such rows; recon.bad_rows chooses what to do).
+    dark_row = dark.mean(axis=(0, 2), dtype=np.float64)
+    beam_row = flat.mean(axis=(0, 2), dtype=np.float64) - dark_row
+    signal_row = data.mean(axis=(0, 2), dtype=np.float64) - dark_row
+    bright = (beam_row > 0) & (signal_row > 1.5 * beam_row)
+    beam, signal = float(np.median(beam_row)), float(np.median(signal_row))
+    if np.count_nonzero(bright) * 2 > bright.size:  # most rows
         raise DataError(
-            f"{path}: {DATA} is brighter than {FLAT} in rows [{rows[0]}, {rows[1]}) (mean "
-            f"{signal:.4g} vs {beam:.4g} counts above dark): transmission above 1, are "
-            "data and data_white swapped?"
+            f"{path}: {DATA} is brighter than {FLAT} in rows [{rows[0]}, {rows[1]}) (median "
+            f"row {signal:.4g} vs {beam:.4g} counts above dark): transmission above 1, are "
+            "data and data_white swapped? (if only a few detector rows are this bright, they "
+            "are saturated: set recon.bad_rows: mask)"
         )
 
 

@@ -147,7 +147,7 @@ def _set(cfg: dict, dotted: str, value):
 CONFIG_CASES = {
     # (dotted key, value, text expected in the message): schema level
     "unknown_top_key": ("bogus", 1, "unknown config key 'bogus'; valid keys: evaluate"),
-    "unknown_nested_key": ("recon.bogus", 1, "under recon; valid keys: backend, center"),
+    "unknown_nested_key": ("recon.bogus", 1, "under recon; valid keys: backend, bad_rows, center"),
     "percentile_above_100": ("preprocess.percentiles", [1, 101], "preprocess.percentiles[1]"),
     "bad_backend": ("recon.backend", "fast", "recon.backend"),
     "wrong_type": ("simulate.angles", "many", "simulate.angles"),
@@ -444,3 +444,101 @@ def test_stale_temporaries_of_a_killed_export_are_cleaned(tmp_path):
     with atomic_file(parent / "split.json") as tmp:
         tmp.write_text("{}")
     assert not stale_file.exists() and (parent / "split.json").read_text() == "{}"
+
+
+# ------------------------------------------------------------------------------ issue 21 §4-6
+
+
+def _simulated(path: Path, theta_deg: np.ndarray, *, dtype=np.uint16, bad_row=None):
+    """A simulated shale scan (8 rows x 32 columns) at the given angles, as raw counts;
+    `bad_row` is saturated at the dtype's maximum, above its flats."""
+    from tomosynth.simulate import shale_phantom, simulate_projections
+
+    vol = shale_phantom(columns=32, slices=8, seed=3)
+    data, flat, dark = simulate_projections(
+        vol, np.deg2rad(theta_deg), photons=8000, dark_counts=100, n_flats=2, n_darks=2, seed=1
+    )
+    data, flat, dark = (x.astype(dtype) for x in (data, flat, dark))
+    if bad_row is not None:
+        data[:, bad_row, :] = np.iinfo(dtype).max
+    return _write(path, data=data, flat=flat, dark=dark, theta=theta_deg)
+
+
+def test_stalled_stage_stops_with_the_angle_and_the_indices(tmp_path):
+    theta = np.linspace(0, 180, 60, endpoint=False)
+    theta[42:] = theta[42]  # the last 30 % at one angle (as in the issue: r 0.28)
+    h5 = _simulated(tmp_path / "stalled.h5", theta)
+    with pytest.raises(DataError) as err:
+        reconstruct_scan(h5, tmp_path / "results/recon/s", backend="torch", center=16)
+    msg = str(err.value)
+    assert "\n" not in msg and str(h5) in msg, msg
+    assert "17 of 60 projections repeat" in msg and "indices 42-59" in msg and "126 degrees" in msg
+    assert not (tmp_path / "results/recon/s").exists()
+    # two repeats in 60 are below the threshold (a 0..360 scan repeats its first angle once)
+    ok = np.linspace(0, 180, 60, endpoint=False)
+    ok[10] = ok[9]
+    from tomosynth.scan_checks import check_angles
+
+    assert check_angles(h5, np.deg2rad(ok)) == []
+
+
+def test_angular_gap_is_a_warning_naming_the_range(tmp_path, caplog):
+    import logging
+
+    theta = np.linspace(0, 180, 60, endpoint=False)
+    theta = np.delete(theta, np.arange(20, 30))  # 60..87 degrees missing
+    h5 = _simulated(tmp_path / "gap.h5", theta)
+    with caplog.at_level(logging.WARNING, logger="tomosynth.recon"):
+        reconstruct_scan(h5, tmp_path / "r", backend="torch", center=16, chunk_rows=4)
+    (line,) = [r.getMessage() for r in caplog.records if "no projections between" in r.getMessage()]
+    assert "between 57 and 90 degrees" in line and "projections 19 and 20" in line, line
+    assert "11 angular steps" in line
+
+
+def test_glitched_angle_is_named_with_its_index(tmp_path):
+    theta = np.linspace(0, 180, 60, endpoint=False)
+    theta[17] = 9999.0
+    h5 = _simulated(tmp_path / "glitch.h5", theta)
+    with pytest.raises(DataError) as err:
+        reconstruct_scan(h5, tmp_path / "r", backend="torch", center=16)
+    msg = str(err.value)
+    assert "\n" not in msg and "index 17: 9999 degrees" in msg and "0 to 177 degrees" in msg
+    assert "set theta_units" not in msg  # the old advice repeated the same error
+
+
+@pytest.mark.parametrize("chunk_rows", [2, 8])
+def test_saturated_row_stops_or_is_masked(tmp_path, chunk_rows):
+    theta = np.linspace(0, 180, 60, endpoint=False)
+    h5 = _simulated(tmp_path / "sat.h5", theta, dtype=np.int16, bad_row=5)
+    kw = dict(backend="torch", center=16, chunk_rows=chunk_rows)
+    with pytest.raises(DataError) as err:
+        reconstruct_scan(h5, tmp_path / "results/recon/sat", **kw)
+    msg = str(err.value)
+    assert "\n" not in msg and "row 5: saturated" in msg and "recon.bad_rows: mask" in msg, msg
+    assert "row 4" not in msg and "row 6" not in msg
+    assert not (tmp_path / "results/recon/sat").exists()
+    masked = reconstruct_scan(h5, tmp_path / "m", bad_rows="mask", **kw)
+    clean = _simulated(tmp_path / "clean.h5", theta, dtype=np.int16)
+    reconstruct_scan(clean, tmp_path / "c", **kw)
+    got, ref = read_tiff_stack(tmp_path / "m"), read_tiff_stack(tmp_path / "c")
+    assert masked["n_slices"] == 8
+    np.testing.assert_array_equal(got[5], ref[4])  # row 5 masked by its neighbour below
+    np.testing.assert_array_equal(np.delete(got, 5, 0), np.delete(ref, 5, 0))
+
+
+def test_over_flat_row_below_saturation_is_named(tmp_path):
+    from tomosynth.io import read_dxchange
+    from tomosynth.scan_checks import bad_detector_rows
+
+    theta = np.linspace(0, 180, 60, endpoint=False)
+    h5 = _simulated(tmp_path / "bright.h5", theta)
+    with h5py.File(h5, "r+") as h:
+        flat = h["/exchange/data_white"][()]
+        dark = h["/exchange/data_dark"][()]
+        beam = flat[:, 3].mean() - dark[:, 3].mean()
+        lam = 1.63 * beam + dark[:, 3].mean()
+        noisy = np.random.default_rng(0).poisson(lam, (60, 32)).astype(np.uint16)
+        h["/exchange/data"][:, 3, :] = noisy  # noisy: not a plateau, not saturated
+    p = read_dxchange(h5)  # the chunk's rows are mostly normal: not "swapped"
+    bad = bad_detector_rows(p)
+    assert list(bad) == [3] and "transmission 1.6" in bad[3] and "brighter than its flats" in bad[3]

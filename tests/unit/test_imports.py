@@ -30,7 +30,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "metrics.geometry",
     ),
     2: ("manifest", "io"),
-    3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data"),
+    3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data", "scan_checks"),
     4: (
         "recon",
         "simulate",
