@@ -1,4 +1,5 @@
 """``tomosynth`` command line: ``tomosynth verify [results/]`` checks every folder manifest;
+``tomosynth check-config FILE...`` parses config files (``file:line: message``);
 ``tomosynth study-report WORKDIR OUT`` gathers a study run (figures, tables, wall times,
 criteria) into OUT."""
 
@@ -8,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tomosynth.config_checks import yaml_problem
 from tomosynth.errors import DataError
 from tomosynth.manifest import verify_tree
 from tomosynth.study import collect_study
@@ -68,7 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument(
         "--recipe", type=Path, default=None, help="the overlay config of the run (recipe.yaml)"
     )
+    c = sub.add_parser("check-config", help="parse config files: file:line: message per error")
+    c.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "check-config":
+        problems = [x for x in map(yaml_problem, args.files) if x is not None]
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 1 if problems else 0
     if args.command == "study-report":
         try:
             files = collect_study(args.workdir, args.out, args.wall_s, args.recipe)

@@ -166,6 +166,24 @@ CONFIG_CASES = {
     "cv_folds": ("srgan.cv", {"specimens": ["bone", "shale"], "folds": 3}, "srgan.cv.folds"),
     "pretrain_over_epochs": ("srgan.train.pretrain_epochs", 31, "pretrain_epochs"),
     "missing_scan_file": ("scans.mine", {"path": "/nonexistent/x.h5"}, "does not exist"),
+    # issue 21 §10: a preset's open blocks, checked against srgan.generator / srgan.train
+    "preset_generator_key": (
+        "srgan.presets.exp_d.generator",
+        {"n_blocks": 4, "chanels": 8},
+        "srgan.presets.exp_d.generator: unknown key 'chanels'; valid keys (those of srgan",
+    ),
+    "preset_train_key": ("srgan.presets.exp_a.train", {"lr_g": 1}, "exp_a.train: unknown key"),
+    # issue 21 §16: each split set a stage reads is non-empty
+    "empty_val_and_test": (
+        "preprocess.split",
+        {"train": 1, "val": 0, "test": 0},
+        "preprocess.split: test, val are 0, which leaves those sets empty, but compute_distance",
+    ),
+    "empty_train": (
+        "preprocess.split",
+        {"train": 0, "val": 0.5, "test": 0.5},
+        "preprocess.split: train is 0, which leaves that set empty, but train_wgan_gp reads train",
+    ),
 }
 
 
@@ -192,8 +210,15 @@ def test_valid_configs_pass(base_config):
     config_checks.check_consistency(base_config)
     tiny = yaml.safe_load((ROOT / "tests/workflow/tiny/config.yaml").read_text())
     merged = copy.deepcopy(base_config)
-    for k, v in tiny.items():
-        merged[k] = {**merged[k], **v} if isinstance(v, dict) else v
+
+    def update(base: dict, new: dict) -> None:  # as Snakemake merges --configfile overlays
+        for k, v in new.items():
+            if isinstance(v, dict) and isinstance(base.get(k), dict):
+                update(base[k], v)
+            else:
+                base[k] = v
+
+    update(merged, tiny)
     config_checks.check_consistency(merged)
 
 
@@ -542,3 +567,98 @@ def test_over_flat_row_below_saturation_is_named(tmp_path):
     p = read_dxchange(h5)  # the chunk's rows are mostly normal: not "swapped"
     bad = bad_detector_rows(p)
     assert list(bad) == [3] and "transmission 1.6" in bad[3] and "brighter than its flats" in bad[3]
+
+
+# ------------------------------------------------------------------------------ issue 21 §7 14 16 17
+
+
+def test_split_needs_follow_the_stages_that_run(base_config):
+    cfg = copy.deepcopy(base_config)
+    cfg["preprocess"]["split"] = {"train": 0.9, "val": 0.1, "test": 0.0}
+    with pytest.raises(ConfigError, match="split: test is 0, .* compute_distance"):
+        config_checks.check_consistency(cfg)
+    # without the WGAN-GP and the SRGAN stages nothing reads the test set
+    cfg["wgan_gp"]["scans"], cfg["srgan"]["scans"] = [], []
+    config_checks.check_consistency(cfg)
+    assert config_checks.needed_splits(cfg) == {}
+
+
+@pytest.mark.parametrize(
+    "text, where, needle",
+    [
+        ("recon:\n  chunk_rows: [1\nx: 2\n", ":3:2:", "expected ',' or ']'"),
+        ("a: 1\n\tb: 2\n", ":2:1:", "'\\t'"),
+        ("a: 1\n b: 2\n", ":2:3:", "mapping values are not allowed"),
+    ],
+)
+def test_yaml_syntax_error_names_file_and_line(tmp_path, text, where, needle, capsys):
+    from tomosynth.cli import main
+
+    bad = tmp_path / "overlay.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config_checks.check_yaml_files([ROOT / "config.yaml", bad])
+    msg = str(err.value)
+    assert "\n" not in msg and f"{bad}{where}" in msg and needle in msg, msg
+    assert main(["check-config", str(ROOT / "config.yaml"), str(bad)]) == 1
+    assert capsys.readouterr().err.strip() == msg.removeprefix("config file ")
+    config_checks.check_yaml_files([ROOT / "config.yaml"])  # the real one parses
+
+
+def test_missing_config_file_is_one_line(tmp_path, capsys):
+    from tomosynth.cli import main
+
+    with pytest.raises(ConfigError, match=r"absent.yaml: no such config file$"):
+        config_checks.check_yaml_files([tmp_path / "absent.yaml"])
+    assert main(["check-config", str(tmp_path / "absent.yaml")]) == 1
+    assert capsys.readouterr().err == f"{tmp_path / 'absent.yaml'}: no such config file\n"
+
+
+def test_memory_request_above_the_limit_names_the_key():
+    lines = config_checks.memory_warnings(
+        [("reconstruct", "scan=shale", 265_000), ("clip_bounds", "scan=shale", 3000)],
+        64_000,
+        "this machine's memory",
+    )
+    assert lines == [
+        "warning: rule reconstruct (scan=shale) asks for 265 GB of memory, more than this "
+        "machine's memory (64 GB): lower recon.chunk_rows (or recon.memory_budget_mb)"
+    ]
+    assert config_checks.memory_warnings([("reconstruct", "scan=s", 10**6)], None, "x") == []
+    import os
+
+    mem = config_checks.machine_memory_mb()
+    expected = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
+    assert mem is not None and abs(mem - expected) <= 1
+
+
+def test_scan_job_memory_evaluates_the_rules_resource_functions():
+    from types import SimpleNamespace
+
+    from snakemake.resources import Resource
+
+    def mem(wildcards, input):
+        return {"a": 1000, "b": 300_000}[wildcards.scan]
+
+    rules = [
+        SimpleNamespace(
+            name="reconstruct",
+            wildcard_names={"scan"},
+            resources={"mem_mb": Resource("mem_mb", mem)},
+        ),
+        SimpleNamespace(
+            name="export_png",
+            wildcard_names={"scan", "size"},
+            resources={"mem_mb": Resource("mem_mb", mem)},
+        ),
+        SimpleNamespace(
+            name="fixed", wildcard_names={"scan"}, resources={"mem_mb": Resource("mem_mb", 5)}
+        ),
+    ]
+    got = config_checks.scan_job_memory(rules, ["a", "b"])
+    assert got == [
+        ("reconstruct", "scan=a", 1000),
+        ("reconstruct", "scan=b", 300_000),
+        ("fixed", "scan=a", 5),
+        ("fixed", "scan=b", 5),
+    ]
