@@ -662,3 +662,52 @@ def test_scan_job_memory_evaluates_the_rules_resource_functions():
         ("fixed", "scan=a", 5),
         ("fixed", "scan=b", 5),
     ]
+
+
+# ------------------------------------------------------------------------------ issue 21 §15
+
+
+def test_checkpoint_default_is_two_minutes_in_code_and_schema():
+    from tomosynth.train.common import DEFAULT_CHECKPOINT_MINUTES
+    from tomosynth.train.wgan_gp import TrainConfig
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    wgan = schema["properties"]["wgan_gp"]["properties"]
+    assert DEFAULT_CHECKPOINT_MINUTES == 2.0 and TrainConfig().checkpoint_minutes == 2.0
+    assert wgan["checkpoint_minutes"]["default"] == 2
+
+
+def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_path):
+    from tomosynth.checkpoint import load_checkpoint
+    from tomosynth.train.wgan_gp import train_wgan_gp
+
+    png = tmp_path / "16px"
+    png.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"slice_{i:05d}.png" for i in range(8)]
+    for name in names:
+        write_png(png / name, rng.integers(0, 256, (16, 16)).astype(np.uint8))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": names[:6], "val": names[6:7], "test": names[7:]}))
+    cfg = dict(batch_size=4, max_channels=4, latent_dim=4, n_critic=1, progress_images=4)
+    out = tmp_path / "model"
+    train_wgan_gp(png, split, out, {**cfg, "max_epochs": 1}, progress_bar=False)
+    old = (out / "latest.pt").read_bytes()
+    assert load_checkpoint(out / "latest.pt")["finished"]
+    seen = []
+
+    def at_epoch_end(row):  # before the new run's first checkpoint (2 minutes not yet passed)
+        seen.append((out / "latest.pt").read_bytes() == old)
+
+    # other settings: the finished run is not resumed, the training starts over
+    train_wgan_gp(
+        png,
+        split,
+        out,
+        {**cfg, "max_epochs": 2, "lr": 5e-4},
+        on_epoch_end=at_epoch_end,
+        progress_bar=False,
+    )
+    assert seen == [True, True]  # a kill -9 in these epochs would still find the old one
+    assert (out / "latest.pt").read_bytes() != old
+    assert load_checkpoint(out / "latest.pt")["epoch"] == 2
