@@ -67,21 +67,38 @@ def clean_stale_temporaries(path: str | os.PathLike, any_name: bool = False) -> 
     return removed
 
 
+def write_failure(path: str | os.PathLike, nbytes: int) -> Exception:
+    """The error for a writer that only says it failed (OpenCV's ``imwrite`` returns False):
+    ``no space left on <folder>`` when the disk lacks `nbytes` plus 1 MiB, else a DataError."""
+    where = Path(path).parent
+    free = shutil.disk_usage(where).free if where.is_dir() else 0
+    if free < nbytes + 2**20:
+        return OSError(
+            errno.ENOSPC,
+            f"no space left on {where} (free {free / 2**20:.1f} MiB) while writing {path}: "
+            "free some space and run again",
+        )
+    return DataError(f"{path}: could not write the file")
+
+
 def _in_temporary(path: Path) -> bool:
     """Whether `path` is written inside an `atomic_dir` temporary (nothing stale there)."""
     return path.parent.name.startswith(".") and path.parent.name.endswith(".tmp")
 
 
-def no_space_error(exc: OSError, path: str | os.PathLike) -> DataError | None:
-    """A one-line DataError for a full disk (ENOSPC, EDQUOT, or a short write, which is how
-    a full disk shows in some libraries), else None."""
+def no_space_error(exc: OSError, path: str | os.PathLike) -> OSError | None:
+    """A one-line ``OSError(ENOSPC)`` saying ``no space left on <folder>`` for a full disk
+    (ENOSPC, EDQUOT, or a short write such as numpy's "4096 requested and 3004 written"),
+    else None. Not a DataError: the input is fine, and a rerun after freeing space resumes
+    (a reconstruction keeps its finished chunks)."""
     text = str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT) or ("requested and" in text and "written" in text):
         where = Path(path).parent
         free = shutil.disk_usage(where).free if where.is_dir() else 0
-        return DataError(
+        return OSError(
+            errno.ENOSPC,
             f"no space left on {where} (free {free / 2**20:.0f} MiB) while writing {path}: "
-            f"free some space (or point the results elsewhere) and run again ({exc})"
+            f"free some space and run again ({exc})",
         )
     return None
 
@@ -162,9 +179,39 @@ def write_csv(path: str | os.PathLike, table: Any, float_format: str | None = No
         table.to_csv(tmp, index=False, float_format=float_format)
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text())
+def read_json(path: str | os.PathLike, rule: str | None = None) -> Any:
+    """Read a JSON file; DataError naming it when it is unreadable or not JSON.
+
+    `rule`: the Snakemake rule that writes the file, named in the fix.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except PermissionError as exc:
+        raise DataError(permission_message(path)) from exc
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        fix = f"snakemake --forcerun {rule}, or delete it" if rule else "delete it"
+        raise DataError(
+            f"{path}: damaged, not valid JSON ({exc}); regenerate it: {fix} and run snakemake again"
+        ) from exc
+
+
+def permission_message(path: str | os.PathLike) -> str:
+    """One line for a file this user may not read."""
+    return (
+        f"{path}: permission denied (not readable by this user); fix its permissions "
+        f"(chmod u+r {path}) or run as its owner"
+    )
+
+
+def _denied(exc: BaseException) -> bool:
+    """Whether `exc` (possibly from h5py, which wraps errno in its text) is EACCES/EPERM."""
+    if isinstance(exc, PermissionError):
+        return True
+    text = str(exc)
+    return "errno = 13" in text or "Permission denied" in text
 
 
 # --------------------------------------------------------------------------------------
@@ -334,9 +381,13 @@ def _open_h5(path: Path) -> h5py.File:
         raise DataError(f"{path}: is a directory, not a DXchange .h5 scan file")
     if not path.is_file():
         raise DataError(f"{path}: scan file does not exist")
+    if not os.access(path, os.R_OK):
+        raise DataError(permission_message(path))
     try:
         return h5py.File(path, "r")
     except OSError as exc:
+        if _denied(exc):
+            raise DataError(permission_message(path)) from exc
         raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
 
 
@@ -734,12 +785,15 @@ class SinogramScratch:
                             pos = ((r * self.n_frames) + offset + a) * n_cols * item
                             os.pwrite(fd, sino[r], pos)
                         del sino
-                        os.fsync(fd)
+                        os.fsync(fd)  # ENOSPC surfaces here at the latest
                         write_json(self.json_path, {"key": self._key(), "frames_done": offset + b})
                         if log is not None:
                             log(offset + b, self.n_frames)
                     offset += count
         except OSError as exc:
+            full = no_space_error(exc, self.bin_path)
+            if full is not None:
+                raise full from exc
             raise DataError(
                 f"{self.scan}: cannot read HDF5 data (truncated or corrupt?): {exc}"
             ) from exc
@@ -1034,6 +1088,8 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     try:
         img = tifffile.imread(path)
     except (OSError, ValueError, tifffile.TiffFileError) as exc:
+        if _denied(exc):
+            raise DataError(permission_message(path)) from exc
         raise DataError(f"{path}: cannot read TIFF: {exc}") from exc
     if img.ndim != 2:
         raise DataError(f"{path}: expected a 2D slice, got shape {img.shape}")
@@ -1063,6 +1119,8 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
                 raise DataError(f"{path}: PNG mode {im.mode} is not 8-bit")
             return np.asarray(im if im.mode == "L" else im.convert("L"), dtype=np.uint8)
     except (OSError, SyntaxError) as exc:  # Pillow signals broken files with these
+        if _denied(exc):
+            raise DataError(permission_message(path)) from exc
         raise DataError(f"{path}: cannot read PNG: {exc}") from exc
 
 

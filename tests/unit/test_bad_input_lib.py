@@ -711,3 +711,137 @@ def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_pa
     assert seen == [True, True]  # a kill -9 in these epochs would still find the old one
     assert (out / "latest.pt").read_bytes() != old
     assert load_checkpoint(out / "latest.pt")["epoch"] == 2
+
+
+# ------------------------------------------------------------------------------ issue 21 §8 9 11 13
+
+
+def test_full_disk_during_reconstruction_says_no_space_and_keeps_chunks(tmp_path, monkeypatch):
+    import errno
+
+    import tifffile
+
+    h5 = _write(tmp_path / "scan.h5")
+    out = tmp_path / "results" / "recon" / "mine"
+    real = tifffile.imwrite
+    calls = []
+
+    def short_write(path, data, *a, **kw):  # numpy's message for a short write
+        calls.append(path)
+        if len(calls) > 2:
+            raise OSError("4096 requested and 3004 written")
+        return real(path, data, *a, **kw)
+
+    monkeypatch.setattr(tifffile, "imwrite", short_write)
+    with pytest.raises(OSError) as err:
+        reconstruct_scan(h5, out, backend="torch", center=C / 2, chunk_rows=2)
+    msg = str(err.value)
+    assert err.value.errno == errno.ENOSPC and "\n" not in msg, msg
+    assert f"no space left on {tmp_path / 'results' / 'recon' / '.mine.partial' / 'slices'}" in msg
+    assert "3004 written" in msg
+    assert not out.exists()
+    partial = tmp_path / "results" / "recon" / ".mine.partial"
+    assert len(list((partial / "chunks").glob("rows_*.json"))) == 1  # kept for the rerun
+    assert not list((partial / "slices").glob(".*.tmp"))  # no temporary left behind
+    monkeypatch.setattr(tifffile, "imwrite", real)
+    meta = reconstruct_scan(h5, out, backend="torch", center=C / 2, chunk_rows=2)
+    assert meta["resume"]["reused_chunks"] == 1
+
+
+def test_full_disk_during_export_says_no_space(tmp_path, monkeypatch):
+    import errno
+    import shutil as sh
+    from collections import namedtuple
+
+    import cv2
+
+    from tomosynth.preprocess import export_png
+
+    folder = _tiff_folder(tmp_path)
+    bounds = tmp_path / "bounds.json"
+    bounds.write_text(json.dumps({"low": 0.0, "high": 1.0}))
+    out = tmp_path / "results" / "png" / "shale" / "8px"
+    usage = namedtuple("usage", "total used free")
+    # OpenCV only returns False when the disk is full; the free space tells why
+    monkeypatch.setattr(cv2, "imwrite", lambda *a: False)
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10**9, 10**9 - 3004, 3004))
+    with pytest.raises(OSError) as err:
+        export_png(folder, bounds, out, size=8, skip_slices=0, threads=1)
+    assert err.value.errno == errno.ENOSPC and "no space left on" in str(err.value)
+    assert f"{out.parent}" in str(err.value) and "free 0.0 MiB" in str(err.value)
+    assert sorted(p.name for p in out.parent.iterdir()) == []  # no partial folder
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10**12, 0, 10**12))
+    with pytest.raises(DataError, match="could not write the file"):
+        export_png(folder, bounds, out, size=8, skip_slices=0, threads=1)
+
+
+@pytest.mark.parametrize("text", ['{"low": 0.1, "hi', "", "[1, 2]"])
+def test_corrupt_bounds_json_names_the_file_and_the_rule(tmp_path, text):
+    from tomosynth.preprocess import export_png
+
+    folder = _tiff_folder(tmp_path)
+    bounds = tmp_path / "results" / "preprocess" / "shale" / "bounds.json"
+    bounds.parent.mkdir(parents=True)
+    bounds.write_text(text)
+    out = tmp_path / "results" / "png" / "shale" / "8px"
+    with pytest.raises(DataError) as err:
+        export_png(folder, bounds, out, size=8, skip_slices=0, threads=1)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{bounds}: damaged"), msg
+    assert "snakemake --forcerun clip_bounds" in msg and not out.exists()
+
+
+def test_permission_denied_is_said_first(tmp_path, monkeypatch):
+    import os
+
+    import h5py
+
+    from tomosynth.io import inspect_dxchange, read_json
+
+    h5 = _write(tmp_path / "scan.h5")
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == h5 else real_access(p, mode)
+    )
+    with pytest.raises(DataError) as err:
+        inspect_dxchange(h5)
+    assert str(err.value).startswith(f"{h5}: permission denied") and "corrupt" not in str(err.value)
+    monkeypatch.setattr(os, "access", real_access)
+    # h5py reports EACCES inside its own text (as root, os.access says yes to everything)
+
+    def denied(*a, **kw):
+        raise OSError(
+            "Unable to synchronously open file (unable to open file: name = 'x', errno = 13, "
+            "error message = 'Permission denied', flags = 0, o_flags = 0)"
+        )
+
+    monkeypatch.setattr(h5py, "File", denied)
+    with pytest.raises(DataError, match=r"scan.h5: permission denied \(not readable"):
+        reconstruct_scan(h5, tmp_path / "out", backend="torch", center=C / 2)
+    monkeypatch.undo()
+    js = tmp_path / "x.json"
+    js.write_text("{}")
+    if os.getuid() != 0:  # chmod does not stop root
+        js.chmod(0)
+        with pytest.raises(DataError, match="permission denied"):
+            read_json(js)
+
+
+@pytest.mark.parametrize("name", ["latest.pt", "best.pt"])
+def test_truncated_checkpoint_names_the_file_and_the_fix(tmp_path, name):
+    import torch
+
+    from tomosynth.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / name
+    save_checkpoint(path, {"w": torch.arange(1000.0), "epoch": 3})
+    path.write_bytes(path.read_bytes()[:-700])  # a copy or a disk that stopped half-way
+    with pytest.raises(DataError) as err:
+        load_checkpoint(path)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: unreadable checkpoint"), msg
+    assert len(msg) - len(str(path)) < 250 and "truncated or corrupt" in msg
+    if name == "latest.pt":
+        assert "mv latest.pt latest.pt.bad" in msg and "delete it" in msg and "from scratch" in msg
+    else:
+        assert "run snakemake again" in msg
