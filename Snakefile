@@ -2,6 +2,7 @@
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,6 +17,17 @@ from tomosynth import config_checks
 config_checks.check_yaml_files(
     [os.path.join(workflow.basedir, "config.yaml"), *workflow.overwrite_configfiles]
 )
+
+if workflow.is_main_process:
+    # A second run in a folder where one is running: say so (Snakemake would advise
+    # --rerun-incomplete, which would overwrite the running jobs' files).
+    from tomosynth.jobs import in_use_message, read_only
+
+    _busy = in_use_message(os.getcwd())
+    if _busy and not read_only(sys.argv[1:]):
+        raise WorkflowError(_busy)
+    if _busy:
+        print(f"warning: {_busy}", file=sys.stderr)
 
 
 # The repository's config.yaml, wherever the run directory is (--directory): Snakemake skips

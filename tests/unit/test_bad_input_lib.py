@@ -845,3 +845,48 @@ def test_truncated_checkpoint_names_the_file_and_the_fix(tmp_path, name):
         assert "mv latest.pt latest.pt.bad" in msg and "delete it" in msg and "from scratch" in msg
     else:
         assert "run snakemake again" in msg
+
+
+# ------------------------------------------------------------------------------ issue 21 §12
+
+
+@pytest.fixture
+def fake_run(tmp_path):
+    """A process that looks like `snakemake --cores 1` working in tmp_path / "run"."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    exe = tmp_path / "bin" / "snakemake"
+    exe.parent.mkdir()
+    exe.symlink_to(sys.executable)
+    proc = subprocess.Popen(
+        [str(exe), "-c", "import time; time.sleep(120)", "--cores", "1"], cwd=folder
+    )
+    yield folder, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_second_run_in_a_folder_is_told_it_is_in_use(fake_run, tmp_path):
+    import time
+
+    from tomosynth.jobs import in_use_message, is_snakemake_run, other_runs, read_only
+
+    folder, proc = fake_run
+    deadline = time.monotonic() + 10
+    while not other_runs(folder) and time.monotonic() < deadline:
+        time.sleep(0.05)  # exec of the child
+    assert other_runs(folder) == [proc.pid]
+    msg = in_use_message(folder)
+    assert msg.startswith(f"{folder} is in use by another Snakemake run (pid {proc.pid}:")
+    assert f"kill -INT {proc.pid}" in msg and "\n" not in msg
+    assert in_use_message(tmp_path) is None  # another folder is free
+    assert is_snakemake_run(["/venv/bin/python", "-m", "snakemake", "--cores", "2"])
+    assert not is_snakemake_run(["python", "-m", "snakemake", "--mode", "remote"])  # its jobs
+    assert not is_snakemake_run(["python", ".snakemake/scripts/tmpab.train_wgan_gp.py"])
+    assert read_only(["-pn"]) and read_only(["--unlock"]) and not read_only(["--cores", "2"])
+    proc.kill()
+    proc.wait()
+    assert in_use_message(folder) is None

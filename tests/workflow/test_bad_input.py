@@ -107,6 +107,28 @@ def test_memory_request_above_the_machine_is_warned_before_any_job(work):
 
 
 @pytest.mark.workflow
+def test_second_run_in_a_busy_folder_is_told_it_is_in_use(work, tmp_path):
+    exe = tmp_path / "bin" / "snakemake"  # looks like `snakemake --cores 1` in the folder
+    exe.parent.mkdir()
+    exe.symlink_to(sys.executable)
+    other = subprocess.Popen(
+        [str(exe), "-c", "import time; time.sleep(120)", "--cores", "1"], cwd=work
+    )
+    try:
+        time.sleep(1)
+        proc = snakemake(work, "--cores", "1", "--configfile", "tiny.yaml")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert f"is in use by another Snakemake run (pid {other.pid}:" in out, out[-3000:]
+        assert "--rerun-incomplete" not in out and len(out.splitlines()) <= 8, out
+        proc = snakemake(work, "-n", "--configfile", "tiny.yaml")  # a dry run writes nothing
+        assert proc.returncode == 0 and "warning: " in proc.stderr and "in use" in proc.stderr
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.workflow
 def test_empty_scans_overlay_warns_and_run_scans_selects(work, tmp_path):
     (work / "empty.yaml").write_text("scans: {}\n")
     proc = snakemake(work, "-n", "--configfile", "tiny.yaml", "empty.yaml")
