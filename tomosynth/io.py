@@ -92,6 +92,8 @@ def no_space_error(exc: OSError, path: str | os.PathLike) -> OSError | None:
     else None. Not a DataError: the input is fine, and a rerun after freeing space resumes
     (a reconstruction keeps its finished chunks)."""
     text = str(exc)
+    if "no space left on" in text:
+        return None  # already said by an inner writer (a file inside an atomic folder)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT) or ("requested and" in text and "written" in text):
         where = Path(path).parent
         free = shutil.disk_usage(where).free if where.is_dir() else 0

@@ -890,3 +890,21 @@ def test_second_run_in_a_folder_is_told_it_is_in_use(fake_run, tmp_path):
     proc.kill()
     proc.wait()
     assert in_use_message(folder) is None
+
+
+def test_full_disk_inside_an_atomic_folder_is_said_once(tmp_path, monkeypatch):
+    import errno
+
+    import tifffile
+
+    from tomosynth.io import atomic_dir, write_tiff_slices
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", full)
+    out = tmp_path / "results" / "recon" / "x"
+    with pytest.raises(OSError) as err, atomic_dir(out) as tmp:
+        write_tiff_slices(tmp, np.zeros((2, 4, 4), np.float32))
+    assert str(err.value).count("no space left on") == 1 and not out.exists()
+    assert list(out.parent.iterdir()) == []
