@@ -27,4 +27,5 @@ reconstruct_scan(
     memory_budget_mb=run["memory_budget_mb"],
     threads=snakemake.threads,
     theta_units=p.get("theta_units"),
+    bad_rows=p["bad_rows"],
 )

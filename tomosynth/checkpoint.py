@@ -21,6 +21,22 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def unreadable_message(path: Path, exc: BaseException) -> str:
+    """One line for a checkpoint that cannot be read: the file, why (shortened), the fix."""
+    if isinstance(exc, PermissionError):
+        return f"{path}: permission denied (not readable by this user); fix its permissions"
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())
+    why = why if len(why) <= 120 else why[:117] + "..."
+    if path.name == "latest.pt":
+        fix = (
+            f"delete it or move it aside (mv {path.name} {path.name}.bad in its folder) and "
+            "run again: the training then starts from scratch"
+        )
+    else:
+        fix = "delete it and run snakemake again to regenerate it"
+    return f"{path}: unreadable checkpoint, truncated or corrupt ({why}); {fix}"
+
+
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu", weights_only: bool = True
 ) -> dict | None:
@@ -35,7 +51,7 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as exc:  # torch raises several types for corrupt files
-        raise DataError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise DataError(unreadable_message(path, exc)) from exc
     if not isinstance(state, dict):
         raise DataError(f"{path}: checkpoint holds a {type(state).__name__}, expected a dict")
     return state

@@ -1,4 +1,5 @@
 """``tomosynth`` command line: ``tomosynth verify [results/]`` checks every folder manifest;
+``tomosynth check-config FILE...`` parses config files (``file:line: message``);
 ``tomosynth study-report WORKDIR OUT`` gathers a study run (figures, tables, wall times,
 criteria) into OUT; ``tomosynth study-check OUT`` recomputes OUT's per-set criteria table
 from its committed images and fails on any mismatch."""
@@ -9,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tomosynth.config_checks import yaml_problem
 from tomosynth.errors import DataError
 from tomosynth.manifest import verify_tree
 from tomosynth.metrics.study_sets import TABLE, check_sets
@@ -24,11 +26,11 @@ def verify(root: Path, fast: bool = False) -> int:
         print(f"tomosynth verify: {root} is not a folder", file=sys.stderr)
         return 2
     manifests, damaged = verify_tree(root, full=not fast)
-    if not manifests:
+    if not manifests and not damaged:
         print(f"tomosynth verify: no {root}/**/MANIFEST.json found (nothing to check)")
         return 2
     files = 0
-    for m in manifests:
+    for m in sorted(set(manifests) | set(damaged)):  # damaged: also folders without one
         import json
 
         try:
@@ -44,9 +46,14 @@ def verify(root: Path, fast: bool = False) -> int:
                 print(f"  ... and {len(problems) - 20} more")
     how = "sizes and times" if fast else "sha256"
     status = f"{len(damaged)} damaged" if damaged else "all intact"
-    print(f"{len(manifests)} folders, {files} files checked ({how}) under {root}: {status}")
+    print(
+        f"{len(set(manifests) | set(damaged))} folders, {files} files checked ({how}) under {root}: {status}"
+    )
     if damaged:
-        print("regenerate a damaged folder: delete it and run snakemake again")
+        print(
+            "regenerate a damaged folder: snakemake --forcerun <the rule named above>, or "
+            "delete the folder and run snakemake again"
+        )
     return 1 if damaged else 0
 
 
@@ -86,9 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     c = sub.add_parser("study-check", help="recompute a study folder's criteria from its images")
     c.add_argument("out", type=Path, help="the study folder, e.g. docs/study")
+    k = sub.add_parser("check-config", help="parse config files: file:line: message per error")
+    k.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
     if args.command == "study-check":
         return study_check(args.out)
+    if args.command == "check-config":
+        problems = [x for x in map(yaml_problem, args.files) if x is not None]
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 1 if problems else 0
     if args.command == "study-report":
         try:
             files = collect_study(args.workdir, args.out, args.wall_s, args.recipe)

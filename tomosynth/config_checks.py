@@ -102,6 +102,43 @@ def _check_moved_keys(config: Mapping, schema: Mapping) -> None:
         )
 
 
+def yaml_problem(path: str | os.PathLike) -> str | None:
+    """``file:line:column: message`` for a config file that does not parse, None if it does.
+
+    Snakemake's own message for a broken config file ("Config file is not valid JSON or
+    YAML") names neither the file nor the line.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"{path}: no such config file"
+    except OSError as exc:
+        return f"{path}: cannot read the config file ({exc.strerror or exc})"
+    try:
+        yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark, ctx = exc.problem_mark, exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = exc.problem or "YAML syntax error"
+        if exc.context and ctx is not None and (mark is None or ctx.line != mark.line):
+            what += f" ({exc.context} started at line {ctx.line + 1})"
+        return f"{where}: {what}"
+    except yaml.YAMLError as exc:
+        return f"{path}: {_short(exc)}"
+    return None
+
+
+def check_yaml_files(paths: Iterable[str | os.PathLike]) -> None:
+    """ConfigError ``file:line:column: message`` for the first config file that does not parse."""
+    for path in paths:
+        problem = yaml_problem(path)
+        if problem is not None:
+            raise ConfigError(f"config file {problem}")
+
+
 def _require_known(names: Iterable[str], known: Iterable[str], key: str, what: str) -> None:
     missing = [n for n in names if n not in set(known)]
     if missing:
@@ -215,6 +252,140 @@ def check_consistency(config: Mapping) -> None:
                     f"config {key}.pretrain_epochs: {train['pretrain_epochs']} is more than "
                     f"epochs {train['epochs']}"
                 )
+    check_preset_blocks(config)
+    check_splits(config)
+
+
+def check_preset_blocks(config: Mapping) -> None:
+    """Unknown keys inside a preset's ``train``/``generator``/``discriminator`` block: one line.
+
+    The schema leaves these blocks open (their keys are those of ``srgan.train`` etc., which
+    the schema cannot reference), so a typo would otherwise surface only when a job's input
+    function runs, as a long InputFunctionException. Run after Snakemake's validation.
+    """
+    srgan = config.get("srgan", {})
+    for name, preset in sorted(srgan.get("presets", {}).items()):
+        for block in ("train", "generator", "discriminator"):
+            given = (preset or {}).get(block) or {}
+            valid = srgan.get(block, {})
+            unknown = sorted(set(given) - set(valid)) if valid else []
+            if unknown:
+                raise ConfigError(
+                    f"config srgan.presets.{name}.{block}: unknown key"
+                    f"{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                    f"valid keys (those of srgan.{block}): {', '.join(sorted(valid))}"
+                )
+
+
+def needed_splits(config: Mapping) -> dict[str, str]:
+    """Split sets (train/val/test) the configured stages read -> the first stage needing it."""
+    needed: dict[str, str] = {}
+    run = set(select_scans(config))
+    wgan = [s for s in config.get("wgan_gp", {}).get("scans", []) if s in run]
+    srgan_scans = [s for s in config.get("srgan", {}).get("scans", []) if s in run]
+    if wgan:
+        needed.setdefault("train", "train_wgan_gp")
+        needed.setdefault("test", "compute_distance (its test reference)")
+    srgan = config.get("srgan", {})
+    if srgan_scans and srgan.get("run_presets") and srgan.get("run_scales"):
+        needed.setdefault("train", "train_srgan")
+        needed.setdefault("val", "train_srgan (validation PSNR)")
+        held_out = set(srgan.get("cv", {}).get("specimens", []))
+        if not set(srgan_scans) <= held_out:
+            needed.setdefault("test", "compute_sr_metrics (the test split)")
+    if "srcnn" in config.get("upscale", {}).get("methods", []) and wgan:
+        needed.setdefault("train", "train_srcnn")
+        needed.setdefault("val", "train_srcnn (validation)")
+    return needed
+
+
+def check_splits(config: Mapping) -> None:
+    """Each split set a stage needs has a fraction above 0 (else a job fails minutes later
+    with "no slices selected")."""
+    split = config.get("preprocess", {}).get("split", {})
+    empty = {
+        part: stage
+        for part, stage in needed_splits(config).items()
+        if float(split.get(part, 0.0)) <= 0
+    }
+    if empty:
+        parts = ", ".join(empty)
+        readers = "; ".join(f"{stage} reads {part}" for part, stage in empty.items())
+        raise ConfigError(
+            f"config preprocess.split: {parts} {'is' if len(empty) == 1 else 'are'} 0, which "
+            f"leaves {'that set' if len(empty) == 1 else 'those sets'} empty, but {readers}; "
+            f"give {'it' if len(empty) == 1 else 'each'} a fraction > 0 (got {dict(split)})"
+        )
+
+
+#: The config key that lowers a rule's memory request (named in the warning).
+MEMORY_KEYS = {
+    "reconstruct": "recon.chunk_rows (or recon.memory_budget_mb)",
+    "clip_bounds": "sizing.threads.clip_bounds",
+    "export_png": "sizing.threads.export_png",
+    "compute_distance": "evaluate.batch_size",
+    "train_srgan": "srgan.train.batch_size (or srgan.hr_size)",
+    "train_srcnn": "srcnn.batch_size",
+    "compute_bone_metrics": "evaluate.bone (the ROI size)",
+}
+
+
+def machine_memory_mb() -> int | None:
+    """Physical memory of this machine in MB (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_warnings(
+    requests: Iterable[tuple[str, str, int]], limit_mb: int | None, where: str
+) -> list[str]:
+    """One warning per job whose memory request exceeds `limit_mb`, naming the key to lower.
+
+    Parameters
+    ----------
+    requests : iterable of (rule, wildcards text, mem_mb)
+        The jobs' memory requests.
+    limit_mb : int or None
+        This machine's memory (local runs) or ``sizing.max_mem_mb`` (cluster); None: no check.
+    where : str
+        What the limit is, for the message ("this machine's memory", "sizing.max_mem_mb").
+    """
+    if not limit_mb:
+        return []
+    out = []
+    for rule, wc, mem in requests:
+        if mem > limit_mb:
+            key = MEMORY_KEYS.get(rule, f"the inputs of {rule}")
+            out.append(
+                f"warning: rule {rule} ({wc}) asks for {mem / 1000:.0f} GB of memory, more "
+                f"than {where} ({limit_mb / 1000:.0f} GB): lower {key}"
+            )
+    return out
+
+
+def scan_job_memory(rules: Iterable[Any], scans: Iterable[str]) -> list[tuple[str, str, int]]:
+    """(rule, wildcards, mem_mb) of every job of a rule whose only wildcard is ``scan``.
+
+    Evaluates each rule's ``mem_mb`` resource function at parse time (they read only the
+    config and the scan headers); a function that cannot be evaluated yet is skipped.
+    """
+    from snakemake.iocontainers import Wildcards
+
+    out = []
+    for rule in rules:
+        res = rule.resources.get("mem_mb") if hasattr(rule, "resources") else None
+        if res is None or set(rule.wildcard_names) != {"scan"}:
+            continue
+        for scan in scans:
+            try:
+                value = res.evaluate(Wildcards(fromdict={"scan": scan}), input=[], threads=1)
+                mem = int(value.value)
+            except Exception:  # an input function needing files that do not exist yet
+                continue
+            out.append((rule.name, f"scan={scan}", mem))
+    return out
 
 
 def select_scans(config: Mapping) -> list[str]:
@@ -321,6 +492,14 @@ def demo_scale_warnings(config: Mapping) -> list[str]:
 
 __all__ = [
     "check_consistency",
+    "check_preset_blocks",
+    "check_yaml_files",
+    "yaml_problem",
+    "check_splits",
+    "machine_memory_mb",
+    "memory_warnings",
+    "scan_job_memory",
+    "needed_splits",
     "check_schema",
     "demo_scale_warnings",
     "overlay_warnings",

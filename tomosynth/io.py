@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tomosynth.errors import DataError
+from tomosynth.jobs import pid_alive
 from tomosynth.manifest import verify_folder, write_manifest
 
 if TYPE_CHECKING:
@@ -24,20 +27,108 @@ if TYPE_CHECKING:
 # helpers work in every rule's environment, including ones without HDF5.
 
 
+def _tmp_prefix(path: Path) -> str:
+    """Prefix of the temporaries of `path`: ``.NAME.PID-`` (the writer's pid, so that a later
+    job can tell a stale one from one being written)."""
+    return f".{path.name}.{os.getpid()}-"
+
+
+_TMP_RE = r"^\.{name}\.(?:(\d+)-)?[a-z0-9_]{{8}}\.tmp$"
+
+
+def clean_stale_temporaries(path: str | os.PathLike, any_name: bool = False) -> list[Path]:
+    """Delete the temporaries that `atomic_file`/`atomic_dir` left beside `path` when their
+    process was killed (``.NAME.PID-XXXXXXXX.tmp`` of a dead pid, or the older
+    ``.NAME.XXXXXXXX.tmp``); returns what was deleted.
+
+    Called at the start of every atomic write: a killed export otherwise leaves a hidden
+    folder of partial images forever. Temporaries of a live process are kept. `any_name`
+    cleans those of every name in the folder `path` itself (once per folder of slices).
+    """
+    path = Path(path)
+    folder = path if any_name else path.parent
+    if not folder.is_dir():
+        return []
+    name = ".+" if any_name else re.escape(path.name)
+    pattern = re.compile(_TMP_RE.format(name=name))
+    removed = []
+    with os.scandir(folder) as entries:
+        stale = [
+            Path(e.path)
+            for e in entries
+            if (m := pattern.match(e.name)) and not (m.group(1) and pid_alive(int(m.group(1))))
+        ]
+    for entry in sorted(stale):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def write_failure(path: str | os.PathLike, nbytes: int) -> Exception:
+    """The error for a writer that only says it failed (OpenCV's ``imwrite`` returns False):
+    ``no space left on <folder>`` when the disk lacks `nbytes` plus 1 MiB, else a DataError."""
+    where = Path(path).parent
+    free = shutil.disk_usage(where).free if where.is_dir() else 0
+    if free < nbytes + 2**20:
+        return OSError(
+            errno.ENOSPC,
+            f"no space left on {where} (free {free / 2**20:.1f} MiB) while writing {path}: "
+            "free some space and run again",
+        )
+    return DataError(f"{path}: could not write the file")
+
+
+def _in_temporary(path: Path) -> bool:
+    """Whether `path` is written inside an `atomic_dir` temporary (nothing stale there)."""
+    return path.parent.name.startswith(".") and path.parent.name.endswith(".tmp")
+
+
+def no_space_error(exc: OSError, path: str | os.PathLike) -> OSError | None:
+    """A one-line ``OSError(ENOSPC)`` saying ``no space left on <folder>`` for a full disk
+    (ENOSPC, EDQUOT, or a short write such as numpy's "4096 requested and 3004 written"),
+    else None. Not a DataError: the input is fine, and a rerun after freeing space resumes
+    (a reconstruction keeps its finished chunks)."""
+    text = str(exc)
+    if "no space left on" in text:
+        return None  # already said by an inner writer (a file inside an atomic folder)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or ("requested and" in text and "written" in text):
+        where = Path(path).parent
+        free = shutil.disk_usage(where).free if where.is_dir() else 0
+        return OSError(
+            errno.ENOSPC,
+            f"no space left on {where} (free {free / 2**20:.0f} MiB) while writing {path}: "
+            f"free some space and run again ({exc})",
+        )
+    return None
+
+
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_file(path: str | os.PathLike, clean: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only on success.
 
-    A crash or exception leaves no half-written file under the final name.
+    A crash or exception leaves no half-written file under the final name; a full disk is
+    reported as ``no space left on <folder>`` (`no_space_error`). `clean`: delete stale
+    temporaries of `path` first (`clean_stale_temporaries`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if clean and not _in_temporary(path):
+        clean_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        full = no_space_error(exc, path)
+        if full is not None:
+            raise full from exc
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -49,17 +140,25 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
     An existing folder at `path` is replaced only once the new one is complete. The folder
     gets a ``MANIFEST.json`` (names, sizes, sha256 of its files; `tomosynth.manifest`)
-    before it is moved, which the readers of this module check.
+    before it is moved, which the readers of this module check. Stale temporaries of a
+    killed earlier run are deleted first; a full disk is reported as ``no space left``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    clean_stale_temporaries(path)
+    tmp_path = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp_path
         write_manifest(tmp_path)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+        full = no_space_error(exc, path)
+        if full is not None:
+            raise full from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp_path, ignore_errors=True)
         raise
@@ -82,9 +181,39 @@ def write_csv(path: str | os.PathLike, table: Any, float_format: str | None = No
         table.to_csv(tmp, index=False, float_format=float_format)
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text())
+def read_json(path: str | os.PathLike, rule: str | None = None) -> Any:
+    """Read a JSON file; DataError naming it when it is unreadable or not JSON.
+
+    `rule`: the Snakemake rule that writes the file, named in the fix.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except PermissionError as exc:
+        raise DataError(permission_message(path)) from exc
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        fix = f"snakemake --forcerun {rule}, or delete it" if rule else "delete it"
+        raise DataError(
+            f"{path}: damaged, not valid JSON ({exc}); regenerate it: {fix} and run snakemake again"
+        ) from exc
+
+
+def permission_message(path: str | os.PathLike) -> str:
+    """One line for a file this user may not read."""
+    return (
+        f"{path}: permission denied (not readable by this user); fix its permissions "
+        f"(chmod u+r {path}) or run as its owner"
+    )
+
+
+def _denied(exc: BaseException) -> bool:
+    """Whether `exc` (possibly from h5py, which wraps errno in its text) is EACCES/EPERM."""
+    if isinstance(exc, PermissionError):
+        return True
+    text = str(exc)
+    return "errno = 13" in text or "Permission denied" in text
 
 
 # --------------------------------------------------------------------------------------
@@ -254,9 +383,13 @@ def _open_h5(path: Path) -> h5py.File:
         raise DataError(f"{path}: is a directory, not a DXchange .h5 scan file")
     if not path.is_file():
         raise DataError(f"{path}: scan file does not exist")
+    if not os.access(path, os.R_OK):
+        raise DataError(permission_message(path))
     try:
         return h5py.File(path, "r")
     except OSError as exc:
+        if _denied(exc):
+            raise DataError(permission_message(path)) from exc
         raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
 
 
@@ -654,12 +787,15 @@ class SinogramScratch:
                             pos = ((r * self.n_frames) + offset + a) * n_cols * item
                             os.pwrite(fd, sino[r], pos)
                         del sino
-                        os.fsync(fd)
+                        os.fsync(fd)  # ENOSPC surfaces here at the latest
                         write_json(self.json_path, {"key": self._key(), "frames_done": offset + b})
                         if log is not None:
                             log(offset + b, self.n_frames)
                     offset += count
         except OSError as exc:
+            full = no_space_error(exc, self.bin_path)
+            if full is not None:
+                raise full from exc
             raise DataError(
                 f"{self.scan}: cannot read HDF5 data (truncated or corrupt?): {exc}"
             ) from exc
@@ -719,6 +855,28 @@ def _theta_units(path: Path, ds: h5py.Dataset, theta_units: str | None) -> str:
     return units
 
 
+def _outlier_angles(theta: np.ndarray) -> np.ndarray:
+    """Indices of angles far outside the bulk (a glitched reading among plausible ones).
+
+    An angle is an outlier when it lies more than the bulk's own 10-90 % range (at least
+    10 degrees) beyond the 10th or 90th percentile, and the others then span a plausible
+    scan (`MIN_SPAN_DEG` to `MAX_SPAN_DEG`); none when most angles are implausible (a unit
+    problem, reported as such).
+    """
+    if theta.size < 10:
+        return np.empty(0, dtype=np.int64)
+    deg = np.rad2deg(theta)
+    q10, q90 = np.percentile(deg, [10, 90])
+    reach = max(q90 - q10, 10.0)
+    out = np.flatnonzero((deg < q10 - reach) | (deg > q90 + reach))
+    if out.size == 0 or out.size > 0.05 * theta.size:
+        return np.empty(0, dtype=np.int64)
+    rest = np.delete(deg, out)
+    if not MIN_SPAN_DEG <= rest.max() - rest.min() <= MAX_SPAN_DEG:
+        return np.empty(0, dtype=np.int64)
+    return out
+
+
 def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str | None) -> None:
     """Reject angles no tomographic scan has; the message says what to set.
 
@@ -735,7 +893,8 @@ def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str
     ------
     DataError
         The span ``max - min`` is below `MIN_SPAN_DEG` (radians stored without a ``units``
-        attribute read as degrees) or above `MAX_SPAN_DEG` (degrees marked as radians), or
+        attribute read as degrees) or above `MAX_SPAN_DEG` (degrees marked as radians), a
+        few angles lie far outside the others (named with their indices), or
         more than half of the angles repeat another one (the projections cannot be put in
         angular order). Unsorted but distinct angles are fine: each projection keeps its angle.
     """
@@ -753,6 +912,18 @@ def check_theta(path: str | os.PathLike, theta_rad: np.ndarray, theta_units: str
         raise DataError(
             f"{path}: {THETA} spans only {span:.3g} degrees (at least {MIN_SPAN_DEG:g} needed "
             f"for a reconstruction); {hint}"
+        )
+    outliers = _outlier_angles(theta)
+    if outliers.size:
+        deg = np.rad2deg(theta)
+        rest = np.delete(deg, outliers)
+        shown = ", ".join(f"index {i}: {deg[i]:.6g}" for i in outliers[:5].tolist())
+        more = f" (+{outliers.size - 5} more)" if outliers.size > 5 else ""
+        raise DataError(
+            f"{path}: {THETA} has {outliers.size} outlier angle(s) far outside the others "
+            f"({rest.min():.4g} to {rest.max():.4g} degrees): {shown} degrees{more}; a "
+            "glitched encoder reading? fix those values in /exchange/theta or drop those "
+            "projections (the units are not the problem)"
         )
     if span > MAX_SPAN_DEG:
         raise DataError(
@@ -782,8 +953,8 @@ def check_counts(
     DataError
         More than `MAX_NEGATIVE_FRACTION` of the projection, flat or dark values are negative
         (the file holds processed data, e.g. -log or normalised projections, not raw counts),
-        or the mean projection minus dark exceeds 1.5 times the mean flat minus dark
-        (projections brighter than the open beam: data and data_white swapped).
+        or in most rows the mean projection minus dark exceeds 1.5 times the flat minus
+        dark (projections brighter than the open beam: data and data_white swapped).
     """
     for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
         if arr.dtype.kind == "u":
@@ -796,14 +967,19 @@ def check_counts(
                 ">= 0: give the raw projections with their data_white and data_dark, not "
                 "normalised or -log data"
             )
-    dark_mean = float(dark.mean(dtype=np.float64))
-    beam = float(flat.mean(dtype=np.float64)) - dark_mean
-    signal = float(data.mean(dtype=np.float64)) - dark_mean
-    if beam > 0 and signal > 1.5 * beam:
+    # Per detector row, swapped when most rows are: one saturated or over-flat row is not a
+    # swap (tomosynth.scan_checks names such rows; recon.bad_rows chooses what to do).
+    dark_row = dark.mean(axis=(0, 2), dtype=np.float64)
+    beam_row = flat.mean(axis=(0, 2), dtype=np.float64) - dark_row
+    signal_row = data.mean(axis=(0, 2), dtype=np.float64) - dark_row
+    bright = (beam_row > 0) & (signal_row > 1.5 * beam_row)
+    beam, signal = float(np.median(beam_row)), float(np.median(signal_row))
+    if np.count_nonzero(bright) * 2 > bright.size:  # most rows
         raise DataError(
-            f"{path}: {DATA} is brighter than {FLAT} in rows [{rows[0]}, {rows[1]}) (mean "
-            f"{signal:.4g} vs {beam:.4g} counts above dark): transmission above 1, are "
-            "data and data_white swapped?"
+            f"{path}: {DATA} is brighter than {FLAT} in rows [{rows[0]}, {rows[1]}) (median "
+            f"row {signal:.4g} vs {beam:.4g} counts above dark): transmission above 1, are "
+            "data and data_white swapped? (if only a few detector rows are this bright, they "
+            "are saturated: set recon.bad_rows: mask)"
         )
 
 
@@ -834,10 +1010,11 @@ def write_tiff_slices(
     import tifffile
 
     folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(folder, any_name=True)  # slices of a killed chunk
     paths = []
     for i, img in enumerate(volume):
         path = folder / slice_name(first_index + i, "tiff")
-        with atomic_file(path) as tmp:
+        with atomic_file(path, clean=False) as tmp:
             tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
         paths.append(path)
     return paths
@@ -913,6 +1090,8 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     try:
         img = tifffile.imread(path)
     except (OSError, ValueError, tifffile.TiffFileError) as exc:
+        if _denied(exc):
+            raise DataError(permission_message(path)) from exc
         raise DataError(f"{path}: cannot read TIFF: {exc}") from exc
     if img.ndim != 2:
         raise DataError(f"{path}: expected a 2D slice, got shape {img.shape}")
@@ -942,6 +1121,8 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
                 raise DataError(f"{path}: PNG mode {im.mode} is not 8-bit")
             return np.asarray(im if im.mode == "L" else im.convert("L"), dtype=np.uint8)
     except (OSError, SyntaxError) as exc:  # Pillow signals broken files with these
+        if _denied(exc):
+            raise DataError(permission_message(path)) from exc
         raise DataError(f"{path}: cannot read PNG: {exc}") from exc
 
 

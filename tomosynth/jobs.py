@@ -116,4 +116,110 @@ def forward_interrupt_to_jobs() -> bool:
     return True
 
 
-__all__ = ["WATCH_ENV", "descendants", "forward_interrupt_to_jobs", "pid_alive", "watch_pid"]
+#: Snakemake options of a run that writes nothing in its folder (no clash with a running one).
+_READ_ONLY = {
+    "-n",
+    "--dry-run",
+    "--dryrun",
+    "--lint",
+    "--list",
+    "-l",
+    "--summary",
+    "-S",
+    "--detailed-summary",
+    "-D",
+    "--dag",
+    "--rulegraph",
+    "--filegraph",
+    "--version",
+    "-v",
+    "--help",
+    "-h",
+    "--list-target-rules",
+    "--lt",
+    "--list-changes",
+    "--lc",
+}
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def is_snakemake_run(args: list[str]) -> bool:
+    """Whether `args` start a Snakemake run that writes into its folder: ``snakemake ...``,
+    ``python -m snakemake ...`` or ``python .../bin/snakemake ...``, but not a job Snakemake
+    starts itself (``--mode``), nor a dry run, lint, summary or ``--unlock``."""
+    if not args:
+        return False
+    head = [Path(a).name for a in args[:2]]
+    main = "snakemake" in head or args[1:3] == ["-m", "snakemake"]
+    return main and "--mode" not in args and not read_only(args)
+
+
+def read_only(args: list[str]) -> bool:
+    """Whether Snakemake options `args` make a run that writes nothing (dry run, lint,
+    summary, ``--unlock``, ...)."""
+    flags = {a.split("=")[0] for a in args if a.startswith("-")}
+    short = {f"-{c}" for a in args if a.startswith("-") and not a.startswith("--") for c in a[1:]}
+    return "--unlock" in flags or bool((flags | short) & _READ_ONLY)
+
+
+def other_runs(folder: str | os.PathLike) -> list[int]:
+    """Pids of other Snakemake runs working in `folder` (their current directory; Snakemake
+    changes into ``--directory``), not this process, its parents or another run's children."""
+    folder = os.path.realpath(folder)
+    mine = {os.getpid()}
+    pid = os.getpid()
+    for _ in range(16):
+        st = _stat(pid)
+        if st is None or st[2] <= 1:
+            break
+        pid = st[2]
+        mine.add(pid)
+    found = []
+    try:
+        pids = sorted(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+    except OSError:
+        return []
+    for pid in pids:
+        if pid in mine or not is_snakemake_run(_cmdline(pid)):
+            continue
+        try:
+            if os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) != folder:
+                continue
+        except OSError:
+            continue
+        found.append(pid)
+    nested = {c for p in found for c in descendants(p)}
+    return [p for p in found if p not in nested]
+
+
+def in_use_message(folder: str | os.PathLike) -> str | None:
+    """One line when another Snakemake run works in `folder` (None when it is free)."""
+    pids = other_runs(folder)
+    if not pids:
+        return None
+    cmd = " ".join(_cmdline(pids[0]))
+    cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
+    return (
+        f"{os.path.realpath(folder)} is in use by another Snakemake run (pid {pids[0]}: {cmd}); "
+        "two runs in one folder would write the same files: wait for it to finish, stop it "
+        f"(kill -INT {pids[0]}), or run this one in another folder (--directory)"
+    )
+
+
+__all__ = [
+    "WATCH_ENV",
+    "descendants",
+    "forward_interrupt_to_jobs",
+    "in_use_message",
+    "is_snakemake_run",
+    "other_runs",
+    "pid_alive",
+    "watch_pid",
+]

@@ -14,6 +14,7 @@ a copy that did not keep times); ``tomosynth verify`` hashes everything (sha256)
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -28,6 +29,17 @@ MANIFEST_NAME = "MANIFEST.json"
 #: bootstrap), recorded so that a message can say how to regenerate the folder.
 RULE_ENV = "TOMOSYNTH_RULE"
 _BLOCK = 1 << 20
+#: Folder outputs of the workflow, relative to ``results/`` (the ``directory(...)`` outputs
+#: written through `tomosynth.io.atomic_dir` or `tomosynth.resume`). Each holds a manifest;
+#: one without is damage (the manifest was deleted, or the folder was written by hand).
+PUBLISHED_FOLDERS = (
+    "recon/*",
+    "png/*/*px",
+    "samples/wgan_gp/*",
+    "models/wgan_gp/*/progress",
+    "upscaled/*/*",
+    "sr_volumes/*/*",
+)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -96,6 +108,52 @@ def find_manifest(folder: str | os.PathLike) -> tuple[Path, str] | None:
     return None
 
 
+def _is_published(rel: tuple[str, ...]) -> bool:
+    """Whether the path `rel` (parts below ``results/``) is one of `PUBLISHED_FOLDERS`."""
+    if not rel or any(part.startswith(".") for part in rel):
+        return False
+    for pattern in PUBLISHED_FOLDERS:
+        pat = pattern.split("/")
+        if len(pat) == len(rel) and all(map(fnmatch.fnmatchcase, rel, pat)):
+            return True
+    return False
+
+
+def published_root(folder: str | os.PathLike) -> Path | None:
+    """The published folder output holding `folder` (itself or a parent up to 2 levels up),
+    None when `folder` is not inside one (`PUBLISHED_FOLDERS` under a ``results`` folder)."""
+    folder = Path(os.path.abspath(folder))
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        parts = candidate.parts
+        if "results" not in parts:
+            return None
+        top = len(parts) - 1 - parts[::-1].index("results")
+        if _is_published(parts[top + 1 :]):
+            return candidate
+    return None
+
+
+def missing_manifest_message(folder: Path) -> str:
+    """One line: `folder` should hold a manifest and does not; how to regenerate it."""
+    return (
+        f"{folder}: no {MANIFEST_NAME} (every folder the workflow publishes has one: it was "
+        "deleted, or the folder was written or copied by hand), so missing or changed files "
+        f"cannot be detected; regenerate it: delete {folder} and run snakemake again"
+    )
+
+
+def missing_manifests(root: str | os.PathLike) -> list[Path]:
+    """Published folders under the results tree `root` that have no manifest."""
+    root = Path(root)
+    out = []
+    for pattern in PUBLISHED_FOLDERS:
+        for folder in sorted(root.glob(pattern)):
+            if folder.is_dir() and not folder.name.startswith("."):
+                if not (folder / MANIFEST_NAME).is_file():
+                    out.append(folder)
+    return sorted(out)
+
+
 def regenerate_hint(folder: Path, manifest: dict[str, Any]) -> str:
     rule = manifest.get("rule")
     forced = f"snakemake --forcerun {rule}, or " if rule else ""
@@ -149,18 +207,25 @@ def check_manifest(
     return problems
 
 
-def verify_folder(folder: str | os.PathLike) -> bool:
+def verify_folder(folder: str | os.PathLike, required: bool | None = None) -> bool:
     """Check `folder` against its manifest; DataError naming the first bad file and the fix.
 
-    Returns False when the folder has no manifest (written by hand or by an older version:
-    nothing to check), True when it matches. Costs one ``stat`` per file (plus a hash of
-    files whose modification time differs from the manifest's).
+    Returns True when it matches, False when the folder has no manifest and none is
+    required (a folder written by hand outside a workflow run). `required` (default: inside
+    a rule's job, i.e. ``TOMOSYNTH_RULE`` set, for a folder of `PUBLISHED_FOLDERS` under
+    ``results/``) makes a missing manifest a DataError: the folder was damaged. Costs one
+    ``stat`` per file (plus a hash of files whose modification time differs).
     """
     import json
 
     folder = Path(folder)
     found = find_manifest(folder)
     if found is None:
+        published = published_root(folder)
+        if required is None:
+            required = bool(os.environ.get(RULE_ENV)) and published is not None
+        if required:
+            raise DataError(missing_manifest_message(published or folder))
         return False
     manifest_path, prefix = found
     problems = check_manifest(manifest_path, prefix)
@@ -177,15 +242,26 @@ def verify_folder(folder: str | os.PathLike) -> bool:
 def verify_tree(
     root: str | os.PathLike, full: bool = True
 ) -> tuple[list[Path], dict[Path, list[str]]]:
-    """Every manifest under `root`: (manifests checked, manifest -> problems of damaged ones)."""
+    """Every manifest under `root`: (manifests checked, manifest -> problems of damaged ones).
+
+    A published folder without a manifest (`missing_manifests`) counts as damaged, keyed by
+    the path its manifest should have.
+    """
     root = Path(root)
-    manifests = sorted(root.rglob(MANIFEST_NAME))
+    manifests = sorted(m for m in root.rglob(MANIFEST_NAME) if not _hidden(m, root))
     damaged = {}
     for m in manifests:
         problems = check_manifest(m, full=full)
         if problems:
             damaged[m] = problems
+    for folder in missing_manifests(root):
+        damaged[folder / MANIFEST_NAME] = [missing_manifest_message(folder)]
     return manifests, damaged
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether `path` lies in a hidden folder below `root` (temporaries, partial outputs)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parent.parts)
 
 
 def damaged_warnings(root: str | os.PathLike = "results") -> list[str]:
@@ -208,6 +284,9 @@ def damaged_warnings(root: str | os.PathLike = "results") -> list[str]:
         except (OSError, ValueError):
             manifest = {}
         more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        if not m.is_file():  # a published folder whose manifest is gone
+            out.append(f"warning: {m.parent} is damaged ({problems[0]})")
+            continue
         out.append(
             f"warning: {m.parent} is damaged ({problems[0]}{more}); "
             f"{regenerate_hint(m.parent, manifest)}"
@@ -222,6 +301,8 @@ __all__ = [
     "check_manifest",
     "file_sha256",
     "find_manifest",
+    "missing_manifests",
+    "published_root",
     "verify_folder",
     "verify_tree",
     "write_manifest",

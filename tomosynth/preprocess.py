@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from tomosynth import __version__
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_dir, read_json, write_json
+from tomosynth.io import atomic_dir, read_json, write_failure, write_json
 from tomosynth.manifest import verify_folder
 from tomosynth.resample import area
 
@@ -252,8 +252,14 @@ def export_png(
     The float slice is clipped and scaled, area-averaged to `size`, then rounded to uint8,
     so the downscaling does not add a second quantisation. Returns the number of PNGs.
     """
-    bounds = read_json(bounds_json)
-    low, high = float(bounds["low"]), float(bounds["high"])
+    bounds = read_json(bounds_json, rule="clip_bounds")
+    try:
+        low, high = float(bounds["low"]), float(bounds["high"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"{bounds_json}: damaged, no numeric low and high bounds ({exc!r}); regenerate it: "
+            "snakemake --forcerun clip_bounds, or delete it and run snakemake again"
+        ) from exc
     paths = kept_slices(recon_dir, skip_slices)
     with atomic_dir(out_dir) as tmp:
 
@@ -262,7 +268,7 @@ def export_png(
             img = np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
             target = tmp / path.with_suffix(".png").name
             if not cv2.imwrite(str(target), img):
-                raise DataError(f"{target}: could not write PNG")
+                raise write_failure(target, img.nbytes)  # a full disk says so
 
         for _ in _map_slices(one, paths, threads, f"export {size}px"):
             pass

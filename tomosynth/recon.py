@@ -49,6 +49,7 @@ from tomosynth.recon_center import center_correlation, find_center_vo, opposite_
 from tomosynth.recon_parallel import cpu_threads, run_workers
 from tomosynth.recon_prep import flat_minus_log
 from tomosynth.resume import PartialOutput, code_digest
+from tomosynth.scan_checks import check_angles, check_rows
 
 if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
     import torch
@@ -1347,6 +1348,7 @@ def reconstruct_scan(
     memory_budget_mb: int = 128,
     threads: int | None = None,
     theta_units: str | None = None,
+    bad_rows: str = "error",
 ) -> dict:
     """Reconstruct a DXchange scan into float32 TIFF slices, chunk by chunk, resumably.
 
@@ -1403,6 +1405,9 @@ def reconstruct_scan(
     theta_units : {"degrees", "radians"}, optional
         Unit of ``/exchange/theta`` for files without a ``units`` attribute
         (see `tomosynth.io.inspect_dxchange`).
+    bad_rows : {"error", "mask"}
+        Saturated or over-flat detector rows stop the run or are masked
+        (`tomosynth.scan_checks.check_rows`); stuck angles stop it, gaps are logged.
 
     Returns
     -------
@@ -1432,6 +1437,7 @@ def reconstruct_scan(
     if filter_name not in FILTERS:
         raise ConfigError(f"recon.filter: unknown filter {filter_name!r} (one of {FILTERS})")
     info = inspect_dxchange(h5_path, theta_units=theta_units)
+    check_angles(h5_path, info.theta)  # stuck angles stop; gaps are logged (scan_checks)
     if slices is None:
         r0, r1 = 0, info.n_rows
     else:
@@ -1541,7 +1547,7 @@ def reconstruct_scan(
         bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")
         bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
         for a, b in todo:
-            p = read(a, b)
+            p = check_rows(read(a, b), h5_path, bad_rows, read)  # saturated rows (scan_checks)
             sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size, threads)
             del p
             rec = fbp(

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tomosynth.io import atomic_file, read_json, write_json
+from tomosynth.manifest import write_manifest
 
 __all__ = ["PartialOutput", "code_digest", "provenance_hash"]
 
@@ -207,7 +208,8 @@ class PartialOutput:
         self._done[(int(a), int(b))] = record
 
     def publish(self, rows: tuple[int, int], meta: dict, file_name: str = "recon.json") -> None:
-        """Move the finished slices onto the output folder, atomically, with `meta`.
+        """Move the finished slices onto the output folder, atomically, with `meta` and a
+        ``MANIFEST.json`` (`tomosynth.manifest`).
 
         Slices outside ``[rows)`` (left from an earlier, longer range) are deleted first; the
         old output folder, if any, is replaced; the partial folder is removed last.
@@ -218,6 +220,7 @@ class PartialOutput:
                 path.unlink()
         with atomic_file(self.slices / file_name) as tmp:
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        write_manifest(self.slices)  # consumers and `tomosynth verify` check the folder
         old = self.out.parent / f".{self.out.name}.old"
         if old.exists():
             shutil.rmtree(old)

@@ -35,7 +35,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "recon_prep",
     ),
     2: ("manifest", "io"),
-    3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data"),
+    3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data", "scan_checks"),
     4: (
         "recon",
         "recon_center",

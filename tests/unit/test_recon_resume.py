@@ -140,8 +140,10 @@ def test_killed_run_resumes_with_identical_bytes(killed, tmp_path, caplog):
     assert meta["center"] == ref["center"]
     assert _slice_bytes(out) == _slice_bytes(killed["ref"])  # byte for byte
     assert len(_slice_bytes(out)) == ROWS
-    # the output holds slices and recon.json only; the partial folder is gone
-    assert sorted(p.name for p in out.iterdir()) == sorted([*_slice_bytes(out), "recon.json"])
+    # the output holds slices, recon.json and its manifest only; the partial folder is gone
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*_slice_bytes(out), "recon.json", "MANIFEST.json"]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recon"]
 
 
@@ -216,6 +218,7 @@ def test_rerun_replaces_a_published_output(killed, tmp_path):
     meta = recon.reconstruct_scan(killed["scan"], out, **{**KW, "slices": (0, 2)})
     assert meta["resume"]["reason"] == "no partial results"
     assert sorted(p.name for p in out.iterdir()) == [
+        "MANIFEST.json",
         "recon.json",
         "slice_00000.tiff",
         "slice_00001.tiff",

@@ -54,6 +54,15 @@ CONFIG_CASES = {
         "preprocess.split: train + val + test = 1.5",
     ),
     "scan_is_a_directory": ("scans:\n  mine: {path: ., voxel_um: 1}\n", "is a directory"),
+    # issue 21 §10, §16: caught before any job, in one line
+    "preset_generator_key": (
+        "srgan:\n  presets:\n    exp_d:\n      generator: {chanels: 8}\n",
+        "config srgan.presets.exp_d.generator: unknown key 'chanels'",
+    ),
+    "empty_splits": (
+        "preprocess:\n  split: {train: 1, val: 0, test: 0}\n",
+        "preprocess.split: test, val are 0",
+    ),
 }
 
 
@@ -68,6 +77,55 @@ def test_bad_config_stops_before_any_job_with_a_short_message(work, case):
     assert needle in out, out[-3000:]
     assert len(out.splitlines()) <= 8, out  # was 2,884 lines for an unknown key
     assert _results_files(work) == []
+
+
+@pytest.mark.workflow
+def test_yaml_syntax_error_in_config_yaml_names_file_and_line(work):
+    text = (work / "config.yaml").read_text().splitlines()
+    line = next(i for i, x in enumerate(text) if x.startswith("  chunk_rows:"))
+    text[line] = "  chunk_rows: [16"
+    (work / "config.yaml").write_text("\n".join(text) + "\n")
+    proc = snakemake(work, "-n", "--configfile", "tiny.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"config.yaml:{line + 2}:" in out and "expected ',' or ']'" in out, out[-3000:]
+    assert f"started at line {line + 1}" in out
+    assert len(out.splitlines()) <= 8, out
+
+
+@pytest.mark.workflow
+def test_memory_request_above_the_machine_is_warned_before_any_job(work):
+    (work / "big.yaml").write_text(
+        "recon:\n  chunk_rows: 4096\nsimulate:\n  columns: 2048\n  slices: 2048\n  angles: 1500\n"
+    )
+    proc = snakemake(work, "-n", "--configfile", "tiny.yaml", "big.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("warning: rule reconstruct")]
+    assert lines and "lower recon.chunk_rows" in lines[0] and "this machine's memory" in lines[0]
+    proc = snakemake(work, "-n", "--configfile", "tiny.yaml")
+    assert "asks for" not in proc.stderr
+
+
+@pytest.mark.workflow
+def test_second_run_in_a_busy_folder_is_told_it_is_in_use(work, tmp_path):
+    exe = tmp_path / "bin" / "snakemake"  # looks like `snakemake --cores 1` in the folder
+    exe.parent.mkdir()
+    exe.symlink_to(sys.executable)
+    other = subprocess.Popen(
+        [str(exe), "-c", "import time; time.sleep(120)", "--cores", "1"], cwd=work
+    )
+    try:
+        time.sleep(1)
+        proc = snakemake(work, "--cores", "1", "--configfile", "tiny.yaml")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert f"is in use by another Snakemake run (pid {other.pid}:" in out, out[-3000:]
+        assert "--rerun-incomplete" not in out and len(out.splitlines()) <= 8, out
+        proc = snakemake(work, "-n", "--configfile", "tiny.yaml")  # a dry run writes nothing
+        assert proc.returncode == 0 and "warning: " in proc.stderr and "in use" in proc.stderr
+    finally:
+        other.kill()
+        other.wait()
 
 
 @pytest.mark.workflow

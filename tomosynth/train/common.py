@@ -39,6 +39,9 @@ from tomosynth.provenance import package_versions  # noqa: F401
 #: Exit status of a training script stopped by a signal after checkpointing (``EX_TEMPFAIL``):
 #: "try again", the next run resumes from ``latest.pt``.
 EXIT_PREEMPTED = 75
+#: Default wall-clock minutes between ``latest.pt`` checkpoints, checked at each epoch's end:
+#: a kill -9 loses at most about this or one epoch, whichever is longer.
+DEFAULT_CHECKPOINT_MINUTES = 2.0
 
 
 def seed_everything(seed: int) -> None:

@@ -431,7 +431,7 @@ class _SRGANRun:
         self.guard.load_state(ckpt.get("guard"))
 
     def discard(self) -> None:
-        for stale in (self.latest_path, self.best_path, self.log_path):
+        for stale in (self.best_path, self.log_path):  # latest.pt stays until replaced
             stale.unlink(missing_ok=True)
 
     def write_log(self) -> CsvLog:

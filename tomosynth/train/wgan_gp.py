@@ -42,6 +42,7 @@ from tomosynth.models.wgan_gp import (
     load_wgan_generator,
 )
 from tomosynth.train.common import (
+    DEFAULT_CHECKPOINT_MINUTES,
     Budget,
     CsvLog,
     ResumableRun,
@@ -106,7 +107,7 @@ class TrainConfig:
     progress_every: int = 5
     progress_images: int = 16
     checkpoint_every: int | None = None
-    checkpoint_minutes: float = 10.0
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES
     amp: bool = False
     channels_last: bool = False
 
@@ -501,7 +502,7 @@ def train_wgan_gp(
         print(f"not resuming {latest}: {decision.reason}; starting over", file=sys.stderr)
         ckpt = None
     if ckpt is None:
-        for stale in (latest, final, out / "log.csv"):
+        for stale in (final, out / "log.csv"):  # latest.pt stays until replaced
             stale.unlink(missing_ok=True)
         shutil.rmtree(live, ignore_errors=True)
     final.unlink(missing_ok=True)
