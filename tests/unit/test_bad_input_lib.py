@@ -674,7 +674,7 @@ def test_checkpoint_default_is_two_minutes_in_code_and_schema():
     schema = yaml.safe_load(SCHEMA.read_text())
     wgan = schema["properties"]["wgan_gp"]["properties"]
     assert DEFAULT_CHECKPOINT_MINUTES == 2.0 and TrainConfig().checkpoint_minutes == 2.0
-    assert wgan["checkpoint_minutes"]["default"] == 2
+    assert wgan["train"]["properties"]["checkpoint_minutes"]["default"] == 2
 
 
 def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_path):
