@@ -5,7 +5,9 @@
 #      folder (`make wheelhouse`, torch excluded: the node's own CUDA build is used) into
 #      $OUT_DIR/site with `pip --no-index`, and checks that everything imports;
 #   1. a short study (config/study.yaml + config/gpu_check.yaml), whose GPU jobs share the
-#      GPU (--resources gpu=$GPU_JOBS), gathered like `make study` into $OUT_DIR/study/;
+#      GPU (--resources gpu=$GPU_JOBS), gathered like `make study` into $OUT_DIR/study/
+#      (--keep-going: a failed job costs only what depends on it; an offline install has no
+#      FRD v1 stack, so its distance tables hold FID when FID_WEIGHTS is set);
 #   2. benchmarks/bench_recon.py --device cuda at 2048 wide, 1,500 angles;
 #   3. benchmarks/bench_wgan_gp.py --device cuda: ours vs the idiomatic loop, plain and with
 #      bf16 AMP (and torch.compile with --compile, which needs minutes to compile);
@@ -94,7 +96,7 @@ if [ -n "${FID_WEIGHTS:-}" ] && [ -f "${FID_WEIGHTS}" ]; then  # FID rows in the
   EXTRA=("$OUT_DIR/fid_overlay.yaml")
 fi
 step study 270 - "${SMK[@]}" --cores "$(nproc)" --workflow-profile workflow/profiles/default \
-  --resources gpu="$GPU_JOBS" \
+  --resources gpu="$GPU_JOBS" --keep-going \
   --configfile "$PWD/config/study.yaml" "$PWD/config/gpu_check.yaml" ${EXTRA[@]+"${EXTRA[@]}"} \
   --directory "$WORK"
 "$PY" -m tomosynth.cli study-report "$WORK" "$OUT_DIR/study" --wall-s $(( $(date +%s) - t0 )) \

@@ -20,13 +20,23 @@ import argparse
 import re
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-#: Never collected: the GPU node's own CUDA build must be used.
-NEVER = {"torch", "torchvision", "tomosynth"}
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Never collected: the GPU node's own CUDA build of torch must be used; FRD v1's stack
+#: (frd-score, pyradiomics-bhklab, SimpleITK: ~90 MB, and pyradiomics-bhklab is published as
+#: source only, with a C extension to build for the node's Python) does not fit the folder.
+#: Without it a GPU node reports Inception FID (local weights) and the tables say that FRD
+#: v1 was not computed; see gpu_check.sh.
+NEVER = {
+    "torch", "torchvision", "tomosynth", "frd-score", "pyradiomics-bhklab",
+    "opencv-contrib-python-headless",
+}  # fmt: skip
 
 #: Binary packages a CUDA/PyTorch image provides (and their binary helpers); the node
 #: must have them, and gpu_check.sh checks that they import before it starts.
@@ -43,14 +53,27 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def closure(root: str = "tomosynth", extras: tuple[str, ...] = ("workflow",)) -> dict[str, str]:
-    """Installed name -> version of everything ``root[extras]`` needs, torch excluded."""
+def project_requirements(extras: tuple[str, ...] = ("workflow",)) -> list[str]:
+    """The project's own requirements (pyproject.toml, not a possibly stale install)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in extras:
+        reqs += project["optional-dependencies"][extra]
+    return reqs
+
+
+def closure(extras: tuple[str, ...] = ("workflow",)) -> dict[str, str]:
+    """Installed name -> version of everything the project needs, torch and FRD excluded."""
     found: dict[str, str] = {}
-    stack: list[tuple[str, tuple[str, ...]]] = [(root, extras)]
+    stack: list[tuple[str, tuple[str, ...]]] = []
+    for text in project_requirements(extras):
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            stack.append((req.name, tuple(req.extras)))
     while stack:
         name, wanted = stack.pop()
         key = canonical(name)
-        if key in found or (key in NEVER and key != canonical(root)):
+        if key in found or key in NEVER:
             continue
         dist = metadata.distribution(name)
         found[key] = dist.version
@@ -60,7 +83,6 @@ def closure(root: str = "tomosynth", extras: tuple[str, ...] = ("workflow",)) ->
                 req.marker.evaluate({"extra": extra}) for extra in ("", *wanted)
             ):
                 stack.append((req.name, tuple(req.extras)))
-    found.pop(canonical(root), None)
     return found
 
 

@@ -642,7 +642,13 @@ def distance_table(
     if missing:
         raise DataError(f"reference images not in the real pool, e.g. {missing[0]}")
     fid_metric, note = _fid_metric(fid_weights, device, batch_size, offline_fallback)
-    metrics = ([fid_metric] if fid_metric is not None else []) + [frd_v1_metric()]
+    metrics = [fid_metric] if fid_metric is not None else []
+    if fid_metric is None or frd_v1.missing() is None:
+        metrics.append(frd_v1_metric())
+    else:  # a GPU node's offline install (make wheelhouse) carries FID, not FRD v1's stack
+        log.warning(
+            "%s not computed: %s; the table holds FID", frd_v1.METRIC_NAME, frd_v1.missing()
+        )
     rows = []
     for metric in metrics:
         feats = _feature_reader(metric, stats_dir, cache_dir)

@@ -60,6 +60,13 @@ def versions() -> dict[str, str]:
     return out
 
 
+def missing() -> str | None:
+    """Why FRD v1 cannot run here (frd-score or pyradiomics not installed), else None."""
+    found = versions()
+    absent = [d for d in ("frd-score", PYRADIOMICS_DIST) if found[d] == "not installed"]
+    return f"{' and '.join(absent)} not installed" if absent else None
+
+
 @functools.cache
 def _frd_module():
     """frd-score's implementation module, after checking the pinned version is installed
