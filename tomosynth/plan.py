@@ -13,9 +13,11 @@ Every path under ``results/`` that the plan names is built by one function of th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from tomosynth.errors import ConfigError
 
 RESULTS = "results"
 
@@ -118,8 +120,33 @@ def scan_file(config: Mapping[str, Any], scan: str) -> str:
 
 
 def wgan_gp_scans(config: Mapping[str, Any]) -> list[str]:
-    """Scans with WGAN-GP generators (their samples are upscaled and evaluated)."""
-    return sorted(config["wgan_gp"]["scans"])
+    """Scans with WGAN-GP generators (their samples are upscaled and evaluated).
+
+    The WGAN-GP doubles a 16 x 16 map, so with any such scan every PNG size must be a power
+    of two >= 16 (ConfigError otherwise; the schema cannot express it).
+    """
+    scans = sorted(config["wgan_gp"]["scans"])
+    bad = [s for s in sizes(config) if s < 16 or s & (s - 1)]
+    if scans and bad:
+        raise ConfigError(
+            f"config preprocess.sizes {sizes(config)}: the WGAN-GP needs powers of two >= 16 "
+            "(it doubles a 16x16 map); change the sizes or set wgan_gp.scans: []"
+        )
+    return scans
+
+
+def kept_slices(config: Mapping[str, Any], rows: int) -> int:
+    """PNG slices of a scan with `rows` reconstructed rows: minus preprocess.skip_slices."""
+    return max(1, rows - config["preprocess"]["skip_slices"])
+
+
+def split_counts(config: Mapping[str, Any], rows: int) -> dict[str, int]:
+    """Slices per split part (train/val/test) of a scan with `rows` reconstructed rows, as
+    tomosynth.preprocess.make_split rounds them."""
+    n = kept_slices(config, rows)
+    frac = config["preprocess"]["split"]
+    val, test = (max(1, round(frac[k] * n)) if frac[k] > 0 else 0 for k in ("val", "test"))
+    return {"train": max(0, n - val - test), "val": val, "test": test}
 
 
 def evaluate_methods(config: Mapping[str, Any]) -> list[str]:
@@ -276,7 +303,7 @@ def upscale_model(config: Mapping[str, Any], scan: str, method: str) -> str | No
     if method == "srgan":
         low, high = low_high(config)
         if high % low or config["srgan"]["hr_size"] != high:
-            raise ValueError(
+            raise ConfigError(
                 f"upscale method srgan: needs srgan.hr_size = {high} (the largest "
                 f"preprocess size) and a whole scale factor {high}/{low}"
             )
@@ -295,6 +322,151 @@ def srgan_full_grid(config: Mapping[str, Any]) -> list[tuple[str, int]]:
     """(preset, scale) pairs of the srgan_all target: every preset at its own scales."""
     presets = config["srgan"]["presets"]
     return [(p, s) for p in sorted(presets) for s in presets[p]["scales"]]
+
+
+#: fold_of(scan, specimens, folds) -> (fold index, training specimens): tomosynth.sr_data's
+#: (passed in: it imports torch, which the plan must not).
+FoldOf = Callable[[str, list[str], int], tuple[int, list[str]]]
+
+
+def srgan_preset(config: Mapping[str, Any], preset: str) -> dict[str, dict]:
+    """A preset merged over the shared srgan settings: weights, train, generator,
+    discriminator (an override key the shared block lacks is a ConfigError)."""
+    srgan = config["srgan"]
+    p = srgan["presets"][preset]
+    out: dict[str, dict] = {"weights": {k: p["weights"][k] for k in ("adversarial", "l1", "tv")}}
+    for block in ("train", "generator", "discriminator"):
+        unknown = set(p[block]) - set(srgan[block])
+        if unknown:
+            raise ConfigError(
+                f"config srgan.presets.{preset}.{block}: unknown keys {sorted(unknown)} "
+                f"(known: {sorted(srgan[block])})"
+            )
+        out[block] = {**srgan[block], **p[block]}
+    return out
+
+
+def srgan_fold(
+    config: Mapping[str, Any], scan: str, fold_of: FoldOf
+) -> tuple[int | None, list[str]]:
+    """(fold index, training specimens) of the model applied to `scan`: (None, [scan]) without
+    cross-validation (scan not in srgan.cv.specimens), else the specimens outside its fold."""
+    cv = config["srgan"]["cv"]
+    specimens = sorted(cv["specimens"])
+    if scan not in specimens:
+        return None, [scan]
+    return fold_of(scan, specimens, cv["folds"])
+
+
+def srgan_slice_stride(config: Mapping[str, Any], scan: str) -> int:
+    """LR slice index = HR slice index // stride (the coarse scan's extra row binning); 1
+    unless srgan.lr_source is pairs."""
+    srgan = config["srgan"]
+    if srgan["lr_source"] != "pairs":
+        return 1
+    hr_bin = config["scans"][scan]["binning"]
+    lr_bin = config["scans"][srgan_lr_scan(config, scan)]["binning"]
+    if lr_bin % hr_bin:
+        raise ConfigError(
+            f"config scans: binning of the LR scan of {scan!r} ({lr_bin}) is not a multiple "
+            f"of its own ({hr_bin})"
+        )
+    return lr_bin // hr_bin
+
+
+def srgan_lr_scan(config: Mapping[str, Any], scan: str) -> str:
+    """The coarse (real LR) scan paired with `scan` (srgan.lr_scans)."""
+    lr_scan = config["srgan"]["lr_scans"].get(scan)
+    if lr_scan is None:
+        raise ConfigError(
+            f"config srgan.lr_scans: no coarse scan given for {scan!r} (lr_source is pairs)"
+        )
+    return lr_scan
+
+
+def srgan_folders(config: Mapping[str, Any], scan: str, scale: int) -> dict[str, str]:
+    """HR and (real-pair mode) LR PNG folders of a scan at a scale."""
+    srgan = config["srgan"]
+    hr_size = srgan["hr_size"]
+    if hr_size % int(scale):
+        raise ConfigError(f"config srgan.hr_size: {hr_size} is not divisible by the scale {scale}")
+    out = {"hr": png_folder(scan, hr_size)}
+    if srgan["lr_source"] == "pairs":
+        out["lr"] = png_folder(srgan_lr_scan(config, scan), hr_size // int(scale))
+    return out
+
+
+def train_srgan_input(config: Mapping[str, Any], specimens: list[str], scale: int) -> dict:
+    """HR (and real LR) folders and split manifests of the training specimens."""
+    folders = [srgan_folders(config, s, scale) for s in specimens]
+    out = {"hr": [f["hr"] for f in folders], "split": [split_file(s) for s in specimens]}
+    if config["srgan"]["lr_source"] == "pairs":
+        out["lr"] = [f["lr"] for f in folders]
+    return out
+
+
+def train_srgan_params(
+    config: Mapping[str, Any], scan: str, preset: str, scale: int, fold_of: FoldOf
+) -> dict:
+    """Training config (a preset at a scale), slice strides and provenance of one model."""
+    srgan = config["srgan"]
+    p = srgan_preset(config, preset)
+    fold, specimens = srgan_fold(config, scan, fold_of)
+    return {
+        "config": {
+            "scale": int(scale),
+            "generator": p["generator"],
+            "discriminator": p["discriminator"],
+            "weights": p["weights"],
+            **p["train"],
+            "seed": srgan["seed"],
+            "device": srgan["device"],
+        },
+        "slice_strides": [srgan_slice_stride(config, s) for s in specimens],
+        "meta": {
+            "scan": scan,
+            "preset": preset,
+            "fold": fold,
+            "train_specimens": specimens,
+            "lr_source": srgan["lr_source"],
+        },
+    }
+
+
+def super_resolve_params(
+    config: Mapping[str, Any], scan: str, preset: str, scale: int, fold_of: FoldOf
+) -> dict:
+    """Inference settings and provenance (meta.json) of one SR volume.
+
+    hr_voxel_um: PNG pixel = voxel x reconstructed width / hr_size, known for built-in scans.
+    """
+    srgan = config["srgan"]
+    fold, specimens = srgan_fold(config, scan, fold_of)
+    entry = config["scans"][scan]
+    hr_voxel_um = None
+    if "builtin" in entry:
+        columns = config["simulate"]["columns"] // entry["binning"]
+        hr_voxel_um = entry["voxel_um"] * columns / srgan["hr_size"]
+    pairs = srgan["lr_source"] == "pairs"
+    return {
+        "scale": int(scale),
+        "slice_stride": srgan_slice_stride(config, scan),
+        "device": srgan["device"],
+        "batch_size": srgan["infer_batch"],
+        "meta": {
+            "scan": scan,
+            "preset": preset,
+            "scale": int(scale),
+            "fold": fold,
+            "train_specimens": specimens,
+            "lr_source": srgan["lr_source"],
+            "lr_scan": srgan["lr_scans"].get(scan) if pairs else None,
+            "scan_voxel_um": entry["voxel_um"],
+            "hr_size": srgan["hr_size"],
+            "hr_voxel_um": hr_voxel_um,
+            "seed": srgan["seed"],
+        },
+    }
 
 
 # --- summary ----------------------------------------------------------------------------------

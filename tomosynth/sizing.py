@@ -1,8 +1,10 @@
 """Job sizes (runtime, memory) of the workflow's rules from the size of the data.
 
-Every formula is ``work x measured cost per unit``, then ``runtime = overhead + margin x
-seconds`` (minutes, rounded up; capped at ``max_runtime_minutes``) and ``mem_mb = base +
-bytes per unit x units``. The per-unit costs in :data:`COSTS` were measured on the CPU of
+One policy (:class:`Policy`, config ``sizing``) turns every rule's estimated need into its
+request: every formula is ``work x measured cost per unit``, then ``runtime = overhead +
+margin x seconds`` (minutes, rounded up; capped at ``max_runtime_minutes``) and ``mem_mb =
+margin x (base + bytes per unit x units)`` (rounded up to 100 MB); ``gpu`` is 1 only for a
+job that runs on CUDA. The per-unit costs in :data:`COSTS` were measured on the CPU of
 this project's development machine (one thread, see README "Job sizes"); where the rule runs
 on a GPU and no GPU figure was measured (``None``), the CPU figure is used, an upper bound.
 Training rules bounded by a wall-clock budget take ``min(budget, estimate)``.
@@ -13,7 +15,9 @@ Pure Python (no NumPy): the Snakefile imports it while it builds the job graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: Measured per-unit costs (seconds on one CPU thread unless said otherwise).
 COSTS: dict[str, float | None] = {
@@ -46,6 +50,33 @@ COSTS: dict[str, float | None] = {
     # train_srgan: the same for generator + discriminator steps of the SRGAN family
     "srgan_cpu_gmac_per_s": 3.4,
     "srgan_cuda_gmac_per_s": None,
+    # reconstruct: seconds per slice per (angle x column^2), one thread, 2,048 columns x 1,500
+    # angles (benchmarks/bench_recon.py): fourier ~3.2 slices/s, torch FBP 0.13 slices/s,
+    # astra 0.011 slices/s; tomopy gridrec 4.55 slices/s (issue-tracker measurement). On a
+    # GPU not measured: assumed no faster than the fourier backend on one CPU thread.
+    "recon_fourier_s_per_angle_pix2": 5.2e-11,
+    "recon_auto_s_per_angle_pix2": 5.2e-11,
+    "recon_torch_s_per_angle_pix2": 1.2e-9,
+    "recon_astra_s_per_angle_pix2": 1.5e-8,
+    "recon_tomopy_s_per_angle_pix2": 3.5e-11,
+    "recon_gpu_s_per_angle_pix2": 5.2e-11,
+    # reconstruct: reading uncompressed uint16 counts (bytes per second)
+    "recon_read_bytes_per_s": 50e6,
+}
+
+#: Needs (minutes, MB) of the small rules nobody has measured: judged from what each does
+#: (a plot or table of a few files, one sampling pass), not from a benchmark.
+UNMEASURED_NEEDS: dict[str, tuple[float, float]] = {
+    "simulate_scan": (10.0, 2600.0),
+    "split_manifest": (0.5, 300.0),
+    "train_wgan_gp": (0.0, 10600.0),  # runtime: the budget (train_wgan_gp())
+    "sample_wgan_gp": (10.0, 5300.0),
+    "upscale": (10.0, 2600.0),
+    "compute_sr_metrics": (10.0, 2600.0),
+    "compute_morphology": (30.0, 2600.0),
+    "plot_distance_validation": (30.0, 2600.0),
+    "plot": (1.0, 1300.0),  # every plot_* rule, compute_table, compute_sr_metrics_cv
+    "summarize": (0.5, 300.0),
 }
 
 
@@ -78,6 +109,25 @@ class Policy:
     max_runtime_minutes: float = 10080.0
     base_mem_mb: int = 1000
 
+    @classmethod
+    def from_config(cls, sizing: Mapping[str, Any]) -> Policy:
+        """The policy of the config's ``sizing`` block (schema defaults filled in)."""
+        keys = ("margin", "overhead_minutes", "max_runtime_minutes")
+        return cls(**{k: sizing[k] for k in keys})
+
+    def memory(self, need_mb: float) -> int:
+        """``margin x need``, rounded up to 100 MB."""
+        return int(math.ceil(self.margin * need_mb / 100.0)) * 100
+
+    def request(
+        self, seconds: float, need_mb: float, budget_minutes: float | None = None
+    ) -> dict[str, int]:
+        """{runtime, mem_mb} of a job that needs `seconds` and `need_mb`."""
+        return {
+            "runtime": runtime_minutes(seconds, self, budget_minutes),
+            "mem_mb": self.memory(need_mb),
+        }
+
 
 def runtime_minutes(seconds: float, policy: Policy, budget_minutes: float | None = None) -> int:
     """``overhead + margin x seconds / 60``, at most ``budget + overhead`` and the cap."""
@@ -108,15 +158,14 @@ def clip_bounds(n_slices: int, columns: int, threads: int, policy: Policy) -> di
     """Every reconstructed slice (columns^2 float32) read once; `threads` slices at a time
     (TIFF decoding and NumPy release the GIL: the pool is assumed to scale linearly)."""
     seconds = n_slices * columns**2 / 1e6 * COSTS["clip_s_per_mpix"] / max(1, threads)
-    mem = policy.base_mem_mb + 3 * 2 * threads * columns**2 * 4 / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, policy.base_mem_mb + 3 * 2 * threads * columns**2 * 4 / 1e6)
 
 
 def export_png(n_slices: int, columns: int, threads: int, policy: Policy) -> dict[str, int]:
     """Every slice read, scaled in float64 and resized; 2 x threads slices in flight."""
     seconds = n_slices * columns**2 / 1e6 * COSTS["export_s_per_mpix"] / max(1, threads)
     mem = policy.base_mem_mb + 2 * threads * columns**2 * (4 + 8 + 8 + 4) / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, mem)
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -127,7 +176,7 @@ def bone_metrics(n_slices: int, size: int, policy: Policy) -> dict[str, int]:
     seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # type: ignore[operator]
     slab = minkowski_slab_bytes((n_slices, size, size))
     mem = policy.base_mem_mb + (voxels * COSTS["bone_bytes_per_voxel"] + slab) / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, mem)
 
 
 def distance(
@@ -156,8 +205,7 @@ def distance(
     if fid:
         seconds += images / _rate("inception", device, gpu)
         seconds += pairs * replicates * float(COSTS["frechet_2048_s"])  # type: ignore[arg-type]
-    mem = policy.base_mem_mb + 4000 + images * (2048 + 53) * 8 * 2 / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, policy.base_mem_mb + 4000 + images * (2048 + 53) * 16 / 1e6)
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -179,8 +227,8 @@ def train_srcnn(
 ) -> dict[str, int]:
     """``max_epochs`` epochs of the training slices (whole or patches) plus validation.
 
-    No budget: the epoch cap bounds the rule (early stopping usually ends it sooner, which
-    no formula can know); with ``budget_minutes`` the budget bounds it.
+    With ``budget_minutes`` (schema default 240) the budget bounds it; with none the epoch
+    cap does (early stopping usually ends it sooner, which no formula can know).
     """
     pix = (cfg["patch_size"] or size) ** 2 * n_train * cfg.get("patches_per_image", 1)
     macs = srcnn_macs_per_pixel(cfg["channels"], cfg["kernels"])
@@ -188,10 +236,7 @@ def train_srcnn(
     val_s = n_val * size**2 * macs / (_rate("srcnn", cfg["device"], gpu) * 1e9)
     seconds = cfg["max_epochs"] * (train_s + val_s)
     mem = policy.base_mem_mb + 4000 + (n_train + n_val) * size**2 * 4 * 3 / 1e6
-    return {
-        "runtime": runtime_minutes(seconds, policy, cfg.get("budget_minutes")),
-        "mem_mb": int(math.ceil(mem)),
-    }
+    return policy.request(seconds, mem, cfg["budget_minutes"])
 
 
 def srgan_macs_per_lr_pixel(generator: dict, scale: int) -> float:
@@ -224,7 +269,61 @@ def train_srgan(
     val_s = n_val * (hr_size // scale) ** 2 * macs / 2 / rate
     seconds = train["epochs"] * (train_s + val_s)
     mem = policy.base_mem_mb + 6000 + (n_train + n_val) * hr_size**2 * 4 * 2 / 1e6
+    return policy.request(seconds, mem, train["budget_minutes"])
+
+
+def train_wgan_gp(budget_minutes: float, extra_minutes: float, policy: Policy) -> dict[str, int]:
+    """A budget-bounded training: the budget plus `extra_minutes` (loading, the last epoch,
+    checkpoints: wgan_gp.runtime_margin_minutes), at most the cap; memory not measured."""
+    runtime = min(float(budget_minutes) + float(extra_minutes), policy.max_runtime_minutes)
     return {
-        "runtime": runtime_minutes(seconds, policy, train.get("budget_minutes")),
-        "mem_mb": int(math.ceil(mem)),
+        "runtime": int(math.ceil(runtime)),
+        "mem_mb": policy.memory(UNMEASURED_NEEDS["train_wgan_gp"][1]),
     }
+
+
+# --- reconstruction and inference -----------------------------------------------------------------
+def reconstruct(
+    *,
+    shape: tuple[int, int, int, int, int],
+    chunk_bound_mb: float,
+    chunk_rows: int,
+    backend: str,
+    gpu: bool,
+    threads: int,
+    policy: Policy,
+) -> dict[str, int]:
+    """One scan of `shape` (angles, flats, darks, rows reconstructed, columns).
+
+    Memory: the stated bound of one chunk (tomosynth.recon.recon_memory_bound_mb, measured by
+    benchmarks/bench_recon.py --memory) + the raw chunk of the sinogram-order copy (2 B x
+    frames x rows x columns) + 1 GB of libraries (+1 GB of CUDA libraries on a GPU).
+    Runtime: rows x the per-slice cost (the CPU's divided by `threads`) + one read.
+    """
+    a, f, d, rows, cols = shape
+    r = min(chunk_rows, rows)
+    need_mb = chunk_bound_mb + 2 * (a + f + d) * r * cols / 2**20 + 1024 * (1 + int(gpu))
+    rate = COSTS[f"recon_{'gpu' if gpu else backend}_s_per_angle_pix2"]
+    per_slice = float(rate) * a * cols**2 / (1 if gpu else max(1, threads))  # type: ignore[arg-type]
+    read = 2 * (a + f + d) * rows * cols / float(COSTS["recon_read_bytes_per_s"])  # type: ignore[arg-type]
+    return policy.request(rows * per_slice + read, need_mb)
+
+
+def super_resolve(n_slices: int, hr_size: int, scale: int, policy: Policy) -> dict[str, int]:
+    """The whole volume in memory: HR, SR and bicubic-upsampled LR float32 stacks (12 B per HR
+    voxel) + the LR stack + 2 GB of torch and CUDA libraries (derived from the arrays held by
+    tomosynth.train.srgan.super_resolve_volume, not measured). Runtime not measured."""
+    voxels = n_slices * hr_size**2
+    need_mb = 2000 + voxels * (12 + 4 / scale**2) / 1e6
+    return {"runtime": runtime_minutes(30 * 60, policy), "mem_mb": policy.memory(need_mb)}
+
+
+def unmeasured(name: str, policy: Policy) -> dict[str, int]:
+    """{runtime, mem_mb} of a rule from its judged need in :data:`UNMEASURED_NEEDS`."""
+    minutes, need_mb = UNMEASURED_NEEDS[name]
+    return policy.request(minutes * 60, need_mb)
+
+
+def gpu(device: str, uses_cuda: bool = True) -> int:
+    """1 when the job runs on CUDA (a method that uses it, device auto or cuda), else 0."""
+    return int(uses_cuda and device != "cpu")

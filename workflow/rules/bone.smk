@@ -56,8 +56,8 @@ rule plot_bone:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         metrics=BONE["plot_metrics"],
         title=get_bone_title,
@@ -81,8 +81,8 @@ rule compute_morphology:
         "../../envs/eval.yaml"
     threads: 1
     resources:
-        runtime=60,
-        mem_mb=4000,
+        runtime=size_of("compute_morphology", "runtime"),
+        mem_mb=size_of("compute_morphology", "mem_mb"),
     params:
         morphology=MORPHOLOGY,
         sets=get_morphology_sets,
@@ -111,8 +111,8 @@ rule plot_morphology:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         title="{scan}: morphology of real, generated and upscaled images",
     script:

@@ -1,13 +1,12 @@
 # Shared helpers: config validation, target lists, input functions. Only this file holds
 # helpers; rule files stay declarative.
-import math
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir)))  # tomosynth of this checkout
-from tomosynth import config_checks, plan
+from tomosynth import config_checks, plan, sizing
 
 # One short line for a bad key (Snakemake's validate would print schema and config), then
 # Snakemake's validation (fills the defaults), then the cross-checks the schema cannot express.
@@ -42,6 +41,11 @@ wildcard_constraints:
 
 
 # --- data stage ---------------------------------------------------------------------------
+def with_size(pattern, size):
+    """An output pattern with its {size} wildcard filled in (the other wildcards kept)."""
+    return expand(pattern, size=size, allow_missing=True)[0]
+
+
 def get_scan_h5(wildcards):
     """The scan's DXchange file: simulated for built-in scans, the user's path otherwise."""
     return plan.scan_file(config, wildcards.scan)
@@ -90,63 +94,7 @@ RECON_GPU_BACKENDS = ("auto", "torch", "fourier")
 def get_recon_gpu():
     """1 when the reconstruction can use CUDA (device auto/cuda and a GPU backend), else 0."""
     cfg = config["recon"]
-    return int(
-        cfg["device"] in ("auto", "cuda") and cfg["backend"] in RECON_GPU_BACKENDS
-    )
-
-
-def get_recon_mem_mb(wildcards, input):
-    """Memory request of one reconstruction (MB), from the scan's shape.
-
-    tomosynth.recon.recon_memory_bound_mb (the stated bound of one chunk, measured by
-    benchmarks/bench_recon.py --memory) + 2 B x (A+F+D) x R x C (raw chunk of the
-    sinogram-order copy) + 1 GB of imported libraries (+1 GB of CUDA libraries when a GPU
-    is requested), times 1.5 for node-to-node differences; at least 2000.
-    """
-    from tomosynth.recon import recon_memory_bound_mb
-
-    shape = scan_shape(wildcards.scan)
-    a, f, d, rows, cols = shape
-    cfg = config["recon"]
-    r = min(cfg["chunk_rows"], rows)
-    bound = recon_memory_bound_mb(
-        a, f, d, r, cols, cfg["backend"], cfg["memory_budget_mb"], cfg["threads"]
-    )
-    mb = bound + 2 * (a + f + d) * r * cols / 2**20 + 1024 * (1 + get_recon_gpu())
-    return max(2000, int(math.ceil(1.5 * mb / 100.0)) * 100)
-
-
-# Seconds per slice per (angle x column^2), measured on a 2-core machine at 2048 columns /
-# 1,500 angles, one thread (benchmarks/bench_recon.py, README): fourier ~3.2 slices/s
-# (5.2e-11), torch FBP 0.13 slices/s (1.2e-9), astra 0.011 slices/s (1.5e-8); tomopy
-# gridrec 4.55 slices/s (3.5e-11, issue-tracker measurement). On a GPU: not measured yet;
-# assumed no faster than the fourier backend on one CPU thread (operation counts suggest
-# ~0.01 s per such slice). Reading: 50 MB/s of uncompressed counts.
-RECON_SECONDS_PER_ANGLE_PIXEL2 = {
-    "fourier": 5.2e-11,
-    "auto": 5.2e-11,
-    "torch": 1.2e-9,
-    "astra": 1.5e-8,
-    "tomopy": 3.5e-11,
-    "gpu": 5.2e-11,
-}
-RECON_READ_BYTES_PER_S = 50e6
-
-
-def get_recon_runtime(wildcards, input, threads):
-    """Minutes for the scheduler: slices x per-slice cost on the device (CPU cost divided
-    by threads) + one read of the counts, times 1.5, plus 10 min for start-up and the
-    centre search; 120 when the scan's shape is unknown."""
-    shape = scan_shape(wildcards.scan)
-    a, f, d, rows, cols = shape
-    cfg = config["recon"]
-    if get_recon_gpu():
-        per_slice = RECON_SECONDS_PER_ANGLE_PIXEL2["gpu"] * a * cols**2
-    else:
-        rate = RECON_SECONDS_PER_ANGLE_PIXEL2[cfg["backend"]]
-        per_slice = rate * a * cols**2 / threads
-    read = 2 * (a + f + d) * rows * cols / RECON_READ_BYTES_PER_S
-    return int(math.ceil(1.5 * (rows * per_slice + read) / 60.0)) + 10
+    return sizing.gpu(cfg["device"], cfg["backend"] in RECON_GPU_BACKENDS)
 
 
 def scan_sizes(scan):
@@ -169,158 +117,157 @@ def data_targets():
     return targets
 
 
-# --- job sizes (tomosynth.sizing: formulas and measured per-unit costs) ---------------------
-SIZING = config["sizing"]
-SIZING_THREADS = SIZING["threads"]
-
-
-def sizing_policy():
-    from tomosynth.sizing import Policy
-
-    return Policy(
-        margin=SIZING["margin"],
-        overhead_minutes=SIZING["overhead_minutes"],
-        max_runtime_minutes=SIZING["max_runtime_minutes"],
-    )
-
-
-_SHAPES = {}
-
-
+# --- job sizes: one policy (tomosynth.sizing) turns each job's estimated need into its request
+POLICY = sizing.Policy.from_config(config["sizing"])
+SIZING_THREADS = config["sizing"]["threads"]
 FALLBACK_SCAN_SHAPE = (1500, 20, 20, 2048, 2048)  # tomo_00001's header
+_SHAPES = {}
 
 
 def scan_shape(scan):
     """(angles, flats, darks, detector rows reconstructed, columns) of a scan: the
-    simulator's settings for a built-in scan, the DXchange header otherwise
-    (inspect_dxchange with the scan's theta_units; no projections read), or
-    FALLBACK_SCAN_SHAPE for a file that fails its checks (the job itself then stops with
-    the one-line error)."""
+    simulator's settings for a built-in scan, the DXchange header otherwise (no projections
+    read), or FALLBACK_SCAN_SHAPE for a file that fails its checks (the reconstruct job then
+    stops with the one-line error)."""
     if scan not in _SHAPES:
-        entry = config["scans"][scan]
+        entry, sim = config["scans"][scan], config["simulate"]
         if "builtin" in entry:
             b = entry["binning"]
-            sim = config["simulate"]
-            a, f, d = sim["angles"], sim["n_flats"], sim["n_darks"]
-            rows, cols = sim["slices"] // b, sim["columns"] // b
+            shape = (sim["angles"], sim["n_flats"], sim["n_darks"])
+            shape += (sim["slices"] // b, sim["columns"] // b)
         else:
             from tomosynth.errors import DataError
             from tomosynth.io import inspect_dxchange
 
             try:
-                info = inspect_dxchange(entry["path"], entry["theta_units"])
-                a, f, d = info.n_angles, info.n_flats, info.n_darks
-                rows, cols = info.n_rows, info.n_cols
+                i = inspect_dxchange(entry["path"], entry["theta_units"])
+                shape = (i.n_angles, i.n_flats, i.n_darks, i.n_rows, i.n_cols)
             except DataError:
-                # The reconstruct job reports a bad file in one line; until then its jobs are
-                # sized as a Tomobank scan.
-                a, f, d, rows, cols = FALLBACK_SCAN_SHAPE
+                shape = FALLBACK_SCAN_SHAPE
         if entry["slices"]:
             start, stop = entry["slices"]
-            rows = max(0, min(stop, rows) - start)
-        _SHAPES[scan] = (a, f, d, rows, cols)
+            shape = shape[:3] + (max(0, min(stop, shape[3]) - start), shape[4])
+        _SHAPES[scan] = shape
     return _SHAPES[scan]
 
 
-def scan_geometry(scan):
-    """(angles, detector rows reconstructed, columns) of a scan (`scan_shape`)."""
-    a, _, _, rows, cols = scan_shape(scan)
-    return a, rows, cols
-
-
-def kept_slices(scan):
-    """PNG slices of a scan: reconstructed rows minus preprocess.skip_slices."""
-    return max(1, scan_geometry(scan)[1] - config["preprocess"]["skip_slices"])
-
-
 def split_count(scan, part):
-    """Slices of one split part (train/val/test), as make_split rounds them."""
-    n = kept_slices(scan)
-    frac = config["preprocess"]["split"]
-    val, test = (
-        max(1, round(frac[k] * n)) if frac[k] > 0 else 0 for k in ("val", "test")
+    """Slices of one split part (train/val/test) of a scan."""
+    return plan.split_counts(config, scan_shape(scan)[3])[part]
+
+
+def _size_reconstruct(wc):
+    from tomosynth.recon import recon_memory_bound_mb
+
+    cfg, shape = config["recon"], scan_shape(wc.scan)
+    a, f, d, rows, cols = shape
+    r = min(cfg["chunk_rows"], rows)
+    bound = recon_memory_bound_mb(
+        a, f, d, r, cols, cfg["backend"], cfg["memory_budget_mb"], cfg["threads"]
     )
-    return {"train": max(0, n - val - test), "val": val, "test": test}[part]
+    return sizing.reconstruct(
+        shape=shape,
+        chunk_bound_mb=bound,
+        chunk_rows=cfg["chunk_rows"],
+        backend=cfg["backend"],
+        gpu=bool(get_recon_gpu()),
+        threads=cfg["threads"],
+        policy=POLICY,
+    )
 
 
-def job_size(name, wildcards):
-    """{runtime, mem_mb} of one job of the rule `name` (see tomosynth.sizing for each formula)."""
-    from tomosynth import sizing
+def _size_data(name, wc):
+    n, cols = plan.kept_slices(config, scan_shape(wc.scan)[3]), scan_shape(wc.scan)[4]
+    return getattr(sizing, name)(n, cols, SIZING_THREADS[name], POLICY)
 
-    policy = sizing_policy()
+
+def _size_distance(wc):
+    dist, sets = EVALUATE["distance"], distance_sets(wc.scan)
+    return sizing.distance(
+        n_real=plan.kept_slices(config, scan_shape(wc.scan)[3]),
+        n_generated=len(sets) * config["wgan_gp"]["sample"]["n"],
+        n_sets=len(sets),
+        n_references=2,
+        replicates=dist["bootstrap"]
+        + dist["baseline_repeats"]
+        + dist["fid_inf_points"]
+        + 1,
+        fid=bool(get_distance_gpu()),
+        device=EVALUATE["device"],
+        gpu=bool(get_distance_gpu()),
+        threads=SIZING_THREADS["compute_distance"],
+        policy=POLICY,
+    )
+
+
+def _size_train_srgan(wc):
+    preset = plan.srgan_preset(config, wc.preset)
+    _, specimens = srgan_fold(wc.scan)
+    return sizing.train_srgan(
+        n_train=sum(split_count(s, "train") for s in specimens),
+        n_val=sum(split_count(s, "val") for s in specimens),
+        hr_size=SRGAN["hr_size"],
+        scale=int(wc.scale),
+        train=preset["train"],
+        generator=preset["generator"],
+        device=SRGAN["device"],
+        gpu=True,
+        policy=POLICY,
+    )
+
+
+def job_size(name, wc):
+    """{runtime, mem_mb} of one job of `name` (formulas in tomosynth.sizing)."""
     if name in ("clip_bounds", "export_png"):
-        _, rows, cols = scan_geometry(wildcards.scan)
-        n = kept_slices(wildcards.scan)
-        return getattr(sizing, name)(n, cols, SIZING_THREADS[name], policy)
-    if name == "compute_bone_metrics":
-        return sizing.bone_metrics(
-            kept_slices(wildcards.scan), SRGAN["hr_size"], policy
-        )
+        return _size_data(name, wc)
+    if name == "reconstruct":
+        return _size_reconstruct(wc)
     if name == "compute_distance":
-        dist = EVALUATE["distance"]
-        sets = distance_sets(wildcards.scan)
-        return sizing.distance(
-            n_real=kept_slices(wildcards.scan),
-            n_generated=len(sets) * config["wgan_gp"]["sample"]["n"],
-            n_sets=len(sets),
-            n_references=2,
-            replicates=dist["bootstrap"]
-            + dist["baseline_repeats"]
-            + dist["fid_inf_points"]
-            + 1,
-            fid=bool(get_distance_gpu()),
-            device=EVALUATE["device"],
-            gpu=bool(get_distance_gpu()),
-            threads=SIZING_THREADS["compute_distance"],
-            policy=policy,
-        )
+        return _size_distance(wc)
+    if name == "train_srgan":
+        return _size_train_srgan(wc)
+    if name == "compute_bone_metrics":
+        n = plan.kept_slices(config, scan_shape(wc.scan)[3])
+        return sizing.bone_metrics(n, SRGAN["hr_size"], POLICY)
+    if name == "super_resolve":
+        n = plan.kept_slices(config, scan_shape(wc.scan)[3])
+        return sizing.super_resolve(n, SRGAN["hr_size"], int(wc.scale), POLICY)
     if name == "train_srcnn":
-        scan = wildcards.scan
         return sizing.train_srcnn(
-            n_train=split_count(scan, "train"),
-            n_val=split_count(scan, "val"),
+            n_train=split_count(wc.scan, "train"),
+            n_val=split_count(wc.scan, "val"),
             size=HIGH_SIZE,
             cfg=config["srcnn"],
             gpu=True,
-            policy=policy,
+            policy=POLICY,
         )
-    if name == "train_srgan":
-        preset = srgan_preset(wildcards.preset)
-        _, specimens = srgan_fold(wildcards.scan)
-        return sizing.train_srgan(
-            n_train=sum(split_count(s, "train") for s in specimens),
-            n_val=sum(split_count(s, "val") for s in specimens),
-            hr_size=SRGAN["hr_size"],
-            scale=int(wildcards.scale),
-            train=preset["train"],
-            generator=preset["generator"],
-            device=SRGAN["device"],
-            gpu=True,
-            policy=policy,
+    if name == "train_wgan_gp":
+        cfg = config["wgan_gp"]
+        extra = cfg["runtime_margin_minutes"]
+        return sizing.train_wgan_gp(
+            get_wgan_gp_params(wc)["budget_minutes"], extra, POLICY
         )
-    raise ValueError(f"job_size: no formula for the rule {name}")
+    return sizing.unmeasured(name, POLICY)
 
 
 def size_of(name, key):
-    """A resource callable: `key` (runtime or mem_mb) of the job of rule `name`."""
+    """A resource callable: `key` (runtime or mem_mb) of the jobs of `name`."""
+    return lambda wildcards: job_size(name, wildcards)[key]
 
-    def resource(wildcards):
-        return job_size(name, wildcards)[key]
 
-    return resource
+def gpu_of(name):
+    """A resource callable: 1 when a job of `name` runs on CUDA, per tomosynth.sizing.gpu."""
+    if name in ("train_wgan_gp", "sample_wgan_gp"):
+        return lambda wc: sizing.gpu(get_wgan_gp_params(wc)["device"])
+    if name == "upscale":
+        device = config["upscale"]["device"]
+        return lambda wc: sizing.gpu(device, wc.method != "bicubic")
+    device = config["srcnn" if name == "train_srcnn" else "srgan"]["device"]
+    return lambda wc: sizing.gpu(device)
 
 
 # --- generators (wgan_gp) ------------------------------------------------------------------
 WGAN_GP_SCANS = plan.wgan_gp_scans(config)
-if set(WGAN_GP_SCANS) - set(SCANS):
-    raise ValueError(
-        f"config wgan_gp.scans: {sorted(set(WGAN_GP_SCANS) - set(SCANS))} not in scans {SCANS}"
-    )
-if WGAN_GP_SCANS and any(s < 16 or s & (s - 1) for s in SIZES):
-    raise ValueError(
-        f"config preprocess.sizes {SIZES}: the WGAN-GP needs powers of two >= 16 "
-        "(it doubles a 16x16 map); change the sizes or set wgan_gp.scans: []"
-    )
 # Keys of the wgan_gp block that the training loop reads (the rest: scans, runtime, sampling).
 WGAN_GP_TRAIN_KEYS = (
     "seed device budget_minutes max_epochs batch_size n_critic lambda_gp lr betas latent_dim "
@@ -339,14 +286,6 @@ def get_wgan_gp_params(wildcards):
         overrides.get(str(wildcards.size), overrides.get(int(wildcards.size), {}))
     )
     return params
-
-
-def get_wgan_gp_runtime(wildcards):
-    """SLURM/local runtime in minutes: the training budget plus the configured margin."""
-    import math
-
-    cfg = config["wgan_gp"]
-    return int(math.ceil(cfg["budget_minutes"] + cfg["runtime_margin_minutes"]))
 
 
 def wgan_gp_targets():
@@ -374,12 +313,8 @@ wildcard_constraints:
 
 
 def upscale_scans():
-    """Scans with generated samples to upscale (the WGAN-GP scans), checked against scans."""
-    scans = plan.wgan_gp_scans(config)
-    unknown = [s for s in scans if s not in config["scans"]]
-    if unknown:
-        raise ValueError(f"wgan_gp.scans: {unknown} not among the configured scans")
-    return scans
+    """Scans with generated samples to upscale (the WGAN-GP scans)."""
+    return WGAN_GP_SCANS
 
 
 def get_upscale_model(wildcards):
@@ -415,151 +350,41 @@ wildcard_constraints:
     scale="2|4|8",
 
 
-def _srgan_check_scan(scan, key):
-    if scan not in config["scans"]:
-        raise ValueError(f"config {key}: {scan!r} is not a scan listed under scans")
-    return scan
+def _fold_of(scan, specimens, folds):
+    from tomosynth.sr_data import fold_of  # imports torch: only when CV is configured
 
-
-def srgan_preset(preset):
-    """A preset merged over the shared srgan settings: weights, train, generator, discriminator."""
-    p = SRGAN["presets"][preset]
-    for block in ("train", "generator", "discriminator"):
-        unknown = set(p[block]) - set(SRGAN[block])
-        if unknown:
-            raise ValueError(
-                f"config srgan.presets.{preset}.{block}: unknown keys {sorted(unknown)}"
-            )
-    return {
-        "weights": {k: p["weights"][k] for k in ("adversarial", "l1", "tv")},
-        "train": {**SRGAN["train"], **p["train"]},
-        "generator": {**SRGAN["generator"], **p["generator"]},
-        "discriminator": {**SRGAN["discriminator"], **p["discriminator"]},
-    }
+    return fold_of(scan, specimens, folds)
 
 
 def srgan_fold(scan):
-    """(fold index, training specimens) of the model applied to `scan`.
-
-    Without cross-validation (scan not in srgan.cv.specimens): (None, [scan]), the scan's own
-    train/val splits. With it: the specimens outside the scan's fold (tomosynth.sr_data).
-    """
-    specimens = sorted(SRGAN["cv"]["specimens"])
-    if scan not in specimens:
-        return None, [scan]
-    for s in specimens:
-        _srgan_check_scan(s, "srgan.cv.specimens")
-    from tomosynth.sr_data import fold_of  # imports torch: only when CV is configured
-
-    return fold_of(scan, specimens, SRGAN["cv"]["folds"])
-
-
-def _srgan_lr_scan(scan):
-    lr_scan = SRGAN["lr_scans"].get(scan)
-    if lr_scan is None:
-        raise ValueError(f"config srgan.lr_scans: no coarse scan given for {scan!r}")
-    return _srgan_check_scan(lr_scan, f"srgan.lr_scans.{scan}")
-
-
-def _srgan_slice_stride(scan):
-    """LR slice index = HR slice index // stride: the coarse scan's extra row binning."""
-    hr_bin = config["scans"][scan]["binning"]
-    lr_bin = config["scans"][_srgan_lr_scan(scan)]["binning"]
-    if lr_bin % hr_bin:
-        raise ValueError(
-            f"config scans: binning of the LR scan of {scan!r} is not a multiple of its own"
-        )
-    return lr_bin // hr_bin
-
-
-def _srgan_folders(scan, scale):
-    """HR and (real-pair mode) LR PNG folders of a scan."""
-    hr_size = SRGAN["hr_size"]
-    if hr_size % int(scale):
-        raise ValueError(
-            f"config srgan.hr_size: {hr_size} is not divisible by the scale {scale}"
-        )
-    out = {"hr": plan.png_folder(scan, hr_size)}
-    if SRGAN["lr_source"] == "pairs":
-        out["lr"] = plan.png_folder(_srgan_lr_scan(scan), hr_size // int(scale))
-    return out
+    """(fold index, training specimens) of the model applied to `scan` (tomosynth.plan)."""
+    return plan.srgan_fold(config, scan, _fold_of)
 
 
 def get_train_srgan_input(wildcards):
     """HR (and real LR) folders and split manifests of the training specimens."""
     _, specimens = srgan_fold(wildcards.scan)
-    folders = [_srgan_folders(s, wildcards.scale) for s in specimens]
-    out = {
-        "hr": [f["hr"] for f in folders],
-        "split": [plan.split_file(s) for s in specimens],
-    }
-    if SRGAN["lr_source"] == "pairs":
-        out["lr"] = [f["lr"] for f in folders]
-    return out
+    return plan.train_srgan_input(config, specimens, wildcards.scale)
 
 
 def get_train_srgan_params(wildcards):
     """Training config (a preset at a scale) and provenance of one model."""
-    preset = srgan_preset(wildcards.preset)
-    fold, specimens = srgan_fold(wildcards.scan)
-    pairs = SRGAN["lr_source"] == "pairs"
-    return {
-        "config": {
-            "scale": int(wildcards.scale),
-            "generator": preset["generator"],
-            "discriminator": preset["discriminator"],
-            "weights": preset["weights"],
-            **preset["train"],
-            "seed": SRGAN["seed"],
-            "device": SRGAN["device"],
-        },
-        "slice_strides": [_srgan_slice_stride(s) if pairs else 1 for s in specimens],
-        "meta": {
-            "scan": wildcards.scan,
-            "preset": wildcards.preset,
-            "fold": fold,
-            "train_specimens": specimens,
-            "lr_source": SRGAN["lr_source"],
-        },
-    }
+    wc = wildcards
+    return plan.train_srgan_params(config, wc.scan, wc.preset, wc.scale, _fold_of)
 
 
 def get_super_resolve_input(wildcards):
     """The scan's model and its HR (and real LR) slices."""
+    wc = wildcards
     return {
-        "model": plan.srgan_model(wildcards.scan, wildcards.preset, wildcards.scale),
-        **_srgan_folders(wildcards.scan, wildcards.scale),
+        "model": plan.srgan_model(wc.scan, wc.preset, wc.scale),
+        **plan.srgan_folders(config, wc.scan, wc.scale),
     }
 
 
 def get_super_resolve_params(wildcards):
-    fold, specimens = srgan_fold(wildcards.scan)
-    pairs = SRGAN["lr_source"] == "pairs"
-    entry = config["scans"][wildcards.scan]
-    # PNG pixel = voxel x reconstructed width / hr_size; the width is known for built-in scans
-    hr_voxel_um = None
-    if "builtin" in entry:
-        columns = config["simulate"]["columns"] // entry["binning"]
-        hr_voxel_um = entry["voxel_um"] * columns / SRGAN["hr_size"]
-    return {
-        "scale": int(wildcards.scale),
-        "slice_stride": _srgan_slice_stride(wildcards.scan) if pairs else 1,
-        "device": SRGAN["device"],
-        "batch_size": SRGAN["infer_batch"],
-        "meta": {
-            "scan": wildcards.scan,
-            "preset": wildcards.preset,
-            "scale": int(wildcards.scale),
-            "fold": fold,
-            "train_specimens": specimens,
-            "lr_source": SRGAN["lr_source"],
-            "lr_scan": SRGAN["lr_scans"].get(wildcards.scan) if pairs else None,
-            "scan_voxel_um": entry["voxel_um"],
-            "hr_size": SRGAN["hr_size"],
-            "hr_voxel_um": hr_voxel_um,
-            "seed": SRGAN["seed"],
-        },
-    }
+    wc = wildcards
+    return plan.super_resolve_params(config, wc.scan, wc.preset, wc.scale, _fold_of)
 
 
 def srgan_run_grid():
@@ -598,12 +423,9 @@ def srgan_cv_slices():
 
 def srgan_targets():
     """Default SRGAN outputs: per-scan PSNR/SSIM tables, the bar plot (and the CV table)."""
-    scans = [_srgan_check_scan(s, "srgan.scans") for s in SRGAN["scans"]]
+    scans = SRGAN["scans"]
     if not scans or not srgan_run_grid():
         return []
-    for p in SRGAN["run_presets"]:
-        if p not in SRGAN["presets"]:
-            raise ValueError(f"config srgan.run_presets: {p!r} is not a preset")
     targets = expand(rules.compute_sr_metrics.output.table, scan=scans)
     targets += [
         str(rules.plot_sr_metrics.output.png),
@@ -629,20 +451,8 @@ def evaluate_scans():
     return upscale_scans()
 
 
-def evaluate_methods():
-    """Upscaling methods compared (evaluate.methods), each produced by the upscale rule."""
-    methods = list(EVALUATE["methods"])
-    unknown = [m for m in methods if m not in UPSCALE_METHODS]
-    if unknown:
-        raise ValueError(
-            f"config evaluate.methods: {unknown} are not upscaling methods; known methods are {UPSCALE_METHODS}"
-        )
-    return plan.evaluate_methods(config)  # none with a single PNG size
-
-
 def distance_sets(scan):
     """Compared image sets of a scan (tomosynth.plan.distance_sets)."""
-    evaluate_methods()
     return plan.distance_sets(config, scan)
 
 
@@ -715,7 +525,6 @@ def get_compute_table_models():
 
 def get_compute_table_pipelines():
     """Set name -> [scan, models whose training produced it] (the equal-budget comparison)."""
-    evaluate_methods()
     return plan.pipelines(config)
 
 
@@ -858,7 +667,6 @@ def morphology_sets(scan):
     """Image sets whose morphology is compared (tomosynth.plan.morphology_sets): real PNGs
     and WGAN-GP samples at every size, and the upscaled low-size samples of each method.
     """
-    evaluate_methods()
     return plan.morphology_sets(config, scan)
 
 

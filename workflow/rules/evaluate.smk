@@ -56,8 +56,8 @@ rule plot_distance:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         ci_level=EVALUATE["distance"]["ci_level"],
     script:
@@ -83,8 +83,8 @@ rule plot_distance_validation:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=60,
-        mem_mb=4000,
+        runtime=size_of("plot_distance_validation", "runtime"),
+        mem_mb=size_of("plot_distance_validation", "mem_mb"),
     params:
         seed=EVALUATE["distance"]["seed"],
         min_std=EVALUATE["distance"]["frd_min_std"],
@@ -106,8 +106,8 @@ rule compute_table:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         models=get_compute_table_models(),
         pipelines=get_compute_table_pipelines(),

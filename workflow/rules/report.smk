@@ -19,8 +19,8 @@ rule plot_scan_overview:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         sizes=get_scan_sizes,
     script:
@@ -37,8 +37,8 @@ rule summarize:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=5,
-        mem_mb=500,
+        runtime=size_of("summarize", "runtime"),
+        mem_mb=size_of("summarize", "mem_mb"),
     params:
         titles=get_summary_titles(),
     script:
@@ -47,7 +47,7 @@ rule summarize:
 
 rule plot_gan_losses:
     input:
-        logs=expand("results/models/wgan_gp/{{scan}}_{size}px/log.csv", size=SIZES),
+        logs=expand(rules.train_wgan_gp.output.log_csv, size=SIZES, allow_missing=True),
     output:
         png=report(
             "results/plots/gan_losses_{scan}.png",
@@ -61,8 +61,8 @@ rule plot_gan_losses:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         labels=expand("{size} px", size=SIZES),
         seed=config["wgan_gp"]["seed"],
@@ -85,8 +85,8 @@ rule plot_gan_progress:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         seed=config["wgan_gp"]["seed"],
     script:
@@ -109,8 +109,8 @@ rule plot_samples:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot", "runtime"),
+        mem_mb=size_of("plot", "mem_mb"),
     params:
         labels=get_sample_set_labels,
         n=4,
