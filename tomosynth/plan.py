@@ -469,7 +469,87 @@ def super_resolve_params(
     }
 
 
+# --- rule parameters -------------------------------------------------------------------------
+#: recon keys that do not change the slices: the script reads them from the config (threads
+#: from the rule), so that changing them does not trigger a rerun through `params`.
+RECON_RUN_KEYS = ("device", "memory_budget_mb", "threads")
+
+
+def simulate_params(config: Mapping[str, Any], scan: str) -> dict:
+    """Simulator settings of one built-in scan: the shared sizes plus the scan's own entry."""
+    entry = config["scans"][scan]
+    keys = ("seed", "voxel_um", "binning")
+    return dict(config["simulate"], kind=entry["builtin"], **{k: entry[k] for k in keys})
+
+
+def recon_params(config: Mapping[str, Any], scan: str) -> dict:
+    """Reconstruction settings of one scan (per-scan centre and slice range override)."""
+    entry = config["scans"][scan]
+    params = {k: v for k, v in config["recon"].items() if k not in RECON_RUN_KEYS}
+    if entry["center"] is not None:
+        params["center"] = entry["center"]
+    params["slices"] = entry["slices"]
+    params["theta_units"] = entry["theta_units"]
+    return params
+
+
+def distance_provenance(config: Mapping[str, Any], scan: str) -> dict:
+    """Seeds and settings recorded in the distance table's sidecar JSON."""
+    low, high = low_high(config)
+    return {
+        "scan_config": config["scans"][scan],
+        "split_seed": config["preprocess"]["seed"],
+        "percentiles": config["preprocess"]["percentiles"],
+        "wgan_gp_seed": config["wgan_gp"]["seed"],
+        "wgan_gp_sample": config["wgan_gp"]["sample"],
+        "srcnn_seed": config["srcnn"]["seed"],
+        "sizes": {"low": low, "high": high},
+    }
+
+
+def morphology_provenance(config: Mapping[str, Any], scan: str) -> dict:
+    """Settings recorded in the morphology table's sidecar JSON."""
+    return {
+        "scan": scan,
+        "scan_config": config["scans"][scan],
+        "split_seed": config["preprocess"]["seed"],
+        "wgan_gp_seed": config["wgan_gp"]["seed"],
+        "sizes": sizes(config),
+    }
+
+
+def bone_provenance(config: Mapping[str, Any], scan: str, preset: str, scale: int) -> dict:
+    """Settings recorded in the bone table's sidecar JSON."""
+    return {
+        "scan": scan,
+        "preset": preset,
+        "scale": int(scale),
+        "scan_config": config["scans"][scan],
+        "srgan_seed": config["srgan"]["seed"],
+    }
+
+
+def distance_inputs(config: Mapping[str, Any], scan: str) -> dict[str, str]:
+    """compute_distance's inputs: real PNGs, split, scan context (centre, clip bounds), the
+    compared sets and the checkpoints behind them."""
+    _, high = low_high(config)
+    inputs = {
+        "png": png_folder(scan, high),
+        "split": split_file(scan),
+        "bounds": bounds_file(scan),
+        "recon": recon_folder(scan),
+    }
+    inputs.update({s.key: s.folder for s in distance_sets(config, scan)})
+    inputs.update({f"ckpt_{m.name}": m.checkpoint for m in models(config, scan)})
+    return inputs
+
+
 # --- summary ----------------------------------------------------------------------------------
+def bone_figure_title(scan: str, preset: str, scale: int) -> str:
+    """Title of a bone figure."""
+    return f"{scan}, {preset} x{scale}: per-ROI bone metrics"
+
+
 def distance_title(scan: str) -> str:
     return f"Distances to the real images: {scan}"
 

@@ -15,9 +15,12 @@ Pure Python (no NumPy): the Snakefile imports it while it builds the job graph.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from tomosynth import plan
 
 #: Measured per-unit costs (seconds on one CPU thread unless said otherwise).
 COSTS: dict[str, float | None] = {
@@ -327,3 +330,114 @@ def unmeasured(name: str, policy: Policy) -> dict[str, int]:
 def gpu(device: str, uses_cuda: bool = True) -> int:
     """1 when the job runs on CUDA (a method that uses it, device auto or cuda), else 0."""
     return int(uses_cuda and device != "cpu")
+
+
+# --- per rule: the work of one job from the config and its wildcards ------------------------------
+#: (angles, flats, darks, rows reconstructed, columns) of a scan, from its header.
+ScanShape = Callable[[str], tuple[int, int, int, int, int]]
+
+
+def fid_possible(evaluate: Mapping[str, Any]) -> bool:
+    """Whether compute_distance may run the Inception (weights configured and present, or
+    pytorch-fid's default); without it only the weight-free FRD is computed."""
+    weights = evaluate["fid_weights"]
+    return weights is None or Path(weights).is_file()
+
+
+def distance_gpu(evaluate: Mapping[str, Any]) -> int:
+    """1 when compute_distance runs the Inception on CUDA."""
+    return gpu(evaluate["device"], fid_possible(evaluate))
+
+
+def _distance_job(config: Mapping[str, Any], scan: str, n_real: int, policy: Policy) -> dict:
+    evaluate = config["evaluate"]
+    dist, sets = evaluate["distance"], plan.distance_sets(config, scan)
+    fid = fid_possible(evaluate)
+    return distance(
+        n_real=n_real,
+        n_generated=len(sets) * config["wgan_gp"]["sample"]["n"],
+        n_sets=len(sets),
+        n_references=2,
+        replicates=dist["bootstrap"] + dist["baseline_repeats"] + dist["fid_inf_points"] + 1,
+        fid=fid,
+        device=evaluate["device"],
+        gpu=bool(distance_gpu(evaluate)),
+        threads=config["sizing"]["threads"]["compute_distance"],
+        policy=policy,
+    )
+
+
+def _srgan_job(config, wc, scan_shape: ScanShape, fold_of: plan.FoldOf, policy) -> dict:
+    srgan = config["srgan"]
+    preset = plan.srgan_preset(config, wc["preset"])
+    _, specimens = plan.srgan_fold(config, wc["scan"], fold_of)
+    counts = [plan.split_counts(config, scan_shape(s)[3]) for s in specimens]
+    return train_srgan(
+        n_train=sum(c["train"] for c in counts),
+        n_val=sum(c["val"] for c in counts),
+        hr_size=srgan["hr_size"],
+        scale=int(wc["scale"]),
+        train=preset["train"],
+        generator=preset["generator"],
+        device=srgan["device"],
+        gpu=True,
+        policy=policy,
+    )
+
+
+def job(
+    config: Mapping[str, Any],
+    name: str,
+    wc: Mapping[str, str],
+    scan_shape: ScanShape,
+    *,
+    chunk_bound_mb: float = 0.0,
+    fold_of: plan.FoldOf | None = None,
+) -> dict[str, int]:
+    """{runtime, mem_mb} of one job of the workflow's rule `name` with wildcards `wc`.
+
+    `chunk_bound_mb` (reconstruct only): tomosynth.recon.recon_memory_bound_mb of the scan;
+    `fold_of` (train_srgan only): tomosynth.sr_data.fold_of. Both are passed in because
+    they import NumPy or torch. Rules without a formula take :data:`UNMEASURED_NEEDS`.
+    """
+    policy, threads = Policy.from_config(config["sizing"]), config["sizing"]["threads"]
+    shape = scan_shape(wc["scan"]) if "scan" in wc else None
+    kept = plan.kept_slices(config, shape[3]) if shape else 0
+    if name in ("clip_bounds", "export_png"):
+        return (clip_bounds if name == "clip_bounds" else export_png)(
+            kept, shape[4], threads[name], policy
+        )
+    if name == "reconstruct":
+        recon = config["recon"]
+        on_gpu = gpu(recon["device"], recon["backend"] in RECON_GPU_BACKENDS)
+        return reconstruct(
+            shape=shape,
+            chunk_bound_mb=chunk_bound_mb,
+            chunk_rows=recon["chunk_rows"],
+            backend=recon["backend"],
+            gpu=bool(on_gpu),
+            threads=recon["threads"],
+            policy=policy,
+        )
+    if name == "compute_distance":
+        return _distance_job(config, wc["scan"], kept, policy)
+    if name == "train_srgan" and fold_of is not None:
+        return _srgan_job(config, wc, scan_shape, fold_of, policy)
+    if name == "compute_bone_metrics":
+        return bone_metrics(kept, config["srgan"]["hr_size"], policy)
+    if name == "super_resolve":
+        return super_resolve(kept, config["srgan"]["hr_size"], int(wc["scale"]), policy)
+    if name == "train_srcnn":
+        counts = plan.split_counts(config, shape[3])
+        _, high = plan.low_high(config)
+        cfg = config["srcnn"]
+        n_train, n_val = counts["train"], counts["val"]
+        return train_srcnn(
+            n_train=n_train, n_val=n_val, size=high, cfg=cfg, gpu=True, policy=policy
+        )
+    return unmeasured(name, policy)
+
+
+#: Reconstruction backends that run on CUDA when the device allows it (auto: tomopy is not
+#: in envs/recon.yaml, so auto resolves to one of these there).
+RECON_GPU_BACKENDS = ("auto", "torch", "fourier")

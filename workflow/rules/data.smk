@@ -35,7 +35,7 @@ rule reconstruct:
     resources:
         runtime=size_of("reconstruct", "runtime"),
         mem_mb=size_of("reconstruct", "mem_mb"),
-        gpu=get_recon_gpu(),
+        gpu=gpu_of("reconstruct"),
     params:
         recon=get_recon_params,
     script:

@@ -21,7 +21,7 @@ rule compute_distance:
     resources:
         runtime=size_of("compute_distance", "runtime"),
         mem_mb=size_of("compute_distance", "mem_mb"),
-        gpu=get_distance_gpu(),
+        gpu=gpu_of("compute_distance"),
     params:
         sets=get_distance_sets,
         references=["train", "test"],
@@ -110,7 +110,7 @@ rule compute_table:
         mem_mb=size_of("plot", "mem_mb"),
     params:
         models=get_compute_table_models(),
-        pipelines=get_compute_table_pipelines(),
+        pipelines=plan.pipelines(config),
         reference="train",
     script:
         "../../scripts/compute_table.py"
