@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tomosynth.errors import ConfigError
+from tomosynth.errors import ConfigError, DataError
 
 RESULTS = "results"
 
@@ -111,6 +111,43 @@ def scan_sizes(config: Mapping[str, Any], scan: str) -> list[int]:
     width = config["simulate"]["columns"] // entry["binning"]
     own = [width] if width < max(all_sizes) and width not in all_sizes else []
     return [s for s in all_sizes if s <= width] + own
+
+
+#: Shape assumed for a scan file that fails its checks (tomo_00001's header): its jobs are
+#: sized as a Tomobank scan until the reconstruct job stops with the one-line error.
+FALLBACK_SCAN_SHAPE = (1500, 20, 20, 2048, 2048)
+
+
+def scan_shape(
+    config: Mapping[str, Any],
+    scan: str,
+    read_header: Callable[[str, str | None], tuple[int, int, int, int, int]],
+) -> tuple[int, int, int, int, int]:
+    """(angles, flats, darks, detector rows reconstructed, columns) of a scan.
+
+    The simulator's settings for a built-in scan; `read_header(path, theta_units)` (the
+    DXchange header, no projections read: tomosynth.io.inspect_dxchange) otherwise, or
+    :data:`FALLBACK_SCAN_SHAPE` when it raises DataError. A slice range cuts the rows.
+    """
+    entry, sim = config["scans"][scan], config["simulate"]
+    if "builtin" in entry:
+        b = entry["binning"]
+        shape = (
+            sim["angles"],
+            sim["n_flats"],
+            sim["n_darks"],
+            sim["slices"] // b,
+            sim["columns"] // b,
+        )
+    else:
+        try:
+            shape = tuple(read_header(entry["path"], entry["theta_units"]))
+        except DataError:
+            shape = FALLBACK_SCAN_SHAPE
+    if entry["slices"]:
+        start, stop = entry["slices"]
+        shape = shape[:3] + (max(0, min(stop, shape[3]) - start), shape[4])
+    return shape  # type: ignore[return-value]
 
 
 def scan_file(config: Mapping[str, Any], scan: str) -> str:

@@ -441,3 +441,24 @@ def job(
 #: Reconstruction backends that run on CUDA when the device allows it (auto: tomopy is not
 #: in envs/recon.yaml, so auto resolves to one of these there).
 RECON_GPU_BACKENDS = ("auto", "torch", "fourier")
+
+
+def job_gpu(
+    config: Mapping[str, Any], name: str, method: str | None = None, device: str | None = None
+) -> int:
+    """The ``gpu`` request of a job of rule `name`: 1 only where it runs on CUDA.
+
+    `method`: the upscale job's method (bicubic needs no GPU); `device`: the WGAN-GP jobs'
+    training device (its per-size parameters). Rules that never use CUDA get 0.
+    """
+    if name in ("train_wgan_gp", "sample_wgan_gp"):
+        return gpu(device or "auto")
+    if name == "upscale":
+        return gpu(config["upscale"]["device"], method != "bicubic")
+    if name == "reconstruct":
+        recon = config["recon"]
+        return gpu(recon["device"], recon["backend"] in RECON_GPU_BACKENDS)
+    if name == "compute_distance":
+        return distance_gpu(config["evaluate"])
+    sections = {"train_srcnn": "srcnn", "train_srgan": "srgan", "super_resolve": "srgan"}
+    return gpu(config[sections[name]]["device"]) if name in sections else 0

@@ -24,7 +24,7 @@ rule compute_bone_metrics:
     params:
         bone=BONE,
         voxel_um=get_bone_voxel_um,
-        provenance=get_bone_provenance,
+        provenance=plan_of(plan.bone_provenance),
     script:
         "../../scripts/compute_bone_metrics.py"
 
@@ -86,7 +86,7 @@ rule compute_morphology:
     params:
         morphology=MORPHOLOGY,
         sets=get_morphology_sets,
-        provenance=get_morphology_provenance,
+        provenance=plan_of(plan.morphology_provenance),
     script:
         "../../scripts/compute_morphology.py"
 

@@ -41,22 +41,14 @@ wildcard_constraints:
 
 
 # --- data stage ---------------------------------------------------------------------------
+def plan_of(function, **extra):
+    """An input/params function: tomosynth.plan's `function(config, **wildcards, **extra)`."""
+    return lambda wildcards: function(config, **dict(wildcards.items()), **extra)
+
+
 def with_size(pattern, size):
     """An output pattern with its {size} wildcard filled in (the other wildcards kept)."""
     return expand(pattern, size=size, allow_missing=True)[0]
-
-
-def get_scan_h5(wildcards):
-    """The scan's DXchange file: simulated for built-in scans, the user's path otherwise."""
-    return plan.scan_file(config, wildcards.scan)
-
-
-def get_simulate_params(wildcards):
-    return plan.simulate_params(config, wildcards.scan)
-
-
-def get_recon_params(wildcards):
-    return plan.recon_params(config, wildcards.scan)
 
 
 def get_recon_env():
@@ -66,12 +58,9 @@ def get_recon_env():
     return "../../envs/recon.yaml"
 
 
-def get_scan_sizes(wildcards):
-    return plan.scan_sizes(config, wildcards.scan)
-
-
 def get_scan_overview_pngs(wildcards):
-    return [plan.png_folder(wildcards.scan, s) for s in get_scan_sizes(wildcards)]
+    sizes = plan.scan_sizes(config, wildcards.scan)
+    return [plan.png_folder(wildcards.scan, s) for s in sizes]
 
 
 def data_targets():
@@ -84,34 +73,20 @@ def data_targets():
 
 # --- job sizes: one policy (tomosynth.sizing) turns each job's estimated need into its request
 SIZING_THREADS = config["sizing"]["threads"]
-FALLBACK_SCAN_SHAPE = (1500, 20, 20, 2048, 2048)  # tomo_00001's header
 _SHAPES = {}
 
 
-def scan_shape(scan):
-    """(angles, flats, darks, detector rows reconstructed, columns) of a scan: the
-    simulator's settings for a built-in scan, the DXchange header otherwise (no projections
-    read), or FALLBACK_SCAN_SHAPE for a file that fails its checks (the reconstruct job then
-    stops with the one-line error)."""
-    if scan not in _SHAPES:
-        entry, sim = config["scans"][scan], config["simulate"]
-        if "builtin" in entry:
-            b = entry["binning"]
-            shape = (sim["angles"], sim["n_flats"], sim["n_darks"])
-            shape += (sim["slices"] // b, sim["columns"] // b)
-        else:
-            from tomosynth.errors import DataError
-            from tomosynth.io import inspect_dxchange
+def _read_header(path, theta_units):
+    from tomosynth.io import inspect_dxchange
 
-            try:
-                i = inspect_dxchange(entry["path"], entry["theta_units"])
-                shape = (i.n_angles, i.n_flats, i.n_darks, i.n_rows, i.n_cols)
-            except DataError:
-                shape = FALLBACK_SCAN_SHAPE
-        if entry["slices"]:
-            start, stop = entry["slices"]
-            shape = shape[:3] + (max(0, min(stop, shape[3]) - start), shape[4])
-        _SHAPES[scan] = shape
+    i = inspect_dxchange(path, theta_units)
+    return i.n_angles, i.n_flats, i.n_darks, i.n_rows, i.n_cols
+
+
+def scan_shape(scan):
+    """(angles, flats, darks, rows reconstructed, columns) of a scan (tomosynth.plan)."""
+    if scan not in _SHAPES:
+        _SHAPES[scan] = plan.scan_shape(config, scan, _read_header)
     return _SHAPES[scan]
 
 
@@ -148,21 +123,18 @@ def size_of(name, key):
 
 
 def gpu_of(name):
-    """A resource callable: 1 when a job of `name` runs on CUDA, per tomosynth.sizing.gpu."""
-    if name in ("train_wgan_gp", "sample_wgan_gp"):
-        return lambda wc: sizing.gpu(get_wgan_gp_params(wc)["device"])
-    if name == "upscale":
-        device = config["upscale"]["device"]
-        return lambda wc: sizing.gpu(device, wc.method != "bicubic")
-    if name == "reconstruct":
-        recon = config["recon"]
-        return sizing.gpu(
-            recon["device"], recon["backend"] in sizing.RECON_GPU_BACKENDS
-        )
-    if name == "compute_distance":
-        return sizing.distance_gpu(EVALUATE)
-    device = config["srcnn" if name == "train_srcnn" else "srgan"]["device"]
-    return lambda wc: sizing.gpu(device)
+    """A resource callable: 1 when a job of `name` runs on CUDA (tomosynth.sizing.job_gpu)."""
+
+    def request(wc):
+        train = get_wgan_gp_params(wc) if name.endswith("wgan_gp") else {}
+        return sizing.job_gpu(config, name, wc.get("method"), train.get("device"))
+
+    return request
+
+
+def outputs(*names, **wildcards):
+    """Every output of the named rules, expanded over the wildcards."""
+    return expand([f for n in names for f in getattr(rules, n).output], **wildcards)
 
 
 # --- generators (wgan_gp) ------------------------------------------------------------------
@@ -188,9 +160,7 @@ def get_wgan_gp_params(wildcards):
 
 
 def wgan_gp_targets():
-    outputs = rules.train_wgan_gp.output, rules.sample_wgan_gp.output
-    patterns = [outputs[0].model, outputs[1].samples, outputs[1].contact_sheet]
-    return expand(patterns, scan=WGAN_GP_SCANS, size=SIZES)
+    return outputs("train_wgan_gp", "sample_wgan_gp", scan=WGAN_GP_SCANS, size=SIZES)
 
 
 # --- upscaling (bicubic, srcnn, srgan): low-size samples upscaled to the high size -------------
@@ -215,10 +185,9 @@ def get_upscale_model(wildcards):
 def upscale_targets():
     """Upscaled sample folders per scan and method, and the SRCNN figures."""
     methods = plan.upscale_methods(config)  # none with a single PNG size
-    targets = expand(rules.upscale.output.images, scan=WGAN_GP_SCANS, method=methods)
+    targets = outputs("upscale", scan=WGAN_GP_SCANS, method=methods)
     if "srcnn" in methods:
-        figures = rules.plot_srcnn_training.output, rules.plot_srcnn_comparison.output
-        targets += [str(f) for out in figures for f in (out.png, out.pdf)]
+        targets += outputs("plot_srcnn_training", "plot_srcnn_comparison")
     return targets
 
 
@@ -243,22 +212,11 @@ def get_train_srgan_input(wildcards):
     return plan.train_srgan_input(config, specimens, wildcards.scale)
 
 
-def get_train_srgan_params(wildcards):
-    """Training config (a preset at a scale) and provenance of one model."""
-    wc = wildcards
-    return plan.train_srgan_params(config, wc.scan, wc.preset, wc.scale, _fold_of)
-
-
 def get_super_resolve_input(wildcards):
     """The scan's model and its HR (and real LR) slices."""
     wc = wildcards
     model = plan.srgan_model(wc.scan, wc.preset, wc.scale)
     return {"model": model, **plan.srgan_folders(config, wc.scan, wc.scale)}
-
-
-def get_super_resolve_params(wildcards):
-    wc = wildcards
-    return plan.super_resolve_params(config, wc.scan, wc.preset, wc.scale, _fold_of)
 
 
 def get_sr_metrics_volumes(wildcards):
@@ -286,11 +244,12 @@ def srgan_targets():
     """Default SRGAN outputs: per-scan PSNR/SSIM tables, the bar plot (and the CV table)."""
     if not SRGAN["scans"] or not plan.srgan_run_grid(config):
         return []
-    targets = expand(rules.compute_sr_metrics.output.table, scan=SRGAN["scans"])
-    targets += [str(f) for f in rules.plot_sr_metrics.output]
-    if SRGAN["cv"]["specimens"]:
-        targets.append(str(rules.compute_sr_metrics_cv.output.table))
-    return targets
+    targets = outputs("compute_sr_metrics", scan=SRGAN["scans"]) + outputs(
+        "plot_sr_metrics"
+    )
+    return targets + (
+        outputs("compute_sr_metrics_cv") if SRGAN["cv"]["specimens"] else []
+    )
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -304,18 +263,10 @@ def per_scan(scans, *patterns):
     return [str(p).format(scan=scan) for scan in scans for p in patterns]
 
 
-def get_compute_distance_input(wildcards):
-    return plan.distance_inputs(config, wildcards.scan)
-
-
 def get_distance_sets(wildcards):
     """Input key -> [set name, label] for the compute_distance script."""
     sets = plan.distance_sets(config, wildcards.scan)
     return {s.key: [s.name, s.label] for s in sets}
-
-
-def get_distance_provenance(wildcards):
-    return plan.distance_provenance(config, wildcards.scan)
 
 
 def get_distance_validation_input(wildcards):
@@ -342,31 +293,13 @@ def get_compute_table_models():
 
 
 def evaluate_targets():
-    distance = rules.compute_distance.output
-    plot = rules.plot_distance.output
-    validation = rules.plot_distance_validation.output
-    table = rules.compute_table.output
-    return (
-        per_scan(WGAN_GP_SCANS, distance.table, distance.provenance, plot.png, plot.pdf)
-        + per_scan(
-            WGAN_GP_SCANS,
-            plot.provenance,
-            validation.table,
-            validation.png,
-            validation.pdf,
-        )
-        + [str(table.table), str(table.provenance)]
-    )
+    names = ("compute_distance", "plot_distance", "plot_distance_validation")
+    return outputs(*names, scan=WGAN_GP_SCANS) + outputs("compute_table")
 
 
 def get_bone_voxel_um(wildcards):
     """Fallback voxel size (um) of an SR volume; its meta.json hr_voxel_um wins when set."""
     return config["scans"][wildcards.scan]["voxel_um"]
-
-
-def get_bone_provenance(wildcards):
-    wc = wildcards
-    return plan.bone_provenance(config, wc.scan, wc.preset, wc.scale)
 
 
 def get_bone_title(wildcards):
@@ -384,27 +317,16 @@ def get_morphology_sets(wildcards):
     return {s.key: [s.label, s.kind] for s in sets}
 
 
-def get_morphology_provenance(wildcards):
-    return plan.morphology_provenance(config, wildcards.scan)
-
-
 def bone_targets():
     """Bone tables and figures of every SR volume of the default SRGAN grid."""
-    bone, plot = rules.compute_bone_metrics.output, rules.plot_bone.output
-    patterns = [bone.table, bone.correlations, bone.consistency, *plot]
+    names, scans = ("compute_bone_metrics", "plot_bone"), SRGAN["scans"]
     grid = plan.srgan_run_grid(config)
-    return [
-        str(p).format(scan=scan, preset=preset, scale=scale)
-        for scan in SRGAN["scans"]
-        for preset, scale in grid
-        for p in patterns
-    ]
+    return [t for p, s in grid for t in outputs(*names, scan=scans, preset=p, scale=s)]
 
 
 def morphology_targets():
     """Morphology tables and figures of every evaluated (WGAN-GP) scan."""
-    morphology, plot = rules.compute_morphology.output, rules.plot_morphology.output
-    return expand([morphology.table, plot.png, plot.pdf], scan=WGAN_GP_SCANS)
+    return outputs("compute_morphology", "plot_morphology", scan=WGAN_GP_SCANS)
 
 
 # --- summary and report --------------------------------------------------------------------
@@ -459,12 +381,9 @@ def get_sample_set_labels(wildcards):
 
 def report_targets():
     """Data overview per scan; loss curves and progress grids of the trained generators."""
-    return (
-        per_scan(SCANS, rules.plot_scan_overview.output.png)
-        + per_scan(WGAN_GP_SCANS, rules.plot_gan_losses.output.png)
-        + per_scan(WGAN_GP_SCANS, rules.plot_samples.output.png)
-        + expand(rules.plot_gan_progress.output.png, scan=WGAN_GP_SCANS, size=SIZES)
-    )
+    gans = outputs("plot_gan_losses", "plot_samples", scan=WGAN_GP_SCANS)
+    progress = outputs("plot_gan_progress", scan=WGAN_GP_SCANS, size=SIZES)
+    return outputs("plot_scan_overview", scan=SCANS) + gans + progress
 
 
 def stage_targets():

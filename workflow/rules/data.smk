@@ -15,14 +15,14 @@ rule simulate_scan:
         runtime=size_of("simulate_scan", "runtime"),
         mem_mb=size_of("simulate_scan", "mem_mb"),
     params:
-        sim=get_simulate_params,
+        sim=plan_of(plan.simulate_params),
     script:
         "../../scripts/simulate_scan.py"
 
 
 rule reconstruct:
     input:
-        h5=get_scan_h5,
+        h5=plan_of(plan.scan_file),
     output:
         slices=directory("results/recon/{scan}"),
     log:
@@ -37,7 +37,7 @@ rule reconstruct:
         mem_mb=size_of("reconstruct", "mem_mb"),
         gpu=gpu_of("reconstruct"),
     params:
-        recon=get_recon_params,
+        recon=plan_of(plan.recon_params),
     script:
         "../../scripts/reconstruct.py"
 

@@ -6,7 +6,7 @@
 
 rule compute_distance:
     input:
-        unpack(get_compute_distance_input),
+        unpack(plan_of(plan.distance_inputs)),
     output:
         table="results/metrics/distance/{scan}.csv",
         provenance="results/metrics/distance/{scan}.json",
@@ -31,7 +31,7 @@ rule compute_distance:
         batch_size=EVALUATE["batch_size"],
         feature_cache=EVALUATE["feature_cache"],
         distance=EVALUATE["distance"],
-        provenance=get_distance_provenance,
+        provenance=plan_of(plan.distance_provenance),
     script:
         "../../scripts/compute_distance.py"
 

@@ -22,7 +22,7 @@ rule plot_scan_overview:
         runtime=size_of("plot", "runtime"),
         mem_mb=size_of("plot", "mem_mb"),
     params:
-        sizes=get_scan_sizes,
+        sizes=plan_of(plan.scan_sizes),
     script:
         "../../scripts/plot_scan_overview.py"
 

@@ -21,7 +21,7 @@ rule train_srgan:
         mem_mb=size_of("train_srgan", "mem_mb"),
         gpu=gpu_of("train_srgan"),
     params:
-        train=get_train_srgan_params,
+        train=plan_of(plan.train_srgan_params, fold_of=_fold_of),
     script:
         "../../scripts/train_srgan.py"
 
@@ -43,7 +43,7 @@ rule super_resolve:
         mem_mb=size_of("super_resolve", "mem_mb"),
         gpu=gpu_of("super_resolve"),
     params:
-        sr=get_super_resolve_params,
+        sr=plan_of(plan.super_resolve_params, fold_of=_fold_of),
     script:
         "../../scripts/super_resolve.py"
 
