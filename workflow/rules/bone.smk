@@ -56,8 +56,8 @@ rule plot_bone:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_bone", "runtime"),
+        mem_mb=size_of("plot_bone", "mem_mb"),
     params:
         metrics=BONE["plot_metrics"],
         title=get_bone_title,
@@ -111,8 +111,8 @@ rule plot_morphology:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_morphology", "runtime"),
+        mem_mb=size_of("plot_morphology", "mem_mb"),
     params:
         title="{scan}: morphology of real, generated and upscaled images",
     script:

@@ -56,8 +56,8 @@ rule plot_distance:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_distance", "runtime"),
+        mem_mb=size_of("plot_distance", "mem_mb"),
     params:
         ci_level=EVALUATE["distance"]["ci_level"],
     script:
@@ -106,8 +106,8 @@ rule compute_table:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("compute_table", "runtime"),
+        mem_mb=size_of("compute_table", "mem_mb"),
     params:
         models=get_compute_table_models(),
         pipelines=plan.pipelines(config),

@@ -19,8 +19,8 @@ rule plot_scan_overview:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_scan_overview", "runtime"),
+        mem_mb=size_of("plot_scan_overview", "mem_mb"),
     params:
         sizes=plan_of(plan.scan_sizes),
     script:
@@ -61,8 +61,8 @@ rule plot_gan_losses:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_gan_losses", "runtime"),
+        mem_mb=size_of("plot_gan_losses", "mem_mb"),
     params:
         labels=expand("{size} px", size=SIZES),
         seed=config["wgan_gp"]["seed"],
@@ -85,8 +85,8 @@ rule plot_gan_progress:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_gan_progress", "runtime"),
+        mem_mb=size_of("plot_gan_progress", "mem_mb"),
     params:
         seed=config["wgan_gp"]["seed"],
     script:
@@ -109,8 +109,8 @@ rule plot_samples:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_samples", "runtime"),
+        mem_mb=size_of("plot_samples", "mem_mb"),
     params:
         labels=get_sample_set_labels,
         n=4,

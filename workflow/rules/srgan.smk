@@ -96,8 +96,8 @@ rule compute_sr_metrics_cv:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("compute_sr_metrics_cv", "runtime"),
+        mem_mb=size_of("compute_sr_metrics_cv", "mem_mb"),
     script:
         "../../scripts/compute_sr_metrics_cv.py"
 
@@ -120,8 +120,8 @@ rule plot_sr_metrics:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_sr_metrics", "runtime"),
+        mem_mb=size_of("plot_sr_metrics", "mem_mb"),
     script:
         "../../scripts/plot_sr_metrics.py"
 

@@ -70,8 +70,8 @@ rule plot_srcnn_training:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_srcnn_training", "runtime"),
+        mem_mb=size_of("plot_srcnn_training", "mem_mb"),
     params:
         scans=upscale_scans(),
     script:
@@ -103,8 +103,8 @@ rule plot_srcnn_comparison:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=size_of("plot", "runtime"),
-        mem_mb=size_of("plot", "mem_mb"),
+        runtime=size_of("plot_srcnn_comparison", "runtime"),
+        mem_mb=size_of("plot_srcnn_comparison", "mem_mb"),
     params:
         scans=upscale_scans(),
         device=config["upscale"]["device"],
