@@ -48,8 +48,22 @@ def verify(root: Path, fast: bool = False) -> int:
     return 1 if damaged else 0
 
 
+class _PlainParser(argparse.ArgumentParser):
+    """An argument parser whose help shows text, not reST markup (docstrings keep theirs)."""
+
+    def format_help(self) -> str:
+        return super().format_help().replace("``", "").replace("`", "")
+
+    def format_usage(self) -> str:
+        return super().format_usage().replace("``", "").replace("`", "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tomosynth", description=__doc__)
+    parser = _PlainParser(
+        prog="tomosynth",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("verify", help="check every folder output of a results tree")
     p.add_argument("root", nargs="?", default="results", type=Path)
@@ -63,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument(
         "--recipe", type=Path, default=None, help="the overlay config of the run (recipe.yaml)"
     )
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # no command: the help text, not argparse's one-line error
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     if args.command == "study-report":
         try:
