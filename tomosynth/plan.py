@@ -433,13 +433,38 @@ def srgan_folders(config: Mapping[str, Any], scan: str, scale: int) -> dict[str,
     return out
 
 
-def train_srgan_input(config: Mapping[str, Any], specimens: list[str], scale: int) -> dict:
-    """HR (and real LR) folders and split manifests of the training specimens."""
+def train_srgan_inputs(
+    config: Mapping[str, Any], scan: str, preset: str, scale: int, fold_of: FoldOf
+) -> dict[str, list[str]]:
+    """HR (and real LR) folders and split manifests of the specimens the model applied to
+    `scan` trains on (every preset reads the same)."""
+    _, specimens = srgan_fold(config, scan, fold_of)
     folders = [srgan_folders(config, s, scale) for s in specimens]
     out = {"hr": [f["hr"] for f in folders], "split": [split_file(s) for s in specimens]}
     if config["srgan"]["lr_source"] == "pairs":
         out["lr"] = [f["lr"] for f in folders]
     return out
+
+
+def super_resolve_inputs(config: Mapping[str, Any], scan: str, preset: str, scale: int) -> dict:
+    """The scan's model and its HR (and real LR) slices."""
+    return {"model": srgan_model(scan, preset, scale), **srgan_folders(config, scan, scale)}
+
+
+def sr_run_volumes(config: Mapping[str, Any], scan: str) -> list[str]:
+    """SR volumes of a scan over the default grid (srgan_run_grid)."""
+    return [sr_volume(scan, p, s) for p, s in srgan_run_grid(config)]
+
+
+def sr_grid_volumes(config: Mapping[str, Any], scan: str) -> list[str]:
+    """SR volumes of a scan over the report's whole grid (srgan_full_grid)."""
+    return [sr_volume(scan, p, s) for p, s in srgan_full_grid(config)]
+
+
+def sr_eval_set(config: Mapping[str, Any], scan: str, fold_of: FoldOf) -> str:
+    """Slices scored: the test split, or all slices of a held-out (cross-validated) specimen."""
+    fold, _ = srgan_fold(config, scan, fold_of)
+    return "test" if fold is None else "all"
 
 
 def train_srgan_params(
@@ -579,6 +604,42 @@ def distance_inputs(config: Mapping[str, Any], scan: str) -> dict[str, str]:
     inputs.update({s.key: s.folder for s in distance_sets(config, scan)})
     inputs.update({f"ckpt_{m.name}": m.checkpoint for m in models(config, scan)})
     return inputs
+
+
+def scan_voxel_um(config: Mapping[str, Any], scan: str) -> float:
+    """The scan's voxel size (um): the bone metrics' fallback when an SR volume's meta.json
+    has no hr_voxel_um."""
+    return config["scans"][scan]["voxel_um"]
+
+
+def distance_set_names(config: Mapping[str, Any], scan: str) -> dict[str, list[str]]:
+    """Input key -> [set name, label] of the compared sets (compute_distance's script)."""
+    return {s.key: [s.name, s.label] for s in distance_sets(config, scan)}
+
+
+def distance_validation_inputs(config: Mapping[str, Any], scan: str) -> dict[str, str]:
+    """Real PNGs (the size the distances are computed at) and the split manifest."""
+    return {"png": png_folder(scan, low_high(config)[1]), "split": split_file(scan)}
+
+
+def morphology_inputs(config: Mapping[str, Any], scan: str) -> dict[str, str]:
+    """Input key -> folder of the sets whose morphology is compared."""
+    return {s.key: s.folder for s in morphology_sets(config, scan)}
+
+
+def morphology_set_kinds(config: Mapping[str, Any], scan: str) -> dict[str, list[str]]:
+    """Input key -> [label, kind] of the morphology sets (compute_morphology's script)."""
+    return {s.key: [s.label, s.kind] for s in morphology_sets(config, scan)}
+
+
+def sample_folders(config: Mapping[str, Any], scan: str) -> list[str]:
+    """Folders of the image sets shown side by side."""
+    return [s.folder for s in sample_sets(config, scan)]
+
+
+def sample_labels(config: Mapping[str, Any], scan: str) -> list[str]:
+    """Labels of the image sets shown side by side."""
+    return [s.label for s in sample_sets(config, scan)]
 
 
 # --- summary ----------------------------------------------------------------------------------

@@ -270,7 +270,7 @@ def test_srgan_params_of_training_and_inference():
     assert sr["slice_stride"] == 2 and sr["meta"]["lr_scan"] == "bone-lr"
     # built-in bone: 256 columns / binning 1 at 5 um, written as 256 px: 5 um per pixel
     assert sr["meta"]["hr_voxel_um"] == pytest.approx(5.0 * 256 / 256)
-    assert plan.train_srgan_input(cfg, ["bone"], 2) == {
+    assert plan.train_srgan_inputs(cfg, "bone", "exp_d", "2", no_cv) == {
         "hr": ["results/png/bone/256px"],
         "split": ["results/png/bone/split.json"],
         "lr": ["results/png/bone-lr/128px"],

@@ -23,7 +23,7 @@ rule compute_bone_metrics:
         mem_mb=size_of("compute_bone_metrics", "mem_mb"),
     params:
         bone=BONE,
-        voxel_um=get_bone_voxel_um,
+        voxel_um=plan_of(plan.scan_voxel_um),
         provenance=plan_of(plan.bone_provenance),
     script:
         "../../scripts/compute_bone_metrics.py"
@@ -67,7 +67,7 @@ rule plot_bone:
 
 rule compute_morphology:
     input:
-        unpack(get_compute_morphology_input),
+        unpack(plan_of(plan.morphology_inputs)),
     output:
         table="results/metrics/morphology/{scan}.csv",
         s2="results/metrics/morphology/{scan}_s2.csv",
@@ -85,7 +85,7 @@ rule compute_morphology:
         mem_mb=size_of("compute_morphology", "mem_mb"),
     params:
         morphology=MORPHOLOGY,
-        sets=get_morphology_sets,
+        sets=plan_of(plan.morphology_set_kinds),
         provenance=plan_of(plan.morphology_provenance),
     script:
         "../../scripts/compute_morphology.py"

@@ -1,5 +1,6 @@
 # Shared helpers: config validation, target lists, input functions. Only this file holds
 # helpers; rule files stay declarative.
+import inspect
 import sys
 from pathlib import Path
 
@@ -42,8 +43,12 @@ wildcard_constraints:
 
 # --- data stage ---------------------------------------------------------------------------
 def plan_of(function, **extra):
-    """An input/params function: tomosynth.plan's `function(config, **wildcards, **extra)`."""
-    return lambda wildcards: function(config, **dict(wildcards.items()), **extra)
+    """An input/params function: tomosynth.plan's `function(config, **wildcards, **extra)`
+    (the wildcards it names)."""
+    names = inspect.signature(function).parameters
+    return lambda wc: function(
+        config, **{k: v for k, v in wc.items() if k in names}, **extra
+    )
 
 
 def with_size(pattern, size):
@@ -206,35 +211,6 @@ def _fold_of(scan, specimens, folds):
     return fold_of(scan, specimens, folds)
 
 
-def get_train_srgan_input(wildcards):
-    """HR (and real LR) folders and split manifests of the training specimens."""
-    _, specimens = plan.srgan_fold(config, wildcards.scan, _fold_of)
-    return plan.train_srgan_input(config, specimens, wildcards.scale)
-
-
-def get_super_resolve_input(wildcards):
-    """The scan's model and its HR (and real LR) slices."""
-    wc = wildcards
-    model = plan.srgan_model(wc.scan, wc.preset, wc.scale)
-    return {"model": model, **plan.srgan_folders(config, wc.scan, wc.scale)}
-
-
-def get_sr_metrics_volumes(wildcards):
-    grid = plan.srgan_run_grid(config)
-    return [plan.sr_volume(wildcards.scan, p, s) for p, s in grid]
-
-
-def get_sr_metrics_grid_volumes(wildcards):
-    grid = plan.srgan_full_grid(config)
-    return [plan.sr_volume(wildcards.scan, p, s) for p, s in grid]
-
-
-def get_sr_eval_set(wildcards):
-    """Slices scored: the test split, or all slices of a held-out (cross-validated) specimen."""
-    fold, _ = plan.srgan_fold(config, wildcards.scan, _fold_of)
-    return "test" if fold is None else "all"
-
-
 def srgan_cv_slices():
     specimens = sorted(SRGAN["cv"]["specimens"])
     return expand(rules.compute_sr_metrics.output.slices, scan=specimens)
@@ -244,12 +220,10 @@ def srgan_targets():
     """Default SRGAN outputs: per-scan PSNR/SSIM tables, the bar plot (and the CV table)."""
     if not SRGAN["scans"] or not plan.srgan_run_grid(config):
         return []
-    targets = outputs("compute_sr_metrics", scan=SRGAN["scans"]) + outputs(
-        "plot_sr_metrics"
-    )
-    return targets + (
-        outputs("compute_sr_metrics_cv") if SRGAN["cv"]["specimens"] else []
-    )
+    targets = outputs("compute_sr_metrics", scan=SRGAN["scans"])
+    targets += outputs("plot_sr_metrics")
+    cv = SRGAN["cv"]["specimens"]
+    return targets + (outputs("compute_sr_metrics_cv") if cv else [])
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -261,18 +235,6 @@ MORPHOLOGY = EVALUATE["morphology"]
 def per_scan(scans, *patterns):
     """Each pattern (an output with the one wildcard scan) for each scan, scan by scan."""
     return [str(p).format(scan=scan) for scan in scans for p in patterns]
-
-
-def get_distance_sets(wildcards):
-    """Input key -> [set name, label] for the compute_distance script."""
-    sets = plan.distance_sets(config, wildcards.scan)
-    return {s.key: [s.name, s.label] for s in sets}
-
-
-def get_distance_validation_input(wildcards):
-    """Real PNGs (the size the distances are computed at) and the split manifest."""
-    scan = wildcards.scan
-    return {"png": plan.png_folder(scan, HIGH_SIZE), "split": plan.split_file(scan)}
 
 
 def get_compute_table_input(wildcards):
@@ -297,24 +259,8 @@ def evaluate_targets():
     return outputs(*names, scan=WGAN_GP_SCANS) + outputs("compute_table")
 
 
-def get_bone_voxel_um(wildcards):
-    """Fallback voxel size (um) of an SR volume; its meta.json hr_voxel_um wins when set."""
-    return config["scans"][wildcards.scan]["voxel_um"]
-
-
 def get_bone_title(wildcards):
     return plan.bone_figure_title(wildcards.scan, wildcards.preset, wildcards.scale)
-
-
-def get_compute_morphology_input(wildcards):
-    sets = plan.morphology_sets(config, wildcards.scan)
-    return {s.key: s.folder for s in sets}
-
-
-def get_morphology_sets(wildcards):
-    """Input key -> [set name, kind] for the compute_morphology script."""
-    sets = plan.morphology_sets(config, wildcards.scan)
-    return {s.key: [s.label, s.kind] for s in sets}
 
 
 def bone_targets():
@@ -332,32 +278,27 @@ def morphology_targets():
 # --- summary and report --------------------------------------------------------------------
 def summary_tables():
     """Metrics tables gathered in results/summary.md: input name -> (title, path)."""
-    tables = {}
-    for scan in WGAN_GP_SCANS:
-        for key, title, pattern in (
-            ("distance", plan.distance_title, rules.compute_distance.output.table),
-            (
-                "distance_validation",
-                plan.distance_validation_title,
-                rules.plot_distance_validation.output.table,
-            ),
-            (
-                "morphology",
-                plan.morphology_title,
-                rules.compute_morphology.output.table,
-            ),
-        ):
-            tables[f"{key}_{scan}"] = (title(scan), per_scan([scan], pattern)[0])
+    per_scan_tables = {
+        "distance": (plan.distance_title, rules.compute_distance.output.table),
+        "distance_validation": (
+            plan.distance_validation_title,
+            rules.plot_distance_validation.output.table,
+        ),
+        "morphology": (plan.morphology_title, rules.compute_morphology.output.table),
+    }
+    tables = {
+        f"{key}_{scan}": (title(scan), per_scan([scan], pattern)[0])
+        for scan in WGAN_GP_SCANS
+        for key, (title, pattern) in per_scan_tables.items()
+    }
     tables["compute"] = (plan.COMPUTE_TITLE, str(rules.compute_table.output.table))
     sr_tables = set(expand(rules.compute_sr_metrics.output.table, scan=SRGAN["scans"]))
     sr_tables.add(str(rules.compute_sr_metrics_cv.output.table))
-    for path in srgan_targets():
-        if path in sr_tables:
-            tables[f"sr_{Path(path).stem}"] = (plan.sr_title(Path(path).stem), path)
-    for path in bone_targets():
-        if path.endswith("_correlations.csv"):
-            stem = Path(path).stem.removesuffix("_correlations")
-            tables[f"bone_{stem}"] = (plan.bone_title(stem), path)
+    for path in (p for p in srgan_targets() if p in sr_tables):
+        tables[f"sr_{Path(path).stem}"] = (plan.sr_title(Path(path).stem), path)
+    for path in (p for p in bone_targets() if p.endswith("_correlations.csv")):
+        stem = Path(path).stem.removesuffix("_correlations")
+        tables[f"bone_{stem}"] = (plan.bone_title(stem), path)
     return tables
 
 
@@ -369,14 +310,6 @@ def get_summary_inputs(wildcards):
     inputs = {key: path for key, (_, path) in summary_tables().items()}
     inputs["plots"] = summary_plots()
     return inputs
-
-
-def get_sample_set_folders(wildcards):
-    return [s.folder for s in plan.sample_sets(config, wildcards.scan)]
-
-
-def get_sample_set_labels(wildcards):
-    return [s.label for s in plan.sample_sets(config, wildcards.scan)]
 
 
 def report_targets():

@@ -23,7 +23,7 @@ rule compute_distance:
         mem_mb=size_of("compute_distance", "mem_mb"),
         gpu=gpu_of("compute_distance"),
     params:
-        sets=get_distance_sets,
+        sets=plan_of(plan.distance_set_names),
         references=["train", "test"],
         fid_weights=EVALUATE["fid_weights"],
         offline_fallback=EVALUATE["offline_fallback"],
@@ -66,7 +66,7 @@ rule plot_distance:
 
 rule plot_distance_validation:
     input:
-        unpack(get_distance_validation_input),
+        unpack(plan_of(plan.distance_validation_inputs)),
     output:
         table="results/metrics/distance/{scan}_validation.csv",
         png=report(

@@ -95,7 +95,7 @@ rule plot_gan_progress:
 
 rule plot_samples:
     input:
-        get_sample_set_folders,
+        plan_of(plan.sample_folders),
     output:
         png=report(
             "results/plots/samples_{scan}.png",
@@ -112,7 +112,7 @@ rule plot_samples:
         runtime=size_of("plot_samples", "runtime"),
         mem_mb=size_of("plot_samples", "mem_mb"),
     params:
-        labels=get_sample_set_labels,
+        labels=plan_of(plan.sample_labels),
         n=4,
         seed=0,
     script:

@@ -5,7 +5,7 @@
 
 rule train_srgan:
     input:
-        unpack(get_train_srgan_input),
+        unpack(plan_of(plan.train_srgan_inputs, fold_of=_fold_of)),
     output:
         model="results/models/srgan/{scan}_{preset}_x{scale}/best.pt",
         summary="results/models/srgan/{scan}_{preset}_x{scale}/train.json",
@@ -28,7 +28,7 @@ rule train_srgan:
 
 rule super_resolve:
     input:
-        unpack(get_super_resolve_input),
+        unpack(plan_of(plan.super_resolve_inputs)),
     output:
         volume=directory("results/sr_volumes/{scan}/{preset}_x{scale}"),
     log:
@@ -50,7 +50,7 @@ rule super_resolve:
 
 rule compute_sr_metrics:
     input:
-        volumes=get_sr_metrics_volumes,
+        volumes=plan_of(plan.sr_run_volumes),
         split=rules.split_manifest.output.split,
     output:
         table="results/metrics/sr/{scan}.csv",
@@ -65,7 +65,7 @@ rule compute_sr_metrics:
         runtime=size_of("compute_sr_metrics", "runtime"),
         mem_mb=size_of("compute_sr_metrics", "mem_mb"),
     params:
-        eval_set=get_sr_eval_set,
+        eval_set=plan_of(plan.sr_eval_set, fold_of=_fold_of),
         ssim_window=EVALUATE["ssim_window"],
     script:
         "../../scripts/compute_sr_metrics.py"
@@ -73,7 +73,7 @@ rule compute_sr_metrics:
 
 use rule compute_sr_metrics as compute_sr_metrics_grid with:
     input:
-        volumes=get_sr_metrics_grid_volumes,
+        volumes=plan_of(plan.sr_grid_volumes),
         split=rules.split_manifest.output.split,
     output:
         table="results/metrics/sr/grid/{scan}.csv",
