@@ -423,7 +423,9 @@ def job(
         )
     if name == "compute_distance":
         return _distance_job(config, wc["scan"], kept, policy)
-    if name == "train_srgan" and fold_of is not None:
+    if name == "train_srgan":
+        if fold_of is None:
+            raise TypeError("sizing.job: train_srgan needs fold_of (tomosynth.sr_data.fold_of)")
         return _srgan_job(config, wc, scan_shape, fold_of, policy)
     if name == "compute_bone_metrics":
         return bone_metrics(kept, config["srgan"]["hr_size"], policy)
