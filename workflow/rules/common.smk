@@ -128,13 +128,15 @@ def size_of(name, key):
 
 
 def gpu_of(name):
-    """A resource callable: 1 when a job of `name` runs on CUDA (tomosynth.sizing.job_gpu)."""
-
-    def request(wc):
-        train = get_wgan_gp_params(wc) if name.endswith("wgan_gp") else {}
-        return sizing.job_gpu(config, name, wc.get("method"), train.get("device"))
-
-    return request
+    """The gpu request of the jobs of `name` (tomosynth.sizing.job_gpu): a number where the
+    config alone decides, a resource callable where the job's wildcards do."""
+    if name.endswith("wgan_gp"):  # the per-size training params hold the device
+        return lambda wc: sizing.job_gpu(
+            config, name, device=get_wgan_gp_params(wc)["device"]
+        )
+    if name == "upscale":
+        return lambda wc: sizing.job_gpu(config, name, method=wc.method)
+    return sizing.job_gpu(config, name)
 
 
 def outputs(*names, **wildcards):
