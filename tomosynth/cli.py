@@ -76,8 +76,22 @@ def study_check(out: Path) -> int:
     return 0
 
 
+class _PlainParser(argparse.ArgumentParser):
+    """An argument parser whose help shows text, not reST markup (docstrings keep theirs)."""
+
+    def format_help(self) -> str:
+        return super().format_help().replace("``", "").replace("`", "")
+
+    def format_usage(self) -> str:
+        return super().format_usage().replace("``", "").replace("`", "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tomosynth", description=__doc__)
+    parser = _PlainParser(
+        prog="tomosynth",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("verify", help="check every folder output of a results tree")
     p.add_argument("root", nargs="?", default="results", type=Path)
@@ -95,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("out", type=Path, help="the study folder, e.g. docs/study")
     k = sub.add_parser("check-config", help="parse config files: file:line: message per error")
     k.add_argument("files", nargs="+", type=Path)
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # no command: the help text, not argparse's one-line error
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     if args.command == "study-check":
         return study_check(args.out)

@@ -13,9 +13,11 @@ Every path under ``results/`` that the plan names is built by one function of th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from tomosynth.errors import ConfigError, DataError
 
 RESULTS = "results"
 
@@ -111,6 +113,43 @@ def scan_sizes(config: Mapping[str, Any], scan: str) -> list[int]:
     return [s for s in all_sizes if s <= width] + own
 
 
+#: Shape assumed for a scan file that fails its checks (tomo_00001's header): its jobs are
+#: sized as a Tomobank scan until the reconstruct job stops with the one-line error.
+FALLBACK_SCAN_SHAPE = (1500, 20, 20, 2048, 2048)
+
+
+def scan_shape(
+    config: Mapping[str, Any],
+    scan: str,
+    read_header: Callable[[str, str | None], tuple[int, int, int, int, int]],
+) -> tuple[int, int, int, int, int]:
+    """(angles, flats, darks, detector rows reconstructed, columns) of a scan.
+
+    The simulator's settings for a built-in scan; `read_header(path, theta_units)` (the
+    DXchange header, no projections read: tomosynth.io.inspect_dxchange) otherwise, or
+    :data:`FALLBACK_SCAN_SHAPE` when it raises DataError. A slice range cuts the rows.
+    """
+    entry, sim = config["scans"][scan], config["simulate"]
+    if "builtin" in entry:
+        b = entry["binning"]
+        shape = (
+            sim["angles"],
+            sim["n_flats"],
+            sim["n_darks"],
+            sim["slices"] // b,
+            sim["columns"] // b,
+        )
+    else:
+        try:
+            shape = tuple(read_header(entry["path"], entry["theta_units"]))
+        except DataError:
+            shape = FALLBACK_SCAN_SHAPE
+    if entry["slices"]:
+        start, stop = entry["slices"]
+        shape = shape[:3] + (max(0, min(stop, shape[3]) - start), shape[4])
+    return shape  # type: ignore[return-value]
+
+
 def scan_file(config: Mapping[str, Any], scan: str) -> str:
     """The scan's DXchange file: simulated for built-in scans, the user's path otherwise."""
     entry = config["scans"][scan]
@@ -118,8 +157,33 @@ def scan_file(config: Mapping[str, Any], scan: str) -> str:
 
 
 def wgan_gp_scans(config: Mapping[str, Any]) -> list[str]:
-    """Scans with WGAN-GP generators (their samples are upscaled and evaluated)."""
-    return sorted(config["wgan_gp"]["scans"])
+    """Scans with WGAN-GP generators (their samples are upscaled and evaluated).
+
+    The WGAN-GP doubles a 16 x 16 map, so with any such scan every PNG size must be a power
+    of two >= 16 (ConfigError otherwise; the schema cannot express it).
+    """
+    scans = sorted(config["wgan_gp"]["scans"])
+    bad = [s for s in sizes(config) if s < 16 or s & (s - 1)]
+    if scans and bad:
+        raise ConfigError(
+            f"config preprocess.sizes {sizes(config)}: the WGAN-GP needs powers of two >= 16 "
+            "(it doubles a 16x16 map); change the sizes or set wgan_gp.scans: []"
+        )
+    return scans
+
+
+def kept_slices(config: Mapping[str, Any], rows: int) -> int:
+    """PNG slices of a scan with `rows` reconstructed rows: minus preprocess.skip_slices."""
+    return max(1, rows - config["preprocess"]["skip_slices"])
+
+
+def split_counts(config: Mapping[str, Any], rows: int) -> dict[str, int]:
+    """Slices per split part (train/val/test) of a scan with `rows` reconstructed rows, as
+    tomosynth.preprocess.make_split rounds them."""
+    n = kept_slices(config, rows)
+    frac = config["preprocess"]["split"]
+    val, test = (max(1, round(frac[k] * n)) if frac[k] > 0 else 0 for k in ("val", "test"))
+    return {"train": max(0, n - val - test), "val": val, "test": test}
 
 
 def evaluate_methods(config: Mapping[str, Any]) -> list[str]:
@@ -278,7 +342,7 @@ def upscale_model(config: Mapping[str, Any], scan: str, method: str) -> str | No
     if method == "srgan":
         low, high = low_high(config)
         if high % low or config["srgan"]["hr_size"] != high:
-            raise ValueError(
+            raise ConfigError(
                 f"upscale method srgan: needs srgan.hr_size = {high} (the largest "
                 f"preprocess size) and a whole scale factor {high}/{low}"
             )
@@ -299,7 +363,311 @@ def srgan_full_grid(config: Mapping[str, Any]) -> list[tuple[str, int]]:
     return [(p, s) for p in sorted(presets) for s in presets[p]["scales"]]
 
 
+#: fold_of(scan, specimens, folds) -> (fold index, training specimens): tomosynth.sr_data's
+#: (passed in: it imports torch, which the plan must not).
+FoldOf = Callable[[str, list[str], int], tuple[int, list[str]]]
+
+
+def srgan_preset(config: Mapping[str, Any], preset: str) -> dict[str, dict]:
+    """A preset merged over the shared srgan settings: weights, train, generator,
+    discriminator (an override key the shared block lacks is a ConfigError)."""
+    srgan = config["srgan"]
+    p = srgan["presets"][preset]
+    out: dict[str, dict] = {"weights": {k: p["weights"][k] for k in ("adversarial", "l1", "tv")}}
+    for block in ("train", "generator", "discriminator"):
+        unknown = set(p[block]) - set(srgan[block])
+        if unknown:
+            raise ConfigError(
+                f"config srgan.presets.{preset}.{block}: unknown keys {sorted(unknown)} "
+                f"(known: {sorted(srgan[block])})"
+            )
+        out[block] = {**srgan[block], **p[block]}
+    return out
+
+
+def srgan_fold(
+    config: Mapping[str, Any], scan: str, fold_of: FoldOf
+) -> tuple[int | None, list[str]]:
+    """(fold index, training specimens) of the model applied to `scan`: (None, [scan]) without
+    cross-validation (scan not in srgan.cv.specimens), else the specimens outside its fold."""
+    cv = config["srgan"]["cv"]
+    specimens = sorted(cv["specimens"])
+    if scan not in specimens:
+        return None, [scan]
+    return fold_of(scan, specimens, cv["folds"])
+
+
+def srgan_lr_source(config: Mapping[str, Any], scan: str) -> str:
+    """LR of a scan's SRGAN models: an upscaler of GAN samples (a wgan_gp scan) learns from
+    srgan.upscaler_lr_source (export: the scan's own low-size PNGs, made the way the samples
+    imitate), every other scan from srgan.lr_source."""
+    srgan = config["srgan"]
+    if scan in wgan_gp_scans(config):
+        return srgan["upscaler_lr_source"]
+    return srgan["lr_source"]
+
+
+def srgan_slice_stride(config: Mapping[str, Any], scan: str) -> int:
+    """LR slice index = HR slice index // stride (the coarse scan's extra row binning); 1
+    unless the scan's LR source is pairs."""
+    srgan = config["srgan"]
+    if srgan_lr_source(config, scan) != "pairs":
+        return 1
+    hr_bin = config["scans"][scan]["binning"]
+    lr_bin = config["scans"][srgan_lr_scan(config, scan)]["binning"]
+    if lr_bin % hr_bin:
+        raise ConfigError(
+            f"config scans: binning of the LR scan of {scan!r} ({lr_bin}) is not a multiple "
+            f"of its own ({hr_bin})"
+        )
+    return lr_bin // hr_bin
+
+
+def srgan_lr_scan(config: Mapping[str, Any], scan: str) -> str:
+    """The coarse (real LR) scan paired with `scan` (srgan.lr_scans)."""
+    lr_scan = config["srgan"]["lr_scans"].get(scan)
+    if lr_scan is None:
+        raise ConfigError(
+            f"config srgan.lr_scans: no coarse scan given for {scan!r} (lr_source is pairs)"
+        )
+    return lr_scan
+
+
+def srgan_folders(config: Mapping[str, Any], scan: str, scale: int) -> dict[str, str]:
+    """HR and (real-pair mode) LR PNG folders of a scan at a scale."""
+    srgan = config["srgan"]
+    hr_size = srgan["hr_size"]
+    if hr_size % int(scale):
+        raise ConfigError(f"config srgan.hr_size: {hr_size} is not divisible by the scale {scale}")
+    out = {"hr": png_folder(scan, hr_size)}
+    source = srgan_lr_source(config, scan)
+    if source == "pairs":
+        out["lr"] = png_folder(srgan_lr_scan(config, scan), hr_size // int(scale))
+    elif source == "export":
+        if hr_size // int(scale) not in config["preprocess"]["sizes"]:
+            raise ConfigError(
+                f"config srgan lr source export for {scan!r} at x{scale}: "
+                f"{hr_size // int(scale)} px is not in preprocess.sizes; add it"
+            )
+        out["lr"] = png_folder(scan, hr_size // int(scale))
+    return out
+
+
+def train_srgan_inputs(
+    config: Mapping[str, Any], scan: str, preset: str, scale: int, fold_of: FoldOf
+) -> dict[str, list[str]]:
+    """HR (and real LR) folders and split manifests of the specimens the model applied to
+    `scan` trains on (every preset reads the same)."""
+    _, specimens = srgan_fold(config, scan, fold_of)
+    folders = [srgan_folders(config, s, scale) for s in specimens]
+    out = {"hr": [f["hr"] for f in folders], "split": [split_file(s) for s in specimens]}
+    if all("lr" in f for f in folders):
+        out["lr"] = [f["lr"] for f in folders]
+    return out
+
+
+def super_resolve_inputs(config: Mapping[str, Any], scan: str, preset: str, scale: int) -> dict:
+    """The scan's model and its HR (and real LR) slices."""
+    return {"model": srgan_model(scan, preset, scale), **srgan_folders(config, scan, scale)}
+
+
+def sr_run_volumes(config: Mapping[str, Any], scan: str) -> list[str]:
+    """SR volumes of a scan over the default grid (srgan_run_grid)."""
+    return [sr_volume(scan, p, s) for p, s in srgan_run_grid(config)]
+
+
+def sr_grid_volumes(config: Mapping[str, Any], scan: str) -> list[str]:
+    """SR volumes of a scan over the report's whole grid (srgan_full_grid)."""
+    return [sr_volume(scan, p, s) for p, s in srgan_full_grid(config)]
+
+
+def sr_eval_set(config: Mapping[str, Any], scan: str, fold_of: FoldOf) -> str:
+    """Slices scored: the test split, or all slices of a held-out (cross-validated) specimen."""
+    fold, _ = srgan_fold(config, scan, fold_of)
+    return "test" if fold is None else "all"
+
+
+def train_srgan_params(
+    config: Mapping[str, Any], scan: str, preset: str, scale: int, fold_of: FoldOf
+) -> dict:
+    """Training config (a preset at a scale), slice strides and provenance of one model."""
+    srgan = config["srgan"]
+    p = srgan_preset(config, preset)
+    fold, specimens = srgan_fold(config, scan, fold_of)
+    return {
+        "config": {
+            "scale": int(scale),
+            "generator": p["generator"],
+            "discriminator": p["discriminator"],
+            "weights": p["weights"],
+            **p["train"],
+            "seed": srgan["seed"],
+            "device": srgan["device"],
+        },
+        "slice_strides": [srgan_slice_stride(config, s) for s in specimens],
+        "meta": {
+            "scan": scan,
+            "preset": preset,
+            "fold": fold,
+            "train_specimens": specimens,
+            "lr_source": srgan_lr_source(config, scan),
+        },
+    }
+
+
+def super_resolve_params(
+    config: Mapping[str, Any], scan: str, preset: str, scale: int, fold_of: FoldOf
+) -> dict:
+    """Inference settings and provenance (meta.json) of one SR volume.
+
+    hr_voxel_um: PNG pixel = voxel x reconstructed width / hr_size, known for built-in scans.
+    """
+    srgan = config["srgan"]
+    fold, specimens = srgan_fold(config, scan, fold_of)
+    entry = config["scans"][scan]
+    hr_voxel_um = None
+    if "builtin" in entry:
+        columns = config["simulate"]["columns"] // entry["binning"]
+        hr_voxel_um = entry["voxel_um"] * columns / srgan["hr_size"]
+    pairs = srgan_lr_source(config, scan) == "pairs"
+    return {
+        "scale": int(scale),
+        "slice_stride": srgan_slice_stride(config, scan),
+        "device": srgan["device"],
+        "batch_size": srgan["infer_batch"],
+        "meta": {
+            "scan": scan,
+            "preset": preset,
+            "scale": int(scale),
+            "fold": fold,
+            "train_specimens": specimens,
+            "lr_source": srgan_lr_source(config, scan),
+            "lr_scan": srgan["lr_scans"].get(scan) if pairs else None,
+            "scan_voxel_um": entry["voxel_um"],
+            "hr_size": srgan["hr_size"],
+            "hr_voxel_um": hr_voxel_um,
+            "seed": srgan["seed"],
+        },
+    }
+
+
+# --- rule parameters -------------------------------------------------------------------------
+#: recon keys that do not change the slices: the script reads them from the config (threads
+#: from the rule), so that changing them does not trigger a rerun through `params`.
+RECON_RUN_KEYS = ("device", "memory_budget_mb", "threads")
+
+
+def simulate_params(config: Mapping[str, Any], scan: str) -> dict:
+    """Simulator settings of one built-in scan: the shared sizes plus the scan's own entry."""
+    entry = config["scans"][scan]
+    keys = ("seed", "voxel_um", "binning", "bone_fraction", "trabecular_scale")
+    return dict(config["simulate"], kind=entry["builtin"], **{k: entry[k] for k in keys})
+
+
+def recon_params(config: Mapping[str, Any], scan: str) -> dict:
+    """Reconstruction settings of one scan (per-scan centre and slice range override)."""
+    entry = config["scans"][scan]
+    params = {k: v for k, v in config["recon"].items() if k not in RECON_RUN_KEYS}
+    if entry["center"] is not None:
+        params["center"] = entry["center"]
+    params["slices"] = entry["slices"]
+    params["theta_units"] = entry["theta_units"]
+    return params
+
+
+def distance_provenance(config: Mapping[str, Any], scan: str) -> dict:
+    """Seeds and settings recorded in the distance table's sidecar JSON."""
+    low, high = low_high(config)
+    return {
+        "scan_config": config["scans"][scan],
+        "split_seed": config["preprocess"]["seed"],
+        "percentiles": config["preprocess"]["percentiles"],
+        "wgan_gp_seed": config["wgan_gp"]["train"]["seed"],
+        "wgan_gp_sample": config["wgan_gp"]["sample"],
+        "srcnn_seed": config["srcnn"]["seed"],
+        "sizes": {"low": low, "high": high},
+    }
+
+
+def morphology_provenance(config: Mapping[str, Any], scan: str) -> dict:
+    """Settings recorded in the morphology table's sidecar JSON."""
+    return {
+        "scan": scan,
+        "scan_config": config["scans"][scan],
+        "split_seed": config["preprocess"]["seed"],
+        "wgan_gp_seed": config["wgan_gp"]["train"]["seed"],
+        "sizes": sizes(config),
+    }
+
+
+def bone_provenance(config: Mapping[str, Any], scan: str, preset: str, scale: int) -> dict:
+    """Settings recorded in the bone table's sidecar JSON."""
+    return {
+        "scan": scan,
+        "preset": preset,
+        "scale": int(scale),
+        "scan_config": config["scans"][scan],
+        "srgan_seed": config["srgan"]["seed"],
+    }
+
+
+def distance_inputs(config: Mapping[str, Any], scan: str) -> dict[str, str]:
+    """compute_distance's inputs: real PNGs, split, scan context (centre, clip bounds), the
+    compared sets and the checkpoints behind them."""
+    _, high = low_high(config)
+    inputs = {
+        "png": png_folder(scan, high),
+        "split": split_file(scan),
+        "bounds": bounds_file(scan),
+        "recon": recon_folder(scan),
+    }
+    inputs.update({s.key: s.folder for s in distance_sets(config, scan)})
+    inputs.update({f"ckpt_{m.name}": m.checkpoint for m in models(config, scan)})
+    return inputs
+
+
+def scan_voxel_um(config: Mapping[str, Any], scan: str) -> float:
+    """The scan's voxel size (um): the bone metrics' fallback when an SR volume's meta.json
+    has no hr_voxel_um."""
+    return config["scans"][scan]["voxel_um"]
+
+
+def distance_set_names(config: Mapping[str, Any], scan: str) -> dict[str, list[str]]:
+    """Input key -> [set name, label] of the compared sets (compute_distance's script)."""
+    return {s.key: [s.name, s.label] for s in distance_sets(config, scan)}
+
+
+def distance_validation_inputs(config: Mapping[str, Any], scan: str) -> dict[str, str]:
+    """Real PNGs (the size the distances are computed at) and the split manifest."""
+    return {"png": png_folder(scan, low_high(config)[1]), "split": split_file(scan)}
+
+
+def morphology_inputs(config: Mapping[str, Any], scan: str) -> dict[str, str]:
+    """Input key -> folder of the sets whose morphology is compared."""
+    return {s.key: s.folder for s in morphology_sets(config, scan)}
+
+
+def morphology_set_kinds(config: Mapping[str, Any], scan: str) -> dict[str, list[str]]:
+    """Input key -> [label, kind] of the morphology sets (compute_morphology's script)."""
+    return {s.key: [s.label, s.kind] for s in morphology_sets(config, scan)}
+
+
+def sample_folders(config: Mapping[str, Any], scan: str) -> list[str]:
+    """Folders of the image sets shown side by side."""
+    return [s.folder for s in sample_sets(config, scan)]
+
+
+def sample_labels(config: Mapping[str, Any], scan: str) -> list[str]:
+    """Labels of the image sets shown side by side."""
+    return [s.label for s in sample_sets(config, scan)]
+
+
 # --- summary ----------------------------------------------------------------------------------
+def bone_figure_title(scan: str, preset: str, scale: int) -> str:
+    """Title of a bone figure."""
+    return f"{scan}, {preset} x{scale}: per-ROI bone metrics"
+
+
 def distance_title(scan: str) -> str:
     return f"Distances to the real images: {scan}"
 

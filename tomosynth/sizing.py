@@ -1,8 +1,10 @@
 """Job sizes (runtime, memory) of the workflow's rules from the size of the data.
 
-Every formula is ``work x measured cost per unit``, then ``runtime = overhead + margin x
-seconds`` (minutes, rounded up; capped at ``max_runtime_minutes``) and ``mem_mb = base +
-bytes per unit x units``. The per-unit costs in :data:`COSTS` were measured on the CPU of
+One policy (:class:`Policy`, config ``sizing``) turns every rule's estimated need into its
+request: every formula is ``work x measured cost per unit``, then ``runtime = overhead +
+margin x seconds`` (minutes, rounded up; capped at ``max_runtime_minutes``) and ``mem_mb =
+margin x (base + bytes per unit x units)`` (rounded up to 100 MB); ``gpu`` is 1 only for a
+job that runs on CUDA. The per-unit costs in :data:`COSTS` were measured on the CPU of
 this project's development machine (one thread, see README "Job sizes"); where the rule runs
 on a GPU and no GPU figure was measured (``None``), the CPU figure is used, an upper bound.
 Training rules bounded by a wall-clock budget take ``min(budget, estimate)``.
@@ -13,7 +15,12 @@ Pure Python (no NumPy): the Snakefile imports it while it builds the job graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tomosynth import plan
 
 #: Measured per-unit costs (seconds on one CPU thread unless said otherwise).
 COSTS: dict[str, float | None] = {
@@ -46,6 +53,35 @@ COSTS: dict[str, float | None] = {
     # train_srgan: the same for generator + discriminator steps of the SRGAN family
     "srgan_cpu_gmac_per_s": 3.4,
     "srgan_cuda_gmac_per_s": None,
+    # reconstruct: seconds per slice per (angle x column^2), one thread, 2,048 columns x 1,500
+    # angles (benchmarks/bench_recon.py): fourier ~3.2 slices/s, torch FBP 0.13 slices/s,
+    # astra 0.011 slices/s; tomopy gridrec 4.55 slices/s (issue-tracker measurement). On a
+    # GPU not measured: assumed no faster than the fourier backend on one CPU thread.
+    "recon_fourier_s_per_angle_pix2": 5.2e-11,
+    "recon_auto_s_per_angle_pix2": 5.2e-11,
+    "recon_torch_s_per_angle_pix2": 1.2e-9,
+    "recon_astra_s_per_angle_pix2": 1.5e-8,
+    "recon_tomopy_s_per_angle_pix2": 3.5e-11,
+    "recon_gpu_s_per_angle_pix2": 5.2e-11,
+    # reconstruct: reading uncompressed uint16 counts (bytes per second)
+    "recon_read_bytes_per_s": 50e6,
+}
+
+#: Needs (minutes, MB) of the small rules nobody has measured: judged from what each does
+#: (a plot or table of a few files, one sampling pass), not from a benchmark.
+UNMEASURED_NEEDS: dict[str, tuple[float, float]] = {
+    "simulate_scan": (10.0, 2600.0),
+    "split_manifest": (0.5, 300.0),
+    "train_wgan_gp": (0.0, 10600.0),  # runtime: the budget (train_wgan_gp())
+    "sample_wgan_gp": (10.0, 5300.0),
+    "upscale": (10.0, 2600.0),
+    "compute_sr_metrics": (10.0, 2600.0),
+    "compute_morphology": (30.0, 2600.0),
+    "plot_distance_validation": (30.0, 2600.0),
+    "plot": (1.0, 1300.0),  # every plot_* rule
+    "compute_table": (1.0, 1300.0),
+    "compute_sr_metrics_cv": (1.0, 1300.0),
+    "summarize": (0.5, 300.0),
 }
 
 
@@ -78,6 +114,25 @@ class Policy:
     max_runtime_minutes: float = 10080.0
     base_mem_mb: int = 1000
 
+    @classmethod
+    def from_config(cls, sizing: Mapping[str, Any]) -> Policy:
+        """The policy of the config's ``sizing`` block (schema defaults filled in)."""
+        keys = ("margin", "overhead_minutes", "max_runtime_minutes")
+        return cls(**{k: sizing[k] for k in keys})
+
+    def memory(self, need_mb: float) -> int:
+        """``margin x need``, rounded up to 100 MB."""
+        return int(math.ceil(self.margin * need_mb / 100.0)) * 100
+
+    def request(
+        self, seconds: float, need_mb: float, budget_minutes: float | None = None
+    ) -> dict[str, int]:
+        """{runtime, mem_mb} of a job that needs `seconds` and `need_mb`."""
+        return {
+            "runtime": runtime_minutes(seconds, self, budget_minutes),
+            "mem_mb": self.memory(need_mb),
+        }
+
 
 def runtime_minutes(seconds: float, policy: Policy, budget_minutes: float | None = None) -> int:
     """``overhead + margin x seconds / 60``, at most ``budget + overhead`` and the cap."""
@@ -108,15 +163,14 @@ def clip_bounds(n_slices: int, columns: int, threads: int, policy: Policy) -> di
     """Every reconstructed slice (columns^2 float32) read once; `threads` slices at a time
     (TIFF decoding and NumPy release the GIL: the pool is assumed to scale linearly)."""
     seconds = n_slices * columns**2 / 1e6 * COSTS["clip_s_per_mpix"] / max(1, threads)
-    mem = policy.base_mem_mb + 3 * 2 * threads * columns**2 * 4 / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, policy.base_mem_mb + 3 * 2 * threads * columns**2 * 4 / 1e6)
 
 
 def export_png(n_slices: int, columns: int, threads: int, policy: Policy) -> dict[str, int]:
     """Every slice read, scaled in float64 and resized; 2 x threads slices in flight."""
     seconds = n_slices * columns**2 / 1e6 * COSTS["export_s_per_mpix"] / max(1, threads)
     mem = policy.base_mem_mb + 2 * threads * columns**2 * (4 + 8 + 8 + 4) / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, mem)
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -127,7 +181,7 @@ def bone_metrics(n_slices: int, size: int, policy: Policy) -> dict[str, int]:
     seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # type: ignore[operator]
     slab = minkowski_slab_bytes((n_slices, size, size))
     mem = policy.base_mem_mb + (voxels * COSTS["bone_bytes_per_voxel"] + slab) / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, mem)
 
 
 def distance(
@@ -156,8 +210,7 @@ def distance(
     if fid:
         seconds += images / _rate("inception", device, gpu)
         seconds += pairs * replicates * float(COSTS["frechet_2048_s"])  # type: ignore[arg-type]
-    mem = policy.base_mem_mb + 4000 + images * (2048 + 53) * 8 * 2 / 1e6
-    return {"runtime": runtime_minutes(seconds, policy), "mem_mb": int(math.ceil(mem))}
+    return policy.request(seconds, policy.base_mem_mb + 4000 + images * (2048 + 53) * 16 / 1e6)
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -179,8 +232,8 @@ def train_srcnn(
 ) -> dict[str, int]:
     """``max_epochs`` epochs of the training slices (whole or patches) plus validation.
 
-    No budget: the epoch cap bounds the rule (early stopping usually ends it sooner, which
-    no formula can know); with ``budget_minutes`` the budget bounds it.
+    With ``budget_minutes`` (schema default 240) the budget bounds it; with none the epoch
+    cap does (early stopping usually ends it sooner, which no formula can know).
     """
     pix = (cfg["patch_size"] or size) ** 2 * n_train * cfg.get("patches_per_image", 1)
     macs = srcnn_macs_per_pixel(cfg["channels"], cfg["kernels"])
@@ -188,10 +241,7 @@ def train_srcnn(
     val_s = n_val * size**2 * macs / (_rate("srcnn", cfg["device"], gpu) * 1e9)
     seconds = cfg["max_epochs"] * (train_s + val_s)
     mem = policy.base_mem_mb + 4000 + (n_train + n_val) * size**2 * 4 * 3 / 1e6
-    return {
-        "runtime": runtime_minutes(seconds, policy, cfg.get("budget_minutes")),
-        "mem_mb": int(math.ceil(mem)),
-    }
+    return policy.request(seconds, mem, cfg["budget_minutes"])
 
 
 def srgan_macs_per_lr_pixel(generator: dict, scale: int) -> float:
@@ -224,7 +274,195 @@ def train_srgan(
     val_s = n_val * (hr_size // scale) ** 2 * macs / 2 / rate
     seconds = train["epochs"] * (train_s + val_s)
     mem = policy.base_mem_mb + 6000 + (n_train + n_val) * hr_size**2 * 4 * 2 / 1e6
+    return policy.request(seconds, mem, train["budget_minutes"])
+
+
+def train_wgan_gp(budget_minutes: float, extra_minutes: float, policy: Policy) -> dict[str, int]:
+    """A budget-bounded training: the budget plus `extra_minutes` (loading, the last epoch,
+    checkpoints: wgan_gp.runtime_margin_minutes), at most the cap; memory not measured."""
+    runtime = min(float(budget_minutes) + float(extra_minutes), policy.max_runtime_minutes)
     return {
-        "runtime": runtime_minutes(seconds, policy, train.get("budget_minutes")),
-        "mem_mb": int(math.ceil(mem)),
+        "runtime": int(math.ceil(runtime)),
+        "mem_mb": policy.memory(UNMEASURED_NEEDS["train_wgan_gp"][1]),
     }
+
+
+# --- reconstruction and inference -----------------------------------------------------------------
+def reconstruct(
+    *,
+    shape: tuple[int, int, int, int, int],
+    chunk_bound_mb: float,
+    chunk_rows: int,
+    backend: str,
+    gpu: bool,
+    threads: int,
+    policy: Policy,
+) -> dict[str, int]:
+    """One scan of `shape` (angles, flats, darks, rows reconstructed, columns).
+
+    Memory: the stated bound of one chunk (tomosynth.recon.recon_memory_bound_mb, measured by
+    benchmarks/bench_recon.py --memory) + the raw chunk of the sinogram-order copy (2 B x
+    frames x rows x columns) + 1 GB of libraries (+1 GB of CUDA libraries on a GPU).
+    Runtime: rows x the per-slice cost (the CPU's divided by `threads`) + one read.
+    """
+    a, f, d, rows, cols = shape
+    r = min(chunk_rows, rows)
+    need_mb = chunk_bound_mb + 2 * (a + f + d) * r * cols / 2**20 + 1024 * (1 + int(gpu))
+    rate = COSTS[f"recon_{'gpu' if gpu else backend}_s_per_angle_pix2"]
+    per_slice = float(rate) * a * cols**2 / (1 if gpu else max(1, threads))  # type: ignore[arg-type]
+    read = 2 * (a + f + d) * rows * cols / float(COSTS["recon_read_bytes_per_s"])  # type: ignore[arg-type]
+    return policy.request(rows * per_slice + read, need_mb)
+
+
+def super_resolve(n_slices: int, hr_size: int, scale: int, policy: Policy) -> dict[str, int]:
+    """The whole volume in memory: HR, SR and bicubic-upsampled LR float32 stacks (12 B per HR
+    voxel) + the LR stack + 2 GB of torch and CUDA libraries (derived from the arrays held by
+    tomosynth.train.srgan.super_resolve_volume, not measured). Runtime not measured."""
+    voxels = n_slices * hr_size**2
+    need_mb = 2000 + voxels * (12 + 4 / scale**2) / 1e6
+    return {"runtime": runtime_minutes(30 * 60, policy), "mem_mb": policy.memory(need_mb)}
+
+
+def unmeasured(name: str, policy: Policy) -> dict[str, int]:
+    """{runtime, mem_mb} of a rule from its judged need in :data:`UNMEASURED_NEEDS`."""
+    minutes, need_mb = UNMEASURED_NEEDS["plot" if name.startswith("plot_") else name]
+    return policy.request(minutes * 60, need_mb)
+
+
+def gpu(device: str, uses_cuda: bool = True) -> int:
+    """1 when the job runs on CUDA (a method that uses it, device auto or cuda), else 0."""
+    return int(uses_cuda and device != "cpu")
+
+
+# --- per rule: the work of one job from the config and its wildcards ------------------------------
+#: (angles, flats, darks, rows reconstructed, columns) of a scan, from its header.
+ScanShape = Callable[[str], tuple[int, int, int, int, int]]
+
+
+def fid_possible(evaluate: Mapping[str, Any]) -> bool:
+    """Whether compute_distance may run the Inception (weights configured and present, or
+    pytorch-fid's default); without it only the weight-free FRD is computed."""
+    weights = evaluate["fid_weights"]
+    return weights is None or Path(weights).is_file()
+
+
+def distance_gpu(evaluate: Mapping[str, Any]) -> int:
+    """1 when compute_distance runs the Inception on CUDA."""
+    return gpu(evaluate["device"], fid_possible(evaluate))
+
+
+def _distance_job(config: Mapping[str, Any], scan: str, n_real: int, policy: Policy) -> dict:
+    evaluate = config["evaluate"]
+    dist, sets = evaluate["distance"], plan.distance_sets(config, scan)
+    fid = fid_possible(evaluate)
+    return distance(
+        n_real=n_real,
+        n_generated=len(sets) * config["wgan_gp"]["sample"]["n"],
+        n_sets=len(sets),
+        n_references=2,
+        replicates=dist["bootstrap"] + dist["baseline_repeats"] + dist["fid_inf_points"] + 1,
+        fid=fid,
+        device=evaluate["device"],
+        gpu=bool(distance_gpu(evaluate)),
+        threads=config["sizing"]["threads"]["compute_distance"],
+        policy=policy,
+    )
+
+
+def _srgan_job(config, wc, scan_shape: ScanShape, fold_of: plan.FoldOf, policy) -> dict:
+    srgan = config["srgan"]
+    preset = plan.srgan_preset(config, wc["preset"])
+    _, specimens = plan.srgan_fold(config, wc["scan"], fold_of)
+    counts = [plan.split_counts(config, scan_shape(s)[3]) for s in specimens]
+    return train_srgan(
+        n_train=sum(c["train"] for c in counts),
+        n_val=sum(c["val"] for c in counts),
+        hr_size=srgan["hr_size"],
+        scale=int(wc["scale"]),
+        train=preset["train"],
+        generator=preset["generator"],
+        device=srgan["device"],
+        gpu=True,
+        policy=policy,
+    )
+
+
+def job(
+    config: Mapping[str, Any],
+    name: str,
+    wc: Mapping[str, str],
+    scan_shape: ScanShape,
+    *,
+    chunk_bound_mb: float = 0.0,
+    fold_of: plan.FoldOf | None = None,
+) -> dict[str, int]:
+    """{runtime, mem_mb} of one job of the workflow's rule `name` with wildcards `wc`.
+
+    `chunk_bound_mb` (reconstruct only): tomosynth.recon.recon_memory_bound_mb of the scan;
+    `fold_of` (train_srgan only): tomosynth.sr_data.fold_of. Both are passed in because
+    they import NumPy or torch. Rules without a formula take :data:`UNMEASURED_NEEDS`.
+    """
+    policy, threads = Policy.from_config(config["sizing"]), config["sizing"]["threads"]
+    shape = scan_shape(wc["scan"]) if "scan" in wc else None
+    kept = plan.kept_slices(config, shape[3]) if shape else 0
+    if name in ("clip_bounds", "export_png"):
+        return (clip_bounds if name == "clip_bounds" else export_png)(
+            kept, shape[4], threads[name], policy
+        )
+    if name == "reconstruct":
+        recon = config["recon"]
+        on_gpu = gpu(recon["device"], recon["backend"] in RECON_GPU_BACKENDS)
+        return reconstruct(
+            shape=shape,
+            chunk_bound_mb=chunk_bound_mb,
+            chunk_rows=recon["chunk_rows"],
+            backend=recon["backend"],
+            gpu=bool(on_gpu),
+            threads=recon["threads"],
+            policy=policy,
+        )
+    if name == "compute_distance":
+        return _distance_job(config, wc["scan"], kept, policy)
+    if name == "train_srgan":
+        if fold_of is None:
+            raise TypeError("sizing.job: train_srgan needs fold_of (tomosynth.sr_data.fold_of)")
+        return _srgan_job(config, wc, scan_shape, fold_of, policy)
+    if name == "compute_bone_metrics":
+        return bone_metrics(kept, config["srgan"]["hr_size"], policy)
+    if name == "super_resolve":
+        return super_resolve(kept, config["srgan"]["hr_size"], int(wc["scale"]), policy)
+    if name == "train_srcnn":
+        counts = plan.split_counts(config, shape[3])
+        _, high = plan.low_high(config)
+        cfg = config["srcnn"]
+        n_train, n_val = counts["train"], counts["val"]
+        return train_srcnn(
+            n_train=n_train, n_val=n_val, size=high, cfg=cfg, gpu=True, policy=policy
+        )
+    return unmeasured(name, policy)
+
+
+#: Reconstruction backends that run on CUDA when the device allows it (auto: tomopy is not
+#: in envs/recon.yaml, so auto resolves to one of these there).
+RECON_GPU_BACKENDS = ("auto", "torch", "fourier")
+
+
+def job_gpu(
+    config: Mapping[str, Any], name: str, method: str | None = None, device: str | None = None
+) -> int:
+    """The ``gpu`` request of a job of rule `name`: 1 only where it runs on CUDA.
+
+    `method`: the upscale job's method (bicubic needs no GPU); `device`: the WGAN-GP jobs'
+    training device (its per-size parameters). Rules that never use CUDA get 0.
+    """
+    if name in ("train_wgan_gp", "sample_wgan_gp"):
+        return gpu(device or "auto")
+    if name == "upscale":
+        return gpu(config["upscale"]["device"], method != "bicubic")
+    if name == "reconstruct":
+        recon = config["recon"]
+        return gpu(recon["device"], recon["backend"] in RECON_GPU_BACKENDS)
+    if name == "compute_distance":
+        return distance_gpu(config["evaluate"])
+    sections = {"train_srcnn": "srcnn", "train_srgan": "srgan", "super_resolve": "srgan"}
+    return gpu(config[sections[name]]["device"]) if name in sections else 0

@@ -14,6 +14,7 @@ import yaml
 from snakemake.utils import validate
 
 from tomosynth import plan
+from tomosynth.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -202,3 +203,107 @@ def test_plan_imports_without_torch_or_snakemake():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# --- SRGAN plan, rule parameters and scan shapes (moved from common.smk) ----------------------
+PAIRS = {
+    "scans": {"bone-lr": {"builtin": "bone", "seed": 3, "voxel_um": 10.0, "binning": 2}},
+    "preprocess": {"sizes": [64, 128, 256]},
+    "srgan": {"lr_source": "pairs", "lr_scans": {"bone": "bone-lr"}},
+}
+
+
+def test_srgan_preset_merges_over_the_shared_block_and_rejects_unknown_keys():
+    cfg = config_with({"srgan": {"presets": {"exp_d": {"train": {"epochs": 7}}}}})
+    merged = plan.srgan_preset(cfg, "exp_d")
+    assert merged["train"]["epochs"] == 7
+    assert merged["train"]["batch_size"] == cfg["srgan"]["train"]["batch_size"]
+    assert merged["generator"] == cfg["srgan"]["generator"]
+    assert merged["weights"] == {"adversarial": 1.0, "l1": 0.01, "tv": 0.0001}
+    bad = config_with({"srgan": {"presets": {"exp_d": {"train": {"epoch": 7}}}}})
+    with pytest.raises(ConfigError, match=r"srgan.presets.exp_d.train: unknown keys \['epoch'\]"):
+        plan.srgan_preset(bad, "exp_d")
+
+
+def test_srgan_fold_asks_fold_of_only_under_cross_validation():
+    calls = []
+
+    def fold_of(scan, specimens, k):
+        calls.append((scan, specimens, k))
+        return 1, [s for s in specimens if s != scan]
+
+    cfg = config_with()
+    assert plan.srgan_fold(cfg, "bone", fold_of) == (None, ["bone"])
+    assert calls == []
+    cv = config_with(PAIRS, {"srgan": {"cv": {"specimens": ["bone", "bone-lr"], "folds": 2}}})
+    assert plan.srgan_fold(cv, "bone", fold_of) == (1, ["bone-lr"])
+    assert calls == [("bone", ["bone", "bone-lr"], 2)]
+
+
+def test_srgan_folders_and_strides_of_real_pairs():
+    cfg = config_with(PAIRS)
+    assert plan.srgan_folders(cfg, "bone", 2) == {
+        "hr": "results/png/bone/256px",
+        "lr": "results/png/bone-lr/128px",
+    }
+    assert plan.srgan_slice_stride(cfg, "bone") == 2  # binning 2 over binning 1
+    assert plan.srgan_slice_stride(config_with(), "bone") == 1  # bicubic LR: no stride
+    with pytest.raises(ConfigError, match="not divisible by the scale 3"):
+        plan.srgan_folders(cfg, "bone", 3)
+    with pytest.raises(ConfigError, match="no coarse scan given for 'shale'"):
+        plan.srgan_folders(cfg, "shale", 2)
+    odd = config_with(PAIRS, {"scans": {"bone": {"binning": 3}}})
+    with pytest.raises(ConfigError, match="not a multiple"):
+        plan.srgan_slice_stride(odd, "bone")
+
+
+def test_srgan_params_of_training_and_inference():
+    cfg = config_with(PAIRS)
+
+    def no_cv(*args):
+        raise AssertionError("no cross-validation configured")
+
+    train = plan.train_srgan_params(cfg, "bone", "exp_d", "4", no_cv)
+    assert train["config"]["scale"] == 4 and train["slice_strides"] == [2]
+    assert train["config"]["seed"] == cfg["srgan"]["seed"]
+    assert train["meta"]["train_specimens"] == ["bone"] and train["meta"]["fold"] is None
+    sr = plan.super_resolve_params(cfg, "bone", "exp_d", "2", no_cv)
+    assert sr["slice_stride"] == 2 and sr["meta"]["lr_scan"] == "bone-lr"
+    # built-in bone: 256 columns / binning 1 at 5 um, written as 256 px: 5 um per pixel
+    assert sr["meta"]["hr_voxel_um"] == pytest.approx(5.0 * 256 / 256)
+    assert plan.train_srgan_inputs(cfg, "bone", "exp_d", "2", no_cv) == {
+        "hr": ["results/png/bone/256px"],
+        "split": ["results/png/bone/split.json"],
+        "lr": ["results/png/bone-lr/128px"],
+    }
+
+
+def test_split_counts_round_as_make_split():
+    cfg = config_with({"preprocess": {"skip_slices": 4}})
+    counts = plan.split_counts(cfg, 104)  # 100 kept slices, 0.8 / 0.1 / 0.1
+    assert counts == {"train": 80, "val": 10, "test": 10}
+    assert plan.split_counts(cfg, 7) == {"train": 1, "val": 1, "test": 1}  # at least one each
+
+
+def test_scan_shape_from_simulator_header_or_fallback():
+    cfg = config_with({"scans": {"real": {"path": "/data/x.h5", "voxel_um": 1.0,
+                                          "slices": [10, 50]}}})  # fmt: skip
+    sim = cfg["simulate"]
+    assert plan.scan_shape(cfg, "shale", None) == (
+        sim["angles"], sim["n_flats"], sim["n_darks"], sim["slices"], sim["columns"]
+    )  # fmt: skip
+    assert plan.scan_shape(cfg, "real", lambda p, u: (900, 10, 5, 2000, 1024)) == (
+        900, 10, 5, 40, 1024
+    )  # fmt: skip
+
+    def broken(path, units):
+        raise DataError(f"{path}: not a DXchange file")
+
+    assert plan.scan_shape(cfg, "real", broken)[4] == plan.FALLBACK_SCAN_SHAPE[4]
+
+
+def test_wgan_gp_needs_power_of_two_sizes():
+    with pytest.raises(ConfigError, match="powers of two >= 16"):
+        plan.wgan_gp_scans(config_with({"preprocess": {"sizes": [48, 256]}}))
+    assert plan.wgan_gp_scans(config_with({"preprocess": {"sizes": [48]},
+                                           "wgan_gp": {"scans": []}})) == []  # fmt: skip

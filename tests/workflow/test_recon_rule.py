@@ -85,7 +85,8 @@ def test_threads_memory_and_time_follow_config_and_scan_size(wf, tmp_path):
     assert cpu.get("gpu", "0") == "0" and gpu["gpu"] == "1"
     # memory from the shape: covers the measured peak at this size, grows with chunk_rows
     assert int(cpu["mem_mb"]) >= TOMO_PEAK_MB
-    assert int(rows32["mem_mb"]) > int(cpu["mem_mb"]) > int(small["mem_mb"]) >= 2000
+    # (the smallest covers at least 1 GB of imported libraries times sizing.margin 1.5)
+    assert int(rows32["mem_mb"]) > int(cpu["mem_mb"]) > int(small["mem_mb"]) >= 1.5 * 1024
     # time: 2048 slices of 2048 px from 1,500 angles with the exact torch FBP at its
     # measured 0.13 slices/s per thread is over an hour on 4 threads; the default
     # (auto -> fourier, ~3 slices/s per thread) and the GPU request are far shorter

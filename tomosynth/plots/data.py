@@ -7,11 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib.patches import Rectangle
-from PIL import Image
 
-from tomosynth.io import read_json
+from tomosynth.io import read_json, read_png
 from tomosynth.plots import save_figure
 from tomosynth.preprocess import read_slice
 
@@ -37,7 +35,7 @@ def plot_scan_overview(
 
     fig, axes = plt.subplots(2, len(sizes) + 1, figsize=(3.2 * (len(sizes) + 1), 6.4))
     for col, size in enumerate(sizes):
-        img = np.asarray(Image.open(Path(png_dirs[size]) / name))
+        img = read_png(Path(png_dirs[size]) / name)
         c = max(2, int(size * crop_fraction))
         y0 = x0 = size // 2 - c // 2
         ax = axes[0, col]

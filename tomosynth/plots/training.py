@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tomosynth.errors import DataError
+from tomosynth.io import read_png
 from tomosynth.plots import save_figure
 
 LOSS_COLUMNS = {
@@ -97,13 +98,10 @@ def plot_progress(
     ncols = min(4, len(chosen))
     nrows = math.ceil(len(chosen) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.2 * nrows), squeeze=False)
-    from PIL import Image
-
     for ax in axes.flat:
         ax.axis("off")
     for ax, path in zip(axes.flat, chosen, strict=False):
-        with Image.open(path) as im:
-            ax.imshow(np.asarray(im.convert("L")), cmap="gray", vmin=0, vmax=255)
+        ax.imshow(read_png(path), cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"epoch {int(_EPOCH_PNG.search(path.name).group(1))}")
     fig.tight_layout()
     save_figure(fig, out_png)

@@ -23,8 +23,8 @@ rule compute_bone_metrics:
         mem_mb=size_of("compute_bone_metrics", "mem_mb"),
     params:
         bone=BONE,
-        voxel_um=get_bone_voxel_um,
-        provenance=get_bone_provenance,
+        voxel_um=plan_of(plan.scan_voxel_um),
+        provenance=plan_of(plan.bone_provenance),
     script:
         "../../scripts/compute_bone_metrics.py"
 
@@ -56,8 +56,8 @@ rule plot_bone:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot_bone", "runtime"),
+        mem_mb=size_of("plot_bone", "mem_mb"),
     params:
         metrics=BONE["plot_metrics"],
         title=get_bone_title,
@@ -67,7 +67,7 @@ rule plot_bone:
 
 rule compute_morphology:
     input:
-        unpack(get_compute_morphology_input),
+        unpack(plan_of(plan.morphology_inputs)),
     output:
         table="results/metrics/morphology/{scan}.csv",
         s2="results/metrics/morphology/{scan}_s2.csv",
@@ -81,12 +81,12 @@ rule compute_morphology:
         "../../envs/plot.yaml"
     threads: 1
     resources:
-        runtime=60,
-        mem_mb=4000,
+        runtime=size_of("compute_morphology", "runtime"),
+        mem_mb=size_of("compute_morphology", "mem_mb"),
     params:
         morphology=MORPHOLOGY,
-        sets=get_morphology_sets,
-        provenance=get_morphology_provenance,
+        sets=plan_of(plan.morphology_set_kinds),
+        provenance=plan_of(plan.morphology_provenance),
     script:
         "../../scripts/compute_morphology.py"
 
@@ -111,8 +111,8 @@ rule plot_morphology:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot_morphology", "runtime"),
+        mem_mb=size_of("plot_morphology", "mem_mb"),
     params:
         title="{scan}: morphology of real, generated and upscaled images",
     script:

@@ -12,17 +12,17 @@ rule simulate_scan:
         "../../envs/recon.yaml"
     threads: 2
     resources:
-        runtime=30,
-        mem_mb=4000,
+        runtime=size_of("simulate_scan", "runtime"),
+        mem_mb=size_of("simulate_scan", "mem_mb"),
     params:
-        sim=get_simulate_params,
+        sim=plan_of(plan.simulate_params),
     script:
         "../../scripts/simulate_scan.py"
 
 
 rule reconstruct:
     input:
-        h5=get_scan_h5,
+        h5=plan_of(plan.scan_file),
     output:
         slices=directory("results/recon/{scan}"),
     log:
@@ -33,11 +33,11 @@ rule reconstruct:
         get_recon_env()
     threads: config["recon"]["threads"]
     resources:
-        runtime=get_recon_runtime,
-        mem_mb=get_recon_mem_mb,
-        gpu=get_recon_gpu(),
+        runtime=size_of("reconstruct", "runtime"),
+        mem_mb=size_of("reconstruct", "mem_mb"),
+        gpu=gpu_of("reconstruct"),
     params:
-        recon=get_recon_params,
+        recon=plan_of(plan.recon_params),
     script:
         "../../scripts/reconstruct.py"
 
@@ -74,8 +74,8 @@ rule split_manifest:
     conda:
         "../../envs/data.yaml"
     resources:
-        runtime=5,
-        mem_mb=500,
+        runtime=size_of("split_manifest", "runtime"),
+        mem_mb=size_of("split_manifest", "mem_mb"),
     params:
         skip_slices=config["preprocess"]["skip_slices"],
         fractions=config["preprocess"]["split"],

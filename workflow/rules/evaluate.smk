@@ -6,7 +6,7 @@
 
 rule compute_distance:
     input:
-        unpack(get_compute_distance_input),
+        unpack(plan_of(plan.distance_inputs)),
     output:
         table="results/metrics/distance/{scan}.csv",
         provenance="results/metrics/distance/{scan}.json",
@@ -21,9 +21,9 @@ rule compute_distance:
     resources:
         runtime=size_of("compute_distance", "runtime"),
         mem_mb=size_of("compute_distance", "mem_mb"),
-        gpu=get_distance_gpu(),
+        gpu=gpu_of("compute_distance"),
     params:
-        sets=get_distance_sets,
+        sets=plan_of(plan.distance_set_names),
         references=["train", "test"],
         fid_weights=EVALUATE["fid_weights"],
         offline_fallback=EVALUATE["offline_fallback"],
@@ -31,7 +31,7 @@ rule compute_distance:
         batch_size=EVALUATE["batch_size"],
         feature_cache=EVALUATE["feature_cache"],
         distance=EVALUATE["distance"],
-        provenance=get_distance_provenance,
+        provenance=plan_of(plan.distance_provenance),
     script:
         "../../scripts/compute_distance.py"
 
@@ -56,8 +56,8 @@ rule plot_distance:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot_distance", "runtime"),
+        mem_mb=size_of("plot_distance", "mem_mb"),
     params:
         ci_level=EVALUATE["distance"]["ci_level"],
     script:
@@ -66,7 +66,7 @@ rule plot_distance:
 
 rule plot_distance_validation:
     input:
-        unpack(get_distance_validation_input),
+        unpack(plan_of(plan.distance_validation_inputs)),
     output:
         table="results/metrics/distance/{scan}_validation.csv",
         png=report(
@@ -83,8 +83,8 @@ rule plot_distance_validation:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=60,
-        mem_mb=4000,
+        runtime=size_of("plot_distance_validation", "runtime"),
+        mem_mb=size_of("plot_distance_validation", "mem_mb"),
     params:
         seed=EVALUATE["distance"]["seed"],
         min_std=EVALUATE["distance"]["frd_min_std"],
@@ -107,11 +107,11 @@ rule compute_table:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("compute_table", "runtime"),
+        mem_mb=size_of("compute_table", "mem_mb"),
     params:
         models=get_compute_table_models(),
-        pipelines=get_compute_table_pipelines(),
+        pipelines=plan.pipelines(config),
         reference="train",
     script:
         "../../scripts/compute_table.py"

@@ -19,10 +19,10 @@ rule plot_scan_overview:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot_scan_overview", "runtime"),
+        mem_mb=size_of("plot_scan_overview", "mem_mb"),
     params:
-        sizes=get_scan_sizes,
+        sizes=plan_of(plan.scan_sizes),
     script:
         "../../scripts/plot_scan_overview.py"
 
@@ -37,8 +37,8 @@ rule summarize:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=5,
-        mem_mb=500,
+        runtime=size_of("summarize", "runtime"),
+        mem_mb=size_of("summarize", "mem_mb"),
     params:
         titles=get_summary_titles(),
     script:
@@ -47,7 +47,7 @@ rule summarize:
 
 rule plot_gan_losses:
     input:
-        logs=expand("results/models/wgan_gp/{{scan}}_{size}px/log.csv", size=SIZES),
+        logs=expand(rules.train_wgan_gp.output.log_csv, size=SIZES, allow_missing=True),
     output:
         png=report(
             "results/plots/gan_losses_{scan}.png",
@@ -61,8 +61,8 @@ rule plot_gan_losses:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot_gan_losses", "runtime"),
+        mem_mb=size_of("plot_gan_losses", "mem_mb"),
     params:
         labels=expand("{size} px", size=SIZES),
         seed=config["wgan_gp"]["train"]["seed"],
@@ -85,8 +85,8 @@ rule plot_gan_progress:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot_gan_progress", "runtime"),
+        mem_mb=size_of("plot_gan_progress", "mem_mb"),
     params:
         seed=config["wgan_gp"]["train"]["seed"],
     script:
@@ -95,7 +95,7 @@ rule plot_gan_progress:
 
 rule plot_samples:
     input:
-        get_sample_set_folders,
+        plan_of(plan.sample_folders),
     output:
         png=report(
             "results/plots/samples_{scan}.png",
@@ -109,10 +109,10 @@ rule plot_samples:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=size_of("plot_samples", "runtime"),
+        mem_mb=size_of("plot_samples", "mem_mb"),
     params:
-        labels=get_sample_set_labels,
+        labels=plan_of(plan.sample_labels),
         n=4,
         seed=0,
     script:

@@ -5,7 +5,7 @@
 
 rule train_srgan:
     input:
-        unpack(get_train_srgan_input),
+        unpack(plan_of(plan.train_srgan_inputs, fold_of=_fold_of)),
     output:
         model="results/models/srgan/{scan}_{preset}_x{scale}/best.pt",
         summary="results/models/srgan/{scan}_{preset}_x{scale}/train.json",
@@ -19,16 +19,16 @@ rule train_srgan:
     resources:
         runtime=size_of("train_srgan", "runtime"),
         mem_mb=size_of("train_srgan", "mem_mb"),
-        gpu=1,
+        gpu=gpu_of("train_srgan"),
     params:
-        train=get_train_srgan_params,
+        train=plan_of(plan.train_srgan_params, fold_of=_fold_of),
     script:
         "../../scripts/train_srgan.py"
 
 
 rule super_resolve:
     input:
-        unpack(get_super_resolve_input),
+        unpack(plan_of(plan.super_resolve_inputs)),
     output:
         volume=directory("results/sr_volumes/{scan}/{preset}_x{scale}"),
     log:
@@ -39,19 +39,19 @@ rule super_resolve:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        runtime=60,
-        mem_mb=8000,
-        gpu=1,
+        runtime=size_of("super_resolve", "runtime"),
+        mem_mb=size_of("super_resolve", "mem_mb"),
+        gpu=gpu_of("super_resolve"),
     params:
-        sr=get_super_resolve_params,
+        sr=plan_of(plan.super_resolve_params, fold_of=_fold_of),
     script:
         "../../scripts/super_resolve.py"
 
 
 rule compute_sr_metrics:
     input:
-        volumes=get_sr_metrics_volumes,
-        split="results/png/{scan}/split.json",
+        volumes=plan_of(plan.sr_run_volumes),
+        split=rules.split_manifest.output.split,
     output:
         table="results/metrics/sr/{scan}.csv",
         slices="results/metrics/sr/slices/{scan}.csv",
@@ -62,10 +62,10 @@ rule compute_sr_metrics:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=30,
-        mem_mb=4000,
+        runtime=size_of("compute_sr_metrics", "runtime"),
+        mem_mb=size_of("compute_sr_metrics", "mem_mb"),
     params:
-        eval_set=get_sr_eval_set,
+        eval_set=plan_of(plan.sr_eval_set, fold_of=_fold_of),
         ssim_window=EVALUATE["ssim_window"],
     script:
         "../../scripts/compute_sr_metrics.py"
@@ -73,8 +73,8 @@ rule compute_sr_metrics:
 
 use rule compute_sr_metrics as compute_sr_metrics_grid with:
     input:
-        volumes=get_sr_metrics_grid_volumes,
-        split="results/png/{scan}/split.json",
+        volumes=plan_of(plan.sr_grid_volumes),
+        split=rules.split_manifest.output.split,
     output:
         table="results/metrics/sr/grid/{scan}.csv",
         slices="results/metrics/sr/grid/slices/{scan}.csv",
@@ -96,15 +96,15 @@ rule compute_sr_metrics_cv:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("compute_sr_metrics_cv", "runtime"),
+        mem_mb=size_of("compute_sr_metrics_cv", "mem_mb"),
     script:
         "../../scripts/compute_sr_metrics_cv.py"
 
 
 rule plot_sr_metrics:
     input:
-        tables=expand("results/metrics/sr/{scan}.csv", scan=SRGAN["scans"]),
+        tables=expand(rules.compute_sr_metrics.output.table, scan=SRGAN["scans"]),
     output:
         png=report(
             "results/plots/sr_metrics.png",
@@ -120,15 +120,15 @@ rule plot_sr_metrics:
     conda:
         "../../envs/plot.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot_sr_metrics", "runtime"),
+        mem_mb=size_of("plot_sr_metrics", "mem_mb"),
     script:
         "../../scripts/plot_sr_metrics.py"
 
 
 use rule plot_sr_metrics as plot_sr_metrics_grid with:
     input:
-        tables=expand("results/metrics/sr/grid/{scan}.csv", scan=SRGAN["scans"]),
+        tables=expand(rules.compute_sr_metrics_grid.output.table, scan=SRGAN["scans"]),
     output:
         png="results/plots/sr_metrics_grid.png",
         pdf="results/plots/sr_metrics_grid.pdf",
@@ -141,6 +141,6 @@ use rule plot_sr_metrics as plot_sr_metrics_grid with:
 # The report's whole grid: every preset at its scales (exp_a..exp_f, SE, progressive, stacked).
 rule srgan_all:
     input:
-        expand("results/metrics/sr/grid/{scan}.csv", scan=SRGAN["scans"]),
-        "results/plots/sr_metrics_grid.png",
-        "results/plots/sr_metrics_grid.pdf",
+        expand(rules.compute_sr_metrics_grid.output.table, scan=SRGAN["scans"]),
+        rules.plot_sr_metrics_grid.output.png,
+        rules.plot_sr_metrics_grid.output.pdf,

@@ -4,9 +4,9 @@
 
 rule train_srcnn:
     input:
-        low=f"results/png/{{scan}}/{LOW_SIZE}px",
-        high=f"results/png/{{scan}}/{HIGH_SIZE}px",
-        split="results/png/{scan}/split.json",
+        low=with_size(rules.export_png.output.png, LOW_SIZE),
+        high=with_size(rules.export_png.output.png, HIGH_SIZE),
+        split=rules.split_manifest.output.split,
     output:
         best="results/models/srcnn/{scan}/best.pt",
         log="results/models/srcnn/{scan}/log.csv",
@@ -20,7 +20,7 @@ rule train_srcnn:
     resources:
         runtime=size_of("train_srcnn", "runtime"),
         mem_mb=size_of("train_srcnn", "mem_mb"),
-        gpu=1,
+        gpu=gpu_of("train_srcnn"),
     params:
         srcnn=config["srcnn"],
     script:
@@ -29,7 +29,7 @@ rule train_srcnn:
 
 rule upscale:
     input:
-        samples=f"results/samples/wgan_gp/{{scan}}_{LOW_SIZE}px",
+        samples=with_size(rules.sample_wgan_gp.output.samples, LOW_SIZE),
         model=get_upscale_model,
     output:
         images=directory("results/upscaled/{scan}/{method}"),
@@ -41,9 +41,9 @@ rule upscale:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        runtime=30,
-        mem_mb=4000,
-        gpu=1,
+        runtime=size_of("upscale", "runtime"),
+        mem_mb=size_of("upscale", "mem_mb"),
+        gpu=gpu_of("upscale"),
     params:
         size=HIGH_SIZE,
         device=config["upscale"]["device"],
@@ -54,7 +54,7 @@ rule upscale:
 
 rule plot_srcnn_training:
     input:
-        logs=expand("results/models/srcnn/{scan}/log.csv", scan=upscale_scans()),
+        logs=expand(rules.train_srcnn.output.log, scan=upscale_scans()),
     output:
         png=report(
             "results/plots/srcnn_training.png",
@@ -70,8 +70,8 @@ rule plot_srcnn_training:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=size_of("plot_srcnn_training", "runtime"),
+        mem_mb=size_of("plot_srcnn_training", "mem_mb"),
     params:
         scans=upscale_scans(),
     script:
@@ -80,12 +80,14 @@ rule plot_srcnn_training:
 
 rule plot_srcnn_comparison:
     input:
-        low=expand(f"results/png/{{scan}}/{LOW_SIZE}px", scan=upscale_scans()),
-        high=expand(f"results/png/{{scan}}/{HIGH_SIZE}px", scan=upscale_scans()),
-        split=expand("results/png/{scan}/split.json", scan=upscale_scans()),
-        models=expand("results/models/srcnn/{scan}/best.pt", scan=upscale_scans()),
-        bicubic=expand("results/upscaled/{scan}/bicubic", scan=upscale_scans()),
-        srcnn=expand("results/upscaled/{scan}/srcnn", scan=upscale_scans()),
+        low=expand(rules.export_png.output.png, scan=upscale_scans(), size=LOW_SIZE),
+        high=expand(rules.export_png.output.png, scan=upscale_scans(), size=HIGH_SIZE),
+        split=expand(rules.split_manifest.output.split, scan=upscale_scans()),
+        models=expand(rules.train_srcnn.output.best, scan=upscale_scans()),
+        bicubic=expand(
+            rules.upscale.output.images, scan=upscale_scans(), method="bicubic"
+        ),
+        srcnn=expand(rules.upscale.output.images, scan=upscale_scans(), method="srcnn"),
     output:
         png=report(
             "results/plots/srcnn_comparison.png",
@@ -101,8 +103,8 @@ rule plot_srcnn_comparison:
     conda:
         "../../envs/eval.yaml"
     resources:
-        runtime=10,
-        mem_mb=4000,
+        runtime=size_of("plot_srcnn_comparison", "runtime"),
+        mem_mb=size_of("plot_srcnn_comparison", "mem_mb"),
     params:
         scans=upscale_scans(),
         device=config["upscale"]["device"],

@@ -12,8 +12,8 @@
 
 rule train_wgan_gp:
     input:
-        png="results/png/{scan}/{size}px",
-        split="results/png/{scan}/split.json",
+        png=rules.export_png.output.png,
+        split=rules.split_manifest.output.split,
     output:
         model="results/models/wgan_gp/{scan}_{size}px/final.pt",
         log_csv="results/models/wgan_gp/{scan}_{size}px/log.csv",
@@ -26,9 +26,9 @@ rule train_wgan_gp:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        runtime=get_wgan_gp_runtime,
-        mem_mb=16000,
-        gpu=1,
+        runtime=size_of("train_wgan_gp", "runtime"),
+        mem_mb=size_of("train_wgan_gp", "mem_mb"),
+        gpu=gpu_of("train_wgan_gp"),
     params:
         train=get_wgan_gp_params,
     script:
@@ -49,9 +49,9 @@ rule sample_wgan_gp:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        runtime=30,
-        mem_mb=8000,
-        gpu=1,
+        runtime=size_of("sample_wgan_gp", "runtime"),
+        mem_mb=size_of("sample_wgan_gp", "mem_mb"),
+        gpu=gpu_of("sample_wgan_gp"),
     params:
         n=config["wgan_gp"]["sample"]["n"],
         seed=config["wgan_gp"]["sample"]["seed"],
