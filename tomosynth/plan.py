@@ -410,7 +410,6 @@ def srgan_lr_source(config: Mapping[str, Any], scan: str) -> str:
 def srgan_slice_stride(config: Mapping[str, Any], scan: str) -> int:
     """LR slice index = HR slice index // stride (the coarse scan's extra row binning); 1
     unless the scan's LR source is pairs."""
-    srgan = config["srgan"]
     if srgan_lr_source(config, scan) != "pairs":
         return 1
     hr_bin = config["scans"][scan]["binning"]

@@ -146,10 +146,14 @@ def outputs(*names, **wildcards):
 
 # --- generators (wgan_gp) ------------------------------------------------------------------
 WGAN_GP_SCANS = plan.wgan_gp_scans(config)
+
+
 def get_wgan_gp_params(wildcards):
     """Training settings of one size: wgan_gp.train with its by_size overrides applied."""
     overrides = config["wgan_gp"]["by_size"]
-    override = overrides.get(str(wildcards.size), overrides.get(int(wildcards.size), {}))
+    override = overrides.get(
+        str(wildcards.size), overrides.get(int(wildcards.size), {})
+    )
     return dict(config["wgan_gp"]["train"], **override)
 
 
