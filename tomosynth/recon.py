@@ -831,7 +831,7 @@ def find_center(
 #: interpolation (a sinc(f)^2 low-pass on the filtered projections, 0.41 at Nyquist, plus
 #: aliased images), not this tolerance (1e-6 gives the same r to five digits) and not the
 #: oversampling; the fourier backend is the one closer to the phantom (r 0.9988 against
-#: 0.9975). Measured and tested in tests/unit/test_recon_fourier.py (docs/performance-recon.md).
+#: 0.9975). Measured and tested in tests/unit/test_recon_fourier.py (docs/performance.md, "Reconstruction, 2026-12-07").
 _FOURIER_EPS = 1e-3
 
 

@@ -322,7 +322,7 @@ def test_working_set_bound_holds_in_a_fresh_process(shape):
 
 
 def test_gap_to_torch_fbp_is_its_linear_interpolation_not_the_nufft():
-    # Where the fourier-vs-torch difference comes from (docs/performance-recon.md). The torch
+    # Where the fourier-vs-torch difference comes from (docs/performance.md, "Reconstruction, 2026-12-07"). The torch
     # FBP interpolates the filtered projections linearly: a low-pass of sinc(f)^2 on them
     # (0.41 at Nyquist) plus aliased images; the fourier backend interpolates exactly.
     n, n_angles = 64, 96
