@@ -219,7 +219,7 @@ def test_srgan_preset_merges_over_the_shared_block_and_rejects_unknown_keys():
     assert merged["train"]["epochs"] == 7
     assert merged["train"]["batch_size"] == cfg["srgan"]["train"]["batch_size"]
     assert merged["generator"] == cfg["srgan"]["generator"]
-    assert merged["weights"] == {"adversarial": 1.0, "l1": 0.01, "tv": 0.0001}
+    assert merged["weights"] == {"adversarial": 0.01, "l1": 1.0, "tv": 0.0001}  # report eq. 1
     bad = config_with({"srgan": {"presets": {"exp_d": {"train": {"epoch": 7}}}}})
     with pytest.raises(ConfigError, match=r"srgan.presets.exp_d.train: unknown keys \['epoch'\]"):
         plan.srgan_preset(bad, "exp_d")
