@@ -34,7 +34,15 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "recon_parallel",
         "recon_prep",
     ),
-    2: ("manifest", "io"),
+    2: (
+        "manifest",
+        "io",
+        "io.atomic",
+        "io.jsonio",
+        "io.dxchange",
+        "io.readorder",
+        "io.stacks",
+    ),
     3: ("checkpoint", "provenance", "resume", "summary", "preprocess", "sr_data", "scan_checks"),
     4: (
         "recon",
