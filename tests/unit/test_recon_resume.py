@@ -24,6 +24,7 @@ import pytest
 
 from tomosynth import recon
 from tomosynth.errors import DataError
+from tomosynth.recon import backends
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS, COLS, ANGLES, CHUNK = 24, 48, 61, 2
@@ -54,12 +55,13 @@ _KILLED_RUN = textwrap.dedent(
     """
     import sys, time
     from tomosynth import recon
-    fbp = recon.fbp
+    from tomosynth.recon import chunks
+    fbp = chunks.fbp
     def slow_fbp(*args, **kwargs):  # a slow backend, so the test can kill mid-run
         out = fbp(*args, **kwargs)
         time.sleep(0.3)
         return out
-    recon.fbp = slow_fbp
+    chunks.fbp = slow_fbp  # where reconstruct_scan looks it up
     recon.reconstruct_scan(sys.argv[1], sys.argv[2], backend="torch", device="cpu",
                            chunk_rows=int(sys.argv[3]), threads=1)
     """
@@ -251,7 +253,7 @@ def test_threads_never_change_the_callers_torch_setting():
     sino = rng.random((30, 2, 32)).astype(np.float32)
     theta = np.linspace(0, np.pi, 30, endpoint=False)
     seen = []
-    original = recon._fbp_torch
+    original = backends._fbp_torch  # looked up in recon.backends by `fbp`
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
@@ -260,12 +262,12 @@ def test_threads_never_change_the_callers_torch_setting():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        recon._fbp_torch = spy
+        backends._fbp_torch = spy
         one = recon.fbp(sino, theta, backend="torch", device="cpu", threads=1)
         after = torch.get_num_threads()
         unset = recon.fbp(sino, theta, backend="torch", device="cpu")
     finally:
-        recon._fbp_torch = original
+        backends._fbp_torch = original
         torch.set_num_threads(before)
     assert seen == [2, 2]
     assert after == 2
