@@ -1,5 +1,33 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Whole scans, chunked over detector rows: `reconstruct_scan`, resumable."""
+"""Whole scans, chunked over detector rows: `reconstruct_scan`, resumable.
+
+`reconstruct_scan`: for each chunk of `chunk_rows` detector rows: read -> `normalize` -> `minus_log` ->
+`remove_stripes` -> `fbp` -> ``slice_{index:05d}.tiff`` (absolute row index). Finished
+chunks go to the partial folder ``.<out_dir name>.partial`` beside `out_dir`
+(`tomosynth.resume.PartialOutput`); when all are done they are renamed onto `out_dir`
+together with ``recon.json`` (the provenance returned here), so `out_dir` appears only
+complete. A killed run leaves the partial folder; rerunning with the same scan and
+settings reuses every finished chunk (the log says ``reusing N of M chunks`` and why),
+and a changed scan, backend, filter, centre or stripe setting discards them (the log
+names the change). Bad input (`DataError`) deletes the partial folder.
+
+Chunked, compressed HDF5 files whose chunks span many detector rows (e.g. one chunk
+per projection) are first copied once into a sinogram-ordered scratch file in the
+partial folder (`tomosynth.io.plan_row_reads`, `tomosynth.io.SinogramScratch`), so that
+every HDF5 chunk is decompressed once instead of once per chunk of rows; this costs
+disk space equal to the uncompressed scan (rows in range), and is skipped with a
+warning when the disk lacks it.
+
+Peak memory is bounded by the chunk, not the scan: `recon_memory_bound_mb` states the
+bound (counts, pre-processing temporaries, filter and back-projection working sets,
+this chunk's and the previous chunk's slices, the TIFF write) and is recorded as
+``memory_bound_mb`` in ``recon.json``; ``benchmarks/bench_recon.py --memory`` measures
+it. For 1,500 angles, 2048 columns and ``chunk_rows=16`` (torch) it is 1,362 MiB.
+
+The driver is a short sequence of steps (`_check_settings`, `_row_range`,
+`_plan_reads`, `_choose_center`, `_compute_chunks`, `_metadata`), each small enough to
+read at once; `_Run` carries the scan and the settings between them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +35,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +43,8 @@ import numpy as np
 from tomosynth.device import select_device
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import (
+    Projections,
+    ScanInfo,
     SinogramScratch,
     h5_layout,
     inspect_dxchange,
@@ -78,28 +109,7 @@ def reconstruct_scan(
 ) -> dict:
     """Reconstruct a DXchange scan into float32 TIFF slices, chunk by chunk, resumably.
 
-    For each chunk of `chunk_rows` detector rows: read -> `normalize` -> `minus_log` ->
-    `remove_stripes` -> `fbp` -> ``slice_{index:05d}.tiff`` (absolute row index). Finished
-    chunks go to the partial folder ``.<out_dir name>.partial`` beside `out_dir`
-    (`tomosynth.resume.PartialOutput`); when all are done they are renamed onto `out_dir`
-    together with ``recon.json`` (the provenance returned here), so `out_dir` appears only
-    complete. A killed run leaves the partial folder; rerunning with the same scan and
-    settings reuses every finished chunk (the log says ``reusing N of M chunks`` and why),
-    and a changed scan, backend, filter, centre or stripe setting discards them (the log
-    names the change). Bad input (`DataError`) deletes the partial folder.
-
-    Chunked, compressed HDF5 files whose chunks span many detector rows (e.g. one chunk
-    per projection) are first copied once into a sinogram-ordered scratch file in the
-    partial folder (`tomosynth.io.plan_row_reads`, `tomosynth.io.SinogramScratch`), so that
-    every HDF5 chunk is decompressed once instead of once per chunk of rows; this costs
-    disk space equal to the uncompressed scan (rows in range), and is skipped with a
-    warning when the disk lacks it.
-
-    Peak memory is bounded by the chunk, not the scan: `recon_memory_bound_mb` states the
-    bound (counts, pre-processing temporaries, filter and back-projection working sets,
-    this chunk's and the previous chunk's slices, the TIFF write) and is recorded as
-    ``memory_bound_mb`` in ``recon.json``; ``benchmarks/bench_recon.py --memory`` measures
-    it. For 1,500 angles, 2048 columns and ``chunk_rows=16`` (torch) it is 1,362 MiB.
+    Steps, resuming, the scratch copy and the memory bound: see the module docstring.
 
     Parameters
     ----------
@@ -152,194 +162,35 @@ def reconstruct_scan(
     ConfigError
         Unknown backend/filter, a backend whose library is missing, ``chunk_rows < 1``.
     """
-    from tqdm import tqdm
-
     start_time = time.perf_counter()
     h5_path = Path(h5_path)
-    if int(chunk_rows) < 1:
-        raise ConfigError(f"recon.chunk_rows: must be >= 1, got {chunk_rows}")
-    chunk_rows = int(chunk_rows)
-    backend_used = resolve_backend(backend)
-    if filter_name not in FILTERS:
-        raise ConfigError(f"recon.filter: unknown filter {filter_name!r} (one of {FILTERS})")
+    chunk_rows, backend_used = _check_settings(chunk_rows, backend, filter_name)
     info = inspect_dxchange(h5_path, theta_units=theta_units)
     check_angles(h5_path, info.theta)  # stuck angles stop; gaps are logged (scan_checks)
-    if slices is None:
-        r0, r1 = 0, info.n_rows
-    else:
-        if len(slices) != 2:
-            raise ConfigError(f"recon.slices: expected [start, stop], got {slices!r}")
-        r0, r1 = int(slices[0]), int(slices[1])
-        if not (0 <= r0 < r1 <= info.n_rows):
-            raise DataError(
-                f"{h5_path}: slice range [{r0}, {r1}) is empty or outside the scan's "
-                f"{info.n_rows} detector rows (valid: 0 <= start < stop <= {info.n_rows})"
-            )
-    if not (center in ("auto", None) or isinstance(center, int | float)) or isinstance(
-        center, bool
-    ):
-        raise ConfigError(f"recon.center: expected a number, 'auto' or null, got {center!r}")
-
-    digest = scan_digest(h5_path, theta_units)
-    code = code_digest("tomosynth.recon", "tomosynth.io")
+    r0, r1 = _row_range(h5_path, slices, info.n_rows)
+    _check_center(center)
+    run = _Run(
+        h5_path=h5_path,
+        info=info,
+        rows=(r0, r1),
+        backend=backend,
+        backend_used=backend_used,
+        filter_name=filter_name,
+        stripe_removal=stripe_removal,
+        stripe_size=int(stripe_size),
+        chunk_rows=chunk_rows,
+        device=device,
+        memory_budget_mb=memory_budget_mb,
+        threads=threads,
+        theta_units=theta_units,
+        digest=scan_digest(h5_path, theta_units),
+        code=code_digest("tomosynth.recon", "tomosynth.io"),
+    )
     partial = PartialOutput(out_dir)
-    chunks = [(a, min(a + chunk_rows, r1)) for a in range(r0, r1, chunk_rows)]
     try:
-        # Read order first: the scratch copy (if any) also serves the centre search.
-        mode, why = plan_row_reads(h5_layout(h5_path, theta_units), r1 - r0, chunk_rows)
-        scratch = None
-        scratch_info: dict = {}
-        if mode == "transpose":
-            scratch = SinogramScratch(
-                partial.scratch, h5_path, (r0, r1), digest, memory_budget_mb, theta_units
-            )
-            partial.root.mkdir(parents=True, exist_ok=True)
-            free = shutil.disk_usage(partial.root).free
-            # the file fills frame by frame (sparse until written): what is left to write
-            need = scratch.nbytes * (scratch.n_frames - scratch.frames_done()) // scratch.n_frames
-            if free < need:
-                mode, scratch = "direct", None
-                why += (
-                    f"; but the scratch copy needs {need / 2**30:.1f} GiB, free {free / 2**30:.1f}"
-                )
-                _log.warning("%s: %s, reading directly", h5_path, why)
-        center_cached = False
-        if center == "auto":
-            mid = (r0 + r1) // 2
-            c0 = max(r0, mid - 4)
-            c1 = min(r1, c0 + 8)
-            key = {
-                "scan": digest,
-                "rows": [c0, c1],
-                "method": center_method,
-                "stripe_removal": stripe_removal,
-                "stripe_size": int(stripe_size),
-                "code": code,
-            }
-            found = partial.cached("center", key)
-            center_cached = found is not None
-            if found is None:
-                if scratch is not None:
-                    scratch_info = _build_scratch(scratch, h5_path)
-                p = (
-                    scratch.read(c0, c1)
-                    if scratch is not None
-                    else read_dxchange(h5_path, (c0, c1), theta_units=theta_units)
-                )
-                sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size, threads)
-                found = find_center(
-                    sino, info.theta, method=center_method, device=device, threads=threads
-                )
-                partial.store("center", key, float(found))
-                del p, sino
-            center_px = float(found)
-            center_source = f"auto ({center_method}, rows {c0}..{c1})"
-        elif center is None:
-            center_px, center_source = info.n_cols / 2.0, "default (cols / 2)"
-        else:
-            center_px, center_source = float(center), "given"
-
-        provenance = {
-            "scan_digest": digest,
-            "code": code,
-            "numpy": np.__version__,
-            "backend": backend_used,
-            "filter": filter_name,
-            "center": center_px,
-            "stripe_removal": stripe_removal,
-            "stripe_size": int(stripe_size),
-        }
-        reason = partial.open(provenance)
-        todo = [c for c in chunks if not partial.is_done(*c)]
-        n_reused = len(chunks) - len(todo)
-        _log.info(
-            "%s: reusing %d of %d chunks (%s)", Path(out_dir).name, n_reused, len(chunks), reason
+        meta = _reconstruct(
+            run, partial, Path(out_dir).name, center, center_method, bad_rows, start_time
         )
-        _log.info("%s: read order %s (%s)", h5_path.name, mode, why)
-        if scratch is not None and todo and not scratch_info:
-            scratch_info = _build_scratch(scratch, h5_path)
-
-        def read(a: int, b: int):
-            if scratch is not None:
-                return scratch.read(a, b)
-            return read_dxchange(h5_path, rows=(a, b), theta_units=theta_units)
-
-        # torch and the fourier backend's torch engine run where `device` resolves to
-        dev_type = (
-            select_device(device).type
-            if backend_used in ("torch", "fourier") and device != "cpu"
-            else "cpu"
-        )
-        bar = tqdm(total=r1 - r0, desc=f"reconstruct {h5_path.name}", unit="slice")
-        bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
-        for a, b in todo:
-            p = check_rows(read(a, b), h5_path, bad_rows, read)  # saturated rows (scan_checks)
-            sino = _preprocess(p.data, p.flat, p.dark, stripe_removal, stripe_size, threads)
-            del p
-            rec = fbp(
-                sino,
-                info.theta,
-                center_px,
-                filter_name,
-                backend_used,
-                device,
-                memory_budget_mb,
-                threads=threads,
-            )
-            del sino
-            paths = write_tiff_slices(partial.slices, rec, first_index=a)
-            partial.record(a, b, paths, device=dev_type)
-            bar.update(b - a)
-        bar.close()
-        meta = {
-            "scan": str(h5_path),
-            "center": float(center_px),
-            "center_source": center_source,
-            "backend": backend_used,
-            "backend_requested": backend,
-            "filter": filter_name,
-            "stripe_removal": stripe_removal,
-            "stripe_size": int(stripe_size),
-            "rows": [r0, r1],
-            "n_slices": r1 - r0,
-            "shape": [r1 - r0, info.n_cols, info.n_cols],
-            "chunk_rows": chunk_rows,
-            "n_angles": info.n_angles,
-            "voxel_um": _voxel_size(info.attrs),
-            "units": "attenuation per voxel (mu * voxel size)",
-            "seconds": round(time.perf_counter() - start_time, 3),
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
-            "memory_budget_mb": int(memory_budget_mb),
-            "memory_bound_mb": round(
-                recon_memory_bound_mb(
-                    info.n_angles,
-                    info.n_flats,
-                    info.n_darks,
-                    chunk_rows,
-                    info.n_cols,
-                    backend_used,
-                    memory_budget_mb,
-                    threads,
-                ),
-                1,
-            ),
-            "device": dev_type,
-            "threads": threads,
-            "read_order": {"mode": mode, "reason": why, **scratch_info},
-            "resume": {
-                "partial_dir": str(partial.root),
-                "chunks": len(chunks),
-                "reused_chunks": n_reused,
-                "computed_chunks": len(todo),
-                "reason": reason,
-                "center_cached": center_cached,
-            },
-        }
-        if dev_type == "cuda":
-            import torch
-
-            meta["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        partial.publish((r0, r1), meta)
     except (DataError, ConfigError):
         partial.discard()  # bad input or settings: a rerun needs another file or config
         raise
@@ -352,6 +203,299 @@ def reconstruct_scan(
                 partial.root,
             )
         raise
+    return meta
+
+
+def _reconstruct(
+    run: _Run,
+    partial: PartialOutput,
+    out_name: str,
+    center: float | str | None,
+    center_method: str,
+    bad_rows: str,
+    start_time: float,
+) -> dict:
+    """Read order, centre, the chunks still to do, ``recon.json``; publishes `partial`."""
+    r0, r1 = run.rows
+    chunks = [(a, min(a + run.chunk_rows, r1)) for a in range(r0, r1, run.chunk_rows)]
+    # Read order first: the scratch copy (if any) also serves the centre search.
+    mode, why = _plan_reads(run, partial)
+    center_px, center_source, center_cached = _choose_center(run, partial, center, center_method)
+    reason = partial.open(_provenance(run, center_px))
+    todo = [c for c in chunks if not partial.is_done(*c)]
+    _log.info(
+        "%s: reusing %d of %d chunks (%s)",
+        out_name,
+        len(chunks) - len(todo),
+        len(chunks),
+        reason,
+    )
+    _log.info("%s: read order %s (%s)", run.h5_path.name, mode, why)
+    if todo:
+        run.build_scratch()
+    dev_type = _device_type(run)
+    _compute_chunks(run, partial, chunks, todo, center_px, dev_type, bad_rows)
+    resume = {
+        "partial_dir": str(partial.root),
+        "chunks": len(chunks),
+        "reused_chunks": len(chunks) - len(todo),
+        "computed_chunks": len(todo),
+        "reason": reason,
+        "center_cached": center_cached,
+    }
+    read_order = {"mode": mode, "reason": why, **run.scratch_info}
+    center_meta = {"center": float(center_px), "center_source": center_source}
+    meta = _metadata(run, center_meta, start_time, dev_type, read_order, resume)
+    partial.publish(run.rows, meta)
+    return meta
+
+
+@dataclass
+class _Run:
+    """One call of `reconstruct_scan`: the scan, the settings, and the read path chosen."""
+
+    h5_path: Path
+    info: ScanInfo
+    rows: tuple[int, int]
+    backend: str  # as requested ("auto" included)
+    backend_used: str
+    filter_name: str
+    stripe_removal: str
+    stripe_size: int
+    chunk_rows: int
+    device: str
+    memory_budget_mb: int
+    threads: int | None
+    theta_units: str | None
+    digest: str  # of the scan (`tomosynth.io.scan_digest`)
+    code: str  # of this package and tomosynth.io (`tomosynth.resume.code_digest`)
+    scratch: SinogramScratch | None = None
+    scratch_info: dict = field(default_factory=dict)
+
+    def read(self, a: int, b: int) -> Projections:
+        """Detector rows ``[a, b)``: from the scratch copy when there is one."""
+        if self.scratch is not None:
+            return self.scratch.read(a, b)
+        return read_dxchange(self.h5_path, rows=(a, b), theta_units=self.theta_units)
+
+    def preprocess(self, p: Projections) -> np.ndarray:
+        """Minus-log sinograms of projections `p`, stripes removed."""
+        return _preprocess(
+            p.data, p.flat, p.dark, self.stripe_removal, self.stripe_size, self.threads
+        )
+
+    def build_scratch(self) -> None:
+        """Build (or finish) the scratch copy once, if this run reads through one."""
+        if self.scratch is not None and not self.scratch_info:
+            self.scratch_info = _build_scratch(self.scratch, self.h5_path)
+
+
+def _check_settings(chunk_rows: int, backend: str, filter_name: str) -> tuple[int, str]:
+    """``(chunk_rows, backend used)``; ConfigError for a bad chunk size, backend or filter."""
+    if int(chunk_rows) < 1:
+        raise ConfigError(f"recon.chunk_rows: must be >= 1, got {chunk_rows}")
+    backend_used = resolve_backend(backend)
+    if filter_name not in FILTERS:
+        raise ConfigError(f"recon.filter: unknown filter {filter_name!r} (one of {FILTERS})")
+    return int(chunk_rows), backend_used
+
+
+def _row_range(
+    h5_path: Path, slices: tuple[int, int] | list[int] | None, n_rows: int
+) -> tuple[int, int]:
+    """Half-open detector row range ``(r0, r1)`` of `slices` (``None``: all rows)."""
+    if slices is None:
+        return 0, n_rows
+    if len(slices) != 2:
+        raise ConfigError(f"recon.slices: expected [start, stop], got {slices!r}")
+    r0, r1 = int(slices[0]), int(slices[1])
+    if not (0 <= r0 < r1 <= n_rows):
+        raise DataError(
+            f"{h5_path}: slice range [{r0}, {r1}) is empty or outside the scan's "
+            f"{n_rows} detector rows (valid: 0 <= start < stop <= {n_rows})"
+        )
+    return r0, r1
+
+
+def _check_center(center: float | str | None) -> None:
+    """ConfigError unless `center` is a number, ``"auto"`` or ``None``."""
+    if not (center in ("auto", None) or isinstance(center, int | float)) or isinstance(
+        center, bool
+    ):
+        raise ConfigError(f"recon.center: expected a number, 'auto' or null, got {center!r}")
+
+
+def _plan_reads(run: _Run, partial: PartialOutput) -> tuple[str, str]:
+    """Read order ``(mode, why)``; sets ``run.scratch`` when the rows are read transposed.
+
+    The scratch copy is dropped (reading directly, with a warning) when the disk lacks
+    what is left to write of it.
+    """
+    r0, r1 = run.rows
+    layout = h5_layout(run.h5_path, run.theta_units)
+    mode, why = plan_row_reads(layout, r1 - r0, run.chunk_rows)
+    if mode != "transpose":
+        return mode, why
+    scratch = SinogramScratch(
+        partial.scratch, run.h5_path, run.rows, run.digest, run.memory_budget_mb, run.theta_units
+    )
+    partial.root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(partial.root).free
+    # the file fills frame by frame (sparse until written): what is left to write
+    need = scratch.nbytes * (scratch.n_frames - scratch.frames_done()) // scratch.n_frames
+    if free < need:
+        why += f"; but the scratch copy needs {need / 2**30:.1f} GiB, free {free / 2**30:.1f}"
+        _log.warning("%s: %s, reading directly", run.h5_path, why)
+        return "direct", why
+    run.scratch = scratch
+    return mode, why
+
+
+def _choose_center(
+    run: _Run, partial: PartialOutput, center: float | str | None, center_method: str
+) -> tuple[float, str, bool]:
+    """``(centre in pixels, how it was chosen, whether it came from the partial folder)``."""
+    if center == "auto":
+        return _auto_center(run, partial, center_method)
+    if center is None:
+        return run.info.n_cols / 2.0, "default (cols / 2)", False
+    return float(center), "given", False
+
+
+def _auto_center(run: _Run, partial: PartialOutput, center_method: str) -> tuple[float, str, bool]:
+    """`find_center` on up to 8 rows around the middle of the range, cached in `partial`."""
+    r0, r1 = run.rows
+    mid = (r0 + r1) // 2
+    c0 = max(r0, mid - 4)
+    c1 = min(r1, c0 + 8)
+    key = {
+        "scan": run.digest,
+        "rows": [c0, c1],
+        "method": center_method,
+        "stripe_removal": run.stripe_removal,
+        "stripe_size": run.stripe_size,
+        "code": run.code,
+    }
+    found = partial.cached("center", key)
+    cached = found is not None
+    if found is None:
+        run.build_scratch()
+        sino = run.preprocess(run.read(c0, c1))
+        found = find_center(
+            sino, run.info.theta, method=center_method, device=run.device, threads=run.threads
+        )
+        partial.store("center", key, float(found))
+        del sino
+    return float(found), f"auto ({center_method}, rows {c0}..{c1})", cached
+
+
+def _provenance(run: _Run, center_px: float) -> dict:
+    """What finished chunks must share to be reused (`tomosynth.resume.PartialOutput`)."""
+    return {
+        "scan_digest": run.digest,
+        "code": run.code,
+        "numpy": np.__version__,
+        "backend": run.backend_used,
+        "filter": run.filter_name,
+        "center": center_px,
+        "stripe_removal": run.stripe_removal,
+        "stripe_size": run.stripe_size,
+    }
+
+
+def _device_type(run: _Run) -> str:
+    """Where the work runs: torch and the fourier backend's torch engine go where `device`
+    resolves to; every other backend runs on the CPU."""
+    if run.backend_used in ("torch", "fourier") and run.device != "cpu":
+        return select_device(run.device).type
+    return "cpu"
+
+
+def _compute_chunks(
+    run: _Run,
+    partial: PartialOutput,
+    chunks: list[tuple[int, int]],
+    todo: list[tuple[int, int]],
+    center_px: float,
+    dev_type: str,
+    bad_rows: str,
+) -> None:
+    """Reconstruct the chunks still `todo` into the partial folder, one marker each."""
+    from tqdm import tqdm
+
+    r0, r1 = run.rows
+    bar = tqdm(total=r1 - r0, desc=f"reconstruct {run.h5_path.name}", unit="slice")
+    bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
+    for a, b in todo:
+        p = check_rows(run.read(a, b), run.h5_path, bad_rows, run.read)  # saturated rows
+        sino = run.preprocess(p)
+        del p
+        rec = fbp(
+            sino,
+            run.info.theta,
+            center_px,
+            run.filter_name,
+            run.backend_used,
+            run.device,
+            run.memory_budget_mb,
+            threads=run.threads,
+        )
+        del sino
+        paths = write_tiff_slices(partial.slices, rec, first_index=a)
+        partial.record(a, b, paths, device=dev_type)
+        bar.update(b - a)
+    bar.close()
+
+
+def _metadata(
+    run: _Run,
+    center_meta: dict,
+    start_time: float,
+    dev_type: str,
+    read_order: dict,
+    resume: dict,
+) -> dict:
+    """The contents of ``recon.json`` (see `reconstruct_scan`'s Returns)."""
+    info = run.info
+    r0, r1 = run.rows
+    bound = recon_memory_bound_mb(
+        info.n_angles,
+        info.n_flats,
+        info.n_darks,
+        run.chunk_rows,
+        info.n_cols,
+        run.backend_used,
+        run.memory_budget_mb,
+        run.threads,
+    )
+    meta = {
+        "scan": str(run.h5_path),
+        **center_meta,
+        "backend": run.backend_used,
+        "backend_requested": run.backend,
+        "filter": run.filter_name,
+        "stripe_removal": run.stripe_removal,
+        "stripe_size": run.stripe_size,
+        "rows": [r0, r1],
+        "n_slices": r1 - r0,
+        "shape": [r1 - r0, info.n_cols, info.n_cols],
+        "chunk_rows": run.chunk_rows,
+        "n_angles": info.n_angles,
+        "voxel_um": _voxel_size(info.attrs),
+        "units": "attenuation per voxel (mu * voxel size)",
+        "seconds": round(time.perf_counter() - start_time, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "memory_budget_mb": int(run.memory_budget_mb),
+        "memory_bound_mb": round(bound, 1),
+        "device": dev_type,
+        "threads": run.threads,
+        "read_order": read_order,
+        "resume": resume,
+    }
+    if dev_type == "cuda":
+        import torch
+
+        meta["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return meta
 
 
