@@ -288,3 +288,33 @@ def test_scratch_copy_skipped_when_the_disk_lacks_space(tmp_path, monkeypatch, c
     assert "the scratch copy needs" in meta["read_order"]["reason"]
     assert "reading directly" in caplog.text
     assert _slice_bytes(tmp_path / "out") == _slice_bytes(tmp_path / "ref")
+
+
+def test_code_digest_covers_every_module_of_a_package(tmp_path, monkeypatch):
+    # the reconstruction code is a package: an edit in any of its modules (not only in
+    # __init__.py) must change the digest, so chunks of the old code are not reused
+    import hashlib
+
+    from tomosynth.resume import code_digest
+
+    pkg = tmp_path / "digestpkg"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "A = 1\n",
+        "b.py": "B = 2\n",
+        "sub/__init__.py": "",
+        "sub/c.py": "C = 3\n",
+    }
+    for rel, text in files.items():
+        (pkg / rel).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # independent reference: name, then each file's relative path and bytes, sorted by path
+    h = hashlib.sha256(b"digestpkg")
+    for rel in sorted(files, key=lambda r: Path(r).parts):
+        h.update(rel.encode())
+        h.update(files[rel].encode())
+    assert code_digest("digestpkg") == h.hexdigest()
+    before = code_digest("digestpkg")
+    (pkg / "sub" / "c.py").write_text("C = 4\n")
+    assert code_digest("digestpkg") != before
+    assert code_digest("tomosynth.recon") != code_digest("tomosynth.recon.chunks")
