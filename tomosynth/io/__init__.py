@@ -1,6 +1,8 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """File input/output: atomic writes, DXchange scans, TIFF/PNG stacks, JSON.
 
-A package by concern; every name is re-exported here, so callers import from
+A package by concern (`atomic`, `jsonio`, `dxchange`, `readorder`, `stacks`); every
+public name is re-exported here, so callers import from
 ``tomosynth.io``. h5py, tifffile and Pillow are imported where used, so that the
 atomic-write and JSON helpers work in every rule's environment, including ones without
 HDF5."""
