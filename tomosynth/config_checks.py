@@ -156,6 +156,27 @@ def check_consistency(config: Mapping) -> None:
     """
     scans = dict(config.get("scans", {}))
     pre = config.get("preprocess", {})
+    _check_preprocess(pre)
+    _check_scan_entries(scans)
+    run = config.get("run_scans")
+    if run is not None:
+        _require_known(run, scans, "run_scans", "configured scans")
+    _check_selected_scans(config, scans, int(pre.get("skip_slices", 0)))
+    for key, names in (
+        ("wgan_gp.scans", config.get("wgan_gp", {}).get("scans", [])),
+        ("srgan.scans", config.get("srgan", {}).get("scans", [])),
+        ("srgan.cv.specimens", config.get("srgan", {}).get("cv", {}).get("specimens", [])),
+        ("srgan.lr_scans", list(config.get("srgan", {}).get("lr_scans", {}).values())),
+    ):
+        _require_known(names, scans, key, "configured scans")
+    if config.get("srgan", {}):
+        _check_srgan(config, list(pre.get("sizes", [])))
+    check_preset_blocks(config)
+    check_splits(config)
+
+
+def _check_preprocess(pre: Mapping) -> None:
+    """Percentiles in order; split fractions summing to 1."""
     low, high = pre.get("percentiles", [1, 99])
     if not low < high:
         raise ConfigError(
@@ -169,6 +190,10 @@ def check_consistency(config: Mapping) -> None:
             f"config preprocess.split: train + val + test = {total:g}, must be 1 "
             f"(got {dict(split)}; an unset fraction takes its default 0.8 / 0.1 / 0.1)"
         )
+
+
+def _check_scan_entries(scans: Mapping) -> None:
+    """Each scan: slice range in order; keys only for the kind of scan (path or built-in)."""
     for name, entry in scans.items():
         sl = entry.get("slices")
         if sl is not None and not sl[0] < sl[1]:
@@ -183,77 +208,75 @@ def check_consistency(config: Mapping) -> None:
             )
         if "path" in entry and entry.get("binning", 1) != 1:
             raise ConfigError(f"config scans.{name}.binning: only for built-in scans")
-    run = config.get("run_scans")
-    if run is not None:
-        _require_known(run, scans, "run_scans", "configured scans")
-    selected = select_scans(config)
-    skip = int(pre.get("skip_slices", 0))
-    for name in selected:
+
+
+def _check_selected_scans(config: Mapping, scans: Mapping, skip: int) -> None:
+    """Each scan this run uses: its file exists; `skip_slices` leaves some of its rows."""
+    for name in select_scans(config):
         entry = scans[name]
         if "path" in entry:
-            scan_path = Path(entry["path"])
-            if scan_path.is_dir():
-                raise ConfigError(
-                    f"config scans.{name}.path: {scan_path} is a directory, not a DXchange .h5 file"
-                )
-            if not scan_path.exists():
-                raise ConfigError(f"config scans.{name}.path: {scan_path} does not exist")
-        if "builtin" in entry:
-            rows = int(config.get("simulate", {}).get("slices", 0))
-            if entry.get("slices") is not None:
-                rows = min(rows, entry["slices"][1]) - entry["slices"][0]
-        elif entry.get("slices") is not None:
-            rows = entry["slices"][1] - entry["slices"][0]
-        else:
-            continue  # known only once the file is read
-        if rows - skip < 1:
+            _check_scan_path(name, Path(entry["path"]))
+        rows = _known_rows(config, entry)
+        if rows is not None and rows - skip < 1:
             raise ConfigError(
                 f"config preprocess.skip_slices: {skip} drops all {rows} slices of scan {name!r}"
             )
-    for key, names in (
-        ("wgan_gp.scans", config.get("wgan_gp", {}).get("scans", [])),
-        ("srgan.scans", config.get("srgan", {}).get("scans", [])),
-        ("srgan.cv.specimens", config.get("srgan", {}).get("cv", {}).get("specimens", [])),
-        ("srgan.lr_scans", list(config.get("srgan", {}).get("lr_scans", {}).values())),
-    ):
-        _require_known(names, scans, key, "configured scans")
+
+
+def _check_scan_path(name: str, scan_path: Path) -> None:
+    if scan_path.is_dir():
+        raise ConfigError(
+            f"config scans.{name}.path: {scan_path} is a directory, not a DXchange .h5 file"
+        )
+    if not scan_path.exists():
+        raise ConfigError(f"config scans.{name}.path: {scan_path} does not exist")
+
+
+def _known_rows(config: Mapping, entry: Mapping) -> int | None:
+    """Detector rows a scan gives before the file is read (None: known only from the file)."""
+    if "builtin" in entry:
+        rows = int(config.get("simulate", {}).get("slices", 0))
+        if entry.get("slices") is not None:
+            rows = min(rows, entry["slices"][1]) - entry["slices"][0]
+        return rows
+    if entry.get("slices") is not None:
+        return entry["slices"][1] - entry["slices"][0]
+    return None
+
+
+def _check_srgan(config: Mapping, sizes: list) -> None:
+    """Presets that exist, HR size and scales, folds, warm-up epochs <= epochs."""
     srgan = config.get("srgan", {})
     presets = srgan.get("presets", {})
-    if srgan:
-        _require_known(srgan.get("run_presets", []), presets, "srgan.run_presets", "presets")
-        upscale = config.get("upscale", {})
-        if "srgan" in upscale.get("methods", []):
-            _require_known(
-                [upscale.get("srgan_preset")], presets, "upscale.srgan_preset", "presets"
-            )
-        sizes = list(pre.get("sizes", []))
-        uses_srgan = bool(srgan.get("scans")) and bool(srgan.get("run_scales"))
-        hr = srgan.get("hr_size")
-        if uses_srgan and hr not in sizes:
-            raise ConfigError(f"config srgan.hr_size: {hr} is not one of preprocess.sizes {sizes}")
-        for scale in srgan.get("run_scales", []) if uses_srgan else []:
-            if hr % scale:
-                raise ConfigError(
-                    f"config srgan.run_scales: {hr} px (srgan.hr_size) is not divisible by {scale}"
-                )
-        cv = srgan.get("cv", {})
-        n_spec = len(cv.get("specimens", []))
-        if n_spec and not 2 <= cv.get("folds", 2) <= n_spec:
+    _require_known(srgan.get("run_presets", []), presets, "srgan.run_presets", "presets")
+    upscale = config.get("upscale", {})
+    if "srgan" in upscale.get("methods", []):
+        _require_known([upscale.get("srgan_preset")], presets, "upscale.srgan_preset", "presets")
+    uses_srgan = bool(srgan.get("scans")) and bool(srgan.get("run_scales"))
+    hr = srgan.get("hr_size")
+    if uses_srgan and hr not in sizes:
+        raise ConfigError(f"config srgan.hr_size: {hr} is not one of preprocess.sizes {sizes}")
+    for scale in srgan.get("run_scales", []) if uses_srgan else []:
+        if hr % scale:
             raise ConfigError(
-                f"config srgan.cv.folds: {cv.get('folds')} folds for {n_spec} specimens "
-                "(need 2 <= folds <= specimens)"
+                f"config srgan.run_scales: {hr} px (srgan.hr_size) is not divisible by {scale}"
             )
-        base = srgan.get("train", {})
-        for name, preset in {"": {}, **presets}.items():
-            train = {**base, **(preset.get("train", {}) or {})}
-            if "epochs" in train and train.get("pretrain_epochs", 0) > train["epochs"]:
-                key = f"srgan.presets.{name}.train" if name else "srgan.train"
-                raise ConfigError(
-                    f"config {key}.pretrain_epochs: {train['pretrain_epochs']} is more than "
-                    f"epochs {train['epochs']}"
-                )
-    check_preset_blocks(config)
-    check_splits(config)
+    cv = srgan.get("cv", {})
+    n_spec = len(cv.get("specimens", []))
+    if n_spec and not 2 <= cv.get("folds", 2) <= n_spec:
+        raise ConfigError(
+            f"config srgan.cv.folds: {cv.get('folds')} folds for {n_spec} specimens "
+            "(need 2 <= folds <= specimens)"
+        )
+    base = srgan.get("train", {})
+    for name, preset in {"": {}, **presets}.items():
+        train = {**base, **(preset.get("train", {}) or {})}
+        if "epochs" in train and train.get("pretrain_epochs", 0) > train["epochs"]:
+            key = f"srgan.presets.{name}.train" if name else "srgan.train"
+            raise ConfigError(
+                f"config {key}.pretrain_epochs: {train['pretrain_epochs']} is more than "
+                f"epochs {train['epochs']}"
+            )
 
 
 def check_preset_blocks(config: Mapping) -> None:

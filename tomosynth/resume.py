@@ -45,18 +45,26 @@ log = logging.getLogger("tomosynth.recon")
 def code_digest(*modules: str) -> str:
     """SHA-256 of the source files of `modules` (e.g. ``"tomosynth.recon"``).
 
-    Part of the provenance: a reconstruction finished by other code (an upgrade, a fix of
-    the geometry) is never mixed with chunks from this code.
+    A package counts with every module in it (all ``*.py`` below its folder, sorted by
+    relative path, each path hashed before its bytes). Part of the provenance: a
+    reconstruction finished by other code (an upgrade, a fix of the geometry) is never
+    mixed with chunks from this code.
     """
     import importlib.util
 
     h = hashlib.sha256()
     for name in modules:
         spec = importlib.util.find_spec(name)
-        origin = spec.origin if spec is not None else None
         h.update(name.encode())
-        if origin and Path(origin).is_file():
-            h.update(Path(origin).read_bytes())
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:  # a package: all of its modules
+            for folder in map(Path, spec.submodule_search_locations):
+                for path in sorted(folder.rglob("*.py")):
+                    h.update(path.relative_to(folder).as_posix().encode())
+                    h.update(path.read_bytes())
+        elif spec.origin and Path(spec.origin).is_file():
+            h.update(Path(spec.origin).read_bytes())
     return h.hexdigest()
 
 

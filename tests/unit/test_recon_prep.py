@@ -12,7 +12,8 @@ import torch
 
 from tomosynth import recon
 from tomosynth.io import write_dxchange
-from tomosynth.recon_prep import flat_minus_log
+from tomosynth.recon import chunks
+from tomosynth.recon.prep import flat_minus_log
 
 
 def _counts(rng, shape, dtype):
@@ -61,8 +62,8 @@ def test_recon_json_names_the_device_the_fourier_backend_ran_on(
         seen["backend"], seen["device"] = backend, device
         return np.zeros((sino.shape[1], sino.shape[2], sino.shape[2]), np.float32)
 
-    monkeypatch.setattr(recon, "fbp", fake_fbp)
-    monkeypatch.setattr(recon, "select_device", lambda device="auto": torch.device(resolved))
+    monkeypatch.setattr(chunks, "fbp", fake_fbp)  # looked up in recon.chunks
+    monkeypatch.setattr(chunks, "select_device", lambda device="auto": torch.device(resolved))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a, **k: 0)
     meta = recon.reconstruct_scan(
         tmp_path / "scan.h5", tmp_path / "out", backend="fourier", center=16.0, device="auto"

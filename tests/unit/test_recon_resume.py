@@ -24,6 +24,7 @@ import pytest
 
 from tomosynth import recon
 from tomosynth.errors import DataError
+from tomosynth.recon import backends
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS, COLS, ANGLES, CHUNK = 24, 48, 61, 2
@@ -54,12 +55,13 @@ _KILLED_RUN = textwrap.dedent(
     """
     import sys, time
     from tomosynth import recon
-    fbp = recon.fbp
+    from tomosynth.recon import chunks
+    fbp = chunks.fbp
     def slow_fbp(*args, **kwargs):  # a slow backend, so the test can kill mid-run
         out = fbp(*args, **kwargs)
         time.sleep(0.3)
         return out
-    recon.fbp = slow_fbp
+    chunks.fbp = slow_fbp  # where reconstruct_scan looks it up
     recon.reconstruct_scan(sys.argv[1], sys.argv[2], backend="torch", device="cpu",
                            chunk_rows=int(sys.argv[3]), threads=1)
     """
@@ -251,7 +253,7 @@ def test_threads_never_change_the_callers_torch_setting():
     sino = rng.random((30, 2, 32)).astype(np.float32)
     theta = np.linspace(0, np.pi, 30, endpoint=False)
     seen = []
-    original = recon._fbp_torch
+    original = backends._fbp_torch  # looked up in recon.backends by `fbp`
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
@@ -260,12 +262,12 @@ def test_threads_never_change_the_callers_torch_setting():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        recon._fbp_torch = spy
+        backends._fbp_torch = spy
         one = recon.fbp(sino, theta, backend="torch", device="cpu", threads=1)
         after = torch.get_num_threads()
         unset = recon.fbp(sino, theta, backend="torch", device="cpu")
     finally:
-        recon._fbp_torch = original
+        backends._fbp_torch = original
         torch.set_num_threads(before)
     assert seen == [2, 2]
     assert after == 2
@@ -286,3 +288,33 @@ def test_scratch_copy_skipped_when_the_disk_lacks_space(tmp_path, monkeypatch, c
     assert "the scratch copy needs" in meta["read_order"]["reason"]
     assert "reading directly" in caplog.text
     assert _slice_bytes(tmp_path / "out") == _slice_bytes(tmp_path / "ref")
+
+
+def test_code_digest_covers_every_module_of_a_package(tmp_path, monkeypatch):
+    # the reconstruction code is a package: an edit in any of its modules (not only in
+    # __init__.py) must change the digest, so chunks of the old code are not reused
+    import hashlib
+
+    from tomosynth.resume import code_digest
+
+    pkg = tmp_path / "digestpkg"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "A = 1\n",
+        "b.py": "B = 2\n",
+        "sub/__init__.py": "",
+        "sub/c.py": "C = 3\n",
+    }
+    for rel, text in files.items():
+        (pkg / rel).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # independent reference: name, then each file's relative path and bytes, sorted by path
+    h = hashlib.sha256(b"digestpkg")
+    for rel in sorted(files, key=lambda r: Path(r).parts):
+        h.update(rel.encode())
+        h.update(files[rel].encode())
+    assert code_digest("digestpkg") == h.hexdigest()
+    before = code_digest("digestpkg")
+    (pkg / "sub" / "c.py").write_text("C = 4\n")
+    assert code_digest("digestpkg") != before
+    assert code_digest("tomosynth.recon") != code_digest("tomosynth.recon.chunks")

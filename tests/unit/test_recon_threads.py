@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """CPU threads of the reconstruction backends: the count used follows `threads`, the result
-does not, and the caller's torch setting is never changed (tomosynth.recon_parallel)."""
+does not, and the caller's torch setting is never changed (tomosynth.recon.parallel)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tomosynth import recon, recon_parallel
+from tomosynth import recon
+from tomosynth.recon import parallel, torch_fbp
 
 
 def _sino(n_angles: int = 40, rows: int = 3, n: int = 48) -> tuple[np.ndarray, np.ndarray]:
@@ -21,14 +22,14 @@ def _sino(n_angles: int = 40, rows: int = 3, n: int = 48) -> tuple[np.ndarray, n
 
 
 def test_cpu_threads_follows_argument_then_environment(monkeypatch):
-    assert recon_parallel.cpu_threads(3) == 3
-    assert recon_parallel.cpu_threads(0) == 1
+    assert parallel.cpu_threads(3) == 3
+    assert parallel.cpu_threads(0) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
-    assert recon_parallel.cpu_threads(None) == 5
+    assert parallel.cpu_threads(None) == 5
     monkeypatch.delenv("OMP_NUM_THREADS")
     import os
 
-    assert recon_parallel.cpu_threads(None) == len(os.sched_getaffinity(0))
+    assert parallel.cpu_threads(None) == len(os.sched_getaffinity(0))
 
 
 def test_run_workers_deals_shares_to_that_many_threads():
@@ -39,10 +40,10 @@ def test_run_workers_deals_shares_to_that_many_threads():
         with lock:
             seen[threading.current_thread().name] = mine
 
-    recon_parallel.run_workers(fn, list(range(7)), 3)
+    parallel.run_workers(fn, list(range(7)), 3)
     assert seen == {"recon-worker-0": [0, 3, 6], "recon-worker-1": [1, 4], "recon-worker-2": [2, 5]}
     with pytest.raises(ZeroDivisionError):
-        recon_parallel.run_workers(lambda mine: 1 / 0, [1], 2)
+        parallel.run_workers(lambda mine: 1 / 0, [1], 2)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -56,7 +57,7 @@ def test_torch_backend_runs_threads_single_threaded_workers(monkeypatch, threads
         return real(*args, **kwargs)
 
     monkeypatch.setattr(F, "embedding_bag", spy)
-    monkeypatch.setattr(recon, "_CPU_TILE_BYTES", 64 * 1024)  # several tiles at 48 px
+    monkeypatch.setattr(torch_fbp, "_CPU_TILE_BYTES", 64 * 1024)  # several tiles at 48 px
     sino, theta = _sino()
     before = torch.get_num_threads()
     recon.fbp(sino, theta, backend="torch", device="cpu", threads=threads)
@@ -75,7 +76,7 @@ def test_default_threads_come_from_the_environment(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(F, "embedding_bag", spy)
-    monkeypatch.setattr(recon, "_CPU_TILE_BYTES", 64 * 1024)
+    monkeypatch.setattr(torch_fbp, "_CPU_TILE_BYTES", 64 * 1024)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     sino, theta = _sino()
     recon.fbp(sino, theta, backend="torch", device="cpu")
@@ -84,7 +85,7 @@ def test_default_threads_come_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize("backend", ["torch", "fourier"])
 def test_results_are_bit_identical_whatever_the_threads(monkeypatch, backend):
-    monkeypatch.setattr(recon, "_CPU_TILE_BYTES", 64 * 1024)
+    monkeypatch.setattr(torch_fbp, "_CPU_TILE_BYTES", 64 * 1024)
     sino, theta = _sino(rows=5)
     one = recon.fbp(sino, theta, 23.7, backend=backend, device="cpu", threads=1)
     for threads in (2, 3):

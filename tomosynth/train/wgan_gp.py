@@ -482,7 +482,7 @@ def train_wgan_gp(
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(dict(cfg))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    latest, final = out / "latest.pt", out / "final.pt"
+    latest = out / "latest.pt"
     live = out / "progress_live"
     stack = load_train_images(png_dir, split_json)
     images = to_model_range(stack)
@@ -492,27 +492,7 @@ def train_wgan_gp(
     decision = trainer.decide(ckpt)
     if decision.republish:
         return _republish(ckpt, out)
-    if decision.resume:
-        trainer.restore(ckpt)
-        print(
-            f"resuming {latest} at epoch {trainer.epoch}, {trainer.spent_s:.1f} s spent",
-            file=sys.stderr,
-        )
-    elif decision.start_over:
-        print(f"not resuming {latest}: {decision.reason}; starting over", file=sys.stderr)
-        ckpt = None
-    if ckpt is None:
-        for stale in (final, out / "log.csv"):  # latest.pt stays until replaced
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(live, ignore_errors=True)
-    final.unlink(missing_ok=True)
-    live.mkdir(exist_ok=True)
-    # log.csv is a declared output that Snakemake may have deleted: rebuild it from the
-    # checkpoint's rows (this also drops rows of epochs logged after the last checkpoint).
-    (out / "log.csv").unlink(missing_ok=True)
-    log = CsvLog(out / "log.csv", LOG_FIELDS)
-    for row in trainer.log_rows:
-        log.append(row)
+    log = _open_run(trainer, ckpt, decision, out)
 
     budget = Budget(cfg.budget_minutes, trainer.spent_s)
     own_stop = stop is None
@@ -526,9 +506,7 @@ def train_wgan_gp(
         disable=not progress_bar,
         mininterval=1.0,
     )
-    reason = "max_epochs" if trainer.epoch >= cfg.max_epochs else None
-    if reason is None and trainer.epoch > 0 and trainer.perm is None and budget.exhausted():
-        reason = "budget"
+    reason = _initial_reason(trainer, cfg, budget)
     last_save = time.monotonic()
 
     def checkpoint(finished: bool = False) -> dict:
@@ -552,31 +530,8 @@ def train_wgan_gp(
                         f"{latest} saved, rerun to resume",
                         signum=flag.signum,
                     )
-                row = trainer.finish_epoch()
-                if trainer.epoch % cfg.progress_every == 0:
-                    write_png(live / f"epoch_{trainer.epoch:05d}.png", trainer.progress_grid())
-                # The budget is checked only here, at the end of an epoch and after its progress
-                # grid (thesis 5.2); the log records the wall-clock time the check saw.
-                row["wall_s"] = budget.elapsed()
-                row["save_s"] = round(trainer.save_s, 3)
-                log.append(row)
-                bar.update(1)
-                bar.set_postfix(
-                    g=f"{row['g_loss']:.3g}",
-                    c=f"{row['c_loss']:.3g}",
-                    w=f"{row['wasserstein']:.3g}",
-                )
-                if on_epoch_end is not None:
-                    on_epoch_end(row)
-                if trainer.epoch >= cfg.max_epochs:
-                    reason = "max_epochs"
-                elif row["wall_s"] >= cfg.budget_minutes * 60:
-                    reason = "budget"
-                # Checkpoints on wall time (checkpoint_minutes; 0 = every epoch) or every
-                # checkpoint_every epochs, and always at a stop signal.
-                due = time.monotonic() - last_save >= cfg.checkpoint_minutes * 60 or (
-                    cfg.checkpoint_every is not None and trainer.epoch % cfg.checkpoint_every == 0
-                )
+                reason = _end_epoch(trainer, cfg, budget, log, bar, live, on_epoch_end)
+                due = _checkpoint_due(trainer, cfg, last_save)
                 stop_now = reason is None and flag.requested  # read the flag once
                 if reason is None and (due or stop_now):
                     checkpoint()
@@ -589,6 +544,89 @@ def train_wgan_gp(
     finally:
         bar.close()
 
+    return _finish(trainer, budget, reason, out)
+
+
+def _open_run(trainer: _Trainer, ckpt: dict | None, decision: Any, out: Path) -> CsvLog:
+    """Resume from `ckpt` or start over (deleting stale outputs); rebuild log.csv."""
+    latest, final, live = out / "latest.pt", out / "final.pt", out / "progress_live"
+    if decision.resume:
+        trainer.restore(ckpt)
+        print(
+            f"resuming {latest} at epoch {trainer.epoch}, {trainer.spent_s:.1f} s spent",
+            file=sys.stderr,
+        )
+    elif decision.start_over:
+        print(f"not resuming {latest}: {decision.reason}; starting over", file=sys.stderr)
+        ckpt = None
+    if ckpt is None:
+        for stale in (final, out / "log.csv"):  # latest.pt stays until replaced
+            stale.unlink(missing_ok=True)
+        shutil.rmtree(live, ignore_errors=True)
+    final.unlink(missing_ok=True)
+    live.mkdir(exist_ok=True)
+    # log.csv is a declared output that Snakemake may have deleted: rebuild it from the
+    # checkpoint's rows (this also drops rows of epochs logged after the last checkpoint).
+    (out / "log.csv").unlink(missing_ok=True)
+    log = CsvLog(out / "log.csv", LOG_FIELDS)
+    for row in trainer.log_rows:
+        log.append(row)
+    return log
+
+
+def _initial_reason(trainer: _Trainer, cfg: TrainConfig, budget: Budget) -> str | None:
+    """Why no epoch is to run at all (``None``: train)."""
+    if trainer.epoch >= cfg.max_epochs:
+        return "max_epochs"
+    if trainer.epoch > 0 and trainer.perm is None and budget.exhausted():
+        return "budget"
+    return None
+
+
+def _end_epoch(
+    trainer: _Trainer,
+    cfg: TrainConfig,
+    budget: Budget,
+    log: CsvLog,
+    bar: Any,
+    live: Path,
+    on_epoch_end: Callable[[dict], None] | None,
+) -> str | None:
+    """Log a finished epoch (progress grid, log row, bar); the reason to stop, if any."""
+    row = trainer.finish_epoch()
+    if trainer.epoch % cfg.progress_every == 0:
+        write_png(live / f"epoch_{trainer.epoch:05d}.png", trainer.progress_grid())
+    # The budget is checked only here, at the end of an epoch and after its progress
+    # grid (thesis 5.2); the log records the wall-clock time the check saw.
+    row["wall_s"] = budget.elapsed()
+    row["save_s"] = round(trainer.save_s, 3)
+    log.append(row)
+    bar.update(1)
+    bar.set_postfix(
+        g=f"{row['g_loss']:.3g}",
+        c=f"{row['c_loss']:.3g}",
+        w=f"{row['wasserstein']:.3g}",
+    )
+    if on_epoch_end is not None:
+        on_epoch_end(row)
+    if trainer.epoch >= cfg.max_epochs:
+        return "max_epochs"
+    if row["wall_s"] >= cfg.budget_minutes * 60:
+        return "budget"
+    return None
+
+
+def _checkpoint_due(trainer: _Trainer, cfg: TrainConfig, last_save: float) -> bool:
+    """Checkpoints on wall time (checkpoint_minutes; 0 = every epoch) or every
+    checkpoint_every epochs (and always at a stop signal, which the caller handles)."""
+    return time.monotonic() - last_save >= cfg.checkpoint_minutes * 60 or (
+        cfg.checkpoint_every is not None and trainer.epoch % cfg.checkpoint_every == 0
+    )
+
+
+def _finish(trainer: _Trainer, budget: Budget, reason: str | None, out: Path) -> dict:
+    """Last progress grid, then latest.pt, progress/ and final.pt; returns the final state."""
+    latest, final, live = out / "latest.pt", out / "final.pt", out / "progress_live"
     if not (live / f"epoch_{trainer.epoch:05d}.png").exists():
         write_png(live / f"epoch_{trainer.epoch:05d}.png", trainer.progress_grid())
     state = trainer.state(budget, finished=True)

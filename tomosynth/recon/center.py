@@ -19,12 +19,20 @@ fine search ends with a parabola through the minimum; candidates run on `threads
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tomosynth.recon_parallel import cpu_threads, run_workers
+from tomosynth.errors import ConfigError
+from tomosynth.recon.geometry import _as_theta
+from tomosynth.recon.parallel import cpu_threads, run_workers
+from tomosynth.recon.torch_fbp import _fbp_torch
 
-__all__ = ["center_correlation", "find_center_vo", "opposite_pair"]
+if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs without it
+    import torch
+
+
+__all__ = ["center_correlation", "find_center", "find_center_vo", "opposite_pair"]
 
 #: Angles of the half turn kept for the metric (after smoothing along the angles).
 _MAX_ANGLES = 512
@@ -183,3 +191,118 @@ def center_correlation(proj: np.ndarray, i: int, j: int) -> float:
     shift = float(taus[int(np.argmax(r))])  # b[d] = a[d - shift]
     # b(d) = p_j(n - 1 - d) = a(d + 2c - n)  =>  shift = -(2c - n)
     return (n - shift) / 2.0
+
+
+def _center_sharpness(
+    sino: np.ndarray,
+    theta: np.ndarray,
+    search: float,
+    filter_name: str,
+    device: str | torch.device,
+    roi: int = 256,
+    max_angles: int = 360,
+    threads: int | None = None,
+) -> float:
+    # A wrong centre smears every edge into arcs; the correct one gives the most
+    # concentrated histogram of the slice, i.e. the lowest Shannon entropy. Only a central
+    # roi x roi square of at most 2 rows from at most `max_angles` angles is reconstructed
+    # per candidate, at full resolution, so the cost does not grow with the detector width.
+    n_angles, n_rows, n = sino.shape
+    mid = n_rows // 2
+    sino = sino[:, max(0, mid - 1) : mid + 1]
+    step_a = max(1, int(math.ceil(n_angles / max_angles)))
+    sino, theta = sino[::step_a], theta[::step_a]
+    m = min(roi, n)
+    inside = np.add.outer(*(2 * [(np.arange(m) + 0.5 - m / 2.0) ** 2])) < (0.48 * m) ** 2
+
+    def recon_roi(c: float) -> np.ndarray:
+        return _fbp_torch(sino, theta, c, filter_name, device, roi=m, threads=threads)[:, inside]
+
+    lo, hi = np.percentile(recon_roi(n / 2.0), [0.5, 99.5])
+    pad = 0.25 * (hi - lo) + 1e-12
+    lo, hi = lo - pad, hi + pad
+
+    def entropy(c: float) -> float:
+        hist, _ = np.histogram(np.clip(recon_roi(c), lo, hi), bins=128, range=(lo, hi))
+        p = hist[hist > 0] / hist.sum()
+        return float(-(p * np.log(p)).sum())
+
+    best = n / 2.0
+    lo_c, hi_c = n / 2.0 - search, n / 2.0 + search  # the refinement stays in the range too
+    for step in (1.0, 0.25):
+        cands = best + np.arange(-search, search + 1e-9, step)
+        cands = cands[(cands >= lo_c - 1e-9) & (cands <= hi_c + 1e-9)]
+        best = float(cands[int(np.argmin([entropy(c) for c in cands]))])
+        search = 2 * step
+    return best
+
+
+#: ``find_center(method="auto")`` takes the opposite-pair correlation only this close to Vo's.
+_PAIR_AGREEMENT_PX = 0.5
+
+
+def find_center(
+    proj: np.ndarray,
+    theta: np.ndarray,
+    method: str = "auto",
+    search: float | None = None,
+    filter_name: str = "ramlak",
+    device: str | torch.device = "auto",
+    threads: int | None = None,
+) -> float:
+    """Find the rotation axis (detector column, pixels) from minus-log projections.
+
+    Parameters
+    ----------
+    proj : (angles, rows, cols) or (angles, cols) array
+        Minus-log projections of a few detector rows.
+    theta : (angles,) array
+        Radians.
+    method : {"auto", "vo", "correlation", "entropy"}
+        ``vo``: Vo's Fourier metric over the whole half-turn sinogram
+        (`tomosynth.recon.center.find_center_vo`, as tomopy's ``find_center_vo``): about
+        0.01-0.3 px on noisy scans, searched within `search` (default 50) pixels of
+        ``cols / 2``. ``auto``: ``vo``, replaced by the ``correlation`` result when two
+        angles are 180 degrees apart and it lies within 0.5 px of Vo's (exact on clean
+        data; a noisy pair, which can be many pixels off, is never used). ``correlation``: mirror the projection 180 degrees from the first
+        one and locate its shift by cross-correlation; needs two angles within 0.01
+        degrees of 180 apart, and uses only those two projections (noise-sensitive).
+        ``entropy``: reconstruct the central 256 x 256 pixels of up to 2 rows at
+        candidate centres (1 px, then 0.25 px steps within `search`, default 20, of
+        ``cols / 2``) and keep the lowest histogram entropy.
+    search : float, optional
+        Half-width of the search in pixels.
+    threads : int, optional
+        CPU threads (`tomosynth.recon.parallel.cpu_threads`).
+
+    Returns
+    -------
+    float
+        Centre in detector pixels, same convention as `fbp` (``cols / 2`` is the middle).
+    """
+    p = np.asarray(proj, dtype=np.float32)
+    if p.ndim == 2:
+        p = p[:, None, :]
+    theta = _as_theta(theta, p.shape[0])
+    pair = opposite_pair(theta, tol=np.deg2rad(0.01))
+    if method in ("auto", "vo"):
+        found = find_center_vo(p, theta, 50.0 if search is None else search, threads=threads)
+        if method == "auto" and pair is not None:
+            # an exact opposite pair pins the axis exactly on clean data (Vo's metric is
+            # ~0.3 px on small detectors); trusted only where it agrees with Vo's
+            paired = center_correlation(p, *pair)
+            if abs(paired - found) <= _PAIR_AGREEMENT_PX:
+                return paired
+        return found
+    if method == "correlation":
+        if pair is None:
+            raise ValueError("find_center: no two angles are 180 degrees apart; use 'vo'")
+        return center_correlation(p, *pair)
+    if method == "entropy":
+        # A centre far outside the middle half of the detector is never plausible; on small
+        # detectors an unbounded search finds entropy minima outside the detector itself.
+        search = min(20.0 if search is None else float(search), p.shape[-1] / 4.0)
+        return _center_sharpness(p, theta, search, filter_name, device, threads=threads)
+    raise ConfigError(
+        f"recon.center_method: unknown method {method!r} (auto, vo, correlation, entropy)"
+    )
