@@ -250,8 +250,14 @@ def test_srgan_folders_and_strides_of_real_pairs():
     assert plan.srgan_slice_stride(config_with(), "bone") == 1  # bicubic LR: no stride
     with pytest.raises(ConfigError, match="not divisible by the scale 3"):
         plan.srgan_folders(cfg, "bone", 3)
+    # shale is the WGAN-GP scan: its upscaler learns from its own export pairs (matched
+    # degradation), whatever srgan.lr_source says; with pairs it needs a coarse scan
+    assert plan.srgan_folders(cfg, "shale", 4)["lr"] == "results/png/shale/64px"
+    assert plan.srgan_lr_source(cfg, "shale") == "export"
+    assert plan.srgan_lr_source(cfg, "bone") == "pairs"
+    upscaler_pairs = config_with(PAIRS, {"srgan": {"upscaler_lr_source": "pairs"}})
     with pytest.raises(ConfigError, match="no coarse scan given for 'shale'"):
-        plan.srgan_folders(cfg, "shale", 2)
+        plan.srgan_folders(upscaler_pairs, "shale", 2)
     odd = config_with(PAIRS, {"scans": {"bone": {"binning": 3}}})
     with pytest.raises(ConfigError, match="not a multiple"):
         plan.srgan_slice_stride(odd, "bone")
