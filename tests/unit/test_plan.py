@@ -255,9 +255,11 @@ def test_srgan_folders_and_strides_of_real_pairs():
     assert plan.srgan_folders(cfg, "shale", 4)["lr"] == "results/png/shale/64px"
     assert plan.srgan_lr_source(cfg, "shale") == "export"
     assert plan.srgan_lr_source(cfg, "bone") == "pairs"
-    upscaler_pairs = config_with(PAIRS, {"srgan": {"upscaler_lr_source": "pairs"}})
-    with pytest.raises(ConfigError, match="no coarse scan given for 'shale'"):
-        plan.srgan_folders(upscaler_pairs, "shale", 2)
+    lonely = config_with(
+        PAIRS, {"scans": {"bone2": {"builtin": "bone", "seed": 5, "voxel_um": 5.0}}}
+    )
+    with pytest.raises(ConfigError, match="no coarse scan given for 'bone2'"):
+        plan.srgan_folders(lonely, "bone2", 2)
     odd = config_with(PAIRS, {"scans": {"bone": {"binning": 3}}})
     with pytest.raises(ConfigError, match="not a multiple"):
         plan.srgan_slice_stride(odd, "bone")

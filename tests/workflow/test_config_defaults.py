@@ -56,6 +56,7 @@ DEMO_DIFFERENCES = {
     "srgan.presets": "the demo lists the report's SE and x8 experiments as extra presets",
     "srgan.run_scales": "x2 and x4 models of the demo's preset",
     "srgan.train.epochs": "30 epochs (about 20 s of CPU) instead of 300",
+    "srcnn.budget_minutes": "no wall-clock budget: the demo's 25 epochs bound SRCNN (schema: 240)",
     "srgan.train.adv_lr": "G 1e-4 in the adversarial phase: chosen by the evidence runs (README)",
     "srgan.train.adv_lr_d": "D 4e-4: balanced D loss (~0.26) in the short demo runs",
     "srgan.generator.upsample": "resize-convolution: no LR-pitch dot grid at demo length",
