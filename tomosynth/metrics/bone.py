@@ -56,6 +56,7 @@ from tomosynth.metrics.geometry import (
 )
 from tomosynth.metrics.stats import agreement, pearson_test
 from tomosynth.provenance import provenance as make_provenance
+from tomosynth.sizing import BONE_BLOCK_SIDE, BONE_HALO_MAX
 
 #: name -> (unit, definition/convention); the column names of :func:`bone_metrics`.
 METRICS: dict[str, tuple[str, str]] = {
@@ -336,9 +337,12 @@ def split_rois(shape: tuple[int, ...], size: int, stride: int | None = None) -> 
 #: Side (voxels) of the blocks of ROIs whose thickness maps are computed together: larger
 #: blocks share their halo among more ROIs, smaller ones bound the memory (~100 B per voxel
 #: of the block and its halo; benchmarks/bench_bone_memory.py).
-BLOCK_SIDE = 128
+BLOCK_SIDE = BONE_BLOCK_SIDE
 #: First halo (voxels) around a block; grown until it provably covers the largest sphere.
 HALO = 16
+#: Widest halo (voxels): thicknesses from ``HALO_MAX - 3`` voxels up (wide air or marrow
+#: spaces) are left unknown rather than growing the context without bound.
+HALO_MAX = BONE_HALO_MAX
 
 Box = tuple[slice, slice, slice]
 
@@ -356,7 +360,8 @@ def context_thickness(
     other phase (:func:`tomosynth.metrics.geometry.thickness_known`). A thickness below
     ``halo - margin`` cannot change with a wider halo (a larger sphere would contain a
     sub-sphere of the halo's size inside the context), so the halo is doubled until every
-    known thickness of the box is below that: the values equal the whole volume's.
+    known thickness of the box is below that: the values equal the whole volume's. At
+    :data:`HALO_MAX` the thicknesses it cannot prove are left unknown (NaN).
     """
     h = max(1, int(halo))
     while True:
@@ -375,7 +380,10 @@ def context_thickness(
         top = float(known.max()) if known.size else 0.0
         if top < h - THICKNESS_MARGIN:
             return t
-        h = max(2 * h, int(np.ceil(top)) + THICKNESS_MARGIN + 1)
+        if h >= HALO_MAX:  # bounded memory: thicker is not measured (e.g. air around a bone)
+            t[t >= h - THICKNESS_MARGIN] = np.nan
+            return t
+        h = min(HALO_MAX, max(2 * h, int(np.ceil(top)) + THICKNESS_MARGIN + 1))
 
 
 def roi_blocks(rois: list[Roi], block: int = BLOCK_SIDE) -> list[tuple[Box, list[Roi]]]:
