@@ -406,6 +406,7 @@ def _spheres_inside(n: int = 32, seed: int = 2) -> np.ndarray:
     return vol
 
 
+@pytest.mark.slow  # ~15 min on 2 loaded cores (64 contexts with growing halos)
 def test_block_wise_thickness_equals_the_whole_volume():
     from tomosynth.metrics.bone import context_thickness, roi_blocks
 
