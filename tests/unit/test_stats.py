@@ -1,11 +1,11 @@
-"""Pearson correlation against scipy.stats.pearsonr."""
+"""Pearson correlation against scipy.stats.pearsonr; agreement against numpy."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from tomosynth.errors import DataError
-from tomosynth.metrics.stats import pearson
+from tomosynth.metrics.stats import agreement, pearson, pearson_test
 
 
 @pytest.mark.parametrize("n", [4, 5, 12, 300])
@@ -43,3 +43,39 @@ def test_pearson_drops_nan_pairs_and_checks_lengths():
     assert pearson(x, y)[:2] == pytest.approx((ref.statistic, ref.pvalue), abs=1e-12)
     with pytest.raises(DataError):
         pearson([1, 2, 3], [1, 2])
+
+
+def test_constant_sample_is_nan_with_a_reason_as_scipy():
+    # A constant column whose float mean is not its value (rounding): r would be +-1.
+    x = np.full(7, 0.1)
+    assert np.mean(x) != x[0]  # the case that gave r = 1, p = 0, CI [1, 1]
+    y = np.arange(7.0)
+    with pytest.warns(stats.ConstantInputWarning):
+        ref = stats.pearsonr(x, y)
+    assert np.isnan(ref.statistic)
+    res = pearson_test(x, y)
+    assert np.isnan([res.r, res.p, res.ci_low, res.ci_high]).all()
+    assert "constant x" in res.reason and res.n == 7
+    assert all(np.isnan(pearson(y, x)))
+    assert "fewer than 3" in pearson_test([1.0, 2.0], [3.0, 4.0]).reason
+    assert pearson_test(y, y**2).reason == ""
+
+
+def test_agreement_matches_numpy_bland_altman():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(1, 3, 40)
+    x = ref * 1.2 + rng.normal(0, 0.1, 40)
+    x[3] = np.nan  # dropped pair
+    keep = np.isfinite(x)
+    d = x[keep] - ref[keep]
+    a = agreement(x, ref)
+    assert a.n == 39 and a.reason == ""
+    assert a.mean_diff == pytest.approx(d.mean())
+    assert a.sd_diff == pytest.approx(np.sqrt(((d - d.mean()) ** 2).sum() / 38))
+    assert a.loa_low == pytest.approx(d.mean() - 1.96 * d.std(ddof=1))
+    assert a.loa_high == pytest.approx(d.mean() + 1.96 * d.std(ddof=1))
+    assert a.mae == pytest.approx(np.abs(d).mean())
+    assert a.bias == pytest.approx(np.median(d / ref[keep]))
+    assert a.mare == pytest.approx(np.median(np.abs(d / ref[keep])))
+    zero = agreement([1.0, 2.0], [0.0, 0.0])
+    assert np.isnan(zero.bias) and "relative error undefined" in zero.reason

@@ -9,6 +9,7 @@ rule train_srgan:
     output:
         model="results/models/srgan/{scan}_{preset}_x{scale}/best.pt",
         summary="results/models/srgan/{scan}_{preset}_x{scale}/train.json",
+        log_csv="results/models/srgan/{scan}_{preset}_x{scale}/log.csv",
     log:
         "logs/train_srgan/{scan}_{preset}_x{scale}.log",
     benchmark:
