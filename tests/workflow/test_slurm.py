@@ -106,7 +106,13 @@ def load_json(path: Path):
             return [strip(v) for v in obj]
         return obj
 
-    return strip(json.loads(path.read_text()))
+    data = strip(json.loads(path.read_text()))
+    if path.name == "MANIFEST.json":
+        # A JSON sidecar in the folder (recon.json) holds run times, so its bytes differ; its
+        # content is compared on its own, without the volatile keys.
+        files = data.get("files", {})
+        data["files"] = {n: ({} if n.endswith(".json") else e) for n, e in files.items()}
+    return data
 
 
 @pytest.mark.parametrize("profiles", [["default"], ["slurm", "slurm-ci"]])
