@@ -23,7 +23,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,28 +65,34 @@ def project_requirements(extras: tuple[str, ...] = ("workflow",)) -> list[str]:
     return reqs
 
 
+def installed_closure(
+    roots: list[str], skip: set[str] = frozenset(), missing_ok: bool = False
+) -> dict[str, str]:
+    """Installed name -> version of `roots` (requirement strings) and everything they need,
+    walking the installed metadata; names in `skip` are neither taken nor followed."""
+    found: dict[str, str] = {}
+    stack = [(Requirement(text), ("",)) for text in roots]
+    while stack:
+        req, extras = stack.pop()
+        key = canonical(req.name)
+        if key in found or key in skip:
+            continue
+        if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in extras):
+            continue
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            if missing_ok:
+                continue
+            raise
+        found[key] = dist.version
+        stack += [(Requirement(text), ("", *req.extras)) for text in dist.requires or []]
+    return found
+
+
 def closure(extras: tuple[str, ...] = ("workflow",)) -> dict[str, str]:
     """Installed name -> version of everything the project needs, torch and FRD excluded."""
-    found: dict[str, str] = {}
-    stack: list[tuple[str, tuple[str, ...]]] = []
-    for text in project_requirements(extras):
-        req = Requirement(text)
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            stack.append((req.name, tuple(req.extras)))
-    while stack:
-        name, wanted = stack.pop()
-        key = canonical(name)
-        if key in found or key in NEVER:
-            continue
-        dist = metadata.distribution(name)
-        found[key] = dist.version
-        for text in dist.requires or []:
-            req = Requirement(text)
-            if req.marker is None or any(
-                req.marker.evaluate({"extra": extra}) for extra in ("", *wanted)
-            ):
-                stack.append((req.name, tuple(req.extras)))
-    return found
+    return installed_closure(project_requirements(extras), NEVER)
 
 
 def plan(assume_present: set[str]) -> tuple[dict[str, str], dict[str, str]]:

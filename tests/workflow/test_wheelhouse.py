@@ -38,22 +38,7 @@ def _link_dists(names: set[str], into: Path) -> None:
 
 
 def _torch_closure() -> set[str]:
-    seen: set[str] = set()
-    stack = ["torch", "torchvision"]
-    while stack:
-        name = wheelhouse.canonical(stack.pop())
-        if name in seen:
-            continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        seen.add(name)
-        for text in dist.requires or []:
-            req = wheelhouse.Requirement(text)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                stack.append(req.name)
-    return seen
+    return set(wheelhouse.installed_closure(["torch", "torchvision"], missing_ok=True))
 
 
 def test_offline_install_from_the_wheelhouse_runs_the_workflow(tmp_path):

@@ -97,16 +97,7 @@ def read_tiff_stack(
             raise DataError("read_tiff_stack: empty list of TIFF files")
         for parent in sorted({p.parent for p in paths}):
             _verify(parent)
-    stack: np.ndarray | None = None
-    for i, path in enumerate(paths):
-        img = read_tiff(path)
-        if stack is None:
-            stack = np.empty((len(paths), *img.shape), dtype=np.float32)
-        elif img.shape != stack.shape[1:]:
-            raise DataError(f"{path}: slice shape {img.shape} differs from {stack.shape[1:]}")
-        stack[i] = img
-    assert stack is not None
-    return stack
+    return _stack(paths, read_tiff, np.float32, "slice shape")
 
 
 def read_tiff(path: str | os.PathLike) -> np.ndarray:
@@ -177,15 +168,21 @@ def read_png_stack(folder: str | os.PathLike, names: list[str] | None = None) ->
         if not paths:
             raise DataError(f"{folder}: empty list of PNG names")
         _verify(folder)
-    stack: np.ndarray | None = None
-    for i, path in enumerate(paths):
+    for path in paths:
         if not path.is_file():
             raise DataError(f"{path}: PNG slice does not exist")
-        img = read_png(path)
+    return _stack(paths, read_png, np.uint8, "image size")
+
+
+def _stack(paths: list[Path], read, dtype, what: str) -> np.ndarray:
+    """Read equal-sized 2D images into one preallocated (n, y, x) array of `dtype`."""
+    stack: np.ndarray | None = None
+    for i, path in enumerate(paths):
+        img = read(path)
         if stack is None:
-            stack = np.empty((len(paths), *img.shape), dtype=np.uint8)
+            stack = np.empty((len(paths), *img.shape), dtype=dtype)
         elif img.shape != stack.shape[1:]:
-            raise DataError(f"{path}: image size {img.shape} differs from {stack.shape[1:]}")
+            raise DataError(f"{path}: {what} {img.shape} differs from {stack.shape[1:]}")
         stack[i] = img
     assert stack is not None
     return stack
