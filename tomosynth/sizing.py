@@ -39,8 +39,9 @@ COSTS: dict[str, float | None] = {
     # Minkowski functionals; slope of peak RSS between 32 and 96 x 128^2 volumes of a dense
     # random texture, a worst case)
     "bone_bytes_per_voxel": 330.0,
-    # compute_distance: FRD (radiomics) features of one 256 px image
-    "frd_s_per_image": 0.11,
+    # compute_distance: FRD v1 (frd-score's pyradiomics features, LoG + wavelet filters) of one
+    # 256 px image on one thread: 18 + 18 images in ~47 s (issue 20's measurement)
+    "frd_s_per_image": 1.3,
     # compute_distance: Inception forward passes per second (299 px), CPU one thread / GPU
     "inception_cpu_images_per_s": 1.6,
     "inception_cuda_images_per_s": None,
@@ -196,15 +197,21 @@ def distance(
     gpu: bool,
     threads: int,
     policy: Policy,
+    frd_max_images: int | None = None,
 ) -> dict[str, int]:
     """Features once per image (real pool + generated sets), then per compared pair
     `replicates` Fréchet distances (bootstrap + baselines + FID-infinity points + 1).
-    `threads` only documents the request (no thread speed-up is assumed)."""
+    FRD v1 sees at most `frd_max_images` images of the real pool and of each set
+    (evaluate.distance.frd_max_images). `threads` only documents the request (no thread
+    speed-up is assumed)."""
     images = n_real + n_generated
+    cap = images if frd_max_images is None else frd_max_images
+    per_set = -(-n_generated // max(1, n_sets))
+    frd_images = min(n_real, cap) + n_sets * min(per_set, cap)
     # FRD features are per-image Python work; the Fréchet distances' eigendecompositions and
     # the CPU Inception use BLAS/torch threads, but no speed-up with threads was measured
     # here (2 shared cores), so none is assumed: the estimate is one thread's.
-    seconds = images * COSTS["frd_s_per_image"]  # type: ignore[operator]
+    seconds = frd_images * COSTS["frd_s_per_image"]  # type: ignore[operator]
     pairs = n_sets * n_references + 1
     # FRD's 53-d distances cost milliseconds; the 2048-d ones dominate.
     if fid:
@@ -366,6 +373,7 @@ def _distance_job(config: Mapping[str, Any], scan: str, n_real: int, policy: Pol
         gpu=bool(distance_gpu(evaluate)),
         threads=config["sizing"]["threads"]["compute_distance"],
         policy=policy,
+        frd_max_images=dist["frd_max_images"],
     )
 
 

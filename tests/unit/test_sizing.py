@@ -72,15 +72,19 @@ def test_bone_metrics(n, size):
 
 # compute_distance: FRD s per image, Inception images/s on one CPU thread, s per 2048-d
 # Fréchet distance (COSTS; benchmarks of the distance stage)
-@pytest.mark.parametrize("n_real, n_sets, n_per_set", [(500, 1, 500), (1733, 4, 1000)])
-def test_distance(n_real, n_sets, n_per_set):
+@pytest.mark.parametrize(
+    "n_real, n_sets, n_per_set, cap", [(500, 1, 500, None), (1733, 4, 1000, 100)]
+)
+def test_distance(n_real, n_sets, n_per_set, cap):
     images = n_real + n_sets * n_per_set
+    frd_images = images if cap is None else cap * (1 + n_sets)  # a draw of `cap` per set
     replicates = 200 + 5 + 6 + 1
-    need_s = images * (COSTS["frd_s_per_image"] + 1 / COSTS["inception_cpu_images_per_s"])
+    need_s = frd_images * COSTS["frd_s_per_image"] + images / COSTS["inception_cpu_images_per_s"]
     need_s += (n_sets * 2 + 1) * replicates * COSTS["frechet_2048_s"]
     request = sizing.distance(
         n_real=n_real, n_generated=n_sets * n_per_set, n_sets=n_sets, n_references=2,
         replicates=replicates, fid=True, device="cpu", gpu=False, threads=4, policy=POLICY,
+        frd_max_images=cap,
     )  # fmt: skip
     _check(request, need_s)
 

@@ -115,7 +115,8 @@ def expected_sizes() -> dict[str, dict]:
     # distances: 1,733 real + 4 sets x 1,000 samples through Inception (and FRD) once each;
     # 4 sets x 2 references + the real split, each 200 + 5 + 6 + 1 Fréchet distances (2048-d)
     images = KEPT + 4 * 1000
-    seconds = images * COSTS["frd_s_per_image"]  # one thread: no thread speed-up assumed
+    frd = 16 + 4 * 16  # FRD v1 sees a draw of frd_max_images (schema default 16) per set
+    seconds = frd * COSTS["frd_s_per_image"]  # one thread: no thread speed-up assumed
     seconds += images / COSTS["inception_cpu_images_per_s"]  # no GPU figure: the CPU's
     seconds += (4 * 2 + 1) * (200 + 5 + 6 + 1) * COSTS["frechet_2048_s"]
     out["compute_distance"] = {
