@@ -614,6 +614,26 @@ def test_missing_config_file_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"{tmp_path / 'absent.yaml'}: no such config file\n"
 
 
+@pytest.mark.parametrize(
+    "argv, files",
+    [
+        (["-n", "--configfile", "a.yaml", "b.yaml", "--cores", "1"], ["a.yaml", "b.yaml"]),
+        (["--configfiles=a.yaml", "all", "--configfile", "b.yaml"], ["a.yaml", "b.yaml"]),
+        (["--configfile", "a.yaml", "-n", "target"], ["a.yaml"]),
+        (["-n", "--config", "x=1"], []),
+    ],
+)
+def test_configfile_args_as_snakemake_takes_them(argv, files):
+    assert config_checks.configfile_args(argv) == files
+
+
+@pytest.mark.parametrize("text, what", [("", "is empty"), ("- a\n- b\n", "is a list")])
+def test_config_file_without_keys_is_named(tmp_path, text, what):
+    bad = tmp_path / "x.yaml"
+    bad.write_text(text)
+    assert config_checks.yaml_problem(bad).startswith(f"{bad}: the config file {what}")
+
+
 def test_memory_request_above_the_limit_names_the_key():
     lines = config_checks.memory_warnings(
         [("reconstruct", "scan=shale", 265_000), ("clip_bounds", "scan=shale", 3000)],
