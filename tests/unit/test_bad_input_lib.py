@@ -928,3 +928,57 @@ def test_full_disk_inside_an_atomic_folder_is_said_once(tmp_path, monkeypatch):
         write_tiff_slices(tmp, np.zeros((2, 4, 4), np.float32))
     assert str(err.value).count("no space left on") == 1 and not out.exists()
     assert list(out.parent.iterdir()) == []
+
+
+def test_schema_recon_enums_are_what_the_code_accepts():
+    """The schema's recon enums equal the names the code takes, and each of them works."""
+    from tomosynth.recon.backends import BACKENDS
+    from tomosynth.recon.center import CENTER_METHODS, find_center
+    from tomosynth.recon.filters import FILTERS, ramp_filter
+    from tomosynth.scan_checks import BAD_ROW_POLICIES
+    from tomosynth.simulate import shale_phantom, simulate_projections
+
+    recon = yaml.safe_load(SCHEMA.read_text())["properties"]["recon"]["properties"]
+    assert recon["filter"]["enum"] == list(FILTERS)
+    assert recon["center_method"]["enum"] == list(CENTER_METHODS)
+    assert recon["backend"]["enum"] == list(BACKENDS)
+    assert recon["bad_rows"]["enum"] == list(BAD_ROW_POLICIES)
+    # every listed filter is the window tomopy's name stands for (f in cycles/pixel)
+    windows = {
+        "ramlak": lambda f: np.ones_like(f),
+        "shepp": np.sinc,
+        "cosine": lambda f: np.cos(np.pi * f),
+        "hann": lambda f: 0.5 + 0.5 * np.cos(2 * np.pi * f),
+        "hamming": lambda f: 0.54 + 0.46 * np.cos(2 * np.pi * f),
+        "parzen": lambda f: (1 - 2 * f) ** 3,
+        "butterworth": lambda f: 1 / (1 + (f / 0.4) ** 16),
+    }
+    assert sorted(recon["filter"]["enum"]) == sorted([*windows, "none"])
+    ramp = ramp_filter(64, "ramlak")
+    f = np.fft.rfftfreq(2 * (len(ramp) - 1))
+    for name, window in windows.items():
+        np.testing.assert_allclose(ramp_filter(64, name), ramp * window(f), atol=1e-12)
+    np.testing.assert_array_equal(ramp_filter(64, "none"), np.ones_like(f))
+    with pytest.raises(ConfigError, match="recon.filter"):
+        ramp_filter(64, "blackman")
+    # every listed centre method finds the axis of a simulated scan (centre 16 of 32)
+    theta = np.deg2rad(np.linspace(0, 180, 61))  # 0 and 180 degrees: a pair for correlation
+    vol = shale_phantom(columns=32, slices=2, seed=3)
+    proj, flat, dark = simulate_projections(
+        vol, theta, photons=50000, dark_counts=0, n_flats=2, n_darks=2, seed=1
+    )
+    p = -np.log(np.clip(proj / flat.mean(0), 1e-6, None))
+    for method in recon["center_method"]["enum"]:
+        assert abs(find_center(p, theta, method=method, device="cpu") - 16) < 1, method
+    with pytest.raises(ConfigError, match="recon.center_method"):
+        find_center(p, theta, method="gradient", device="cpu")
+
+
+def test_center_method_reaches_the_reconstruction_only_when_chosen():
+    from tomosynth.plan import recon_params
+
+    recon = {"backend": "auto", "center": "auto", "center_method": "auto", "threads": 2}
+    config = {"recon": recon, "scans": {"s": {"center": None, "slices": None, "theta_units": None}}}
+    assert "center_method" not in recon_params(config, "s")  # default: params as before
+    config["recon"] = dict(recon, center_method="entropy")
+    assert recon_params(config, "s")["center_method"] == "entropy"
