@@ -549,6 +549,35 @@ def test_saturated_row_stops_or_is_masked(tmp_path, chunk_rows):
     assert masked["n_slices"] == 8
     np.testing.assert_array_equal(got[5], ref[4])  # row 5 masked by its neighbour below
     np.testing.assert_array_equal(np.delete(got, 5, 0), np.delete(ref, 5, 0))
+    # recon.json names the masked row, why, and the row that replaced it
+    (entry,) = masked["bad_rows"]["masked"]
+    assert masked["bad_rows"]["policy"] == "mask"
+    assert entry["row"] == 5 and entry["replaced_by"] == 4 and "saturated" in entry["reason"]
+    assert json.loads((tmp_path / "m" / "recon.json").read_text())["bad_rows"] == masked["bad_rows"]
+    clean_meta = json.loads((tmp_path / "c" / "recon.json").read_text())
+    assert clean_meta["bad_rows"] == {"policy": "error", "masked": []}
+
+
+def test_masked_row_of_a_reused_chunk_stays_in_recon_json(tmp_path, monkeypatch):
+    from tomosynth.recon import chunks
+
+    theta = np.linspace(0, 180, 60, endpoint=False)
+    h5 = _simulated(tmp_path / "sat.h5", theta, dtype=np.int16, bad_row=5)
+    kw = dict(backend="torch", center=16, chunk_rows=2, bad_rows="mask")
+    write = chunks.write_tiff_slices
+
+    def killed_at_row_6(folder, rec, first_index=0):
+        if first_index == 6:
+            raise KeyboardInterrupt  # the job killed after the chunk holding row 5
+        return write(folder, rec, first_index=first_index)
+
+    monkeypatch.setattr(chunks, "write_tiff_slices", killed_at_row_6)
+    with pytest.raises(KeyboardInterrupt):
+        reconstruct_scan(h5, tmp_path / "results/recon/sat", **kw)
+    monkeypatch.setattr(chunks, "write_tiff_slices", write)
+    meta = reconstruct_scan(h5, tmp_path / "results/recon/sat", **kw)
+    assert meta["resume"]["reused_chunks"] == 3 and meta["resume"]["computed_chunks"] == 1
+    assert [(m["row"], m["replaced_by"]) for m in meta["bad_rows"]["masked"]] == [(5, 4)]
 
 
 def test_over_flat_row_below_saturation_is_named(tmp_path):
