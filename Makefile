@@ -29,6 +29,8 @@ STUDY_CONFIG ?= config/study.yaml
 STUDY_DIR ?= study_run
 STUDY_OUT ?= docs/study
 study: install
+	# a YAML error or a missing overlay as `file:line: message` (Snakemake names neither)
+	$(BIN)/tomosynth check-config $(STUDY_CONFIG)
 	mkdir -p $(STUDY_DIR)
 	start=$$(date +%s); \
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default \

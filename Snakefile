@@ -8,9 +8,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# Parse the config files first: Snakemake's own message for a YAML syntax error names
-# neither the file nor the line (overlays given with --configfile are read by Snakemake
-# before this file runs; `tomosynth check-config FILE...` checks them the same way).
+# Parse config.yaml first: Snakemake's own message for a YAML syntax error names neither
+# the file nor the line. Overlays given with --configfile are read by Snakemake before this
+# file runs, so a broken or missing overlay never gets here (Snakemake prints a message
+# without the file, or a traceback): `tomosynth run ARGS...` checks them, then runs
+# `snakemake ARGS...`; `tomosynth check-config FILE...` checks files alone.
 sys.path.insert(0, workflow.basedir)
 from tomosynth import config_checks
 

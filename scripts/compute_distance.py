@@ -8,13 +8,13 @@ import _bootstrap  # noqa: F401
 import torch
 
 from tomosynth.device import gpu_job_requires_cuda, select_device
-from tomosynth.io import atomic_file, list_pngs, read_json
+from tomosynth.io import list_pngs, read_json
 from tomosynth.metrics import frd as frd_v1
 from tomosynth.metrics.distance import (
     SECONDARY_COLUMN,
     SECONDARY_NAME,
     DistanceSettings,
-    distance_table,
+    write_distance_outputs,
 )
 from tomosynth.metrics.features import feature_names
 from tomosynth.provenance import checkpoint_hashes, provenance, scan_context, write_sidecar
@@ -36,13 +36,13 @@ device = str(
 )
 settings = DistanceSettings(**params.distance)
 
-Path(out.stats).mkdir(parents=True, exist_ok=True)
-table = distance_table(
+table = write_distance_outputs(
+    out.table,
+    out.stats,
     scan,
     sets,
     references,
     real_pool,
-    stats_dir=out.stats,
     fid_weights=params.fid_weights,
     offline_fallback=params.offline_fallback,
     device=device,
@@ -50,8 +50,6 @@ table = distance_table(
     settings=settings,
     cache_dir=params.feature_cache,
 )
-with atomic_file(out.table) as tmp:
-    table.to_csv(tmp, index=False)
 
 ckpts = {key[len("ckpt_") :]: inp[key] for key in inp.keys() if key.startswith("ckpt_")}
 write_sidecar(

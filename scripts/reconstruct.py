@@ -28,4 +28,5 @@ reconstruct_scan(
     threads=snakemake.threads,
     theta_units=p.get("theta_units"),
     bad_rows=p["bad_rows"],
+    center_method=p.get("center_method", "auto"),  # left out of params when auto
 )

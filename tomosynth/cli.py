@@ -1,5 +1,6 @@
 """``tomosynth`` command line: ``tomosynth verify [results/]`` checks every folder manifest;
 ``tomosynth check-config FILE...`` parses config files (``file:line: message``);
+``tomosynth run ARGS...`` runs ``snakemake ARGS...`` once its ``--configfile`` files parse;
 ``tomosynth study-report WORKDIR OUT`` gathers a study run (figures, tables, wall times,
 criteria) into OUT; ``tomosynth study-check OUT`` recomputes OUT's per-set criteria table
 from its committed images and fails on any mismatch."""
@@ -7,10 +8,11 @@ from its committed images and fails on any mismatch."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from tomosynth.config_checks import yaml_problem
+from tomosynth.config_checks import configfile_args, yaml_problem
 from tomosynth.errors import DataError
 from tomosynth.manifest import verify_tree
 from tomosynth.metrics.study_sets import TABLE, check_sets
@@ -76,6 +78,32 @@ def study_check(out: Path) -> int:
     return 0
 
 
+def check_config(files: list) -> int:
+    """Print ``file:line:column: message`` for each config file that does not parse.
+
+    Returns the exit status: 0 all parse, 1 otherwise.
+    """
+    problems = [x for x in map(yaml_problem, files) if x is not None]
+    for line in problems:
+        print(line, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def run_snakemake(args: list[str]) -> int:
+    """``snakemake ARGS...`` (this Python's), after checking the ``--configfile`` files.
+
+    Snakemake reads ``--configfile`` overlays before the Snakefile runs and reports a YAML
+    error without the file or the line, and a missing file with a traceback; here either
+    is one line. Snakemake replaces this process, so Ctrl-C and signals reach it directly.
+    Returns 1 for a bad config file (otherwise does not return).
+    """
+    status = check_config(configfile_args(args))
+    if status:
+        return status
+    os.execv(sys.executable, [sys.executable, "-m", "snakemake", *args])
+    return 0  # not reached
+
+
 class _PlainParser(argparse.ArgumentParser):
     """An argument parser whose help shows text, not reST markup (docstrings keep theirs)."""
 
@@ -109,18 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("out", type=Path, help="the study folder, e.g. docs/study")
     k = sub.add_parser("check-config", help="parse config files: file:line: message per error")
     k.add_argument("files", nargs="+", type=Path)
+    sub.add_parser("run", help="snakemake ARGS..., its --configfile files checked first")
     argv = sys.argv[1:] if argv is None else argv
     if not argv:  # no command: the help text, not argparse's one-line error
         parser.print_help()
         return 0
+    if argv[0] == "run":  # everything after it is Snakemake's (argparse would take -n etc.)
+        return run_snakemake(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "study-check":
         return study_check(args.out)
     if args.command == "check-config":
-        problems = [x for x in map(yaml_problem, args.files) if x is not None]
-        for line in problems:
-            print(line, file=sys.stderr)
-        return 1 if problems else 0
+        return check_config(args.files)
     if args.command == "study-report":
         try:
             files = collect_study(args.workdir, args.out, args.wall_s, args.recipe)

@@ -10,7 +10,7 @@ sums that contradict each other, names that must refer to other entries, the sca
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def yaml_problem(path: str | os.PathLike) -> str | None:
     except OSError as exc:
         return f"{path}: cannot read the config file ({exc.strerror or exc})"
     try:
-        yaml.safe_load(text)
+        top = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark, ctx = exc.problem_mark, exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -128,7 +128,31 @@ def yaml_problem(path: str | os.PathLike) -> str | None:
         return f"{where}: {what}"
     except yaml.YAMLError as exc:
         return f"{path}: {_short(exc)}"
+    if not isinstance(top, dict):  # Snakemake: "must be given ... with keys at top level"
+        what = "empty" if top is None else f"a {type(top).__name__}, not `key: value` lines"
+        return f"{path}: the config file is {what}; a config holds `key: value` lines"
     return None
+
+
+def configfile_args(argv: Sequence[str]) -> list[str]:
+    """The files given to Snakemake's ``--configfile``/``--configfiles`` in `argv`, in order.
+
+    Snakemake takes every following argument up to the next option (``nargs="+"``), and
+    reads these files before the Snakefile runs, so the Snakefile cannot name a broken or
+    missing one; ``tomosynth run`` checks them first (:func:`yaml_problem`).
+    """
+    out: list[str] = []
+    taking = False
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name in ("--configfile", "--configfiles"):
+            taking = not eq
+            out += [value] if eq else []
+        elif taking and not arg.startswith("-"):
+            out.append(arg)
+        else:
+            taking = False
+    return out
 
 
 def check_yaml_files(paths: Iterable[str | os.PathLike]) -> None:
@@ -517,6 +541,7 @@ __all__ = [
     "check_consistency",
     "check_preset_blocks",
     "check_yaml_files",
+    "configfile_args",
     "yaml_problem",
     "check_splits",
     "machine_memory_mb",

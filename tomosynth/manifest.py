@@ -39,6 +39,7 @@ PUBLISHED_FOLDERS = (
     "models/wgan_gp/*/progress",
     "upscaled/*/*",
     "sr_volumes/*/*",
+    "metrics/distance/*/stats",
 )
 
 

@@ -571,6 +571,10 @@ def recon_params(config: Mapping[str, Any], scan: str) -> dict:
         params["center"] = entry["center"]
     params["slices"] = entry["slices"]
     params["theta_units"] = entry["theta_units"]
+    if params.get("center_method") == "auto":
+        # the default is left out: reconstructions made before the key existed keep their
+        # params, so Snakemake's params trigger does not rerun them
+        del params["center_method"]
     return params
 
 

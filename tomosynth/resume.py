@@ -204,6 +204,10 @@ class PartialOutput:
         done = self.done_rows()
         return all(r in done for r in range(a, b))
 
+    def records(self) -> list[dict]:
+        """The markers of the finished chunks (valid under the current provenance)."""
+        return [self._done[k] for k in sorted(self._done)]
+
     def record(self, a: int, b: int, paths: list[Path], **extra: Any) -> None:
         """Mark rows ``[a, b)`` finished; call after their files are completely written."""
         record = {

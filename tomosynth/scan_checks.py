@@ -11,7 +11,8 @@
   the chunk means look normal. Rows are checked one by one as each chunk is read; the
   config key ``recon.bad_rows`` chooses: ``error`` stops naming the rows, ``mask`` replaces
   each bad row by its nearest good detector row (read again, so the result does not depend
-  on the chunking) and logs which.
+  on the chunking) and logs which; `check_rows` returns the masked rows, which
+  ``recon.json`` records (``bad_rows.masked``: row, reason, replacement row).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def check_rows(
     path: str | os.PathLike,
     policy: str,
     read: Callable[[int, int], Projections],
-) -> Projections:
+) -> tuple[Projections, list[dict]]:
     """Apply ``recon.bad_rows`` to the chunk `p` just read (see the module docstring).
 
     Parameters
@@ -174,12 +175,15 @@ def check_rows(
     -------
     Projections
         `p` itself, with masked rows replaced.
+    list of dict
+        The masked rows, ``{"row", "reason", "replaced_by"}`` (detector row indices), in
+        row order; empty when none was bad.
     """
     if policy not in BAD_ROW_POLICIES:
         raise ConfigError(f"recon.bad_rows: {policy!r} is not one of {BAD_ROW_POLICIES}")
     bad = bad_detector_rows(p)
     if not bad:
-        return p
+        return p, []
     listing = "; ".join(f"row {r}: {why}" for r, why in sorted(bad.items())[:5])
     more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
     if policy == "error":
@@ -188,6 +192,7 @@ def check_rows(
             "their slices would be wrong: set recon.bad_rows: mask to replace them by the "
             "nearest good row, or fix the scan"
         )
+    masked = []
     for row in sorted(bad):
         good = _nearest_good_row(row, p, read)
         if good is None:
@@ -200,7 +205,8 @@ def check_rows(
         _log.warning(
             "%s: masked detector row %d (%s) with row %d", path, row, bad[row], good.rows[0]
         )
-    return p
+        masked.append({"row": int(row), "reason": bad[row], "replaced_by": int(good.rows[0])})
+    return p, masked
 
 
 def _nearest_good_row(

@@ -549,6 +549,35 @@ def test_saturated_row_stops_or_is_masked(tmp_path, chunk_rows):
     assert masked["n_slices"] == 8
     np.testing.assert_array_equal(got[5], ref[4])  # row 5 masked by its neighbour below
     np.testing.assert_array_equal(np.delete(got, 5, 0), np.delete(ref, 5, 0))
+    # recon.json names the masked row, why, and the row that replaced it
+    (entry,) = masked["bad_rows"]["masked"]
+    assert masked["bad_rows"]["policy"] == "mask"
+    assert entry["row"] == 5 and entry["replaced_by"] == 4 and "saturated" in entry["reason"]
+    assert json.loads((tmp_path / "m" / "recon.json").read_text())["bad_rows"] == masked["bad_rows"]
+    clean_meta = json.loads((tmp_path / "c" / "recon.json").read_text())
+    assert clean_meta["bad_rows"] == {"policy": "error", "masked": []}
+
+
+def test_masked_row_of_a_reused_chunk_stays_in_recon_json(tmp_path, monkeypatch):
+    from tomosynth.recon import chunks
+
+    theta = np.linspace(0, 180, 60, endpoint=False)
+    h5 = _simulated(tmp_path / "sat.h5", theta, dtype=np.int16, bad_row=5)
+    kw = dict(backend="torch", center=16, chunk_rows=2, bad_rows="mask")
+    write = chunks.write_tiff_slices
+
+    def killed_at_row_6(folder, rec, first_index=0):
+        if first_index == 6:
+            raise KeyboardInterrupt  # the job killed after the chunk holding row 5
+        return write(folder, rec, first_index=first_index)
+
+    monkeypatch.setattr(chunks, "write_tiff_slices", killed_at_row_6)
+    with pytest.raises(KeyboardInterrupt):
+        reconstruct_scan(h5, tmp_path / "results/recon/sat", **kw)
+    monkeypatch.setattr(chunks, "write_tiff_slices", write)
+    meta = reconstruct_scan(h5, tmp_path / "results/recon/sat", **kw)
+    assert meta["resume"]["reused_chunks"] == 3 and meta["resume"]["computed_chunks"] == 1
+    assert [(m["row"], m["replaced_by"]) for m in meta["bad_rows"]["masked"]] == [(5, 4)]
 
 
 def test_over_flat_row_below_saturation_is_named(tmp_path):
@@ -612,6 +641,26 @@ def test_missing_config_file_is_one_line(tmp_path, capsys):
         config_checks.check_yaml_files([tmp_path / "absent.yaml"])
     assert main(["check-config", str(tmp_path / "absent.yaml")]) == 1
     assert capsys.readouterr().err == f"{tmp_path / 'absent.yaml'}: no such config file\n"
+
+
+@pytest.mark.parametrize(
+    "argv, files",
+    [
+        (["-n", "--configfile", "a.yaml", "b.yaml", "--cores", "1"], ["a.yaml", "b.yaml"]),
+        (["--configfiles=a.yaml", "all", "--configfile", "b.yaml"], ["a.yaml", "b.yaml"]),
+        (["--configfile", "a.yaml", "-n", "target"], ["a.yaml"]),
+        (["-n", "--config", "x=1"], []),
+    ],
+)
+def test_configfile_args_as_snakemake_takes_them(argv, files):
+    assert config_checks.configfile_args(argv) == files
+
+
+@pytest.mark.parametrize("text, what", [("", "is empty"), ("- a\n- b\n", "is a list")])
+def test_config_file_without_keys_is_named(tmp_path, text, what):
+    bad = tmp_path / "x.yaml"
+    bad.write_text(text)
+    assert config_checks.yaml_problem(bad).startswith(f"{bad}: the config file {what}")
 
 
 def test_memory_request_above_the_limit_names_the_key():
@@ -908,3 +957,57 @@ def test_full_disk_inside_an_atomic_folder_is_said_once(tmp_path, monkeypatch):
         write_tiff_slices(tmp, np.zeros((2, 4, 4), np.float32))
     assert str(err.value).count("no space left on") == 1 and not out.exists()
     assert list(out.parent.iterdir()) == []
+
+
+def test_schema_recon_enums_are_what_the_code_accepts():
+    """The schema's recon enums equal the names the code takes, and each of them works."""
+    from tomosynth.recon.backends import BACKENDS
+    from tomosynth.recon.center import CENTER_METHODS, find_center
+    from tomosynth.recon.filters import FILTERS, ramp_filter
+    from tomosynth.scan_checks import BAD_ROW_POLICIES
+    from tomosynth.simulate import shale_phantom, simulate_projections
+
+    recon = yaml.safe_load(SCHEMA.read_text())["properties"]["recon"]["properties"]
+    assert recon["filter"]["enum"] == list(FILTERS)
+    assert recon["center_method"]["enum"] == list(CENTER_METHODS)
+    assert recon["backend"]["enum"] == list(BACKENDS)
+    assert recon["bad_rows"]["enum"] == list(BAD_ROW_POLICIES)
+    # every listed filter is the window tomopy's name stands for (f in cycles/pixel)
+    windows = {
+        "ramlak": lambda f: np.ones_like(f),
+        "shepp": np.sinc,
+        "cosine": lambda f: np.cos(np.pi * f),
+        "hann": lambda f: 0.5 + 0.5 * np.cos(2 * np.pi * f),
+        "hamming": lambda f: 0.54 + 0.46 * np.cos(2 * np.pi * f),
+        "parzen": lambda f: (1 - 2 * f) ** 3,
+        "butterworth": lambda f: 1 / (1 + (f / 0.4) ** 16),
+    }
+    assert sorted(recon["filter"]["enum"]) == sorted([*windows, "none"])
+    ramp = ramp_filter(64, "ramlak")
+    f = np.fft.rfftfreq(2 * (len(ramp) - 1))
+    for name, window in windows.items():
+        np.testing.assert_allclose(ramp_filter(64, name), ramp * window(f), atol=1e-12)
+    np.testing.assert_array_equal(ramp_filter(64, "none"), np.ones_like(f))
+    with pytest.raises(ConfigError, match="recon.filter"):
+        ramp_filter(64, "blackman")
+    # every listed centre method finds the axis of a simulated scan (centre 16 of 32)
+    theta = np.deg2rad(np.linspace(0, 180, 61))  # 0 and 180 degrees: a pair for correlation
+    vol = shale_phantom(columns=32, slices=2, seed=3)
+    proj, flat, dark = simulate_projections(
+        vol, theta, photons=50000, dark_counts=0, n_flats=2, n_darks=2, seed=1
+    )
+    p = -np.log(np.clip(proj / flat.mean(0), 1e-6, None))
+    for method in recon["center_method"]["enum"]:
+        assert abs(find_center(p, theta, method=method, device="cpu") - 16) < 1, method
+    with pytest.raises(ConfigError, match="recon.center_method"):
+        find_center(p, theta, method="gradient", device="cpu")
+
+
+def test_center_method_reaches_the_reconstruction_only_when_chosen():
+    from tomosynth.plan import recon_params
+
+    recon = {"backend": "auto", "center": "auto", "center_method": "auto", "threads": 2}
+    config = {"recon": recon, "scans": {"s": {"center": None, "slices": None, "theta_units": None}}}
+    assert "center_method" not in recon_params(config, "s")  # default: params as before
+    config["recon"] = dict(recon, center_method="entropy")
+    assert recon_params(config, "s")["center_method"] == "entropy"

@@ -344,6 +344,83 @@ def test_distance_table_values_recomputed_independently(frd_table):
         assert row[D.SECONDARY_COLUMN] == pytest.approx(np.log(own), rel=1e-6)
 
 
+def _cheap_features(files):
+    """Mean, std and mean gradient magnitude of each image: a stand-in feature extractor."""
+    out = []
+    for f in files:
+        im = np.asarray(Image.open(f), dtype=np.float64)
+        gy, gx = np.gradient(im)
+        out.append([im.mean(), im.std(), np.hypot(gx, gy).mean()])
+    return np.asarray(out)
+
+
+def _fd_by_hand(a, b):
+    """Fréchet distance of two Gaussians fitted to the rows of `a` and `b` (scipy's sqrtm)."""
+    from scipy import linalg
+
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+@pytest.fixture
+def fid_only_outputs(tmp_path, monkeypatch, caplog):
+    """distance outputs with FID available (a cheap stand-in) and frd-score not installed."""
+    from importlib import metadata
+    from types import SimpleNamespace
+
+    def version(dist):
+        if dist == "frd-score":
+            raise metadata.PackageNotFoundError(dist)
+        return metadata.version(dist)
+
+    monkeypatch.setattr(
+        R,
+        "metadata",
+        SimpleNamespace(version=version, PackageNotFoundError=metadata.PackageNotFoundError),
+    )
+    monkeypatch.setattr(R, "feature_array", lambda files: pytest.fail("FRD v1 features extracted"))
+    fake = D._Metric("FID", "fid", _cheap_features, "cheap stand-in")
+    monkeypatch.setattr(D, "_fid_metric", lambda *a, **k: (fake, ""))
+    rng = np.random.default_rng(1)
+    real = _folder(tmp_path / "real", 16, 2, 0, rng)
+    gen = _folder(tmp_path / "gen", 8, 1, 10, rng)
+    settings = D.DistanceSettings(bootstrap=5, kid_subsets=2, fid_inf_points=2)
+    out = tmp_path / "results/metrics/distance"
+    with caplog.at_level("WARNING", logger="tomosynth.metrics.distance"):
+        table = D.write_distance_outputs(
+            out / "toy.csv", out / "toy/stats", "toy", {"samples/x": ("GAN", gen)},
+            {"train": real[:12], "test": real[12:]}, real, settings=settings,
+        )  # fmt: skip
+    return table, out, real, gen, caplog.text
+
+
+def test_fid_without_the_frd_stack_skips_frd_v1_and_says_why(fid_only_outputs):
+    table, _out, real, gen, log = fid_only_outputs
+    assert set(table["metric"]) == {"FID"}  # no FRD v1 rows, and no failure
+    assert f"{R.METRIC_NAME} not computed: frd-score not installed; the table holds FID" in log
+    row = table[(table["set"] == "samples/x") & (table["reference"] == "train")].iloc[0]
+    expected = _fd_by_hand(_cheap_features(gen), _cheap_features(real[:12]))
+    assert row["value"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_distance_outputs_scan_column_and_stats_folder_manifest(fid_only_outputs):
+    from tomosynth.manifest import MANIFEST_NAME, verify_folder
+
+    table, out, *_ = fid_only_outputs
+    csv = pd.read_csv(out / "toy.csv", keep_default_na=False)
+    assert len(csv) == len(table) == 3 and (csv["scan"] == "toy").all()
+    stats = out / "toy" / "stats"
+    manifest = json.loads((stats / MANIFEST_NAME).read_text())
+    names = sorted(p.name for p in stats.iterdir() if p.name != MANIFEST_NAME)
+    assert sorted(manifest["files"]) == names and "fid_samples__x.npz" in names
+    assert [p.name for p in out.rglob(".*")] == []  # no temporary folder left beside it
+    assert verify_folder(stats)
+    (stats / "fid_train.npz").unlink()
+    with pytest.raises(DataError, match="fid_train.npz: missing"):
+        verify_folder(stats)
+
+
 def test_offline_fallback_off_stops_with_location(tmp_path):
     from tomosynth.errors import ConfigError
 

@@ -93,6 +93,50 @@ def test_yaml_syntax_error_in_config_yaml_names_file_and_line(work):
     assert len(out.splitlines()) <= 8, out
 
 
+def tomosynth_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """``tomosynth run ARGS`` (the checked entry point to Snakemake), as `snakemake` above."""
+    cmd = [sys.executable, "-m", "tomosynth.cli", "run", "--workflow-profile", "none", *args]
+    env = {**os.environ, "PYTHONPATH": str(workdir)}
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
+
+
+# issue 21 §7, §14: Snakemake reads --configfile overlays before the Snakefile runs and names
+# neither the file nor the line of a YAML error ("Config file is not valid JSON or YAML"),
+# and shows a traceback for a missing one; `tomosynth run` checks them, then runs Snakemake.
+OVERLAY_CASES = {
+    "yaml_error": (
+        "recon:\n  chunk_rows: 8\n  filter: [ramlak\nx: 1\n",
+        "bad.yaml:4:2: expected ','",
+    ),
+    "missing": (None, "absent.yaml: no such config file"),
+    "empty": ("", "empty.yaml: the config file is empty"),
+}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case", sorted(OVERLAY_CASES))
+def test_broken_overlay_is_one_line_through_tomosynth_run(work, case):
+    text, needle = OVERLAY_CASES[case]
+    name = {"missing": "absent.yaml", "empty": "empty.yaml"}.get(case, "bad.yaml")
+    if text is not None:
+        (work / name).write_text(text)
+    proc = tomosynth_run(work, "-n", "--configfile", "tiny.yaml", name)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert out.startswith(name) and needle in out and len(out.splitlines()) == 1, out
+    assert not (work / ".snakemake").exists()  # stopped before Snakemake started
+    plain = snakemake(work, "-n", "--configfile", "tiny.yaml", name)
+    assert plain.returncode != 0  # Snakemake itself stops too, but without the file:line
+
+
+@pytest.mark.workflow
+def test_tomosynth_run_hands_good_overlays_to_snakemake(work):
+    (work / "mine.yaml").write_text("recon:\n  chunk_rows: 8\n")
+    proc = tomosynth_run(work, "-n", "--configfile", "tiny.yaml", "mine.yaml", "--quiet", "rules")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "reconstruct" in proc.stdout + proc.stderr  # Snakemake's own dry-run summary
+
+
 @pytest.mark.workflow
 def test_memory_request_above_the_machine_is_warned_before_any_job(work):
     (work / "big.yaml").write_text(

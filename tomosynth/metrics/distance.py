@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_file
+from tomosynth.io import atomic_dir, atomic_file, write_csv
 from tomosynth.metrics import features as own_features
 from tomosynth.metrics import fid
 from tomosynth.metrics import frd as frd_v1
@@ -661,6 +661,7 @@ def distance_table(
         sets, references, real_pool, _feature_reader(own, stats_dir, cache_dir), settings
     )
     for r in rows:
+        r["scan"] = scan
         r[SECONDARY_COLUMN] = secondary.get((r["set"], r["reference"]), float("nan"))
         if note:
             r["warning"] = "; ".join(w for w in (note, r["warning"]) if w)
@@ -672,3 +673,22 @@ def distance_table(
         if r["warning"]:
             log.warning("%s %s vs %s: %s", r["metric"], r["set"], r["reference"], r["warning"])
     return mark_separation(pd.DataFrame(rows, columns=TABLE_COLUMNS))
+
+
+def write_distance_outputs(
+    table_path: str | os.PathLike,
+    stats_dir: str | os.PathLike,
+    scan: str,
+    sets: dict[str, tuple[str, list[str]]],
+    references: dict[str, list[str]],
+    real_pool: list[str],
+    **kwargs,
+):
+    """:func:`distance_table` written as the rule's outputs: the per-set statistics folder
+    published whole (``atomic_dir``, with its ``MANIFEST.json``) and the CSV atomically, so
+    a killed job leaves neither half-written. `kwargs` go to :func:`distance_table`.
+    Returns the table."""
+    with atomic_dir(stats_dir) as tmp:
+        table = distance_table(scan, sets, references, real_pool, stats_dir=tmp, **kwargs)
+    write_csv(table_path, table)
+    return table

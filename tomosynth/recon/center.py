@@ -32,7 +32,13 @@ if TYPE_CHECKING:  # torch is imported where used: the tomopy backend runs witho
     import torch
 
 
-__all__ = ["center_correlation", "find_center", "find_center_vo", "opposite_pair"]
+__all__ = [
+    "CENTER_METHODS",
+    "center_correlation",
+    "find_center",
+    "find_center_vo",
+    "opposite_pair",
+]
 
 #: Angles of the half turn kept for the metric (after smoothing along the angles).
 _MAX_ANGLES = 512
@@ -239,6 +245,8 @@ def _center_sharpness(
 
 #: ``find_center(method="auto")`` takes the opposite-pair correlation only this close to Vo's.
 _PAIR_AGREEMENT_PX = 0.5
+#: The methods of `find_center` (the schema's ``recon.center_method`` enum; tested equal).
+CENTER_METHODS = ("auto", "vo", "correlation", "entropy")
 
 
 def find_center(
@@ -303,6 +311,4 @@ def find_center(
         # detectors an unbounded search finds entropy minima outside the detector itself.
         search = min(20.0 if search is None else float(search), p.shape[-1] / 4.0)
         return _center_sharpness(p, theta, search, filter_name, device, threads=threads)
-    raise ConfigError(
-        f"recon.center_method: unknown method {method!r} (auto, vo, correlation, entropy)"
-    )
+    raise ConfigError(f"recon.center_method: unknown method {method!r} (one of {CENTER_METHODS})")

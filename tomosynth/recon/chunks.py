@@ -152,8 +152,9 @@ def reconstruct_scan(
         backend, filter, stripe settings, row range, chunk_rows, ``voxel_um`` (from the
         file's attributes, else null), seconds, ``peak_rss_mb`` (whole process, imports
         included), ``memory_bound_mb`` (the bound above, on top of the imports),
-        ``read_order`` (mode and reason) and ``resume`` (chunks in all, reused, computed,
-        and the reason).
+        ``read_order`` (mode and reason), ``resume`` (chunks in all, reused, computed,
+        and the reason) and ``bad_rows`` (the policy, and the ``masked`` detector rows:
+        row, reason, replacement row).
 
     Raises
     ------
@@ -246,6 +247,7 @@ def _reconstruct(
     read_order = {"mode": mode, "reason": why, **run.scratch_info}
     center_meta = {"center": float(center_px), "center_source": center_source}
     meta = _metadata(run, center_meta, start_time, dev_type, read_order, resume)
+    meta["bad_rows"] = {"policy": bad_rows, "masked": _masked_rows(partial, run.rows)}
     partial.publish(run.rows, meta)
     return meta
 
@@ -427,7 +429,7 @@ def _compute_chunks(
     bar = tqdm(total=r1 - r0, desc=f"reconstruct {run.h5_path.name}", unit="slice")
     bar.update(sum(b - a for a, b in chunks) - sum(b - a for a, b in todo))
     for a, b in todo:
-        p = check_rows(run.read(a, b), run.h5_path, bad_rows, run.read)  # saturated rows
+        p, masked = check_rows(run.read(a, b), run.h5_path, bad_rows, run.read)  # saturated rows
         sino = run.preprocess(p)
         del p
         rec = fbp(
@@ -442,9 +444,20 @@ def _compute_chunks(
         )
         del sino
         paths = write_tiff_slices(partial.slices, rec, first_index=a)
-        partial.record(a, b, paths, device=dev_type)
+        partial.record(a, b, paths, device=dev_type, masked_rows=masked)
         bar.update(b - a)
     bar.close()
+
+
+def _masked_rows(partial: PartialOutput, rows: tuple[int, int]) -> list[dict]:
+    """The masked detector rows in `rows`, from every finished chunk's marker (reused ones
+    included), in row order."""
+    found = {}
+    for record in partial.records():
+        for entry in record.get("masked_rows", []):
+            if rows[0] <= entry["row"] < rows[1]:
+                found[entry["row"]] = entry
+    return [found[r] for r in sorted(found)]
 
 
 def _metadata(
