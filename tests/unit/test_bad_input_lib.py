@@ -679,7 +679,7 @@ def test_checkpoint_default_is_two_minutes_in_code_and_schema():
 
 def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_path):
     from tomosynth.checkpoint import load_checkpoint
-    from tomosynth.train.wgan_gp import train_wgan_gp
+    from tomosynth.train.wgan_gp import WganGpData, train_wgan_gp
 
     png = tmp_path / "16px"
     png.mkdir()
@@ -691,7 +691,7 @@ def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_pa
     split.write_text(json.dumps({"train": names[:6], "val": names[6:7], "test": names[7:]}))
     cfg = dict(batch_size=4, max_channels=4, latent_dim=4, n_critic=1, progress_images=4)
     out = tmp_path / "model"
-    train_wgan_gp(png, split, out, {**cfg, "max_epochs": 1}, progress_bar=False)
+    train_wgan_gp({**cfg, "max_epochs": 1}, WganGpData(png, split), out, progress_bar=False)
     old = (out / "latest.pt").read_bytes()
     assert load_checkpoint(out / "latest.pt")["finished"]
     seen = []
@@ -701,10 +701,9 @@ def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_pa
 
     # other settings: the finished run is not resumed, the training starts over
     train_wgan_gp(
-        png,
-        split,
-        out,
         {**cfg, "max_epochs": 2, "lr": 5e-4},
+        WganGpData(png, split),
+        out,
         on_epoch_end=at_epoch_end,
         progress_bar=False,
     )
