@@ -761,8 +761,8 @@ def test_full_disk_during_export_says_no_space(tmp_path, monkeypatch):
     bounds.write_text(json.dumps({"low": 0.0, "high": 1.0}))
     out = tmp_path / "results" / "png" / "shale" / "8px"
     usage = namedtuple("usage", "total used free")
-    # OpenCV only returns False when the disk is full; the free space tells why
-    monkeypatch.setattr(cv2, "imwrite", lambda *a: False)
+    # OpenCV's encoder only says False; the free space tells why (tomosynth.io.write_png)
+    monkeypatch.setattr(cv2, "imencode", lambda *a: (False, None))
     monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10**9, 10**9 - 3004, 3004))
     with pytest.raises(OSError) as err:
         export_png(folder, bounds, out, size=8, skip_slices=0, threads=1)
