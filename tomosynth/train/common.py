@@ -403,28 +403,40 @@ class ResumableRun:
         keys = (set(old) | set(self.config)) - ignore
         return sorted(k for k in keys if old.get(k) != self.config.get(k))
 
-    def decide(self, record: RunRecord | None) -> ResumeDecision:
-        """Resume, republish or start over for the checkpoint described by `record`."""
-        if record is None:
-            return ResumeDecision("fresh", "no checkpoint")
+    def _other_run(self, record: RunRecord) -> ResumeDecision | None:
+        """Start over for a checkpoint of another trainer or of other (or unknown) data."""
         if record.kind != self.kind:
             return ResumeDecision("start_over", f"it is a {record.kind!r} checkpoint")
         if record.data_digest is None:
             return ResumeDecision("start_over", "it does not record its training data")
         if record.data_digest != self.data_digest:
             return ResumeDecision("start_over", "the training images changed")
-        if record.finished:
-            if not self._differing(record.config, self.republish_ignores):
-                return ResumeDecision(
-                    "republish",
-                    f"it is a finished training ({record.epoch} epochs) of the same data "
-                    "and settings",
-                )
-            if not self.continue_finished:
-                diff = self._differing(record.config, self.republish_ignores)
-                return ResumeDecision(
-                    "start_over", f"it is a finished training with other settings ({diff})"
-                )
+        return None
+
+    def _finished(self, record: RunRecord) -> ResumeDecision | None:
+        """A finished checkpoint: republish it (same settings up to `republish_ignores`),
+        start over, or None where it may be continued (`continue_finished`)."""
+        if not record.finished:
+            return None
+        diff = self._differing(record.config, self.republish_ignores)
+        if not diff:
+            return ResumeDecision(
+                "republish",
+                f"it is a finished training ({record.epoch} epochs) of the same data and settings",
+            )
+        if not self.continue_finished:
+            return ResumeDecision(
+                "start_over", f"it is a finished training with other settings ({diff})"
+            )
+        return None
+
+    def decide(self, record: RunRecord | None) -> ResumeDecision:
+        """Resume, republish or start over for the checkpoint described by `record`."""
+        if record is None:
+            return ResumeDecision("fresh", "no checkpoint")
+        early = self._other_run(record) or self._finished(record)
+        if early is not None:
+            return early
         diff = self._differing(record.config, self.resumable_keys)
         if diff:
             return ResumeDecision("start_over", f"trained with another config: {diff} differ")
