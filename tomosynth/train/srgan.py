@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import read_json
+from tomosynth.errors import ConfigError
 from tomosynth.losses import (
     l1_content,
     lsgan_discriminator_loss,
@@ -36,9 +35,9 @@ from tomosynth.models.srgan import (
     build_generator,
 )
 from tomosynth.sr_data import (
+    SRGANData,
     bicubic_downscale,
     bicubic_upscale,
-    load_pairs,
     sample_patches,
 )
 from tomosynth.train.common import (
@@ -349,59 +348,6 @@ def _validate(trainer: SRGANTrainer, val_hr: np.ndarray, val_lr: np.ndarray) -> 
         "val_pitch": lr_pitch_ratio(sr, val_hr, scale) if pitch_ok else math.nan,
         "val_hf": float(hf_energy(sr) / max(hf_energy(val_hr), 1e-12)),
     }
-
-
-@dataclass(frozen=True, eq=False)
-class SRGANData:
-    """The images an SRGAN trains on: HR ``(N, H, W)`` float32 in [0, 1] and the matching LR
-    ``(N, H/r, W/r)`` of the train and val sets, and their provenance (`meta`: scan, preset,
-    fold, training specimens, ``lr_source``), stored in the checkpoints."""
-
-    train_hr: np.ndarray
-    train_lr: np.ndarray
-    val_hr: np.ndarray
-    val_lr: np.ndarray
-    meta: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_folders(
-        cls,
-        hr_dirs: Sequence[str | os.PathLike],
-        splits: Sequence[str | os.PathLike],
-        lr_dirs: Sequence[str | os.PathLike | None],
-        strides: Sequence[int],
-        scale: int,
-        meta: dict | None = None,
-    ) -> SRGANData:
-        """The train and val slices of several specimens (one PNG folder and split manifest
-        each; LR folders, or none to degrade HR; slice strides), concatenated in order."""
-        lr_dirs = list(lr_dirs) or [None] * len(hr_dirs)
-        sets: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
-        for hr_dir, split_json, lr_dir, stride in zip(
-            hr_dirs, splits, lr_dirs, strides, strict=True
-        ):
-            split = read_json(split_json)
-            for part, (hrs, lrs) in sets.items():
-                hr, lr, _ = load_pairs(hr_dir, split[part], scale, lr_dir, stride)
-                hrs.append(hr)
-                lrs.append(lr)
-        (train_hr, train_lr), (val_hr, val_lr) = (
-            (np.concatenate(hrs), np.concatenate(lrs)) for hrs, lrs in sets.values()
-        )
-        return cls(train_hr, train_lr, val_hr, val_lr, dict(meta or {}))
-
-    def check(self, out_dir: Path, scale: int) -> None:
-        """DataError unless both sets are non-empty, paired, and LR is HR / `scale`."""
-        for name, hr, lr in (
-            ("train", self.train_hr, self.train_lr),
-            ("val", self.val_hr, self.val_lr),
-        ):
-            if len(hr) == 0 or len(hr) != len(lr):
-                raise DataError(f"{out_dir}: {name} set has {len(hr)} HR and {len(lr)} LR images")
-            if hr.shape[-1] != lr.shape[-1] * scale or hr.shape[-2] != lr.shape[-2] * scale:
-                raise DataError(
-                    f"{out_dir}: {name} LR {lr.shape[-2:]} is not HR {hr.shape[-2:]} / {scale}"
-                )
 
 
 class _SRGANRun(TrainingRun):
