@@ -4,33 +4,22 @@ A SIGTERM/SIGUSR1 (SLURM time limit or preemption) writes latest.pt and exits wi
 (EX_TEMPFAIL); rerunning the rule resumes.
 """
 
-import sys
 from pathlib import Path
 
 import _bootstrap  # noqa: F401
 import torch
 
-from tomosynth.train.common import (
-    EXIT_PREEMPTED,
-    StopRequested,
-    gpu_job_requires_cuda,
-    select_device,
-)
-from tomosynth.train.wgan_gp import train_wgan_gp
+from tomosynth.train.common import run_rule
+from tomosynth.train.wgan_gp import TrainConfig, WganGpData, train_wgan_gp
 
 torch.set_num_threads(snakemake.threads)
-# A GPU job without a working CUDA stops here, before any training on the CPU.
-select_device(
-    snakemake.params.train.get("device", "auto"),
-    gpu_job_requires_cuda(getattr(snakemake, "resources", None)),
-)
-try:
-    train_wgan_gp(
-        snakemake.input.png,
-        snakemake.input.split,
+cfg = TrainConfig.from_dict(dict(snakemake.params.train))
+run_rule(
+    lambda: train_wgan_gp(
+        cfg,
+        WganGpData(snakemake.input.png, snakemake.input.split),
         Path(snakemake.output.model).parent,
-        dict(snakemake.params.train),
-    )
-except StopRequested as exc:
-    print(exc, file=sys.stderr)
-    sys.exit(EXIT_PREEMPTED)
+    ),
+    cfg.device,
+    getattr(snakemake, "resources", None),
+)

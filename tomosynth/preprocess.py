@@ -12,14 +12,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tifffile
 from tqdm import tqdm
 
 from tomosynth import __version__
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_dir, read_json, write_failure, write_json
+from tomosynth.io import atomic_dir, read_json, write_json, write_png
 from tomosynth.manifest import verify_folder
 from tomosynth.resample import area
 
@@ -266,9 +265,7 @@ def export_png(
         def one(path: Path) -> None:
             unit = area_resize(scale_to_unit(read_slice(path), low, high), size)
             img = np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
-            target = tmp / path.with_suffix(".png").name
-            if not cv2.imwrite(str(target), img):
-                raise write_failure(target, img.nbytes)  # a full disk says so
+            write_png(tmp / path.with_suffix(".png").name, img)  # a full disk says so
 
         for _ in _map_slices(one, paths, threads, f"export {size}px"):
             pass

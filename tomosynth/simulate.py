@@ -436,6 +436,50 @@ def simulate_projections(
     return data, flat, dark
 
 
+def _check_scan(
+    kind: str,
+    columns: int,
+    slices: int,
+    angles: int,
+    seed: int,
+    voxel_um: float,
+    binning: int,
+) -> None:
+    """ConfigError naming the first invalid scan setting of :func:`simulate_scan`."""
+    if kind not in KINDS:
+        raise ConfigError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    if int(angles) != angles or angles < 2:
+        raise ConfigError(f"angles must be an integer >= 2, got {angles!r}")
+    if not (math.isfinite(voxel_um) and voxel_um > 0):
+        raise ConfigError(f"voxel_um must be > 0, got {voxel_um!r}")
+    if int(seed) != seed:
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    _check_size(columns, slices)
+    if int(binning) != binning or binning < 1 or columns % binning or slices % binning:
+        raise ConfigError(
+            f"binning must be an integer >= 1 dividing columns {columns} and slices {slices}, "
+            f"got {binning!r}"
+        )
+
+
+def _phantom_extra(
+    kind: str,
+    axial_variety: float,
+    bone_fraction: float | None,
+    trabecular_scale: float | None,
+) -> dict[str, float]:
+    """The phantom's structure keywords: axial_variety for shale, the given structure
+    parameters (None: the phantom's defaults) for bone."""
+    # axial_variety applies to the shale phantom only, the structure parameters to bone only
+    if kind == "shale":
+        return {"axial_variety": float(axial_variety)}
+    return {
+        k: float(v)
+        for k, v in (("bone_fraction", bone_fraction), ("trabecular_scale", trabecular_scale))
+        if v is not None
+    }
+
+
 def simulate_scan(
     path: str | os.PathLike,
     kind: str,
@@ -470,29 +514,8 @@ def simulate_scan(
     ConfigError
         Unknown `kind` (``"shale"`` or ``"bone"``) or an invalid value, naming the key.
     """
-    if kind not in KINDS:
-        raise ConfigError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
-    if int(angles) != angles or angles < 2:
-        raise ConfigError(f"angles must be an integer >= 2, got {angles!r}")
-    if not (math.isfinite(voxel_um) and voxel_um > 0):
-        raise ConfigError(f"voxel_um must be > 0, got {voxel_um!r}")
-    if int(seed) != seed:
-        raise ConfigError(f"seed must be an integer, got {seed!r}")
-    _check_size(columns, slices)
-    if int(binning) != binning or binning < 1 or columns % binning or slices % binning:
-        raise ConfigError(
-            f"binning must be an integer >= 1 dividing columns {columns} and slices {slices}, "
-            f"got {binning!r}"
-        )
-    # axial_variety applies to the shale phantom only, the structure parameters to bone only
-    if kind == "shale":
-        extra = {"axial_variety": float(axial_variety)}
-    else:
-        extra = {
-            k: float(v)
-            for k, v in (("bone_fraction", bone_fraction), ("trabecular_scale", trabecular_scale))
-            if v is not None
-        }
+    _check_scan(kind, columns, slices, angles, seed, voxel_um, binning)
+    extra = _phantom_extra(kind, axial_variety, bone_fraction, trabecular_scale)
     volume = KINDS[kind](int(columns), int(slices), int(seed), **extra)
     theta = np.linspace(0.0, np.pi, int(angles), endpoint=False)
     data, flat, dark = simulate_projections(

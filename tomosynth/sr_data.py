@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import list_slices, read_png, read_tiff
+from tomosynth.io import list_slices, read_json, read_png, read_tiff
 from tomosynth.resample import bicubic
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,59 @@ def load_pairs(
             f"{hr.shape[-2:]} of {hr_folder}"
         )
     return hr, lr, [hr_names[i] for i in keep]
+
+
+@dataclass(frozen=True, eq=False)
+class SRGANData:
+    """The images an SRGAN trains on: HR ``(N, H, W)`` float32 in [0, 1] and the matching LR
+    ``(N, H/r, W/r)`` of the train and val sets, and their provenance (`meta`: scan, preset,
+    fold, training specimens, ``lr_source``), stored in the checkpoints."""
+
+    train_hr: np.ndarray
+    train_lr: np.ndarray
+    val_hr: np.ndarray
+    val_lr: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_folders(
+        cls,
+        hr_dirs: Sequence[str | os.PathLike],
+        splits: Sequence[str | os.PathLike],
+        lr_dirs: Sequence[str | os.PathLike | None],
+        strides: Sequence[int],
+        scale: int,
+        meta: dict | None = None,
+    ) -> SRGANData:
+        """The train and val slices of several specimens (one PNG folder and split manifest
+        each; LR folders, or none to degrade HR; slice strides), concatenated in order."""
+        lr_dirs = list(lr_dirs) or [None] * len(hr_dirs)
+        sets: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
+        for hr_dir, split_json, lr_dir, stride in zip(
+            hr_dirs, splits, lr_dirs, strides, strict=True
+        ):
+            split = read_json(split_json)
+            for part, (hrs, lrs) in sets.items():
+                hr, lr, _ = load_pairs(hr_dir, split[part], scale, lr_dir, stride)
+                hrs.append(hr)
+                lrs.append(lr)
+        (train_hr, train_lr), (val_hr, val_lr) = (
+            (np.concatenate(hrs), np.concatenate(lrs)) for hrs, lrs in sets.values()
+        )
+        return cls(train_hr, train_lr, val_hr, val_lr, dict(meta or {}))
+
+    def check(self, out_dir: Path, scale: int) -> None:
+        """DataError unless both sets are non-empty, paired, and LR is HR / `scale`."""
+        for name, hr, lr in (
+            ("train", self.train_hr, self.train_lr),
+            ("val", self.val_hr, self.val_lr),
+        ):
+            if len(hr) == 0 or len(hr) != len(lr):
+                raise DataError(f"{out_dir}: {name} set has {len(hr)} HR and {len(lr)} LR images")
+            if hr.shape[-1] != lr.shape[-1] * scale or hr.shape[-2] != lr.shape[-2] * scale:
+                raise DataError(
+                    f"{out_dir}: {name} LR {lr.shape[-2:]} is not HR {hr.shape[-2:]} / {scale}"
+                )
 
 
 def augment_pair(

@@ -21,7 +21,7 @@ from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import atomic_dir, list_pngs, read_json, read_png_stack, write_png
 from tomosynth.metrics.spectral import hf_energy
 from tomosynth.models.srcnn import load_srcnn, refine
-from tomosynth.models.srgan import final_output, load_srgan_generator
+from tomosynth.models.srgan import load_srgan_generator, super_resolve_stack
 from tomosynth.resample import bicubic
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,6 @@ def _srgan_factory(size: int, model_path=None, device: str = "auto") -> Upscaler
     """SRGAN generator (tomosynth.models.srgan) trained at scale r: h x w -> rh x rw."""
     if model_path is None:
         raise ConfigError("upscale: method 'srgan' needs a trained model (model_path)")
-    import torch
-
     dev = select_device(device)
     model, meta = load_srgan_generator(model_path, dev)
     scale = int(meta["scale"])
@@ -74,9 +72,8 @@ def _srgan_factory(size: int, model_path=None, device: str = "auto") -> Upscaler
                 f"{model_path}: SRGAN upscales x{scale}, so {h}x{w} px inputs do not give "
                 f"{size} px outputs"
             )
-        x = torch.from_numpy(batch.astype(np.float32) / 255.0)[:, None].to(dev)
-        with torch.no_grad():
-            y = final_output(model(x))[:, 0].float().cpu().numpy()
+        lr = batch.astype(np.float32) / 255.0
+        y = super_resolve_stack(model, lr, max(1, len(lr)), dev, progress=False)
         return np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
 
     return run

@@ -728,7 +728,7 @@ def test_checkpoint_default_is_two_minutes_in_code_and_schema():
 
 def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_path):
     from tomosynth.checkpoint import load_checkpoint
-    from tomosynth.train.wgan_gp import train_wgan_gp
+    from tomosynth.train.wgan_gp import WganGpData, train_wgan_gp
 
     png = tmp_path / "16px"
     png.mkdir()
@@ -740,7 +740,7 @@ def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_pa
     split.write_text(json.dumps({"train": names[:6], "val": names[6:7], "test": names[7:]}))
     cfg = dict(batch_size=4, max_channels=4, latent_dim=4, n_critic=1, progress_images=4)
     out = tmp_path / "model"
-    train_wgan_gp(png, split, out, {**cfg, "max_epochs": 1}, progress_bar=False)
+    train_wgan_gp({**cfg, "max_epochs": 1}, WganGpData(png, split), out, progress_bar=False)
     old = (out / "latest.pt").read_bytes()
     assert load_checkpoint(out / "latest.pt")["finished"]
     seen = []
@@ -750,10 +750,9 @@ def test_start_over_keeps_the_old_checkpoint_until_the_new_one_is_written(tmp_pa
 
     # other settings: the finished run is not resumed, the training starts over
     train_wgan_gp(
-        png,
-        split,
-        out,
         {**cfg, "max_epochs": 2, "lr": 5e-4},
+        WganGpData(png, split),
+        out,
         on_epoch_end=at_epoch_end,
         progress_bar=False,
     )
@@ -811,8 +810,8 @@ def test_full_disk_during_export_says_no_space(tmp_path, monkeypatch):
     bounds.write_text(json.dumps({"low": 0.0, "high": 1.0}))
     out = tmp_path / "results" / "png" / "shale" / "8px"
     usage = namedtuple("usage", "total used free")
-    # OpenCV only returns False when the disk is full; the free space tells why
-    monkeypatch.setattr(cv2, "imwrite", lambda *a: False)
+    # OpenCV's encoder only says False; the free space tells why (tomosynth.io.write_png)
+    monkeypatch.setattr(cv2, "imencode", lambda *a: (False, None))
     monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10**9, 10**9 - 3004, 3004))
     with pytest.raises(OSError) as err:
         export_png(folder, bounds, out, size=8, skip_slices=0, threads=1)

@@ -148,9 +148,13 @@ class Wgan:
                     stop.request(signal.SIGTERM)
 
         return wgan_train.train_wgan_gp(
-            self.png, self.splits[variant], out, {**self.cfg, "max_epochs": epochs},
-            stop=stop, on_epoch_end=hook, progress_bar=False,
-        )  # fmt: skip
+            {**self.cfg, "max_epochs": epochs},
+            wgan_train.WganGpData(self.png, self.splits[variant]),
+            out,
+            stop=stop,
+            on_epoch_end=hook,
+            progress_bar=False,
+        )
 
     @staticmethod
     def weights(path):
@@ -192,7 +196,10 @@ class Srcnn:
             stop.request(signal.SIGTERM)  # checked after the first epoch
         low, high = self.dirs[variant]
         return srcnn_train.train_srcnn(
-            low, high, self.split, out, stop=stop, max_epochs=epochs, **self.cfg
+            {"max_epochs": epochs, **self.cfg},
+            srcnn_train.SRCNNData(low, high, self.split),
+            out,
+            stop=stop,
         )
 
     @staticmethod
@@ -237,7 +244,11 @@ class Srgan:
         if stop is not None:
             stop.request(signal.SIGTERM)  # checked after the first epoch
         return srgan_train.train_srgan(
-            *self.data[variant], out, self.cfg(epochs), stop=stop, restart_on_mismatch=True
+            self.cfg(epochs),
+            srgan_train.SRGANData(*self.data[variant]),
+            out,
+            stop=stop,
+            restart_on_mismatch=True,
         )
 
     @staticmethod
@@ -280,7 +291,9 @@ def test_srgan_changed_data_is_an_error_without_restart(tmp_path):
     t = Srgan(tmp_path)
     t.train(tmp_path / "m", epochs=1)
     with pytest.raises(ConfigError, match="the training images changed"):
-        srgan_train.train_srgan(*t.data[1], tmp_path / "m", t.cfg(1))
+        srgan_train.train_srgan(
+            t.cfg(1), srgan_train.SRGANData(*t.data[1]), tmp_path / "m", restart_on_mismatch=False
+        )
 
 
 @pytest.mark.parametrize("kind", TRAINERS, ids=lambda t: t.name)

@@ -17,7 +17,13 @@ from tomosynth.errors import ConfigError, DataError
 from tomosynth.models.srcnn import SRCNN, load_srcnn
 from tomosynth.resample import bicubic
 from tomosynth.train.common import StopRequested, StopSignal, load_checkpoint
-from tomosynth.train.srcnn import EarlyStopping, is_better, load_srcnn_pairs, train_srcnn
+from tomosynth.train.srcnn import (
+    EarlyStopping,
+    SRCNNData,
+    is_better,
+    load_srcnn_pairs,
+    train_srcnn,
+)
 from tomosynth.upscale import upscale_folder
 
 torch.set_num_threads(1)
@@ -136,9 +142,18 @@ def test_training_keeps_best_checkpoint_and_stops_on_val_mse(tmp_path, monkeypat
     monkeypatch.setattr(srcnn_train, "evaluate", fake_evaluate)
     out = tmp_path / "model"
     result = train_srcnn(
-        low, high, split, out, channels=(4, 4), kernels=(3, 1, 3), lr=1e-2,
-        patch_size=16, max_epochs=50, patience=3, device="cpu",
-    )  # fmt: skip
+        {
+            "channels": (4, 4),
+            "kernels": (3, 1, 3),
+            "lr": 1e-2,
+            "patch_size": 16,
+            "max_epochs": 50,
+            "patience": 3,
+            "device": "cpu",
+        },
+        SRCNNData(low, high, split),
+        out,
+    )
     assert result["epochs"] == 5 and result["stopped"] == "early_stopping"
     best = load_checkpoint(out / "best.pt")
     assert best["epoch"] == 3 and best["val_psnr"] == 25.0
@@ -185,10 +200,21 @@ def test_short_training_beats_bicubic_on_held_out_pairs(tmp_path):
     low, high, split, names = _make_pairs(tmp_path / "data", n=20, n_val=4, size=64)
     out = tmp_path / "model"
     result = train_srcnn(
-        low, high, split, out, channels=(32, 16), lr=3e-3, last_layer_lr_scale=1.0,
-        batch_size=16, patch_size=32, patches_per_image=4, max_epochs=30, patience=30,
-        seed=0, device="cpu",
-    )  # fmt: skip
+        {
+            "channels": (32, 16),
+            "lr": 3e-3,
+            "last_layer_lr_scale": 1.0,
+            "batch_size": 16,
+            "patch_size": 32,
+            "patches_per_image": 4,
+            "max_epochs": 30,
+            "patience": 30,
+            "seed": 0,
+            "device": "cpu",
+        },
+        SRCNNData(low, high, split),
+        out,
+    )
     # the held-out pairs, upscaled through the public folder API and scored by skimage
     val_low = tmp_path / "val_low"
     val_low.mkdir()
@@ -230,7 +256,7 @@ def test_resume_after_stop_signal_matches_uninterrupted_run(tmp_path, monkeypatc
         channels=(4, 4), kernels=(3, 1, 3), lr=1e-2, patch_size=16, patches_per_image=2,
         max_epochs=4, patience=10, seed=3, device="cpu",
     )  # fmt: skip
-    train_srcnn(low, high, split, tmp_path / "full", **kwargs)
+    train_srcnn(kwargs, SRCNNData(low, high, split), tmp_path / "full")
 
     stop = StopSignal()
     real_step = EarlyStopping.step
@@ -242,11 +268,11 @@ def test_resume_after_stop_signal_matches_uninterrupted_run(tmp_path, monkeypatc
 
     monkeypatch.setattr(EarlyStopping, "step", step_then_signal)
     with pytest.raises(StopRequested):
-        train_srcnn(low, high, split, tmp_path / "cut", stop=stop, **kwargs)
+        train_srcnn(kwargs, SRCNNData(low, high, split), tmp_path / "cut", stop=stop)
     monkeypatch.setattr(EarlyStopping, "step", real_step)
     (tmp_path / "cut" / "best.pt").unlink()  # as Snakemake removes outputs of failed jobs
     (tmp_path / "cut" / "log.csv").unlink()
-    train_srcnn(low, high, split, tmp_path / "cut", **kwargs)
+    train_srcnn(kwargs, SRCNNData(low, high, split), tmp_path / "cut")
 
     full = (tmp_path / "full" / "log.csv").read_text().splitlines()
     cut = (tmp_path / "cut" / "log.csv").read_text().splitlines()
@@ -307,11 +333,11 @@ def test_changed_data_starts_a_new_training(tmp_path):
     kwargs = dict(
         channels=(4, 4), kernels=(3, 1, 3), lr=1e-2, patch_size=16, max_epochs=2, device="cpu"
     )
-    train_srcnn(low, high, split, tmp_path / "m", **kwargs)
+    train_srcnn(kwargs, SRCNNData(low, high, split), tmp_path / "m")
     before = (tmp_path / "m" / "log.csv").read_text().splitlines()
     first = names["train"][0]
     cv2.imwrite(str(high / first), 255 - cv2.imread(str(high / first), 0))
-    result = train_srcnn(low, high, split, tmp_path / "m", **kwargs)
+    result = train_srcnn(kwargs, SRCNNData(low, high, split), tmp_path / "m")
     after = (tmp_path / "m" / "log.csv").read_text().splitlines()
     assert result["epochs"] == 2 and len(after) == 3
     assert before[1].split(",")[1] != after[1].split(",")[1]  # epoch 1 was trained again

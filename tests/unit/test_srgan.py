@@ -34,6 +34,7 @@ from tomosynth.models.srgan import (
 from tomosynth.sr_data import bicubic_downscale, bicubic_upscale
 from tomosynth.train.common import StopRequested, StopSignal
 from tomosynth.train.srgan import (
+    SRGANData,
     SRGANTrainConfig,
     SRGANTrainer,
     super_resolve_volume,
@@ -230,12 +231,9 @@ def test_short_training_beats_bicubic_on_held_out_slices(tmp_path):
         patches_per_image=4,
     )
     result = train_srgan(
-        train,
-        bicubic_downscale(train, scale),
-        val,
-        bicubic_downscale(val, scale),
-        tmp_path / "model",
         cfg,
+        SRGANData(train, bicubic_downscale(train, scale), val, bicubic_downscale(val, scale)),
+        tmp_path / "model",
     )
     assert 1 <= result["best_epoch"] <= 16
     g, meta = load_srgan_generator(tmp_path / "model" / "best.pt")
@@ -263,15 +261,15 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     hr, val = vol[:4], vol[4:]
     lr, val_lr = bicubic_downscale(hr, 2), bicubic_downscale(val, 2)
     cfg = _tiny_cfg(epochs=3)
-    ref = train_srgan(hr, lr, val, val_lr, tmp_path / "ref", cfg)
+    ref = train_srgan(cfg, SRGANData(hr, lr, val, val_lr), tmp_path / "ref")
 
     stop = StopSignal()
     stop.request()  # as a SIGTERM would: stop after the first epoch
     with pytest.raises(StopRequested):
-        train_srgan(hr, lr, val, val_lr, tmp_path / "run", cfg, stop=stop)
+        train_srgan(cfg, SRGANData(hr, lr, val, val_lr), tmp_path / "run", stop=stop)
     assert len(pd.read_csv(tmp_path / "run" / "log.csv")) == 1
     (tmp_path / "run" / "best.pt").unlink()  # as Snakemake removes outputs before a rerun
-    again = train_srgan(hr, lr, val, val_lr, tmp_path / "run", cfg)
+    again = train_srgan(cfg, SRGANData(hr, lr, val, val_lr), tmp_path / "run")
     assert again == ref
     a = pd.read_csv(tmp_path / "ref" / "log.csv")
     b = pd.read_csv(tmp_path / "run" / "log.csv")
@@ -284,9 +282,13 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
 
     other = _tiny_cfg(epochs=1, lr=1e-4)
     with pytest.raises(ConfigError, match="another config"):
-        train_srgan(hr, lr, val, val_lr, tmp_path / "run", other)
-    fresh = train_srgan(hr, lr, val, val_lr, tmp_path / "run", other, restart_on_mismatch=True)
-    assert fresh == train_srgan(hr, lr, val, val_lr, tmp_path / "fresh", other)
+        train_srgan(
+            other, SRGANData(hr, lr, val, val_lr), tmp_path / "run", restart_on_mismatch=False
+        )
+    fresh = train_srgan(
+        other, SRGANData(hr, lr, val, val_lr), tmp_path / "run", restart_on_mismatch=True
+    )
+    assert fresh == train_srgan(other, SRGANData(hr, lr, val, val_lr), tmp_path / "fresh")
     assert len(pd.read_csv(tmp_path / "run" / "log.csv")) == 1
 
 
@@ -309,7 +311,7 @@ def test_best_checkpoint_holds_the_best_epochs_weights_not_the_last(tmp_path):
     hr, val = vol[:4], vol[4:]
     lr, val_lr = bicubic_downscale(hr, 2), bicubic_downscale(val, 2)
     cfg = _tiny_cfg(epochs=3, pretrain_epochs=3, lr=1e-2)
-    ref = train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "ref", cfg)
+    ref = train_srgan(cfg, SRGANData(hr, lr, 1.0 - val, val_lr), tmp_path / "ref")
     log = pd.read_csv(tmp_path / "ref" / "log.csv")
     best = int(log.loc[log["val_psnr"].idxmax(), "epoch"])
     assert ref["best_epoch"] == best == 1 and log["val_psnr"].is_monotonic_decreasing
@@ -321,10 +323,10 @@ def test_best_checkpoint_holds_the_best_epochs_weights_not_the_last(tmp_path):
         stop = StopSignal()
         stop.request()
         with pytest.raises(StopRequested):
-            train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "run", cfg, stop=stop)
+            train_srgan(cfg, SRGANData(hr, lr, 1.0 - val, val_lr), tmp_path / "run", stop=stop)
         per_epoch[epoch] = _generator_weights(tmp_path / "run" / "latest.pt")
     (tmp_path / "run" / "best.pt").unlink()  # as Snakemake removes outputs before a rerun
-    assert train_srgan(hr, lr, 1.0 - val, val_lr, tmp_path / "run", cfg) == ref
+    assert train_srgan(cfg, SRGANData(hr, lr, 1.0 - val, val_lr), tmp_path / "run") == ref
     per_epoch[cfg.epochs] = _generator_weights(tmp_path / "run" / "latest.pt")
     final = _generator_weights(tmp_path / "ref" / "latest.pt")
     assert _same_weights(per_epoch[cfg.epochs], final)  # stepping reproduces the run
@@ -349,12 +351,9 @@ def test_high_scale_generators_train(tmp_path, kind):
     gen = {**TINY, "kind": kind, "n_blocks": 1, "stack_scales": [2, 2]}
     cfg = _tiny_cfg(scale=4, generator=gen, epochs=2, patch_size=16)
     r = train_srgan(
-        vol[:3],
-        bicubic_downscale(vol[:3], 4),
-        vol[3:],
-        bicubic_downscale(vol[3:], 4),
-        tmp_path,
         cfg,
+        SRGANData(vol[:3], bicubic_downscale(vol[:3], 4), vol[3:], bicubic_downscale(vol[3:], 4)),
+        tmp_path,
     )
     assert np.isfinite(r["best_psnr"])
     g, _ = load_srgan_generator(tmp_path / "best.pt")
@@ -396,12 +395,9 @@ def test_super_resolve_volume_layout_and_metrics(tmp_path):
     cfg = _tiny_cfg(epochs=1)
     hr = hr8.astype(np.float32)
     train_srgan(
-        hr[:4],
-        bicubic_downscale(hr[:4], 2),
-        hr[4:],
-        bicubic_downscale(hr[4:], 2),
-        tmp_path / "m",
         cfg,
+        SRGANData(hr[:4], bicubic_downscale(hr[:4], 2), hr[4:], bicubic_downscale(hr[4:], 2)),
+        tmp_path / "m",
     )
     out = tmp_path / "sr" / "exp_d_x2"
     meta = {"scan": "bone", "preset": "exp_d", "fold": None, "seed": 0}
@@ -465,7 +461,9 @@ def test_sr_table_bicubic_row_is_opencv_inter_cubic_with_the_gaussian_ssim(tmp_p
     cfg = _tiny_cfg(scale=4, epochs=1)
     hr = vol[:4]
     train_srgan(
-        hr, bicubic_downscale(hr, 4), vol[4:], bicubic_downscale(vol[4:], 4), tmp_path / "m", cfg
+        cfg,
+        SRGANData(hr, bicubic_downscale(hr, 4), vol[4:], bicubic_downscale(vol[4:], 4)),
+        tmp_path / "m",
     )
     out = tmp_path / "sr" / "exp_d_x4"
     super_resolve_volume(
@@ -541,12 +539,9 @@ def test_super_resolve_real_pairs_and_missing_test_slices(tmp_path):
             cv2.imwrite(str(tmp_path / folder / f"slice_{i:05d}.png"), img)
     vol = _bone_like(3, 16, seed=6)
     train_srgan(
-        vol[:2],
-        bicubic_downscale(vol[:2], 2),
-        vol[2:],
-        bicubic_downscale(vol[2:], 2),
-        tmp_path / "m",
         _tiny_cfg(epochs=1, patch_size=8),
+        SRGANData(vol[:2], bicubic_downscale(vol[:2], 2), vol[2:], bicubic_downscale(vol[2:], 2)),
+        tmp_path / "m",
     )
     out = tmp_path / "sr"
     n = super_resolve_volume(

@@ -12,7 +12,7 @@ from tomosynth.errors import ConfigError
 from tomosynth.models.srgan import build_generator
 from tomosynth.sr_data import bicubic_downscale
 from tomosynth.train.common import load_checkpoint
-from tomosynth.train.srgan import SRGANTrainConfig, train_srgan
+from tomosynth.train.srgan import SRGANData, SRGANTrainConfig, train_srgan
 from tomosynth.train.srgan_guard import CollapseGuard, GuardConfig
 
 torch.set_num_threads(1)
@@ -104,7 +104,7 @@ def test_forced_collapse_is_caught_and_the_good_state_restored(tmp_path):
     )
     out = tmp_path / "model"
     val_lr = bicubic_downscale(val, 2)
-    result = train_srgan(train, bicubic_downscale(train, 2), val, val_lr, out, cfg)
+    result = train_srgan(cfg, SRGANData(train, bicubic_downscale(train, 2), val, val_lr), out)
     log = pd.read_csv(out / "log.csv", keep_default_na=False)
     adv = log[log["phase"] == "adversarial"]
     events = adv[adv["guard"] != ""]

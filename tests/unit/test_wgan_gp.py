@@ -70,7 +70,7 @@ def blobs(tmp_path_factory):
 
 def _train(blobs, out, **kw):
     png, split = blobs
-    return wg.train_wgan_gp(png, split, out, {**FAST, **kw}, progress_bar=False)
+    return wg.train_wgan_gp({**FAST, **kw}, wg.WganGpData(png, split), out, progress_bar=False)
 
 
 # --- architecture ------------------------------------------------------------------------
@@ -239,10 +239,9 @@ def test_resume_after_epoch_stop_gives_same_weights(blobs, tmp_path):
     png, split = blobs
     with pytest.raises(StopRequested):
         wg.train_wgan_gp(
-            png,
-            split,
-            out,
             {**FAST, "max_epochs": 6},
+            wg.WganGpData(png, split),
+            out,
             stop=stop,
             on_epoch_end=after_epoch,
             progress_bar=False,
@@ -331,10 +330,9 @@ def test_resume_mid_epoch_gives_same_weights(blobs, tmp_path):
     # checks 1-4 in epoch 1, 5 and 6 before batches 1 and 2 of epoch 2, 7 before its 3rd batch.
     with pytest.raises(StopRequested, match="in epoch 2"):
         wg.train_wgan_gp(
-            png,
-            split,
-            tmp_path / "mid",
             {**FAST, "max_epochs": 4},
+            wg.WganGpData(png, split),
+            tmp_path / "mid",
             stop=_StopAtCheck(7),
             progress_bar=False,
         )
@@ -370,10 +368,9 @@ def test_epoch_cap_raised_continues_and_finished_run_retrains(blobs, tmp_path):
     stop, after = _stop_after(3)
     with pytest.raises(StopRequested):
         wg.train_wgan_gp(
-            png,
-            split,
-            tmp_path / "m",
             {**FAST, "max_epochs": 4},
+            wg.WganGpData(png, split),
+            tmp_path / "m",
             stop=stop,
             on_epoch_end=after,
             progress_bar=False,
@@ -386,10 +383,9 @@ def test_epoch_cap_raised_continues_and_finished_run_retrains(blobs, tmp_path):
     stop, after = _stop_after(3)
     with pytest.raises(StopRequested):
         wg.train_wgan_gp(
-            png,
-            split,
-            tmp_path / "m2",
             {**FAST, "max_epochs": 5},
+            wg.WganGpData(png, split),
+            tmp_path / "m2",
             stop=stop,
             on_epoch_end=after,
             progress_bar=False,
@@ -406,11 +402,11 @@ def test_changed_training_images_start_over(blobs, tmp_path):
     manifest["train"] = manifest["train"][:40]
     other.write_text(json.dumps(manifest))
     state = wg.train_wgan_gp(
-        png, other, tmp_path / "m", {**FAST, "max_epochs": 3}, progress_bar=False
+        {**FAST, "max_epochs": 3}, wg.WganGpData(png, other), tmp_path / "m", progress_bar=False
     )
     assert [r["epoch"] for r in state["log"]] == [1, 2, 3]
     ref = wg.train_wgan_gp(
-        png, other, tmp_path / "r", {**FAST, "max_epochs": 3}, progress_bar=False
+        {**FAST, "max_epochs": 3}, wg.WganGpData(png, other), tmp_path / "r", progress_bar=False
     )
     assert ref["data_sha256"] == state["data_sha256"]
     _assert_same_weights(_weights(tmp_path / "r/final.pt"), _weights(tmp_path / "m/final.pt"))
@@ -569,10 +565,9 @@ def test_finished_training_is_republished_without_retraining(blobs, tmp_path, ca
 
     # the device preference may differ (a GPU node after a CPU one): still the same run
     state = wg.train_wgan_gp(
-        png,
-        split,
-        tmp_path,
         {**FAST, "max_epochs": 3, "device": "auto"},
+        wg.WganGpData(png, split),
+        tmp_path,
         on_epoch_end=no_training,
         progress_bar=False,
     )
@@ -584,10 +579,9 @@ def test_finished_training_is_republished_without_retraining(blobs, tmp_path, ca
     # other data: trains again
     with pytest.raises(AssertionError, match="trained epoch 1 again"):
         wg.train_wgan_gp(
-            png,
-            split,
-            tmp_path,
             {**FAST, "max_epochs": 3, "seed": 7},
+            wg.WganGpData(png, split),
+            tmp_path,
             on_epoch_end=no_training,
             progress_bar=False,
         )

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from tomosynth.errors import DataError
-from tomosynth.io.atomic import _denied, atomic_file, clean_stale_temporaries, permission_message
+from tomosynth.io.atomic import (
+    _denied,
+    atomic_file,
+    clean_stale_temporaries,
+    permission_message,
+    write_failure,
+)
 from tomosynth.manifest import verify_folder
 
 
@@ -116,15 +122,22 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_png(path: str | os.PathLike, img_uint8: np.ndarray) -> None:
-    """Write a 2D uint8 (0..255) grayscale PNG, atomically."""
+    """Write a 2D uint8 (0..255) grayscale PNG, atomically: the one PNG writer.
+
+    OpenCV's PNG encoder with its default settings (what ``export_png`` always wrote, so its
+    bytes are unchanged); a full disk says ``no space left on <folder>``.
+    """
+    import cv2
+
     path = Path(path)
     img = np.asarray(img_uint8)
     if img.dtype != np.uint8 or img.ndim != 2:
         raise DataError(f"{path}: PNG slices must be 2D uint8, got {img.dtype} {img.shape}")
-    from PIL import Image
-
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
+    if not ok:
+        raise write_failure(path, img.nbytes)
     with atomic_file(path) as tmp:
-        Image.fromarray(img).save(tmp, format="PNG")
+        tmp.write_bytes(buf.tobytes())
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import ndimage
 
 from tomosynth.errors import ConfigError, DataError
+from tomosynth.io import write_png
 from tomosynth.metrics import distance as dist
 from tomosynth.metrics import frd as frd_v1
 from tomosynth.metrics.features import METRIC_NAME as OWN_NAME
@@ -120,13 +121,11 @@ def degrade_set(images: np.ndarray, kind: str, amount: float, seed: int = 0) -> 
 def _frd_v1_stack(stack: np.ndarray) -> np.ndarray:
     """FRD v1 features of an image stack: frd-score reads files, so the images go through a
     temporary folder of 8-bit PNGs (lossless)."""
-    from PIL import Image
-
     with tempfile.TemporaryDirectory(prefix="tomosynth-frd-") as tmp:
         files = []
         for i, im in enumerate(stack):
             files.append(str(Path(tmp) / f"slice_{i:05d}.png"))
-            Image.fromarray(np.asarray(im, dtype=np.uint8)).save(files[-1])
+            write_png(files[-1], np.asarray(im, dtype=np.uint8))
         return frd_v1.feature_array(files)
 
 

@@ -19,6 +19,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -412,6 +413,33 @@ def build_discriminator(cfg: DiscriminatorConfig | dict) -> Discriminator:
     if isinstance(cfg, dict):
         cfg = DiscriminatorConfig(**cfg)
     return Discriminator(cfg)
+
+
+@torch.no_grad()
+def super_resolve_stack(
+    generator: nn.Module,
+    lr: np.ndarray,
+    batch_size: int = 8,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Apply a generator slice by slice: LR ``(N, H, W)`` in [0, 1] -> SR ``(N, rH, rW)`` float32.
+
+    The one SRGAN inference path: SR volumes, validation during training and the
+    ``upscale`` rule's SRGAN method all call it (eval mode; the training mode is restored).
+    """
+    from tqdm import tqdm
+
+    device = device or next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    out = []
+    starts = range(0, len(lr), batch_size)
+    for s in tqdm(starts, desc="super-resolve", unit="batch", disable=not progress):
+        batch = torch.from_numpy(np.ascontiguousarray(lr[s : s + batch_size, None])).to(device)
+        out.append(final_output(generator(batch))[:, 0].float().cpu().numpy())
+    generator.train(was_training)
+    return np.concatenate(out).astype(np.float32)
 
 
 def load_srgan_generator(

@@ -8,6 +8,19 @@ import numpy as np
 
 from tomosynth.plots import save_figure
 
+#: Columns of a drawn bar, in `distance_figure`'s record.
+DRAWN_KEYS = (
+    "set",
+    "reference",
+    "label",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_set",
+    "n_ref",
+    "baseline_same_n",
+)
+
 
 def distance_figure(table, ci_level: float = 0.95):
     """Figure with one panel per metric: a bar per (set, reference), real-split bar first.
@@ -37,68 +50,64 @@ def distance_figure(table, ci_level: float = 0.95):
         sub = sub.assign(_real=~sub["set"].str.startswith("real_split")).sort_values(
             ["_real"], kind="stable"
         )
-        refs = list(dict.fromkeys(sub.loc[sub["_real"], "reference"]))
-        colours = {
-            r: c for r, c in zip(refs, ["tab:blue", "tab:orange", "tab:green"], strict=False)
-        }
-        values = sub["value"].to_numpy(float)
-        lo = values - sub["ci_low"].to_numpy(float)
-        hi = sub["ci_high"].to_numpy(float) - values
-        yerr = np.nan_to_num(np.vstack([lo, hi]), nan=0.0).clip(min=0)
-        labels, colors = [], []
-        for _, r in sub.iterrows():
-            if r["_real"]:
-                labels.append(f"{r['label']}\nvs {r['reference']}\nN={r['n_set']} / {r['n_ref']}")
-                colors.append(colours.get(r["reference"], "tab:purple"))
-            else:
-                labels.append(f"real split\n(two halves)\nN={r['n_set']} / {r['n_ref']}")
-                colors.append("tab:gray")
-        x = np.arange(len(sub))
-        ax.bar(x, values, yerr=yerr, capsize=4, color=colors, label=None, gid="distance-bars")
-        base = sub["baseline_same_n"].to_numpy(float)
-        ax.plot(x, base, "k_", markersize=18, mew=2, label="real vs real at the set's N")
-        from matplotlib.patches import Patch
-
-        handles = [Patch(color=colours[r], label=f"vs {r} split") for r in refs]
-        handles += [Patch(color="tab:gray", label="real split (two halves)")]
-        handles += ax.get_legend_handles_labels()[0]
-        for xi, v in zip(x, values, strict=True):
-            ax.annotate(
-                f"{v:.3g}",
-                (xi, v),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                xytext=(0, 2),
-                textcoords="offset points",
-            )
-        ax.set_xticks(x, labels, fontsize=7)
-        positive = values[np.isfinite(values) & (values > 0)]
-        log_scale = positive.size > 1 and positive.max() > 100 * positive.min()
-        if log_scale:  # scores spanning orders of magnitude: keep the baseline visible
-            ax.set_yscale("log")
-        ax.set_ylabel(f"{metric}{', log scale' if log_scale else ''}\nlower = closer to real")
-        ax.set_title(f"{sub['scan'].iloc[0]}: {metric}, {100 * ci_level:g}% bootstrap CI")
-        ax.legend(handles=handles, fontsize=7, loc="upper left")
+        _distance_panel(ax, sub, metric, ci_level)
         drawn[metric] = [
-            {
-                k: (r[k].item() if hasattr(r[k], "item") else r[k])
-                for k in (
-                    "set",
-                    "reference",
-                    "label",
-                    "value",
-                    "ci_low",
-                    "ci_high",
-                    "n_set",
-                    "n_ref",
-                    "baseline_same_n",
-                )
-            }
+            {k: (r[k].item() if hasattr(r[k], "item") else r[k]) for k in DRAWN_KEYS}
             for _, r in sub.iterrows()
         ]
     fig.tight_layout()
     return fig, drawn
+
+
+def _bar_labels(sub, colours: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Tick label (set, reference, N) and colour of every bar of a panel."""
+    labels, colors = [], []
+    for _, r in sub.iterrows():
+        if r["_real"]:
+            labels.append(f"{r['label']}\nvs {r['reference']}\nN={r['n_set']} / {r['n_ref']}")
+            colors.append(colours.get(r["reference"], "tab:purple"))
+        else:
+            labels.append(f"real split\n(two halves)\nN={r['n_set']} / {r['n_ref']}")
+            colors.append("tab:gray")
+    return labels, colors
+
+
+def _distance_panel(ax, sub, metric: str, ci_level: float) -> None:
+    """One metric's bars (real split first), CIs, real-vs-real ticks, values and legend."""
+    from matplotlib.patches import Patch
+
+    refs = list(dict.fromkeys(sub.loc[sub["_real"], "reference"]))
+    colours = {r: c for r, c in zip(refs, ["tab:blue", "tab:orange", "tab:green"], strict=False)}
+    values = sub["value"].to_numpy(float)
+    lo = values - sub["ci_low"].to_numpy(float)
+    hi = sub["ci_high"].to_numpy(float) - values
+    yerr = np.nan_to_num(np.vstack([lo, hi]), nan=0.0).clip(min=0)
+    labels, colors = _bar_labels(sub, colours)
+    x = np.arange(len(sub))
+    ax.bar(x, values, yerr=yerr, capsize=4, color=colors, label=None, gid="distance-bars")
+    base = sub["baseline_same_n"].to_numpy(float)
+    ax.plot(x, base, "k_", markersize=18, mew=2, label="real vs real at the set's N")
+    handles = [Patch(color=colours[r], label=f"vs {r} split") for r in refs]
+    handles += [Patch(color="tab:gray", label="real split (two halves)")]
+    handles += ax.get_legend_handles_labels()[0]
+    for xi, v in zip(x, values, strict=True):
+        ax.annotate(
+            f"{v:.3g}",
+            (xi, v),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
+    ax.set_xticks(x, labels, fontsize=7)
+    positive = values[np.isfinite(values) & (values > 0)]
+    log_scale = positive.size > 1 and positive.max() > 100 * positive.min()
+    if log_scale:  # scores spanning orders of magnitude: keep the baseline visible
+        ax.set_yscale("log")
+    ax.set_ylabel(f"{metric}{', log scale' if log_scale else ''}\nlower = closer to real")
+    ax.set_title(f"{sub['scan'].iloc[0]}: {metric}, {100 * ci_level:g}% bootstrap CI")
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
 
 
 def plot_distance(

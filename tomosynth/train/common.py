@@ -1,5 +1,6 @@
 """Shared training plumbing: device, seeds, RNG state, atomic checkpoints, stop signals,
-wall-clock budget, the per-epoch CSV log and the resume policy (:class:`ResumableRun`)."""
+wall-clock budget, the per-epoch CSV log, the resume policy (:class:`ResumableRun`) and the
+one driver of every trainer (:func:`run_training` over a :class:`TrainingRun`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import FrameType
@@ -400,28 +403,40 @@ class ResumableRun:
         keys = (set(old) | set(self.config)) - ignore
         return sorted(k for k in keys if old.get(k) != self.config.get(k))
 
-    def decide(self, record: RunRecord | None) -> ResumeDecision:
-        """Resume, republish or start over for the checkpoint described by `record`."""
-        if record is None:
-            return ResumeDecision("fresh", "no checkpoint")
+    def _other_run(self, record: RunRecord) -> ResumeDecision | None:
+        """Start over for a checkpoint of another trainer or of other (or unknown) data."""
         if record.kind != self.kind:
             return ResumeDecision("start_over", f"it is a {record.kind!r} checkpoint")
         if record.data_digest is None:
             return ResumeDecision("start_over", "it does not record its training data")
         if record.data_digest != self.data_digest:
             return ResumeDecision("start_over", "the training images changed")
-        if record.finished:
-            if not self._differing(record.config, self.republish_ignores):
-                return ResumeDecision(
-                    "republish",
-                    f"it is a finished training ({record.epoch} epochs) of the same data "
-                    "and settings",
-                )
-            if not self.continue_finished:
-                diff = self._differing(record.config, self.republish_ignores)
-                return ResumeDecision(
-                    "start_over", f"it is a finished training with other settings ({diff})"
-                )
+        return None
+
+    def _finished(self, record: RunRecord) -> ResumeDecision | None:
+        """A finished checkpoint: republish it (same settings up to `republish_ignores`),
+        start over, or None where it may be continued (`continue_finished`)."""
+        if not record.finished:
+            return None
+        diff = self._differing(record.config, self.republish_ignores)
+        if not diff:
+            return ResumeDecision(
+                "republish",
+                f"it is a finished training ({record.epoch} epochs) of the same data and settings",
+            )
+        if not self.continue_finished:
+            return ResumeDecision(
+                "start_over", f"it is a finished training with other settings ({diff})"
+            )
+        return None
+
+    def decide(self, record: RunRecord | None) -> ResumeDecision:
+        """Resume, republish or start over for the checkpoint described by `record`."""
+        if record is None:
+            return ResumeDecision("fresh", "no checkpoint")
+        early = self._other_run(record) or self._finished(record)
+        if early is not None:
+            return early
         diff = self._differing(record.config, self.resumable_keys)
         if diff:
             return ResumeDecision("start_over", f"trained with another config: {diff} differ")
@@ -437,3 +452,239 @@ class ResumableRun:
             )
         state = "finished" if record.finished else "interrupted"
         return ResumeDecision("resume", f"{state} at epoch {record.epoch}, same data and settings")
+
+
+# --- the one training driver -------------------------------------------------------------------
+def say(message: str) -> None:
+    """One line for the job's log (stderr, which a rule's script sends to its log file)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+class TrainingRun:
+    """One training run of a trainer, in the steps :func:`run_training` calls.
+
+    A trainer (WGAN-GP, SRCNN, SRGAN) subclasses this: it builds its data, models and
+    optimisers in ``__init__`` (writing nothing) and fills in the steps below. The driver owns
+    the order: load ``latest.pt``, decide (:class:`ResumableRun`), republish / resume / start
+    over, rebuild ``log.csv``, the epoch loop with its checkpoints and stop signals, publish.
+
+    Attributes every subclass sets: ``kind`` (name in checkpoints), ``label`` (progress
+    bar), ``log_fields``, ``out_dir``, ``latest_path``, ``log_path``, ``epoch`` (completed
+    epochs), ``spent_s`` (budget seconds of earlier runs), ``log_rows``, ``stale_outputs``
+    (declared outputs deleted when training starts from scratch) and ``republished`` (the
+    words after "published" in the republish message).
+    """
+
+    kind: str
+    label: str
+    log_fields: list[str]
+    out_dir: Path
+    latest_path: Path
+    log_path: Path
+    epoch: int
+    spent_s: float
+    log_rows: list[dict]
+    stale_outputs: tuple[str, ...] = ()
+    republished: str = "best.pt and log.csv again"
+
+    # -- resume policy ---------------------------------------------------------------------
+    def resumable_run(self) -> ResumableRun:
+        """This run's identity for the resume policy."""
+        raise NotImplementedError
+
+    @staticmethod
+    def record(ckpt: dict) -> RunRecord:
+        """What a ``latest.pt`` says about the run that wrote it."""
+        raise NotImplementedError
+
+    def decide(self, ckpt: dict | None) -> ResumeDecision:
+        """Resume, republish or start over from `ckpt` (a ``latest.pt``), with the reason."""
+        return self.resumable_run().decide(None if ckpt is None else self.record(ckpt))
+
+    def restore(self, ckpt: dict) -> None:
+        """Load models, optimisers, RNG and counters from `ckpt`."""
+        raise NotImplementedError
+
+    def republish(self, ckpt: dict) -> dict | None:
+        """Publish a finished `ckpt`'s outputs again; its result (None: resume it instead)."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Delete stale declared outputs before training from scratch (latest.pt stays)."""
+        for name in self.stale_outputs:
+            path = self.out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def write_log(self) -> CsvLog:
+        """``log.csv`` rebuilt from the checkpoint's rows (a deleted output comes back; rows
+        of epochs logged after the last checkpoint are dropped)."""
+        with atomic_file(self.log_path) as tmp:
+            tmp_log = CsvLog(tmp, self.log_fields)
+            for row in self.log_rows:
+                tmp_log.append(row)
+        return CsvLog(self.log_path, self.log_fields)
+
+    # -- the loop ----------------------------------------------------------------------------
+    @property
+    def budget_minutes(self) -> float:
+        """Wall-clock budget over all (resumed) runs (``math.inf`` for none)."""
+        raise NotImplementedError
+
+    @property
+    def max_epochs(self) -> int:
+        """Epoch cap (the progress bar's total)."""
+        raise NotImplementedError
+
+    def begin(self, budget: Budget) -> None:
+        """Before the first epoch of this process (after log.csv was rebuilt)."""
+
+    def reason_before(self, budget: Budget, first: bool) -> str | None:
+        """Why no further epoch is to run, checked before each one (None: train)."""
+        return None
+
+    def next_epoch(self, flag: StopSignal, budget: Budget) -> dict | None:
+        """Train and score one epoch; its log row (None: a stop signal interrupted it)."""
+        raise NotImplementedError
+
+    def reason_after(self, row: dict, budget: Budget) -> str | None:
+        """After an epoch was logged: why training ends now (None: go on)."""
+        raise NotImplementedError
+
+    def checkpoint(self, budget: Budget, reason: str | None, force: bool = False) -> None:
+        """After an epoch: write ``latest.pt`` if the cadence says so (`force`: a stop)."""
+        raise NotImplementedError
+
+    def postfix(self, row: dict) -> dict[str, Any]:
+        """Values shown beside the progress bar."""
+        return {}
+
+    def finish(self, budget: Budget, reason: str | None) -> dict:
+        """Training ended: the finished ``latest.pt``, the published outputs; the result."""
+        raise NotImplementedError
+
+
+def run_training(
+    run: TrainingRun,
+    *,
+    stop: StopSignal | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    progress_bar: bool = True,
+    restart_on_mismatch: bool = True,
+) -> dict:
+    """Drive one training run: the one resume policy, loop, checkpoints and publishing.
+
+    Parameters
+    ----------
+    run : TrainingRun
+        The trainer's run (data, models, files of its folder).
+    stop : StopSignal, optional
+        Stop flag to honour (its owner enters it); by default one is installed for
+        SIGTERM/SIGUSR1/SIGINT during training.
+    on_epoch_end : callable, optional
+        Called with each epoch's log row (tests use it to request a stop).
+    progress_bar : bool
+        Show a tqdm bar on stderr.
+    restart_on_mismatch : bool
+        A ``latest.pt`` that cannot be resumed (other settings or data) is discarded and
+        training starts over (True) or is a :class:`ConfigError` (False).
+
+    Raises
+    ------
+    StopRequested
+        After ``latest.pt`` was written because a stop signal arrived; rerun to resume.
+    """
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    latest = run.latest_path
+    ckpt = load_checkpoint(latest, map_location="cpu")
+    decision = run.decide(ckpt)
+    if decision.republish:
+        result = run.republish(ckpt)
+        if result is not None:
+            say(
+                f"{latest}: {decision.reason}; published {run.republished} without retraining "
+                "(delete latest.pt to train from scratch)"
+            )
+            return result
+    if decision.start_over and not restart_on_mismatch:
+        raise ConfigError(f"{latest}: cannot resume, {decision.reason}; delete it to restart")
+    if decision.resume or decision.republish:
+        run.restore(ckpt)
+        say(f"resuming {latest} at epoch {run.epoch}, {run.spent_s:.1f} s spent: {decision.reason}")
+    else:
+        if decision.start_over:
+            say(f"not resuming {latest}: {decision.reason}; starting over")
+        run.discard()
+    return _loop(run, stop, on_epoch_end, progress_bar)
+
+
+def _loop(
+    run: TrainingRun,
+    stop: StopSignal | None,
+    on_epoch_end: Callable[[dict], None] | None,
+    progress_bar: bool,
+) -> dict:
+    """The epoch loop of :func:`run_training`; returns :meth:`TrainingRun.finish`'s result."""
+    from tqdm import tqdm
+
+    csv_log = run.write_log()
+    budget = Budget(run.budget_minutes, run.spent_s)
+    run.begin(budget)
+    own = stop is None
+    with StopSignal() if own else contextlib.nullcontext(stop) as flag:
+        bar = tqdm(
+            total=run.max_epochs,
+            initial=run.epoch,
+            desc=run.label,
+            unit="epoch",
+            file=sys.stderr,
+            disable=not progress_bar,
+            mininterval=1.0,
+        )
+        try:
+            reason = run.reason_before(budget, first=True)
+            while reason is None:
+                row = run.next_epoch(flag, budget)
+                if row is None:
+                    run.checkpoint(budget, None, force=True)
+                    raise StopRequested(
+                        f"stopped by signal {flag.signum} in epoch {run.epoch + 1}; "
+                        f"{run.latest_path} saved, rerun to resume",
+                        signum=flag.signum,
+                    )
+                csv_log.append(row)
+                reason = run.reason_after(row, budget)
+                bar.update(1)
+                bar.set_postfix(run.postfix(row))
+                if on_epoch_end is not None:
+                    on_epoch_end(row)
+                stop_now = reason is None and flag.requested  # read the flag once
+                run.checkpoint(budget, reason, force=stop_now)
+                if stop_now:
+                    raise StopRequested(
+                        f"stopped by signal {flag.signum} after epoch {run.epoch}; "
+                        f"{run.latest_path} saved, rerun to resume",
+                        signum=flag.signum,
+                    )
+                if reason is None:
+                    reason = run.reason_before(budget, first=False)
+        finally:
+            bar.close()
+    return run.finish(budget, reason)
+
+
+def run_rule(train: Callable[[], Any], device: str, resources: Any = None) -> Any:
+    """What every training rule's script does around its trainer.
+
+    A GPU job (`resources` of the Snakemake job) without a working CUDA stops before any
+    data is read or an epoch is trained on the CPU; a stop signal, after ``latest.pt`` was
+    written, exits with :data:`EXIT_PREEMPTED` so that a rerun resumes.
+    """
+    select_device(device, gpu_job_requires_cuda(resources))
+    try:
+        return train()
+    except StopRequested as exc:
+        say(f"{exc}; rerun to resume from latest.pt")
+        sys.exit(EXIT_PREEMPTED)

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,25 +24,23 @@ import torch
 from torch import nn
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_file, list_pngs, read_json, read_png_stack
+from tomosynth.io import list_pngs, read_json, read_png_stack
 from tomosynth.metrics.image import psnr, ssim
 from tomosynth.models.srcnn import SRCNN
 from tomosynth.models.srcnn import to_unit as _to_unit
 from tomosynth.resample import bicubic
 from tomosynth.train.common import (
     Budget,
-    CsvLog,
     ResumableRun,
-    ResumeDecision,
     RunRecord,
-    StopRequested,
     StopSignal,
+    TrainingRun,
     data_digest,
     device_name,
-    load_checkpoint,
     package_versions,
     reject_unknown_keys,
     rng_state,
+    run_training,
     save_checkpoint,
     seed_everything,
     select_device,
@@ -291,26 +290,45 @@ class SRCNNTrainConfig:
         return asdict(self)
 
 
-class _SRCNNRun:
-    """One training run of :func:`train_srcnn`: data, model, optimiser, early stopping, best
-    epoch, log rows and the files of `out_dir`."""
+@dataclass(frozen=True)
+class SRCNNData:
+    """The pairs an SRCNN trains on: folders of real low- and high-resolution uint8 PNGs
+    (same names) and the split manifest (``train`` and ``val`` lists of file names)."""
 
-    def __init__(
-        self,
-        low_dir: str | os.PathLike,
-        high_dir: str | os.PathLike,
-        split_path: str | os.PathLike,
-        out_dir: Path,
-        cfg: SRCNNTrainConfig,
-    ) -> None:
+    low_dir: str | os.PathLike
+    high_dir: str | os.PathLike
+    split: str | os.PathLike
+
+    def load(self) -> dict[str, Any]:
+        """Train and val pairs (bicubic inputs, targets; uint8) and the LR slice size."""
+        split = load_split(self.split)
+        train_in, train_out = load_srcnn_pairs(self.low_dir, self.high_dir, split["train"])
+        val_in, val_out = load_srcnn_pairs(self.low_dir, self.high_dir, split["val"])
+        low_size = int(read_png_stack(self.low_dir, split["train"][:1]).shape[1])
+        return {
+            "train": (train_in, train_out),
+            "val": (val_in, val_out),
+            "low_size": low_size,
+        }
+
+
+class _SRCNNRun(TrainingRun):
+    """One training run of :func:`train_srcnn`: data, model, optimiser, early stopping, best
+    epoch, log rows and the files of `out_dir`, in the steps of
+    :func:`~tomosynth.train.common.run_training`."""
+
+    kind = "srcnn"
+    label = "SRCNN"
+    log_fields = LOG_FIELDS
+
+    def __init__(self, data: SRCNNData, out_dir: Path, cfg: SRCNNTrainConfig) -> None:
         self.cfg = cfg
         self.out_dir = out_dir
         self.best_path, self.log_path = out_dir / "best.pt", out_dir / "log.csv"
         self.latest_path = out_dir / "latest.pt"
-        split = load_split(split_path)
-        train_in, train_out = load_srcnn_pairs(low_dir, high_dir, split["train"])
-        val_in, val_out = load_srcnn_pairs(low_dir, high_dir, split["val"])
-        self.low_size = int(read_png_stack(low_dir, split["train"][:1]).shape[1])
+        pairs = data.load()
+        (train_in, train_out), (val_in, val_out) = pairs["train"], pairs["val"]
+        self.low_size = pairs["low_size"]
         # resume only a run of the same settings on the same pairs (new data = new training)
         self.data_sha1 = data_digest(train_in, train_out, val_in, val_out, algorithm="sha1")
         self.high_size = int(train_out.shape[1])
@@ -335,7 +353,7 @@ class _SRCNNRun:
             betas=tuple(cfg.betas),
         )
         self.stopper = EarlyStopping(cfg.patience, cfg.min_delta, cfg.decimals)
-        self.history: list[dict] = []
+        self.log_rows: list[dict] = []
         self.best: dict | None = None  # metrics and weights of the best epoch
         self.epoch, self.spent_s, self.passed_s = 0, 0.0, 0.0
         self.stopped: str | None = None
@@ -378,27 +396,26 @@ class _SRCNNRun:
             passed_s=float(ckpt.get("passed_s", 0.0)),
         )
 
-    def decide(self, ckpt: dict | None) -> ResumeDecision:
-        return self.resumable_run().decide(None if ckpt is None else self.record(ckpt))
-
     def restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"], strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.stopper.load_state_dict(ckpt["early_stopping"])
-        self.history, self.best = list(ckpt["history"]), ckpt["best"]
+        self.log_rows, self.best = list(ckpt["history"]), ckpt["best"]
         self.epoch, self.spent_s = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
         self.passed_s = float(ckpt.get("passed_s", 0.0))
         self.stopped = ckpt.get("stopped")
+        if self.stopped in ("max_epochs", "budget"):
+            self.stopped = None  # a larger cap or budget continues the run
         set_rng_state(ckpt["rng"])
 
-    # -- files -------------------------------------------------------------------------------
-    def write_log(self) -> CsvLog:
-        """``log.csv`` rebuilt from the checkpoint's rows (it survives being deleted)."""
-        with atomic_file(self.log_path) as tmp:
-            tmp_log = CsvLog(tmp, LOG_FIELDS)
-            for row in self.history:
-                tmp_log.append(row)
-        return CsvLog(self.log_path, LOG_FIELDS)
+    def republish(self, ckpt: dict) -> dict | None:
+        """best.pt and log.csv again from a finished ``latest.pt`` (None: it has no result)."""
+        if ckpt.get("result") is None:
+            return None
+        self.restore(ckpt)
+        self.write_log()
+        self.save_best()
+        return dict(ckpt["result"])
 
     def best_checkpoint(self) -> dict:
         best = self.best
@@ -432,7 +449,7 @@ class _SRCNNRun:
                 "model_config": self.model.config,
                 "optimizer": self.optimizer.state_dict(),
                 "early_stopping": self.stopper.state_dict(),
-                "history": self.history,
+                "history": self.log_rows,
                 "best": self.best,
                 "epoch": self.epoch,
                 "elapsed_s": budget.elapsed(),
@@ -512,7 +529,7 @@ class _SRCNNRun:
             "images_per_s": round(count / train_s, 3) if train_s > 0 else math.nan,
             "seed": self.cfg.seed,
         }
-        self.history.append(row)
+        self.log_rows.append(row)
         return row
 
     def check_finite(self, row: dict) -> None:
@@ -549,50 +566,70 @@ class _SRCNNRun:
         self.passed_s = elapsed
         return True
 
-    def train(self, stop: StopSignal) -> None:
-        """Train until early stopping, the epoch cap or the budget; checkpoint every epoch."""
-        from tqdm import tqdm
+    # -- the steps of run_training ---------------------------------------------------------
+    @property
+    def budget_minutes(self) -> float:
+        return math.inf if self.cfg.budget_minutes is None else self.cfg.budget_minutes
 
-        cfg = self.cfg
-        self.baseline = evaluate(None, self.val_in, self.val_out, cfg.val_batch_size)
-        budget = Budget(
-            math.inf if cfg.budget_minutes is None else cfg.budget_minutes, self.spent_s
-        )
-        csv_log = self.write_log()
+    @property
+    def max_epochs(self) -> int:
+        return self.cfg.max_epochs
+
+    def begin(self, budget: Budget) -> None:
+        """The bicubic baseline of the val pairs; best.pt again (a resumed run's)."""
+        self.baseline = evaluate(None, self.val_in, self.val_out, self.cfg.val_batch_size)
         self.save_best()
-        with stop as sig:
-            bar = tqdm(
-                total=cfg.max_epochs,
-                initial=self.epoch,
-                desc="SRCNN",
-                unit="epoch",
-                dynamic_ncols=True,
-            )
-            while self.stopped is None and self.epoch < cfg.max_epochs:
-                if not self.budget_left(budget):
-                    break
-                row = self.run_epoch(budget)
-                csv_log.append(row)
-                self.check_finite(row)
-                self.keep_if_best(row)
-                self.update_stop(row)
-                self.save_latest(budget)
-                bar.update(1)
-                bar.set_postfix(
-                    psnr=f"{row['val_psnr']:.2f}",
-                    best=self.best["epoch"],
-                    bad=self.stopper.bad_epochs,
-                )
-                if sig.requested and self.stopped is None:
-                    raise StopRequested(
-                        f"stopped after epoch {self.epoch}; {self.latest_path} saved", sig.signum
-                    )
-            bar.close()
+
+    def reason_before(self, budget: Budget, first: bool) -> str | None:
+        """Early stopped, the epoch cap or the budget (checked before every epoch)."""
+        if self.stopped is not None:
+            return self.stopped
+        if self.epoch >= self.cfg.max_epochs:
+            return "max_epochs"
+        return None if self.budget_left(budget) else "budget"
+
+    def next_epoch(self, flag: StopSignal, budget: Budget) -> dict:
+        return self.run_epoch(budget)
+
+    def reason_after(self, row: dict, budget: Budget) -> str | None:
+        self.check_finite(row)
+        self.keep_if_best(row)
+        self.update_stop(row)
+        return self.stopped
+
+    def checkpoint(self, budget: Budget, reason: str | None, force: bool = False) -> None:
+        """``latest.pt`` after every epoch."""
+        self.save_latest(budget)
+
+    def postfix(self, row: dict) -> dict[str, Any]:
+        assert self.best is not None
+        return {
+            "psnr": f"{row['val_psnr']:.2f}",
+            "best": self.best["epoch"],
+            "bad": self.stopper.bad_epochs,
+        }
+
+    def finish(self, budget: Budget, reason: str | None) -> dict[str, Any]:
         if self.stopped is None:
-            self.stopped = "max_epochs"
+            self.stopped = reason or "max_epochs"
         if self.best is None:
-            raise DataError(f"{self.out_dir}: no epoch was trained (max_epochs={cfg.max_epochs})")
+            raise DataError(
+                f"{self.out_dir}: no epoch was trained (max_epochs={self.cfg.max_epochs})"
+            )
         self.save_latest(budget, finished=True)
+        assert self.baseline is not None
+        log.info(
+            "SRCNN stopped (%s) after epoch %d; best epoch %d: PSNR %.3f dB, SSIM %.4f "
+            "(bicubic %.3f dB, %.4f)",
+            self.stopped,
+            self.epoch,
+            self.best["epoch"],
+            self.best["val_psnr"],
+            self.best["val_ssim"],
+            self.baseline["psnr"],
+            self.baseline["ssim"],
+        )
+        return self.result()
 
 
 def _run_config(cfg: dict) -> dict:
@@ -600,16 +637,18 @@ def _run_config(cfg: dict) -> dict:
 
 
 def train_srcnn(
-    low_dir: str | os.PathLike,
-    high_dir: str | os.PathLike,
-    split_path: str | os.PathLike,
+    cfg: SRCNNTrainConfig | Mapping[str, Any],
+    data: SRCNNData,
     out_dir: str | os.PathLike,
     *,
     stop: StopSignal | None = None,
-    **settings: Any,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    progress_bar: bool = True,
+    restart_on_mismatch: bool = True,
 ) -> dict[str, Any]:
     """Train SRCNN on the split's train pairs, validating on its val pairs every epoch.
 
+    The signature of every trainer (:func:`~tomosynth.train.common.run_training` drives it).
     Writes into `out_dir`: ``best.pt`` (best epoch by PSNR, SSIM breaking ties),
     ``log.csv`` (one row per epoch, see :data:`LOG_FIELDS`) and ``latest.pt`` (resume
     state, including the best weights and the log rows, so a rerun continues where the last
@@ -620,50 +659,24 @@ def train_srcnn(
 
     Parameters
     ----------
-    low_dir, high_dir : folders of the real low- and high-resolution uint8 PNGs (same names)
-    split_path : split manifest (``train`` and ``val`` lists of file names)
-    stop : a :class:`StopSignal` whose request makes the loop checkpoint and raise
-        :class:`StopRequested`; one is installed if None
-    **settings : keys of :class:`SRCNNTrainConfig` (unknown keys raise ConfigError)
+    cfg : SRCNNTrainConfig or mapping of its keys (unknown keys raise ConfigError)
+    data : SRCNNData (low- and high-resolution folders, split manifest)
+    out_dir : model folder
+    stop, on_epoch_end, progress_bar, restart_on_mismatch :
+        See :func:`~tomosynth.train.common.run_training`.
 
     Returns
     -------
     dict with ``best`` (epoch and val metrics of best.pt), ``epochs`` run, ``stopped``
     ("early_stopping", "max_epochs" or "budget") and the bicubic baseline metrics.
     """
-    cfg = SRCNNTrainConfig.from_dict(settings)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = _SRCNNRun(low_dir, high_dir, split_path, out_dir, cfg)
-    state = load_checkpoint(run.latest_path)
-    decision = run.decide(state)
-    if decision.republish and state.get("result") is not None:
-        run.restore(state)
-        run.write_log()
-        run.save_best()
-        log.warning(
-            "%s: %s; published best.pt and log.csv again without retraining "
-            "(delete latest.pt to train from scratch)",
-            run.latest_path,
-            decision.reason,
-        )
-        return dict(state["result"])
-    if decision.resume or decision.republish:
-        run.restore(state)
-        if run.stopped in ("max_epochs", "budget"):
-            run.stopped = None  # a larger cap or budget continues the run
-        log.info("resuming SRCNN training from %s: %s", run.latest_path, decision.reason)
-    elif decision.start_over:
-        log.info("%s: %s; training from scratch", run.latest_path, decision.reason)
-    run.train(StopSignal() if stop is None else stop)
-    log.info(
-        "SRCNN stopped (%s) after epoch %d; best epoch %d: PSNR %.3f dB, SSIM %.4f (bicubic %.3f dB, %.4f)",
-        run.stopped,
-        run.epoch,
-        run.best["epoch"],
-        run.best["val_psnr"],
-        run.best["val_ssim"],
-        run.baseline["psnr"],
-        run.baseline["ssim"],
+    if not isinstance(cfg, SRCNNTrainConfig):
+        cfg = SRCNNTrainConfig.from_dict(dict(cfg))
+    run = _SRCNNRun(data, Path(out_dir), cfg)
+    return run_training(
+        run,
+        stop=stop,
+        on_epoch_end=on_epoch_end,
+        progress_bar=progress_bar,
+        restart_on_mismatch=restart_on_mismatch,
     )
-    return run.result()

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import atomic_file
+from tomosynth.errors import ConfigError
 from tomosynth.losses import (
     l1_content,
     lsgan_discriminator_loss,
@@ -35,23 +35,22 @@ from tomosynth.models.srgan import (
     build_generator,
 )
 from tomosynth.sr_data import (
+    SRGANData,
     bicubic_downscale,
     bicubic_upscale,
     sample_patches,
 )
 from tomosynth.train.common import (
     Budget,
-    CsvLog,
     ResumableRun,
-    ResumeDecision,
     RunRecord,
-    StopRequested,
     StopSignal,
+    TrainingRun,
     data_digest,
-    load_checkpoint,
     package_versions,
     reject_unknown_keys,
     rng_state,
+    run_training,
     save_checkpoint,
     seed_everything,
     select_device,
@@ -351,21 +350,32 @@ def _validate(trainer: SRGANTrainer, val_hr: np.ndarray, val_lr: np.ndarray) -> 
     }
 
 
-class _SRGANRun:
-    """One training run of :func:`train_srgan`: data, trainer, best epoch, log and budget.
+class _SRGANRun(TrainingRun):
+    """One training run of :func:`train_srgan`: data, trainer, best epoch, log and budget, in
+    the steps of :func:`~tomosynth.train.common.run_training`.
 
     Files: ``latest.pt`` (resume state, with the log rows and a copy of ``best.pt``),
     ``best.pt`` (the best epoch's generator) and ``log.csv`` (rebuilt from ``latest.pt``).
     """
 
-    def __init__(
-        self,
-        data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-        out_dir: Path,
-        cfg: SRGANTrainConfig,
-        extra_meta: dict | None,
-    ) -> None:
-        self.train_hr, self.train_lr, self.val_hr, self.val_lr = data
+    kind = "srgan"
+    label = "srgan"
+    log_fields = LOG_FIELDS
+    stale_outputs = ("best.pt", "log.csv")  # latest.pt stays until replaced
+
+    def __init__(self, data: SRGANData, out_dir: Path, cfg: SRGANTrainConfig) -> None:
+        data.check(out_dir, cfg.scale)
+        self.train_hr, self.train_lr = data.train_hr, data.train_lr
+        self.val_hr, self.val_lr = data.val_hr, data.val_lr
+        # matched degradation check: the upscaler's input statistics (compare with the
+        # images it is applied to; tomosynth.upscale logs those)
+        lr_hf = hf_energy(self.train_lr[:: max(1, len(self.train_lr) // 64)])
+        log.info(
+            "%s: training LR %s, high-frequency energy (mean squared Laplacian) %.6g",
+            out_dir,
+            data.meta.get("lr_source", "given"),
+            lr_hf,
+        )
         self.out_dir = out_dir
         self.latest_path, self.best_path = out_dir / "latest.pt", out_dir / "best.pt"
         self.log_path = out_dir / "log.csv"
@@ -374,14 +384,15 @@ class _SRGANRun:
         seed_everything(cfg.seed)
         self.trainer = SRGANTrainer(cfg, self.device)
         self.guard = CollapseGuard(GuardConfig.from_dict(cfg.guard))
-        self.data_sha256 = data_digest(*data)
+        self.data_sha256 = data_digest(self.train_hr, self.train_lr, self.val_hr, self.val_lr)
         self.meta = {
             "config": cfg.to_dict(),
             "generator_config": asdict(self.trainer.gcfg),
             "seed": cfg.seed,
             "device": str(self.device),  # the device used, not the configured preference
             "versions": package_versions(),
-            **(extra_meta or {}),
+            **data.meta,
+            "train_lr_hf_energy": lr_hf,
         }
         self.epoch = 0  # completed epochs
         self.best_psnr, self.best_epoch = -math.inf, 0
@@ -416,9 +427,6 @@ class _SRGANRun:
             passed_s=float(ckpt.get("passed_s", 0.0)),
         )
 
-    def decide(self, ckpt: dict | None) -> ResumeDecision:
-        return self.resumable_run().decide(None if ckpt is None else self.record(ckpt))
-
     def restore(self, ckpt: dict) -> None:
         self.trainer.load_state(ckpt["model"])
         set_rng_state(ckpt["rng"])
@@ -429,18 +437,6 @@ class _SRGANRun:
         self.best = ckpt["best"]
         self.log_rows = list(ckpt.get("log", []))
         self.guard.load_state(ckpt.get("guard"))
-
-    def discard(self) -> None:
-        for stale in (self.best_path, self.log_path):  # latest.pt stays until replaced
-            stale.unlink(missing_ok=True)
-
-    def write_log(self) -> CsvLog:
-        """``log.csv`` rebuilt from the rows of the checkpoint (a deleted output comes back)."""
-        with atomic_file(self.log_path) as tmp:
-            tmp_log = CsvLog(tmp, LOG_FIELDS)
-            for row in self.log_rows:
-                tmp_log.append(row)
-        return CsvLog(self.log_path, LOG_FIELDS)
 
     def result(self) -> dict:
         return {
@@ -526,13 +522,14 @@ class _SRGANRun:
             }
             save_checkpoint(self.best_path, self.best)
 
-    def finished(self, budget: Budget) -> bool:
-        """The epoch count is reached or the budget spent (checked after every epoch)."""
+    def stop_reason(self, budget: Budget) -> str | None:
+        """The epoch count is reached, the guard gave up or the budget is spent (checked
+        after every epoch); None: go on."""
         if self.epoch >= self.cfg.epochs:
-            return True
+            return "epochs"
         if self.guard.stop:
             log.warning("%s: collapse guard ended the training", self.out_dir)
-            return True
+            return "collapse_guard"
         elapsed = budget.elapsed()
         if elapsed >= self.cfg.budget_minutes * 60:
             log.info(
@@ -542,9 +539,9 @@ class _SRGANRun:
                 self.epoch,
             )
             self.stopped_by_budget = True
-            return True
+            return "budget"
         self.passed_s = elapsed
-        return False
+        return None
 
     def save_latest(self, budget: Budget, finished: bool) -> None:
         save_checkpoint(
@@ -574,108 +571,83 @@ class _SRGANRun:
         if self.best is not None and not self.best_path.exists():
             save_checkpoint(self.best_path, self.best)
 
+    # -- the steps of run_training -----------------------------------------------------------
+    @property
+    def budget_minutes(self) -> float:
+        return self.cfg.budget_minutes
+
+    @property
+    def max_epochs(self) -> int:
+        return self.cfg.epochs
+
+    def republish(self, ckpt: dict) -> dict:
+        """best.pt and log.csv again from a finished ``latest.pt``."""
+        self.restore(ckpt)
+        self.stopped_by_budget = bool(ckpt.get("result", {}).get("stopped_by_budget"))
+        self.write_log()
+        self.publish_best()
+        return dict(ckpt["result"])
+
+    def reason_before(self, budget: Budget, first: bool) -> str | None:
+        """Only the epoch count, once (the budget is checked after each epoch)."""
+        return "epochs" if first and self.epoch >= self.cfg.epochs else None
+
+    def next_epoch(self, flag: StopSignal, budget: Budget) -> dict:
+        return self.run_epoch(budget)
+
+    def reason_after(self, row: dict, budget: Budget) -> str | None:
+        self.keep_if_best(row)
+        return self.stop_reason(budget)
+
+    def checkpoint(self, budget: Budget, reason: str | None, force: bool = False) -> None:
+        """``latest.pt`` after every epoch."""
+        self.save_latest(budget, finished=reason is not None)
+
+    def finish(self, budget: Budget, reason: str | None) -> dict:
+        self.save_latest(budget, finished=True)
+        self.publish_best()
+        return self.result()
+
 
 def train_srgan(
-    train_hr: np.ndarray,
-    train_lr: np.ndarray,
-    val_hr: np.ndarray,
-    val_lr: np.ndarray,
+    cfg: SRGANTrainConfig | Mapping[str, Any],
+    data: SRGANData,
     out_dir: str | os.PathLike,
-    cfg: SRGANTrainConfig,
+    *,
     stop: StopSignal | None = None,
-    extra_meta: dict | None = None,
-    restart_on_mismatch: bool = False,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    progress_bar: bool = True,
+    restart_on_mismatch: bool = True,
 ) -> dict:
     """Train a generator and discriminator(s); write ``best.pt``, ``latest.pt`` and ``log.csv``.
 
+    The signature of every trainer (:func:`~tomosynth.train.common.run_training` drives it).
+
     Parameters
     ----------
-    train_hr, val_hr : np.ndarray
-        HR images ``(N, H, W)`` float32 in [0, 1].
-    train_lr, val_lr : np.ndarray
-        Matching LR images ``(N, H/r, W/r)``.
+    cfg : SRGANTrainConfig or mapping of its keys (unknown keys raise ConfigError)
+    data : SRGANData
+        HR and LR images of the train and val sets, and their provenance.
     out_dir : path
         Model folder. An existing ``latest.pt`` there is resumed if it was trained on the same
         images with the same settings (device, epochs and budget may differ); a finished one
         of the same images and settings is published again without training
         (:class:`~tomosynth.train.common.ResumableRun`).
-    cfg : SRGANTrainConfig
-    stop : StopSignal, optional
-        Checked after every epoch; when set, ``latest.pt`` is saved and
-        :class:`~tomosynth.train.common.StopRequested` raised.
-    extra_meta : dict, optional
-        Provenance stored in the checkpoints (scan, preset, fold, training specimens...).
-    restart_on_mismatch : bool
-        A ``latest.pt`` that cannot be resumed (other config or other images) is an error
-        (default) or, if True, discarded with its log and training starts afresh (a workflow
-        rerun after a parameter or data change).
+    stop, on_epoch_end, progress_bar, restart_on_mismatch :
+        See :func:`~tomosynth.train.common.run_training`.
 
     Returns
     -------
     dict
         ``best_epoch``, ``best_psnr``, ``epochs_done`` and ``stopped_by_budget``.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, hr, lr in (("train", train_hr, train_lr), ("val", val_hr, val_lr)):
-        if len(hr) == 0 or len(hr) != len(lr):
-            raise DataError(f"{out_dir}: {name} set has {len(hr)} HR and {len(lr)} LR images")
-        if hr.shape[-1] != lr.shape[-1] * cfg.scale or hr.shape[-2] != lr.shape[-2] * cfg.scale:
-            raise DataError(
-                f"{out_dir}: {name} LR {lr.shape[-2:]} is not HR {hr.shape[-2:]} / {cfg.scale}"
-            )
-    # matched degradation check: the upscaler's input statistics (compare with the images
-    # it is applied to; tomosynth.upscale logs those)
-    lr_hf = hf_energy(train_lr[:: max(1, len(train_lr) // 64)])
-    log.info(
-        "%s: training LR %s, high-frequency energy (mean squared Laplacian) %.6g",
-        out_dir,
-        (extra_meta or {}).get("lr_source", "given"),
-        lr_hf,
+    if not isinstance(cfg, SRGANTrainConfig):
+        cfg = SRGANTrainConfig.from_dict(dict(cfg))
+    run = _SRGANRun(data, Path(out_dir), cfg)
+    return run_training(
+        run,
+        stop=stop,
+        on_epoch_end=on_epoch_end,
+        progress_bar=progress_bar,
+        restart_on_mismatch=restart_on_mismatch,
     )
-    extra_meta = {**(extra_meta or {}), "train_lr_hf_energy": lr_hf}
-    run = _SRGANRun((train_hr, train_lr, val_hr, val_lr), out_dir, cfg, extra_meta)
-    ckpt = load_checkpoint(run.latest_path)
-    decision = run.decide(ckpt)
-    if decision.start_over:
-        if not restart_on_mismatch:
-            raise ConfigError(
-                f"{run.latest_path}: cannot resume, {decision.reason}; delete it to restart"
-            )
-        log.warning("%s: %s; starting afresh", run.latest_path, decision.reason)
-        run.discard()
-    elif decision.republish:
-        run.restore(ckpt)
-        run.stopped_by_budget = bool(ckpt.get("result", {}).get("stopped_by_budget"))
-        run.write_log()
-        run.publish_best()
-        log.warning(
-            "%s: %s; published best.pt and log.csv again without retraining "
-            "(delete latest.pt to train from scratch)",
-            run.latest_path,
-            decision.reason,
-        )
-        return dict(ckpt["result"])
-    elif decision.resume:
-        run.restore(ckpt)
-        log.info("resuming %s: %s", out_dir, decision.reason)
-    csv_log = run.write_log()
-    budget = Budget(cfg.budget_minutes, spent_s=run.spent_s)
-    stop = stop or StopSignal()
-    finished = run.epoch >= cfg.epochs
-    with stop:
-        bar = tqdm(desc="srgan", unit="epoch", initial=run.epoch, total=cfg.epochs)
-        while not finished:
-            row = run.run_epoch(budget)
-            csv_log.append(row)
-            run.keep_if_best(row)
-            finished = run.finished(budget)
-            run.save_latest(budget, finished)
-            bar.update(1)
-            if stop.requested and not finished:
-                bar.close()
-                raise StopRequested(f"{out_dir}: stopped after epoch {run.epoch}", stop.signum)
-        bar.close()
-    run.save_latest(budget, finished=True)
-    run.publish_best()
-    return run.result()

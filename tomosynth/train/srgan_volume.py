@@ -8,13 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-import torch
-from torch import nn
-from tqdm import tqdm
 
 from tomosynth.errors import ConfigError
 from tomosynth.io import atomic_dir, write_json
-from tomosynth.models.srgan import final_output, load_srgan_generator
+from tomosynth.models.srgan import load_srgan_generator, super_resolve_stack
 from tomosynth.sr_data import (
     bicubic_downscale,
     bicubic_upscale,
@@ -23,27 +20,6 @@ from tomosynth.sr_data import (
     slice_names,
 )
 from tomosynth.train.common import select_device
-
-
-@torch.no_grad()
-def super_resolve_stack(
-    generator: nn.Module,
-    lr: np.ndarray,
-    batch_size: int = 8,
-    device: torch.device | None = None,
-    progress: bool = True,
-) -> np.ndarray:
-    """Apply a generator slice by slice: LR ``(N, H, W)`` in [0, 1] -> SR ``(N, rH, rW)`` float32."""
-    device = device or next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
-    out = []
-    starts = range(0, len(lr), batch_size)
-    for s in tqdm(starts, desc="super-resolve", unit="batch", disable=not progress):
-        batch = torch.from_numpy(np.ascontiguousarray(lr[s : s + batch_size, None])).to(device)
-        out.append(final_output(generator(batch))[:, 0].float().cpu().numpy())
-    generator.train(was_training)
-    return np.concatenate(out).astype(np.float32)
 
 
 def write_sr_volume(

@@ -18,13 +18,12 @@ Files in a model folder ``out_dir``:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,19 +43,18 @@ from tomosynth.models.wgan_gp import (
 from tomosynth.train.common import (
     DEFAULT_CHECKPOINT_MINUTES,
     Budget,
-    CsvLog,
     ResumableRun,
-    ResumeDecision,
     RunRecord,
-    StopRequested,
     StopSignal,
+    TrainingRun,
     data_digest,
     device_name,
-    load_checkpoint,
     package_versions,
     reject_unknown_keys,
     rng_state,
+    run_training,
     save_checkpoint,
+    say,
     seed_everything,
     select_device,
     set_rng_state,
@@ -204,8 +202,14 @@ def critic_losses(
     return gp - wasserstein, gp, wasserstein
 
 
-class _Trainer:
-    """State of one training run; see :func:`train_wgan_gp`."""
+class _Trainer(TrainingRun):
+    """State of one training run, in the steps of :func:`~tomosynth.train.common.run_training`;
+    see :func:`train_wgan_gp`."""
+
+    kind = "wgan_gp"
+    log_fields = LOG_FIELDS
+    stale_outputs = ("final.pt", "log.csv", "progress_live")  # latest.pt stays until replaced
+    republished = "it again as final.pt"
 
     def __init__(
         self, images: torch.Tensor, out_dir: Path, cfg: TrainConfig, data_sha256: str = ""
@@ -213,8 +217,11 @@ class _Trainer:
         self.cfg = cfg
         self.data_sha256 = data_sha256
         self.out_dir = out_dir
+        self.latest_path, self.log_path = out_dir / "latest.pt", out_dir / "log.csv"
+        self.live = out_dir / "progress_live"
         self.device = select_device(cfg.device)
         size = images.shape[-1]
+        self.label = f"wgan_gp {size}px"
         self.model_cfg = WganGpConfig(
             size, cfg.latent_dim, cfg.channel_multiplier, cfg.max_channels
         )
@@ -240,6 +247,7 @@ class _Trainer:
         self.batch = 0
         self.sums = self._zero_sums()
         self.autocast = cfg.amp and self.device.type == "cuda"
+        self.last_save = time.monotonic()
 
     @staticmethod
     def _zero_sums() -> dict[str, float]:
@@ -301,15 +309,6 @@ class _Trainer:
             epoch=int(ckpt.get("epoch", 0)),
             passed_s=max((float(r["wall_s"]) for r in done), default=0.0),
         )
-
-    def decide(self, ckpt: dict | None) -> ResumeDecision:
-        """Resume, republish or start over from `ckpt` (a ``latest.pt``), with the reason."""
-        return self.resumable_run().decide(None if ckpt is None else self.record(ckpt))
-
-    def compatible(self, ckpt: dict) -> str | None:
-        """Why `ckpt` cannot be resumed by this run (None if it can)."""
-        decision = self.decide(ckpt)
-        return None if decision.resume else decision.reason
 
     def restore(self, ckpt: dict) -> None:
         self.gen.load_state_dict(ckpt["generator"], strict=True)
@@ -407,6 +406,103 @@ class _Trainer:
         imgs = self.gen(self.fixed_z.to(self.device))
         return image_grid(generated_uint8(imgs))
 
+    # -- the steps of run_training -----------------------------------------------------------
+    @property
+    def budget_minutes(self) -> float:
+        return self.cfg.budget_minutes
+
+    @property
+    def max_epochs(self) -> int:
+        return self.cfg.max_epochs
+
+    def republish(self, ckpt: dict) -> dict:
+        """Publish a finished ``latest.pt`` again: ``final.pt``, ``log.csv`` and ``progress/``.
+
+        Used when the outputs were removed after training ended (Snakemake marks the outputs
+        of an interrupted job incomplete and deletes them; a user deleted them), so that the
+        training budget already spent is not spent again.
+        """
+        self.log_rows = list(ckpt["log"])
+        self.write_log()
+        _publish_progress(self.live, self.out_dir / "progress")
+        save_checkpoint(self.out_dir / "final.pt", ckpt)
+        return ckpt
+
+    def begin(self, budget: Budget) -> None:
+        (self.out_dir / "final.pt").unlink(missing_ok=True)
+        self.live.mkdir(exist_ok=True)
+        self.last_save = time.monotonic()
+
+    def reason_before(self, budget: Budget, first: bool) -> str | None:
+        """Why no epoch is to run at all (checked once; later the epoch ends decide)."""
+        if not first:
+            return None
+        if self.epoch >= self.cfg.max_epochs:
+            return "max_epochs"
+        if self.epoch > 0 and self.perm is None and budget.exhausted():
+            return "budget"
+        return None
+
+    def next_epoch(self, flag: StopSignal, budget: Budget) -> dict | None:
+        """The rest of the current epoch, its progress grid and its log row."""
+        if not self.run_epoch(flag):
+            return None
+        row = self.finish_epoch()
+        if self.epoch % self.cfg.progress_every == 0:
+            write_png(self.live / f"epoch_{self.epoch:05d}.png", self.progress_grid())
+        # The budget is checked only here, at the end of an epoch and after its progress
+        # grid (thesis 5.2); the log records the wall-clock time the check saw.
+        row["wall_s"] = budget.elapsed()
+        row["save_s"] = round(self.save_s, 3)
+        return row
+
+    def reason_after(self, row: dict, budget: Budget) -> str | None:
+        if self.epoch >= self.cfg.max_epochs:
+            return "max_epochs"
+        if row["wall_s"] >= self.cfg.budget_minutes * 60:
+            return "budget"
+        return None
+
+    def checkpoint(self, budget: Budget, reason: str | None, force: bool = False) -> None:
+        """Checkpoints on wall time (checkpoint_minutes; 0 = every epoch) or every
+        checkpoint_every epochs, and at a stop signal (`force`)."""
+        cfg = self.cfg
+        due = time.monotonic() - self.last_save >= cfg.checkpoint_minutes * 60 or (
+            cfg.checkpoint_every is not None and self.epoch % cfg.checkpoint_every == 0
+        )
+        if force or (reason is None and due):
+            self.save_latest(budget)
+
+    def save_latest(self, budget: Budget) -> None:
+        """Write latest.pt outside the budget (its seconds go to the log's save_s)."""
+        state = self.state(budget, finished=False)
+        t0 = time.monotonic()
+        with budget.paused():
+            save_checkpoint(self.latest_path, state)
+        self.save_s += time.monotonic() - t0
+        self.last_save = time.monotonic()
+
+    def postfix(self, row: dict) -> dict[str, Any]:
+        return {
+            "g": f"{row['g_loss']:.3g}",
+            "c": f"{row['c_loss']:.3g}",
+            "w": f"{row['wasserstein']:.3g}",
+        }
+
+    def finish(self, budget: Budget, reason: str | None) -> dict:
+        """Last progress grid, then latest.pt, progress/ and final.pt; the final state."""
+        grid = self.live / f"epoch_{self.epoch:05d}.png"
+        if not grid.exists():
+            write_png(grid, self.progress_grid())
+        state = self.state(budget, finished=True)
+        state["stop_reason"] = reason
+        with budget.paused():
+            save_checkpoint(self.latest_path, state)
+            _publish_progress(self.live, self.out_dir / "progress")
+            save_checkpoint(self.out_dir / "final.pt", state)
+        say(f"finished after {self.epoch} epochs ({reason}), {budget.elapsed():.1f} s")
+        return state
+
 
 def _publish_progress(live: Path, final: Path) -> None:
     """Copy the live progress grids to the declared `final` folder, atomically (hard links)."""
@@ -418,56 +514,44 @@ def _publish_progress(live: Path, final: Path) -> None:
                 shutil.copy2(src, tmp / src.name)
 
 
-def _republish(ckpt: dict, out: Path) -> dict:
-    """Publish a finished ``latest.pt`` again: ``final.pt``, ``log.csv`` and ``progress/``.
+@dataclass(frozen=True)
+class WganGpData:
+    """The images a WGAN-GP trains on: a folder of square 8-bit PNG slices (one size, a power
+    of two >= 16 px) and the split manifest whose ``train`` names are read."""
 
-    Used when the outputs were removed after training ended (Snakemake marks the outputs of
-    an interrupted job incomplete and deletes them; a user deleted them), so that the
-    training budget already spent is not spent again.
-    """
-    live = out / "progress_live"
-    (out / "log.csv").unlink(missing_ok=True)
-    log = CsvLog(out / "log.csv", LOG_FIELDS)
-    for row in ckpt["log"]:
-        log.append(row)
-    _publish_progress(live, out / "progress")
-    save_checkpoint(out / "final.pt", ckpt)
-    print(
-        f"{out / 'latest.pt'} is a finished training of the same data and settings "
-        f"({ckpt['epoch']} epochs, {ckpt.get('stop_reason')}); published it again as final.pt "
-        "without retraining (delete latest.pt to train from scratch)",
-        file=sys.stderr,
-    )
-    return ckpt
+    png_dir: str | os.PathLike
+    split: str | os.PathLike
+
+    def load(self) -> np.ndarray:
+        """The training slices ``(n, size, size)`` uint8, in manifest order."""
+        return load_train_images(self.png_dir, self.split)
 
 
 def train_wgan_gp(
-    png_dir: str | os.PathLike,
-    split_json: str | os.PathLike,
+    cfg: TrainConfig | Mapping[str, Any],
+    data: WganGpData,
     out_dir: str | os.PathLike,
-    cfg: dict[str, Any] | TrainConfig,
+    *,
     stop: StopSignal | None = None,
     on_epoch_end: Callable[[dict], None] | None = None,
     progress_bar: bool = True,
+    restart_on_mismatch: bool = True,
 ) -> dict:
     """Train a WGAN-GP on the training split of one PNG folder, resuming from ``latest.pt``.
 
+    The signature of every trainer (:func:`~tomosynth.train.common.run_training` drives it).
+
     Parameters
     ----------
-    png_dir : path-like
-        Folder of square 8-bit PNG slices (one size, a power of two >= 16 px).
-    split_json : path-like
-        Split manifest; only its ``train`` names are used.
+    cfg : TrainConfig or mapping
+        Keys of :class:`TrainConfig` (unknown keys raise ConfigError); missing keys take the
+        thesis' values.
+    data : WganGpData
+        PNG folder and split manifest.
     out_dir : path-like
         Model folder (see the module docstring for its files).
-    cfg : dict or TrainConfig
-        Keys of :class:`TrainConfig`; missing keys take the thesis' values.
-    stop : StopSignal, optional
-        Stop flag to honour; by default one is installed for SIGTERM/SIGUSR1 during training.
-    on_epoch_end : callable, optional
-        Called with each epoch's log row (tests use it to request a stop).
-    progress_bar : bool
-        Show a tqdm bar with live losses on stderr.
+    stop, on_epoch_end, progress_bar, restart_on_mismatch :
+        See :func:`~tomosynth.train.common.run_training`.
 
     Returns
     -------
@@ -480,166 +564,15 @@ def train_wgan_gp(
         After ``latest.pt`` was written because a stop signal arrived; rerun to resume.
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(dict(cfg))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    latest = out / "latest.pt"
-    live = out / "progress_live"
-    stack = load_train_images(png_dir, split_json)
-    images = to_model_range(stack)
-    trainer = _Trainer(images, out, cfg, data_digest(stack))
-
-    ckpt = load_checkpoint(latest, map_location="cpu")
-    decision = trainer.decide(ckpt)
-    if decision.republish:
-        return _republish(ckpt, out)
-    log = _open_run(trainer, ckpt, decision, out)
-
-    budget = Budget(cfg.budget_minutes, trainer.spent_s)
-    own_stop = stop is None
-    stop_ctx = StopSignal() if own_stop else stop
-    bar = tqdm(
-        total=cfg.max_epochs,
-        initial=trainer.epoch,
-        desc=f"wgan_gp {images.shape[-1]}px",
-        unit="epoch",
-        file=sys.stderr,
-        disable=not progress_bar,
-        mininterval=1.0,
+    stack = data.load()
+    trainer = _Trainer(to_model_range(stack), Path(out_dir), cfg, data_digest(stack))
+    return run_training(
+        trainer,
+        stop=stop,
+        on_epoch_end=on_epoch_end,
+        progress_bar=progress_bar,
+        restart_on_mismatch=restart_on_mismatch,
     )
-    reason = _initial_reason(trainer, cfg, budget)
-    last_save = time.monotonic()
-
-    def checkpoint(finished: bool = False) -> dict:
-        """Write latest.pt outside the budget (its seconds go to the log's save_s)."""
-        nonlocal last_save
-        state = trainer.state(budget, finished=finished)
-        t0 = time.monotonic()
-        with budget.paused():
-            save_checkpoint(latest, state)
-        trainer.save_s += time.monotonic() - t0
-        last_save = time.monotonic()
-        return state
-
-    try:
-        with stop_ctx if own_stop else contextlib.nullcontext(stop_ctx) as flag:
-            while reason is None:
-                if not trainer.run_epoch(flag):
-                    checkpoint()
-                    raise StopRequested(
-                        f"stopped by signal {flag.signum} in epoch {trainer.epoch + 1}; "
-                        f"{latest} saved, rerun to resume",
-                        signum=flag.signum,
-                    )
-                reason = _end_epoch(trainer, cfg, budget, log, bar, live, on_epoch_end)
-                due = _checkpoint_due(trainer, cfg, last_save)
-                stop_now = reason is None and flag.requested  # read the flag once
-                if reason is None and (due or stop_now):
-                    checkpoint()
-                if stop_now:
-                    raise StopRequested(
-                        f"stopped by signal {flag.signum} after epoch {trainer.epoch}; "
-                        f"{latest} saved, rerun to resume",
-                        signum=flag.signum,
-                    )
-    finally:
-        bar.close()
-
-    return _finish(trainer, budget, reason, out)
-
-
-def _open_run(trainer: _Trainer, ckpt: dict | None, decision: Any, out: Path) -> CsvLog:
-    """Resume from `ckpt` or start over (deleting stale outputs); rebuild log.csv."""
-    latest, final, live = out / "latest.pt", out / "final.pt", out / "progress_live"
-    if decision.resume:
-        trainer.restore(ckpt)
-        print(
-            f"resuming {latest} at epoch {trainer.epoch}, {trainer.spent_s:.1f} s spent",
-            file=sys.stderr,
-        )
-    elif decision.start_over:
-        print(f"not resuming {latest}: {decision.reason}; starting over", file=sys.stderr)
-        ckpt = None
-    if ckpt is None:
-        for stale in (final, out / "log.csv"):  # latest.pt stays until replaced
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(live, ignore_errors=True)
-    final.unlink(missing_ok=True)
-    live.mkdir(exist_ok=True)
-    # log.csv is a declared output that Snakemake may have deleted: rebuild it from the
-    # checkpoint's rows (this also drops rows of epochs logged after the last checkpoint).
-    (out / "log.csv").unlink(missing_ok=True)
-    log = CsvLog(out / "log.csv", LOG_FIELDS)
-    for row in trainer.log_rows:
-        log.append(row)
-    return log
-
-
-def _initial_reason(trainer: _Trainer, cfg: TrainConfig, budget: Budget) -> str | None:
-    """Why no epoch is to run at all (``None``: train)."""
-    if trainer.epoch >= cfg.max_epochs:
-        return "max_epochs"
-    if trainer.epoch > 0 and trainer.perm is None and budget.exhausted():
-        return "budget"
-    return None
-
-
-def _end_epoch(
-    trainer: _Trainer,
-    cfg: TrainConfig,
-    budget: Budget,
-    log: CsvLog,
-    bar: Any,
-    live: Path,
-    on_epoch_end: Callable[[dict], None] | None,
-) -> str | None:
-    """Log a finished epoch (progress grid, log row, bar); the reason to stop, if any."""
-    row = trainer.finish_epoch()
-    if trainer.epoch % cfg.progress_every == 0:
-        write_png(live / f"epoch_{trainer.epoch:05d}.png", trainer.progress_grid())
-    # The budget is checked only here, at the end of an epoch and after its progress
-    # grid (thesis 5.2); the log records the wall-clock time the check saw.
-    row["wall_s"] = budget.elapsed()
-    row["save_s"] = round(trainer.save_s, 3)
-    log.append(row)
-    bar.update(1)
-    bar.set_postfix(
-        g=f"{row['g_loss']:.3g}",
-        c=f"{row['c_loss']:.3g}",
-        w=f"{row['wasserstein']:.3g}",
-    )
-    if on_epoch_end is not None:
-        on_epoch_end(row)
-    if trainer.epoch >= cfg.max_epochs:
-        return "max_epochs"
-    if row["wall_s"] >= cfg.budget_minutes * 60:
-        return "budget"
-    return None
-
-
-def _checkpoint_due(trainer: _Trainer, cfg: TrainConfig, last_save: float) -> bool:
-    """Checkpoints on wall time (checkpoint_minutes; 0 = every epoch) or every
-    checkpoint_every epochs (and always at a stop signal, which the caller handles)."""
-    return time.monotonic() - last_save >= cfg.checkpoint_minutes * 60 or (
-        cfg.checkpoint_every is not None and trainer.epoch % cfg.checkpoint_every == 0
-    )
-
-
-def _finish(trainer: _Trainer, budget: Budget, reason: str | None, out: Path) -> dict:
-    """Last progress grid, then latest.pt, progress/ and final.pt; returns the final state."""
-    latest, final, live = out / "latest.pt", out / "final.pt", out / "progress_live"
-    if not (live / f"epoch_{trainer.epoch:05d}.png").exists():
-        write_png(live / f"epoch_{trainer.epoch:05d}.png", trainer.progress_grid())
-    state = trainer.state(budget, finished=True)
-    state["stop_reason"] = reason
-    with budget.paused():
-        save_checkpoint(latest, state)
-        _publish_progress(live, out / "progress")
-        save_checkpoint(final, state)
-    print(
-        f"finished after {trainer.epoch} epochs ({reason}), {budget.elapsed():.1f} s",
-        file=sys.stderr,
-    )
-    return state
 
 
 def sample_wgan_gp(
@@ -693,6 +626,7 @@ def sample_wgan_gp(
 __all__ = [
     "LOG_FIELDS",
     "TrainConfig",
+    "WganGpData",
     "critic_losses",
     "image_grid",
     "load_train_images",
