@@ -16,7 +16,7 @@ rule train_srgan:
         "logs/benchmark/train_srgan/{scan}_{preset}_x{scale}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: SIZING_THREADS["train_srgan"]
     resources:
         runtime=size_of("train_srgan", "runtime"),
         mem_mb=size_of("train_srgan", "mem_mb"),

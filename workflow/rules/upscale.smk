@@ -16,7 +16,7 @@ rule train_srcnn:
         "logs/benchmark/train_srcnn/{scan}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: SIZING_THREADS["train_srcnn"]
     resources:
         runtime=size_of("train_srcnn", "runtime"),
         mem_mb=size_of("train_srcnn", "mem_mb"),

@@ -24,7 +24,7 @@ rule train_wgan_gp:
         "logs/benchmark/train_wgan_gp/{scan}_{size}px.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: SIZING_THREADS["train_wgan_gp"]
     resources:
         runtime=size_of("train_wgan_gp", "runtime"),
         mem_mb=size_of("train_wgan_gp", "mem_mb"),
