@@ -25,6 +25,7 @@ from tomosynth.metrics.study import (
     disc_center,
     profile_correlation,
     ring_check,
+    sr_protocol_criteria,
     sr_vs_bicubic,
     study_criteria,
     thesis_ranking,
@@ -145,6 +146,29 @@ def test_sr_vs_bicubic(gain, ssim_sr, passed):
     res = sr_vs_bicubic(_sr_table(gain, ssim_sr), "exp_d", 4)
     assert res["gain_db"] == pytest.approx(gain) and res["passed"] is passed
     assert res["psnr_bicubic"] == 24.0 and res["n_slices"] == 8
+
+
+def test_sr_protocol_criteria_give_gains_over_bicubic_and_neighbours(tmp_path):
+    within = _sr_table(0.4, 0.62).assign(protocol="within-specimen")
+    neighbours = {"preset": "neighbour_average", "scale": 4, "method": "neighbour_average",
+                  "n_slices": 8, "psnr_mean": 24.9, "ssim_mean": 0.63,
+                  "protocol": "within-specimen"}  # fmt: skip
+    within = pd.concat([within, pd.DataFrame([neighbours])], ignore_index=True)
+    within.to_csv(tmp_path / "bone.csv", index=False)
+    _sr_table(1.1, 0.65).assign(protocol="held-out specimen").to_csv(
+        tmp_path / "bone2.csv", index=False
+    )
+    pd.DataFrame({"fold": [0], "psnr_mean": [1.0]}).to_csv(tmp_path / "cv.csv", index=False)
+    crit = {c.name: c for c in sr_protocol_criteria(tmp_path, "exp_d", 4)}
+    assert len(crit) == 3  # bicubic and neighbours on bone, bicubic on bone2; cv.csv skipped
+    within_bic = crit["exp_d x4 on bone (within-specimen): PSNR gain over bicubic (dB)"]
+    within_nb = crit[
+        "exp_d x4 on bone (within-specimen): PSNR gain over the neighbour average (dB)"
+    ]
+    held = crit["exp_d x4 on bone2 (held-out specimen): PSNR gain over bicubic (dB)"]
+    assert within_bic.value == pytest.approx(0.4) and within_nb.value == pytest.approx(-0.5)
+    assert held.value == pytest.approx(1.1)
+    assert all(c.passed is None for c in crit.values())  # reported, not held
 
 
 def test_bone_correlation_table_puts_sr_and_lr_side_by_side():

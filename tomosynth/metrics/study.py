@@ -175,6 +175,61 @@ def sr_vs_bicubic(
     }
 
 
+def _psnr_ssim(rows: pd.DataFrame, method: str, preset: str | None = None) -> tuple[float, float]:
+    sel = rows[rows["method"] == method]
+    if preset is not None:
+        sel = sel[sel["preset"] == preset]
+    if sel.empty:
+        return math.nan, math.nan
+    return float(sel["psnr_mean"].iloc[0]), float(sel["ssim_mean"].iloc[0])
+
+
+def sr_protocol_criteria(
+    sr_dir: str | os.PathLike, preset: str = "exp_d", scale: int = 4
+) -> list[Criterion]:
+    """Per SR table (one per scan, with its ``protocol``): the network's PSNR gain over
+    bicubic and, for a within-specimen split, over the average of the two neighbouring
+    training slices. Reported, not held: a within-specimen gain may be no more than what the
+    neighbours give, and only a held-out specimen shows what the model learned."""
+    out = []
+    for path in sorted(Path(sr_dir).glob("*.csv")):
+        sr = pd.read_csv(path)
+        if not {"method", "preset", "scale", "psnr_mean", "protocol"} <= set(sr.columns):
+            continue  # the pooled cross-validation table and other layouts
+        rows = sr[sr["scale"].astype(int) == int(scale)]
+        net = rows[(rows["preset"] == preset) & (rows["method"] != "bicubic")]
+        if net.empty:
+            continue
+        method = str(net["method"].iloc[0])
+        p_net, s_net = _psnr_ssim(rows, method, preset)
+        p_bic, s_bic = _psnr_ssim(rows, "bicubic")
+        protocol = str(net["protocol"].iloc[0])
+        detail = f"PSNR {p_net:.2f} vs bicubic {p_bic:.2f} dB, SSIM {s_net:.3f} vs {s_bic:.3f}"
+        out.append(
+            Criterion(
+                f"{preset} x{scale} on {path.stem} ({protocol}): PSNR gain over bicubic (dB)",
+                p_net - p_bic,
+                "reported",
+                None,
+                detail,
+            )
+        )
+        p_nb, s_nb = _psnr_ssim(rows, "neighbour_average")
+        if not math.isnan(p_nb):
+            out.append(
+                Criterion(
+                    f"{preset} x{scale} on {path.stem} ({protocol}): PSNR gain over the "
+                    "neighbour average (dB)",
+                    p_net - p_nb,
+                    "reported",
+                    None,
+                    f"PSNR {p_net:.2f} vs neighbour average {p_nb:.2f} dB, SSIM {s_net:.3f} "
+                    f"vs {s_nb:.3f}",
+                )
+            )
+    return out
+
+
 def bone_correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
     """Pearson r (and CI) of each bone metric against HR, SR and LR side by side.
 
@@ -308,6 +363,7 @@ def study_criteria(
                 f"{res['n_slices']} test slices",
             )
         )
+    crit += sr_protocol_criteria(root / "metrics" / "sr", preset, scale)
     corr_csv = root / "metrics" / "bone" / f"{bone_scan}_{preset}_x{scale}_correlations.csv"
     if corr_csv.is_file():
         table = bone_correlation_table(pd.read_csv(corr_csv))
