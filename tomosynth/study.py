@@ -234,6 +234,64 @@ def _wall_line(total_wall_s: float, earlier: int) -> str:
     return line
 
 
+def _ranking_lines(out: Path) -> list[str]:
+    """study.md's thesis comparison: the ranking with both budgets and the thesis' FIDs."""
+    ranking = out / "criteria_ranking.csv"
+    if not ranking.is_file():
+        return []
+    t = pd.read_csv(ranking)
+    budgets = _compute_columns(out)
+    lines = [
+        "",
+        "## Thesis comparison (distance to the training split)",
+        "",
+        "Compute: the generator's budget (the thesis' protocol: equal per generator) and "
+        "the total compute of the pipeline, every upscaler's training included "
+        "(`metrics/compute.csv`).",
+        "",
+        "| rank | set | study: metric, value [CI] | N | generator | total compute "
+        "| thesis FID (tomo_00001, 4 h GPU) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in t.iterrows():
+        ref = THESIS_FID.get(_thesis_key(str(r["label"])) or "", "")
+        gen, total = budgets.get(str(r["set"]), ("", ""))
+        lines.append(
+            f"| {r['rank']} | {r['label']} | {r['metric']}: {r['value']:.3g} "
+            f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}] | {r['n_set']} | {gen} | {total} "
+            f"| {ref} |"
+        )
+    return lines + ["", *ranking_vs_thesis(t)]
+
+
+def _sr_table_lines(out: Path) -> list[str]:
+    """study.md's SR tables, each headed by how its test slices relate to the training data."""
+    lines: list[str] = []
+    for sr_csv in sorted((out / "metrics" / "sr").glob("*.csv")):
+        t = pd.read_csv(sr_csv)
+        if not {"method", "scale", "psnr_mean", "ssim_mean"} <= set(t.columns):
+            continue
+        protocol = ", ".join(sorted(set(t["protocol"].astype(str)))) if "protocol" in t else ""
+        lines += [
+            "",
+            f"## Super-resolution, {sr_csv.stem}" + (f" ({protocol})" if protocol else ""),
+            "",
+            "| scale | method | PSNR (dB) | SSIM | report, x4 (PSNR / SSIM) |",
+            "|---|---|---|---|---|",
+        ]
+        for _, r in t.iterrows():
+            ref = ""
+            if int(r["scale"]) == 4:
+                key = "" if r["method"] == "bicubic" else str(r.get("preset", ""))
+                if key in REPORT_SR_X4:
+                    ref = "{} / {}".format(*REPORT_SR_X4[key])
+            lines.append(
+                f"| x{r['scale']} | {r['method']} | {r['psnr_mean']:.2f} | {r['ssim_mean']:.3f} "
+                f"| {ref} |"
+            )
+    return lines
+
+
 def study_markdown(
     out_dir: str | os.PathLike, total_wall_s: float | None = None, earlier: int = 0
 ) -> str:
@@ -252,52 +310,7 @@ def study_markdown(
     ]
     if total_wall_s is not None:
         lines += ["", _wall_line(total_wall_s, earlier)]
-    ranking = out / "criteria_ranking.csv"
-    if ranking.is_file():
-        t = pd.read_csv(ranking)
-        budgets = _compute_columns(out)
-        lines += [
-            "",
-            "## Thesis comparison (distance to the training split)",
-            "",
-            "Compute: the generator's budget (the thesis' protocol: equal per generator) and "
-            "the total compute of the pipeline, every upscaler's training included "
-            "(`metrics/compute.csv`).",
-            "",
-            "| rank | set | study: metric, value [CI] | N | generator | total compute "
-            "| thesis FID (tomo_00001, 4 h GPU) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for _, r in t.iterrows():
-            ref = THESIS_FID.get(_thesis_key(str(r["label"])) or "", "")
-            gen, total = budgets.get(str(r["set"]), ("", ""))
-            lines.append(
-                f"| {r['rank']} | {r['label']} | {r['metric']}: {r['value']:.3g} "
-                f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}] | {r['n_set']} | {gen} | {total} "
-                f"| {ref} |"
-            )
-        lines += ["", *ranking_vs_thesis(t)]
-    for sr_csv in sorted((out / "metrics" / "sr").glob("*.csv")):
-        t = pd.read_csv(sr_csv)
-        if not {"method", "scale", "psnr_mean", "ssim_mean"} <= set(t.columns):
-            continue
-        lines += [
-            "",
-            f"## Super-resolution, {sr_csv.stem} (held-out test slices)",
-            "",
-            "| scale | method | PSNR (dB) | SSIM | report, x4 (PSNR / SSIM) |",
-            "|---|---|---|---|---|",
-        ]
-        for _, r in t.iterrows():
-            ref = ""
-            if int(r["scale"]) == 4:
-                key = "" if r["method"] == "bicubic" else str(r.get("preset", ""))
-                if key in REPORT_SR_X4:
-                    ref = "{} / {}".format(*REPORT_SR_X4[key])
-            lines.append(
-                f"| x{r['scale']} | {r['method']} | {r['psnr_mean']:.2f} | {r['ssim_mean']:.3f} "
-                f"| {ref} |"
-            )
+    lines += _ranking_lines(out) + _sr_table_lines(out)
     lines += _srgan_training_lines(out)
     srcnn = _srcnn_training_lines(out)
     if srcnn:

@@ -297,6 +297,26 @@ def set_summary(table: pd.DataFrame) -> list[Criterion]:
     return out
 
 
+def _ranking_criteria(ranking: pd.DataFrame) -> list[Criterion]:
+    """One reported row per metric: the sets in the order of their distance to train."""
+    out = []
+    for metric, block in ranking.groupby("metric", sort=False):
+        order = " < ".join(
+            f"{lab} {v:.2f}" for lab, v in zip(block["label"], block["value"], strict=True)
+        )
+        first = block[block["rank"] == 1]
+        out.append(
+            Criterion(
+                f"thesis comparison ({metric}), closest to train",
+                float(first["value"].iloc[0]) if len(first) else math.nan,
+                "reported",
+                None,
+                order,
+            )
+        )
+    return out
+
+
 def study_criteria(
     results: str | os.PathLike,
     scan: str = "shale",
@@ -332,22 +352,8 @@ def study_criteria(
 
     dist_csv = root / "metrics" / "distance" / f"{scan}.csv"
     if dist_csv.is_file():
-        ranking = thesis_ranking(pd.read_csv(dist_csv))
-        tables["ranking"] = ranking
-        for metric, block in ranking.groupby("metric", sort=False):
-            order = " < ".join(
-                f"{lab} {v:.2f}" for lab, v in zip(block["label"], block["value"], strict=True)
-            )
-            first = block[block["rank"] == 1]
-            crit.append(
-                Criterion(
-                    f"thesis comparison ({metric}), closest to train",
-                    float(first["value"].iloc[0]) if len(first) else math.nan,
-                    "reported",
-                    None,
-                    order,
-                )
-            )
+        tables["ranking"] = thesis_ranking(pd.read_csv(dist_csv))
+        crit += _ranking_criteria(tables["ranking"])
 
     sr_csv = root / "metrics" / "sr" / f"{bone_scan}.csv"
     if sr_csv.is_file():
