@@ -34,11 +34,16 @@ COSTS: dict[str, float | None] = {
     # compute_bone_metrics: ROI metrics + local thickness + S2 + SSIM + Minkowski, per
     # megavoxel of one volume (the rule measures LR, SR and HR: 3 volumes)
     "bone_s_per_mvoxel": 15.0,
-    # compute_bone_metrics: peak bytes per voxel of the one volume in memory (float32 stack,
-    # masks, two whole-volume local-thickness maps and their distance transforms, S2, and the
-    # Minkowski functionals; slope of peak RSS between 32 and 96 x 128^2 volumes of a dense
-    # random texture, a worst case)
-    "bone_bytes_per_voxel": 330.0,
+    # compute_bone_metrics memory (benchmarks/bench_bone_memory.py, peak RSS of a fresh
+    # process): per voxel of the volume, the one bone mask held (bool, read slice by slice,
+    # never a float copy) and bounded S2/Euler temporaries; per voxel of the largest
+    # thickness context (a block of ROIs, its halo and the upper-bound padding: at most
+    # (BONE_BLOCK_SIDE + 2 BONE_HALO_MAX + 2 x 24)^3), local thickness of the lower and
+    # upper bound maps (48^3 run: 85 MB above the imports for a 96^3 padded context);
+    # plus the imports (0.14 GB). The Minkowski slab is added by bone_metrics().
+    "bone_bytes_per_voxel": 1.5,
+    "bone_context_bytes_per_voxel": 96.0,
+    "bone_fixed_bytes": 1.5e8,
     # compute_distance: FRD (radiomics) features of one 256 px image
     "frd_s_per_image": 0.11,
     # compute_distance: Inception forward passes per second (299 px), CPU one thread / GPU
@@ -174,13 +179,27 @@ def export_png(n_slices: int, columns: int, threads: int, policy: Policy) -> dic
 
 
 # --- evaluation ----------------------------------------------------------------------------------
+#: Blocks of ROIs whose local thickness is computed together (voxels per side), and the
+#: widest halo around a block (tomosynth.metrics.bone); they bound the context's memory.
+BONE_BLOCK_SIDE = 128
+BONE_HALO_MAX = 64
+
+
+def bone_context_voxels(shape: tuple[int, int, int]) -> int:
+    """Voxels of the largest local-thickness context of a volume (block + halo + padding)."""
+    side = [min(n, BONE_BLOCK_SIDE + 2 * BONE_HALO_MAX) + 2 * 24 for n in shape]
+    return side[0] * side[1] * side[2]
+
+
 def bone_metrics(n_slices: int, size: int, policy: Policy) -> dict[str, int]:
-    """One (slices, size, size) volume in memory at a time, three volumes measured; the
-    Minkowski functionals add one slab's working memory."""
+    """One (slices, size, size) bone mask in memory at a time, three volumes measured; one
+    thickness context and the Minkowski functionals' slab add their working memory."""
     voxels = n_slices * size**2
     seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # type: ignore[operator]
     slab = minkowski_slab_bytes((n_slices, size, size))
-    mem = policy.base_mem_mb + (voxels * COSTS["bone_bytes_per_voxel"] + slab) / 1e6
+    ctx = bone_context_voxels((n_slices, size, size)) * COSTS["bone_context_bytes_per_voxel"]  # type: ignore[operator]
+    fixed = COSTS["bone_fixed_bytes"] + ctx  # type: ignore[operator]
+    mem = policy.base_mem_mb + (fixed + voxels * COSTS["bone_bytes_per_voxel"] + slab) / 1e6
     return policy.request(seconds, mem)
 
 

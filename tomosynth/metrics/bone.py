@@ -10,7 +10,12 @@ Conventions (declared in every table through :data:`METRICS`):
   never as bone surface.
 * Tb.Th and Tb.Sp "direct (BoneJ-style)": the mean over the voxels of the phase (bone or
   marrow) of its local thickness, the diameter of the largest sphere that contains the
-  voxel and fits inside the phase (Hildebrand & Ruegsegger 1997).
+  voxel and fits inside the phase (Hildebrand & Ruegsegger 1997). Beyond the volume's
+  faces nothing is known: a voxel whose thickness depends on what lies there (a plate cut
+  by a face) is left out of the mean, neither doubled nor halved
+  (:func:`tomosynth.metrics.geometry.thickness_known`). The maps are computed per block of
+  ROIs on the block plus a halo of the real volume that is grown until it provably covers
+  the largest sphere, so an ROI's values equal the whole volume's, in bounded memory.
 * "plate model" (parallel-plate, Parfitt; CTAn/ITK-style): Tb.Th = 2 BV/BS,
   Tb.N = (BV/TV)/Tb.Th, Tb.Sp = 1/Tb.N - Tb.Th.
 * Tb.Pf (Hahn et al. 1992): (BS1 - BS2)/(BV1 - BV2) before (1) and after (2) a one-voxel
@@ -30,7 +35,7 @@ Conventions (declared in every table through :data:`METRICS`):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,16 +45,18 @@ from scipy import ndimage as ndi
 from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import read_json, read_tiff_stack
+from tomosynth.io import list_slices, read_json, read_tiff, read_tiff_stack
 from tomosynth.metrics.geometry import (
+    THICKNESS_MARGIN,
     directional_s2,
-    local_thickness,
     mesh,
     minkowski_3d,
     slice_ssim,
+    thickness_known,
 )
-from tomosynth.metrics.stats import pearson
+from tomosynth.metrics.stats import agreement, pearson_test
 from tomosynth.provenance import provenance as make_provenance
+from tomosynth.sizing import BONE_BLOCK_SIDE, BONE_HALO_MAX
 
 #: name -> (unit, definition/convention); the column names of :func:`bone_metrics`.
 METRICS: dict[str, tuple[str, str]] = {
@@ -205,6 +212,12 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else float("nan")
 
 
+def _known_mean(values: np.ndarray) -> float:
+    """Mean of the finite values (NaN = unknown thickness), NaN when there are none."""
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def pattern_factor(bone: np.ndarray, voxel_mm: float = 1.0, sigma: float = 0.5) -> float:
     """Tb.Pf (1/mm): change of BS over change of BV under a one-voxel 6-neighbour dilation."""
     bone = np.asarray(bone, dtype=bool)
@@ -234,9 +247,10 @@ def bone_metrics(
     voxel_mm : float
         Isotropic voxel size in mm.
     thickness_bone, thickness_marrow : arrays like `bone`, optional
-        Local-thickness maps (voxels) of bone and marrow, computed on the whole volume
-        and cropped to this ROI so that structures cut by the ROI faces keep their
-        thickness; computed on the ROI itself when omitted.
+        Local-thickness maps (voxels; NaN = unknown) of bone and marrow, computed on a
+        context larger than this ROI (:func:`roi_metrics`) so that structures cut by the
+        ROI faces keep their thickness; computed on the ROI itself, its faces taken as the
+        volume's, when omitted.
     tissue : {"roi", "envelope"} or (n, h, w) bool array
         Tissue for TV, TS and the marrow (see :data:`TISSUES`); an array is this ROI's
         part of a tissue mask.
@@ -248,9 +262,9 @@ def bone_metrics(
         raise DataError(f"bone_metrics: expected a 3D ROI, got shape {bone.shape}")
     tis = tissue_mask(bone, tissue)
     if thickness_bone is None:
-        thickness_bone = local_thickness(bone)
+        thickness_bone = thickness_known(bone)[0]
     if thickness_marrow is None:
-        thickness_marrow = local_thickness(~bone & tis)
+        thickness_marrow = thickness_known(~bone & tis)[0]
     v3 = voxel_mm**3
     tv = int(tis.sum()) * v3
     bv = int((bone & tis).sum()) * v3
@@ -261,10 +275,9 @@ def bone_metrics(
         ts = surface_area(tis, voxel_mm, closed=True, sigma=sigma)
     bs = surface_area(bone, voxel_mm, sigma=sigma)
     marrow = ~bone & tis
-    th = float(thickness_bone[bone].mean()) * voxel_mm if bone.any() else float("nan")
-    # Marrow voxels with a thickness (a whole-volume map is 0 outside its tissue).
-    marrow = marrow & (thickness_marrow > 0)
-    sp = float(thickness_marrow[marrow].mean()) * voxel_mm if marrow.any() else float("nan")
+    th = _known_mean(thickness_bone[bone]) * voxel_mm
+    # Marrow voxels with a known thickness (a whole-volume map is 0 outside its tissue).
+    sp = _known_mean(thickness_marrow[marrow & (thickness_marrow > 0)]) * voxel_mm
     bv_tv = _ratio(bv, tv)
     th_pm = _ratio(2.0 * bv, bs)
     n_pm = _ratio(bv_tv, th_pm)
@@ -321,6 +334,77 @@ def split_rois(shape: tuple[int, ...], size: int, stride: int | None = None) -> 
     return [Roi(i, z, y, x, size) for i, (z, y, x) in enumerate(itertools.product(*starts))]
 
 
+#: Side (voxels) of the blocks of ROIs whose thickness maps are computed together: larger
+#: blocks share their halo among more ROIs, smaller ones bound the memory (~100 B per voxel
+#: of the block and its halo; benchmarks/bench_bone_memory.py).
+BLOCK_SIDE = BONE_BLOCK_SIDE
+#: First halo (voxels) around a block; grown until it provably covers the largest sphere.
+HALO = 16
+#: Widest halo (voxels): thicknesses from ``HALO_MAX - 3`` voxels up (wide air or marrow
+#: spaces) are left unknown rather than growing the context without bound.
+HALO_MAX = BONE_HALO_MAX
+
+Box = tuple[slice, slice, slice]
+
+
+def context_thickness(
+    phase_of: Callable[[Box], np.ndarray],
+    shape: tuple[int, int, int],
+    box: Box,
+    halo: int = HALO,
+) -> np.ndarray:
+    """Local thickness (voxels, NaN = unknown) of the `box` of a volume's phase.
+
+    Computed on the box plus a halo of the volume (``phase_of(context)`` returns the phase
+    of a context box), with the volume's faces unknown and the halo's edges taken as the
+    other phase (:func:`tomosynth.metrics.geometry.thickness_known`). A thickness below
+    ``halo - margin`` cannot change with a wider halo (a larger sphere would contain a
+    sub-sphere of the halo's size inside the context), so the halo is doubled until every
+    known thickness of the box is below that: the values equal the whole volume's. At
+    :data:`HALO_MAX` the thicknesses it cannot prove are left unknown (NaN).
+    """
+    h = max(1, int(halo))
+    while True:
+        ctx = tuple(
+            slice(max(0, b.start - h), min(n, b.stop + h)) for b, n in zip(box, shape, strict=True)
+        )
+        real = [(c.start == 0, c.stop == n) for c, n in zip(ctx, shape, strict=True)]
+        t, _ = thickness_known(phase_of(ctx), real)
+        inner = tuple(
+            slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, ctx, strict=True)
+        )
+        t = t[inner]
+        if all(lo and hi for lo, hi in real):
+            return t
+        known = t[np.isfinite(t)]
+        top = float(known.max()) if known.size else 0.0
+        if top < h - THICKNESS_MARGIN:
+            return t
+        if h >= HALO_MAX:  # bounded memory: thicker is not measured (e.g. air around a bone)
+            t[t >= h - THICKNESS_MARGIN] = np.nan
+            return t
+        h = min(HALO_MAX, max(2 * h, int(np.ceil(top)) + THICKNESS_MARGIN + 1))
+
+
+def roi_blocks(rois: list[Roi], block: int = BLOCK_SIDE) -> list[tuple[Box, list[Roi]]]:
+    """ROIs grouped by the `block`-voxel cube of their corner, with each group's bounding box."""
+    groups: dict[tuple[int, int, int], list[Roi]] = {}
+    for r in rois:
+        groups.setdefault((r.z // block, r.y // block, r.x // block), []).append(r)
+    out = []
+    for key in sorted(groups):
+        members = groups[key]
+        box = tuple(
+            slice(
+                min(getattr(r, a) for r in members),
+                max(getattr(r, a) for r in members) + members[0].size,
+            )
+            for a in ("z", "y", "x")
+        )
+        out.append((box, members))
+    return out
+
+
 def roi_metrics(
     bone: np.ndarray,
     voxel_mm: float,
@@ -330,30 +414,48 @@ def roi_metrics(
     tissue: str | np.ndarray = "roi",
     sigma: float = 0.5,
     progress: bool = True,
+    block: int = BLOCK_SIDE,
 ) -> Iterator[tuple[Roi, dict[str, float]]]:
-    """Metrics of every cubic ROI of a binary volume, thickness maps shared by all ROIs.
+    """Metrics of every cubic ROI of a binary volume, in ROI order.
 
-    The marrow thickness map is computed on the whole volume's marrow (the tissue minus
-    the bone, see :data:`TISSUES`), so marrow cut by an ROI face keeps its width.
+    The thickness maps of bone and marrow (the tissue minus the bone, see
+    :data:`TISSUES`) are computed per block of ROIs on a halo of the volume
+    (:func:`context_thickness`), so a structure cut by an ROI face keeps its width while
+    memory stays bounded by the block, not the volume.
     """
     bone = np.asarray(bone, dtype=bool)
-    tis = tissue_mask(bone, tissue)
-    t_bone = local_thickness(bone, progress=progress)
-    t_marrow = local_thickness(~bone & tis, progress=progress)
-    rois = split_rois(bone.shape, roi_size, roi_stride)
-    for roi in tqdm(rois, desc="ROIs", disable=not progress, leave=False):
-        s = roi.slices
-        yield (
-            roi,
-            bone_metrics(
+    roi_tissue = tissue_name(tissue) == "roi"
+    tis = None if roi_tissue else tissue_mask(bone, tissue)
+
+    def marrow_of(c: Box) -> np.ndarray:
+        return ~bone[c] if tis is None else ~bone[c] & tis[c]
+
+    rows: dict[int, tuple[Roi, dict[str, float]]] = {}
+    blocks = roi_blocks(split_rois(bone.shape, roi_size, roi_stride), block)
+    for box, members in tqdm(blocks, desc="ROI blocks", disable=not progress, leave=False):
+        t_bone = context_thickness(lambda c: bone[c], bone.shape, box)
+        t_marrow = context_thickness(marrow_of, bone.shape, box)
+        for roi in members:
+            s = roi.slices
+            local = tuple(
+                slice(a.start - b.start, a.stop - b.start) for a, b in zip(s, box, strict=True)
+            )
+            m = bone_metrics(
                 bone[s],
                 voxel_mm,
-                thickness_bone=t_bone[s],
-                thickness_marrow=t_marrow[s],
-                tissue="roi" if tissue_name(tissue) == "roi" else tis[s],
+                thickness_bone=t_bone[local],
+                thickness_marrow=t_marrow[local],
+                tissue="roi" if tis is None else tis[s],
                 sigma=sigma,
-            ),
-        )
+            )
+            rows[roi.index] = (roi, m)
+        del t_bone, t_marrow
+    for index in sorted(rows):
+        yield rows[index]
+
+
+#: Slices of the 3D closing's reach in :func:`envelope` (2 dilations + 2 erosions).
+_ENVELOPE_HALO = 4
 
 
 def trabecular_rois(
@@ -361,10 +463,27 @@ def trabecular_rois(
     roi_size: int,
     roi_stride: int | None = None,
     cortex_min_thickness: float = 12.0,
+    slab: int = 32,
 ) -> list[Roi]:
-    """The ROIs of :func:`split_rois` that lie wholly inside the endosteal envelope."""
-    inside = endosteal_envelope(bone, cortex_min_thickness)
-    return [r for r in split_rois(bone.shape, roi_size, roi_stride) if inside[r.slices].all()]
+    """The ROIs of :func:`split_rois` that lie wholly inside the endosteal envelope.
+
+    The envelope is computed `slab` slices at a time with a halo of the closing's reach,
+    so it equals the whole volume's while its temporaries stay a slab's size.
+    """
+    bone = np.asarray(bone, dtype=bool)
+    rois = split_rois(bone.shape, roi_size, roi_stride)
+    inside_all = {r.index: True for r in rois}
+    nz = bone.shape[0]
+    for z0 in range(0, nz, max(1, slab)):
+        z1 = min(nz, z0 + max(1, slab))
+        c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(nz, z1 + _ENVELOPE_HALO)
+        inside = endosteal_envelope(bone[c0:c1], cortex_min_thickness)[z0 - c0 : z1 - c0]
+        for r in rois:
+            lo, hi = max(r.z, z0), min(r.z + r.size, z1)
+            if lo < hi and inside_all[r.index]:
+                part = inside[lo - z0 : hi - z0, r.y : r.y + r.size, r.x : r.x + r.size]
+                inside_all[r.index] = bool(part.all())
+    return [r for r in rois if inside_all[r.index]]
 
 
 # --- SR volume evaluation (LR, SR and HR of one specimen) ------------------------------------
@@ -395,6 +514,76 @@ def read_sr_part(folder: str | Path, kind: str) -> np.ndarray:
     if not (folder / kind).is_dir():
         raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
     return read_tiff_stack(folder / kind)
+
+
+def _stack_paths(folder: str | Path, kind: str) -> list[Path]:
+    folder = Path(folder)
+    if not (folder / kind).is_dir():
+        raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
+    paths = list_slices(folder / kind, "tiff")
+    if not paths:
+        raise DataError(f"{folder / kind}: no slice_*.tiff files")
+    return paths
+
+
+def _slices(paths: list[Path]) -> Iterator[np.ndarray]:
+    """The slices of a TIFF stack as float32, one at a time; DataError on a size change."""
+    shape = None
+    for path in paths:
+        img = np.asarray(read_tiff(path), dtype=np.float32)
+        if shape is not None and img.shape != shape:
+            raise DataError(f"{path}: slice shape {img.shape} differs from {shape}")
+        shape = img.shape
+        yield img
+
+
+def stream_otsu(paths: list[Path], nbins: int = 256) -> float:
+    """Otsu's threshold of a TIFF stack read slice by slice, equal to
+    ``skimage.filters.threshold_otsu`` of the whole stack (same range and bins)."""
+    from skimage.filters import threshold_otsu
+
+    lo, hi = np.inf, -np.inf
+    for img in _slices(paths):
+        lo, hi = min(lo, float(img.min())), max(hi, float(img.max()))
+    if lo == hi:
+        raise DataError(f"{paths[0].parent}: constant volume, Otsu's threshold is undefined")
+    counts = np.zeros(nbins, dtype=np.int64)
+    for img in _slices(paths):
+        counts += np.histogram(img, bins=nbins, range=(lo, hi))[0]
+    edges = np.histogram_bin_edges([lo, hi], bins=nbins, range=(lo, hi))
+    return float(threshold_otsu(hist=(counts, (edges[:-1] + edges[1:]) / 2.0)))
+
+
+def read_bone_mask(
+    folder: str | Path, kind: str, threshold: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Bone mask (``value > threshold``) of one stack of an SR volume folder, read slice by
+    slice: one byte per voxel, never a float copy of the volume; Otsu's threshold of the
+    stack (:func:`stream_otsu`) when None. Returns the mask and the threshold."""
+    paths = _stack_paths(folder, kind)
+    thr = stream_otsu(paths) if threshold is None else float(threshold)
+    mask: np.ndarray | None = None
+    for i, img in enumerate(_slices(paths)):
+        if mask is None:
+            mask = np.empty((len(paths), *img.shape), dtype=bool)
+        np.greater(img, thr, out=mask[i])
+    assert mask is not None
+    return mask, thr
+
+
+def stream_slice_ssim(paths: list[Path], data_range: float = 1.0) -> np.ndarray:
+    """SSIM of consecutive slices of a TIFF stack, two slices in memory (as
+    :func:`tomosynth.metrics.geometry.slice_ssim`)."""
+    from skimage.metrics import structural_similarity
+
+    out = []
+    prev = None
+    for img in _slices(paths):
+        cur = img.astype(np.float64)
+        if prev is not None:
+            out.append(structural_similarity(prev, cur, data_range=data_range))
+        prev = cur
+    return np.asarray(out)
 
 
 def roi_table(
@@ -437,6 +626,53 @@ def roi_table(
             trabecular = {
                 r.index for r in trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
             }
+        rows += mask_rows(
+            kind,
+            bone,
+            thr,
+            voxel_mm,
+            roi_size=roi_size,
+            roi_stride=roi_stride,
+            tissue=tissue,
+            sigma=sigma,
+            progress=progress,
+        )
+    return with_regions(pd.DataFrame(rows), trabecular)
+
+
+def with_regions(table, trabecular: set[int]):
+    """The ``all`` rows of a per-ROI table plus the `trabecular` ROIs again as region
+    ``trabecular``."""
+    trab = table[table["roi"].isin(trabecular)].assign(region="trabecular")
+    return pd.concat([table, trab], ignore_index=True) if len(trab) else table
+
+
+def mask_rows(
+    kind: str,
+    bone: np.ndarray,
+    threshold: float,
+    voxel_mm: float,
+    *,
+    roi_size: int,
+    roi_stride: int | None,
+    tissue: str | np.ndarray,
+    sigma: float,
+    progress: bool,
+) -> list[dict]:
+    """The region-``all`` rows of :func:`roi_table` for one bone mask."""
+    return [
+        {
+            "kind": kind,
+            "region": "all",
+            "roi": roi.index,
+            "z": roi.z,
+            "y": roi.y,
+            "x": roi.x,
+            "size": roi.size,
+            "threshold": threshold,
+            "tissue": tissue_name(tissue),
+            **m,
+        }
         for roi, m in roi_metrics(
             bone,
             voxel_mm,
@@ -445,50 +681,48 @@ def roi_table(
             tissue=tissue,
             sigma=sigma,
             progress=progress,
-        ):
-            rows.append(
-                {
-                    "kind": kind,
-                    "region": "all",
-                    "roi": roi.index,
-                    "z": roi.z,
-                    "y": roi.y,
-                    "x": roi.x,
-                    "size": roi.size,
-                    "threshold": thr,
-                    "tissue": tissue_name(tissue),
-                    **m,
-                }
-            )
-    table = pd.DataFrame(rows)
-    trab = table[table["roi"].isin(trabecular)].assign(region="trabecular")
-    return pd.concat([table, trab], ignore_index=True) if len(trab) else table
+        )
+    ]
+
+
+def _paired(table, reference: str):
+    """(region, kind, reference rows, the kind's rows re-indexed to them) per region and kind."""
+    if "region" not in table.columns:
+        table = table.assign(region="all")
+    for region in table["region"].unique():
+        part = table[table["region"] == region]
+        ref = part[part["kind"] == reference].set_index("roi")
+        for kind in part["kind"].unique():
+            if kind != reference:
+                yield (
+                    region,
+                    kind,
+                    ref,
+                    part[part["kind"] == kind].set_index("roi").reindex(ref.index),
+                )
 
 
 def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
-    """Pearson r, p and Fisher-z interval of each metric of each kind against `reference`.
+    """Correlation and agreement of each metric of each kind against `reference`.
 
     ROIs are paired by their index, per region (``all``, ``trabecular``; a table without
     a ``region`` column is one region ``all``); columns ``kind, region, reference, metric,
-    unit, convention, n, r, p, ci_low, ci_high, confidence``. The convention names the
-    tissue definition when the table has a ``tissue`` column.
+    unit, convention, n, r, p, ci_low, ci_high, confidence, r_note`` (why r is NaN, e.g. a
+    constant column) and the agreement of :func:`tomosynth.metrics.stats.agreement`:
+    ``bias`` (median relative error, a fraction), ``mare`` (median absolute relative
+    error), ``mae`` (mean absolute error, the metric's unit), ``mean_diff``, ``sd_diff``,
+    ``loa_low``, ``loa_high`` (Bland-Altman 95 % limits of the difference kind - reference).
+    The convention names the tissue definition when the table has a ``tissue`` column.
     """
-    if "region" not in table.columns:
-        table = table.assign(region="all")
     tissue = ""
     if "tissue" in table.columns and len(table):
         tissue = "; " + "; ".join(TISSUES.get(t, str(t)) for t in sorted(table["tissue"].unique()))
     rows = []
-    for region, kind in [
-        (g, k) for g in table["region"].unique() for k in table["kind"].unique() if k != reference
-    ]:
-        part = table[table["region"] == region]
-        ref = part[part["kind"] == reference].set_index("roi")
-        other = part[part["kind"] == kind].set_index("roi").reindex(ref.index)
+    for region, kind, ref, other in _paired(table, reference):
         for name, (unit, convention) in METRICS.items():
             x, y = other[name].to_numpy(float), ref[name].to_numpy(float)
-            r, p, lo, hi = pearson(x, y, confidence)
-            n = int((np.isfinite(x) & np.isfinite(y)).sum())
+            c = pearson_test(x, y, confidence)
+            a = agreement(x, y)
             rows.append(
                 {
                     "kind": kind,
@@ -497,14 +731,62 @@ def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
                     "metric": name,
                     "unit": unit,
                     "convention": convention + tissue,
-                    "n": n,
-                    "r": r,
-                    "p": p,
-                    "ci_low": lo,
-                    "ci_high": hi,
+                    "n": c.n,
+                    "r": c.r,
+                    "p": c.p,
+                    "ci_low": c.ci_low,
+                    "ci_high": c.ci_high,
                     "confidence": confidence,
+                    "r_note": c.reason,
+                    "bias": a.bias,
+                    "mare": a.mare,
+                    "mae": a.mae,
+                    "mean_diff": a.mean_diff,
+                    "sd_diff": a.sd_diff,
+                    "loa_low": a.loa_low,
+                    "loa_high": a.loa_high,
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def relative_error_table(
+    table,
+    *,
+    reference: str = "hr",
+    kinds: tuple[str, str] = ("sr", "lr"),
+    region: str = "trabecular",
+    metrics: list[str] | None = None,
+):
+    """Per metric, the median absolute relative error of each of `kinds` against `reference`.
+
+    The bone criterion's question, "is SR closer to HR than LR is?", asked of the errors
+    and not only of r: for each metric (default :data:`TRABECULAR`) over the ROIs of
+    `region` (all ROIs when the table has no ``region`` column), pairs by ROI index,
+    columns ``metric, unit, n, {kind}_mare, {kind}_bias`` for each kind (fractions:
+    0.2 = 20 %; bias = median relative error, signed) and ``winner``: the kind of the lower
+    error (``""`` when either is NaN, ``"tie"`` when equal).
+    """
+    if "region" in table.columns:
+        table = table[table["region"] == region]
+    metrics = list(metrics or TRABECULAR)
+    ref = table[table["kind"] == reference].set_index("roi")
+    rows = []
+    for name in metrics:
+        row: dict[str, object] = {"metric": name, "unit": METRICS[name][0]}
+        errs = {}
+        for kind in kinds:
+            other = table[table["kind"] == kind].set_index("roi").reindex(ref.index)
+            a = agreement(other[name].to_numpy(float), ref[name].to_numpy(float))
+            row["n"] = a.n_rel
+            row[f"{kind}_mare"], row[f"{kind}_bias"] = a.mare, a.bias
+            errs[kind] = a.mare
+        e0, e1 = (errs[k] for k in kinds)
+        if not (np.isfinite(e0) and np.isfinite(e1)):
+            row["winner"] = ""
+        else:
+            row["winner"] = "tie" if e0 == e1 else (kinds[0] if e0 < e1 else kinds[1])
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -523,22 +805,29 @@ def consistency_table(
     rows = []
     for kind, vol in volumes.items():
         bone, _ = binarize(vol, threshold)
-        rows += [
-            {"kind": kind, "quantity": f"minkowski_{k}", "lag": 0, "value": float(v)}
-            for k, v in minkowski_3d(bone).items()
-        ]
-        s2 = directional_s2(bone, r_max)
-        for quantity, key in (("s2_slice", "slice"), ("s2_plane", "plane")):
-            rows += [
-                {"kind": kind, "quantity": quantity, "lag": k, "value": float(v)}
-                for k, v in enumerate(s2[key])
-            ]
-        if vol.shape[0] >= 2:
-            rows += [
-                {"kind": kind, "quantity": "ssim_next", "lag": i, "value": float(v)}
-                for i, v in enumerate(slice_ssim(vol, data_range=1.0))
-            ]
+        ssim = slice_ssim(vol, data_range=1.0) if vol.shape[0] >= 2 else np.array([])
+        rows += consistency_rows(kind, bone, ssim, r_max)
     return pd.DataFrame(rows)
+
+
+def consistency_rows(kind: str, bone: np.ndarray, ssim: np.ndarray, r_max: int) -> list[dict]:
+    """The :func:`consistency_table` rows of one stack from its bone mask and the SSIM of
+    its consecutive slices."""
+    rows = [
+        {"kind": kind, "quantity": f"minkowski_{k}", "lag": 0, "value": float(v)}
+        for k, v in minkowski_3d(bone).items()
+    ]
+    s2 = directional_s2(bone, r_max)
+    for quantity, key in (("s2_slice", "slice"), ("s2_plane", "plane")):
+        rows += [
+            {"kind": kind, "quantity": quantity, "lag": k, "value": float(v)}
+            for k, v in enumerate(s2[key])
+        ]
+    rows += [
+        {"kind": kind, "quantity": "ssim_next", "lag": i, "value": float(v)}
+        for i, v in enumerate(ssim)
+    ]
+    return rows
 
 
 def evaluate_sr_volume(
@@ -570,36 +859,39 @@ def evaluate_sr_volume(
     vox = meta.get("hr_voxel_um") or voxel_um
     if vox is None:
         raise ConfigError(f"{volume_dir}: no hr_voxel_um in meta.json and no voxel_um given")
-    # One volume in memory at a time: HR first (its endosteal envelope picks the trabecular
-    # ROIs of every kind), then LR and SR; tables keep the KINDS order.
-    tables, consistency, shapes = {}, {}, {}
-    trabecular: set[int] | None = None
+    if float(vox) <= 0:
+        raise ConfigError(f"{volume_dir}: voxel size must be > 0, got {vox}")
+    # One bone mask (1 byte per voxel) in memory at a time, read slice by slice; HR first
+    # (its endosteal envelope picks the trabecular ROIs of every kind); tables keep KINDS.
+    rows: dict[str, list[dict]] = {}
+    cons_rows: dict[str, list[dict]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    trabecular: set[int] = set()
     for kind in ("hr", *(k for k in KINDS if k != "hr")):
-        vol = read_sr_part(folder, kind)
-        shapes[kind] = vol.shape
+        bone, thr = read_bone_mask(folder, kind, threshold)
+        shapes[kind] = bone.shape
         if len(set(shapes.values())) != 1:
             raise DataError(f"{folder}: lr/sr/hr stacks differ in shape: {shapes}")
-        if trabecular is None:
-            bone, _ = binarize(vol, threshold)
-            trabecular = {
-                r.index for r in trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
-            }
-            del bone
-        tables[kind] = roi_table(
-            {kind: vol},
-            float(vox),
-            threshold=threshold,
+        if kind == "hr":
+            rois = trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
+            trabecular = {r.index for r in rois}
+        rows[kind] = mask_rows(
+            kind,
+            bone,
+            thr,
+            float(vox) / 1000.0,
             roi_size=roi_size,
             roi_stride=roi_stride,
             tissue=tissue,
             sigma=sigma,
-            trabecular=trabecular,
+            progress=True,
         )
-        consistency[kind] = consistency_table({kind: vol}, threshold=threshold, r_max=r_max)
-        del vol
-    table = pd.concat([tables[k] for k in KINDS], ignore_index=True)
+        ssim = stream_slice_ssim(_stack_paths(folder, kind), data_range=1.0)
+        cons_rows[kind] = consistency_rows(kind, bone, ssim, r_max)
+        del bone
+    table = with_regions(pd.DataFrame([r for k in KINDS for r in rows[k]]), trabecular)
     corr = correlation_table(table, "hr", confidence)
-    cons = pd.concat([consistency[k] for k in KINDS], ignore_index=True)
+    cons = pd.DataFrame([r for k in KINDS for r in cons_rows[k]])
     record = make_provenance(
         volume=str(volume_dir),
         volume_meta=meta,

@@ -172,6 +172,93 @@ def local_thickness(
     return out
 
 
+#: Margin (voxels) between a thickness and the halo or padding that proves it exact: sphere
+#: centres sit on voxel centres, so a continuous sub-sphere argument loses up to ~2 voxels.
+THICKNESS_MARGIN = 3
+#: Deepest padding of the phase beyond a real face (voxels) for the upper-bound map: its cost
+#: grows with the cube of the padded side; thicker voxels near a face are left unknown.
+THICKNESS_PAD_MAX = 24
+
+
+def _face_distance(shape: tuple[int, ...], real: list[tuple[bool, bool]]) -> np.ndarray:
+    """Distance (voxels, along the axes) from each voxel to the nearest real face's outside."""
+    out = np.full(shape, np.inf, dtype=np.float32)
+    for ax, (lo, hi) in enumerate(real):
+        idx = np.arange(shape[ax], dtype=np.float32)
+        view = [1] * len(shape)
+        view[ax] = -1
+        if lo:
+            out = np.minimum(out, (idx + 1.0).reshape(view))
+        if hi:
+            out = np.minimum(out, (shape[ax] - idx).reshape(view))
+    return out
+
+
+def thickness_known(
+    phase: np.ndarray,
+    real_faces: list[tuple[bool, bool]] | None = None,
+    *,
+    progress: bool = False,
+) -> tuple[np.ndarray, float]:
+    """Local thickness (voxels) with the outside of the array **unknown**; NaN where it
+    depends on the unknown.
+
+    Beyond a *real* face (the edge of the scanned volume) nothing is known. Local thickness
+    only grows with the phase, so every completion of the outside lies between the map
+    with the outside as the other phase (lower bound ``a``) and the map with the outside as
+    the phase (upper bound ``b``, outside padded by the phase ``max a + margin`` voxels deep,
+    at most :data:`THICKNESS_PAD_MAX`: a larger sphere would contain a sub-sphere of that
+    size, so a voxel with ``a`` below its distance to the pad's far end is proven). Where
+    ``a == b`` the thickness is known and is ``a``; elsewhere NaN. A plate of width t cut by
+    a face is neither doubled (outside as phase) nor halved (as the other phase): it is
+    unknown. Beyond an *artificial* face (the edge of a context cut from a larger volume)
+    the other phase is assumed in both maps; :func:`tomosynth.metrics.bone` keeps a halo
+    wide enough that this does not change the ROI (see :data:`THICKNESS_MARGIN`).
+
+    Parameters
+    ----------
+    phase : (n, h, w) or (h, w) bool
+    real_faces : per axis (low face real, high face real); default all real.
+
+    Returns
+    -------
+    thickness : float32 array like `phase`, 0 outside the phase, NaN where unknown
+    a_max : float, the largest lower-bound thickness (voxels; 0 for an empty phase)
+    """
+    phase = np.asarray(phase, dtype=bool)
+    real = list(real_faces) if real_faces is not None else [(True, True)] * phase.ndim
+    if len(real) != phase.ndim:
+        raise DataError(f"thickness_known: {len(real)} face pairs for a {phase.ndim}D mask")
+    inner = tuple(slice(1, -1) for _ in range(phase.ndim))
+    a = local_thickness(np.pad(phase, 1), progress=progress)[inner]
+    a_max = float(a.max()) if phase.any() else 0.0
+    if not phase.any() or not any(lo or hi for lo, hi in real):
+        return a, a_max
+    deep = min(int(np.ceil(a_max)) + THICKNESS_MARGIN + 1, THICKNESS_PAD_MAX)
+    widths = [(deep if lo else 1, deep if hi else 1) for lo, hi in real]
+    upper = np.pad(phase, widths)
+    for ax, ((lo, hi), (wl, wh)) in enumerate(zip(real, widths, strict=True)):
+        idx = [slice(None)] * phase.ndim
+        if lo:
+            idx[ax] = slice(0, wl)
+            upper[tuple(idx)] = True
+        if hi:
+            idx[ax] = slice(upper.shape[ax] - wh, None)
+            upper[tuple(idx)] = True
+    core = tuple(slice(wl, wl + n) for (wl, _), n in zip(widths, phase.shape, strict=True))
+    b = local_thickness(upper, progress=progress)[core]
+    del upper
+    face = _face_distance(phase.shape, real)
+    # Larger only because the outside is the phase: such a sphere reaches the outside, so
+    # the voxel lies within b of a real face (this also keeps the binned painting's
+    # approximations from marking voxels far from the faces). A thickness too large for
+    # the padding to prove is unknown too (sub-sphere argument, see THICKNESS_MARGIN).
+    larger = ~(b <= a + 1e-4) & ~(face >= b)
+    unproven = a >= face + deep - THICKNESS_MARGIN - 1
+    a[phase & (larger | unproven)] = np.nan
+    return a, a_max
+
+
 # --- surfaces -----------------------------------------------------------------------------------
 def mesh(
     mask: np.ndarray, sigma: float = 0.5, closed: bool = False, voxel_mm: float = 1.0
@@ -261,10 +348,16 @@ def s2_radial(
 def s2_along_axis(mask: np.ndarray, axis: int, r_max: int) -> np.ndarray:
     """Non-periodic S2 at lags ``0..r_max`` along one axis only (directional S2)."""
     m = np.moveaxis(np.asarray(mask, dtype=bool), axis, 0)
-    r_max = min(int(r_max), m.shape[0] - 1)
+    n = m.shape[0]
+    r_max = min(int(r_max), n - 1)
     out = np.empty(r_max + 1)
+    rest = int(np.prod(m.shape[1:]))
+    step = max(1, 4_000_000 // max(1, n * int(np.prod(m.shape[2:]))))  # bounded temporaries
     for k in range(r_max + 1):
-        out[k] = float((m[: m.shape[0] - k] & m[k:]).mean())
+        hits = 0
+        for j in range(0, m.shape[1], step):
+            hits += int(np.count_nonzero(m[: n - k, j : j + step] & m[k:, j : j + step]))
+        out[k] = hits / ((n - k) * rest)
     return out
 
 

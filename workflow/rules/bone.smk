@@ -42,6 +42,13 @@ rule plot_bone:
             labels={"scan": "{scan}", "figure": "{preset} x{scale}"},
         ),
         pdf="results/plots/bone_{scan}_{preset}_x{scale}.pdf",
+        bland_altman_png=report(
+            "results/plots/bland_altman_{scan}_{preset}_x{scale}.png",
+            caption="../report/bland_altman.rst",
+            category="Bone metrics",
+            labels={"scan": "{scan}", "figure": "Bland-Altman {preset} x{scale}"},
+        ),
+        bland_altman_pdf="results/plots/bland_altman_{scan}_{preset}_x{scale}.pdf",
         consistency_png=report(
             "results/plots/consistency_{scan}_{preset}_x{scale}.png",
             caption="../report/consistency.rst",
