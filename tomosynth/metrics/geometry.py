@@ -130,32 +130,47 @@ def local_thickness(
         return out
     dist = ndi.distance_transform_edt(phase)
     ridge = distance_ridge(dist)
-    centres = np.argwhere(ridge)
-    d2 = np.rint(dist[ridge] ** 2).astype(np.int64)  # squared distances are integers
+    _paint_balls(out, np.argwhere(ridge), dist[ridge], bin_width, chunk, progress)
+    out[~phase] = 0.0
+    return out
+
+
+def _paint_balls(
+    out: np.ndarray,
+    centres: np.ndarray,
+    radius: np.ndarray,
+    bin_width: float = 0.25,
+    chunk: int = 1_000_000,
+    progress: bool = False,
+) -> None:
+    """``out = max(out, 2 r(c))`` over the balls ``|p - c| < r(c)`` (see :func:`local_thickness`)."""
+    if len(centres) == 0:
+        return
+    d2 = np.rint(radius**2).astype(np.int64)  # squared distances are integers
     order = np.argsort(-d2, kind="stable")
     centres, d2 = centres[order], d2[order]
     values, starts = np.unique(-d2, return_index=True)
     groups = list(zip(-values, starts, [*starts[1:], len(d2)], strict=True))
     # A feature transform costs ~30 painted elements per voxel of the volume.
-    edt_cost = 30 * phase.size
-    direct = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, phase.ndim) <= edt_cost]
-    binned = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, phase.ndim) > edt_cost]
+    edt_cost = 30 * out.size
+    direct = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, out.ndim) <= edt_cost]
+    binned = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, out.ndim) > edt_cost]
 
     if direct:
         # Paint into a padded copy so that sphere offsets never leave the array.
         pad = int(np.ceil(np.sqrt(max(v for v, _, _ in direct))))
-        padded = np.zeros(tuple(n + 2 * pad for n in phase.shape), dtype=np.float32)
+        padded = np.zeros(tuple(n + 2 * pad for n in out.shape), dtype=np.float32)
         flat_out = padded.reshape(-1)
         strides = np.array(padded.strides) // padded.itemsize
         flat_centres = (centres + pad) @ strides
         for v, a, b in tqdm(direct, desc="local thickness", disable=not progress, leave=False):
-            offs = _ball_offsets(int(v), phase.ndim) @ strides
+            offs = _ball_offsets(int(v), out.ndim) @ strides
             value = np.float32(2.0 * np.sqrt(v))
             step = max(1, chunk // len(offs))
             for s in range(a, b, step):
                 idx = (flat_centres[s : min(b, s + step), None] + offs[None, :]).reshape(-1)
                 flat_out[idx] = np.maximum(flat_out[idx], value)
-        inner = tuple(slice(pad, pad + n) for n in phase.shape)
+        inner = tuple(slice(pad, pad + n) for n in out.shape)
         np.maximum(out, padded[inner], out=out)
 
     # Radii with too many spheres to paint: bins of `bin_width`, painted through the
@@ -168,16 +183,11 @@ def local_thickness(
         pending.append((a, b))
     if pending:
         _paint_nearest(out, centres, d2, pending)
-    out[~phase] = 0.0
-    return out
 
 
-#: Margin (voxels) between a thickness and the halo or padding that proves it exact: sphere
-#: centres sit on voxel centres, so a continuous sub-sphere argument loses up to ~2 voxels.
+#: Margin (voxels) between a thickness and the halo that proves it exact: sphere centres
+#: sit on voxel centres, so a continuous sub-sphere argument loses up to ~2 voxels.
 THICKNESS_MARGIN = 3
-#: Deepest padding of the phase beyond a real face (voxels) for the upper-bound map: its cost
-#: grows with the cube of the padded side; thicker voxels near a face are left unknown.
-THICKNESS_PAD_MAX = 24
 
 
 def _face_distance(shape: tuple[int, ...], real: list[tuple[bool, bool]]) -> np.ndarray:
@@ -201,19 +211,25 @@ def thickness_known(
     progress: bool = False,
 ) -> tuple[np.ndarray, float]:
     """Local thickness (voxels) with the outside of the array **unknown**; NaN where it
-    depends on the unknown.
+    may depend on the unknown.
 
-    Beyond a *real* face (the edge of the scanned volume) nothing is known. Local thickness
-    only grows with the phase, so every completion of the outside lies between the map
-    with the outside as the other phase (lower bound ``a``) and the map with the outside as
-    the phase (upper bound ``b``, outside padded by the phase ``max a + margin`` voxels deep,
-    at most :data:`THICKNESS_PAD_MAX`: a larger sphere would contain a sub-sphere of that
-    size, so a voxel with ``a`` below its distance to the pad's far end is proven). Where
-    ``a == b`` the thickness is known and is ``a``; elsewhere NaN. A plate of width t cut by
-    a face is neither doubled (outside as phase) nor halved (as the other phase): it is
-    unknown. Beyond an *artificial* face (the edge of a context cut from a larger volume)
-    the other phase is assumed in both maps; :func:`tomosynth.metrics.bone` keeps a halo
-    wide enough that this does not change the ROI (see :data:`THICKNESS_MARGIN`).
+    Beyond a *real* face (the edge of the scanned volume) nothing is known. The map
+    ``a`` is computed with the outside as the other phase (so a structure cut by a face is
+    never doubled); a voxel is unknown (NaN) when the outside could make it thicker:
+
+    * it lies in a largest sphere of ``a`` that touches a real face (the sphere is
+      bounded by the face, not by the structure: a sliver of a plate cut by a face, or a
+      half gap), or
+    * a sphere centred inside the array grows beyond ``a`` when the outside is the phase
+      (upper bound ``b > a``: a plate that reaches a face, however thick inside).
+
+    So a plate or a gap cut by a face, or reaching it, is left out, neither doubled nor
+    halved; the rule is conservative (a band about one structure wide along each real face
+    is left out too). Only spheres that reach the outside are painted for these tests, so
+    the cost is that of ``a`` plus a band along the faces. Beyond an *artificial* face (the
+    edge of a context cut from a larger volume) the other phase is assumed in both maps;
+    :func:`tomosynth.metrics.bone.context_thickness` keeps a halo wide enough that this
+    does not change the ROI (see :data:`THICKNESS_MARGIN`).
 
     Parameters
     ----------
@@ -223,40 +239,47 @@ def thickness_known(
     Returns
     -------
     thickness : float32 array like `phase`, 0 outside the phase, NaN where unknown
-    a_max : float, the largest lower-bound thickness (voxels; 0 for an empty phase)
+    a_max : float, the largest thickness, known or not (voxels; 0 for an empty phase)
     """
     phase = np.asarray(phase, dtype=bool)
     real = list(real_faces) if real_faces is not None else [(True, True)] * phase.ndim
     if len(real) != phase.ndim:
         raise DataError(f"thickness_known: {len(real)} face pairs for a {phase.ndim}D mask")
+    out = np.zeros(phase.shape, dtype=np.float32)
+    if not phase.any():
+        return out, 0.0
     inner = tuple(slice(1, -1) for _ in range(phase.ndim))
-    a = local_thickness(np.pad(phase, 1), progress=progress)[inner]
-    a_max = float(a.max()) if phase.any() else 0.0
-    if not phase.any() or not any(lo or hi for lo, hi in real):
-        return a, a_max
-    deep = min(int(np.ceil(a_max)) + THICKNESS_MARGIN + 1, THICKNESS_PAD_MAX)
-    widths = [(deep if lo else 1, deep if hi else 1) for lo, hi in real]
-    upper = np.pad(phase, widths)
-    for ax, ((lo, hi), (wl, wh)) in enumerate(zip(real, widths, strict=True)):
-        idx = [slice(None)] * phase.ndim
-        if lo:
-            idx[ax] = slice(0, wl)
-            upper[tuple(idx)] = True
-        if hi:
-            idx[ax] = slice(upper.shape[ax] - wh, None)
-            upper[tuple(idx)] = True
-    core = tuple(slice(wl, wl + n) for (wl, _), n in zip(widths, phase.shape, strict=True))
-    b = local_thickness(upper, progress=progress)[core]
+    dist = ndi.distance_transform_edt(np.pad(phase, 1))[inner]
+    ridge = distance_ridge(dist)
+    centres, radius = np.argwhere(ridge), dist[ridge]
+    _paint_balls(out, centres, radius, progress=progress)
+    out[~phase] = 0.0
+    a_max = float(out.max())
+    if not any(lo or hi for lo, hi in real):
+        return out, a_max
+    if phase.all():
+        out[:] = np.nan  # bounded only by the faces
+        return out, a_max
+    # Spheres of `a` bounded by a real face (their distance to its outside == radius).
+    touch = radius >= _face_distance(phase.shape, real)[ridge] - 1e-6
+    covered = np.zeros_like(out)
+    _paint_balls(covered, centres[touch], radius[touch], progress=progress)
+    del ridge, centres, radius
+    # Outside the real faces as the phase, outside the artificial ones as the other phase.
+    upper = phase
+    for ax, (lo, hi) in enumerate(real):
+        widths = [(0, 0)] * phase.ndim
+        for side, is_real in ((0, lo), (1, hi)):
+            w = list(widths)
+            w[ax] = (1, 0) if side == 0 else (0, 1)
+            upper = np.pad(upper, w, constant_values=is_real)
+    dist_u = ndi.distance_transform_edt(upper)[inner]
     del upper
-    face = _face_distance(phase.shape, real)
-    # Larger only because the outside is the phase: such a sphere reaches the outside, so
-    # the voxel lies within b of a real face (this also keeps the binned painting's
-    # approximations from marking voxels far from the faces). A thickness too large for
-    # the padding to prove is unknown too (sub-sphere argument, see THICKNESS_MARGIN).
-    larger = ~(b <= a + 1e-4) & ~(face >= b)
-    unproven = a >= face + deep - THICKNESS_MARGIN - 1
-    a[phase & (larger | unproven)] = np.nan
-    return a, a_max
+    grown = distance_ridge(dist_u) & (dist_u > dist + 1e-6)
+    b = np.zeros_like(out)
+    _paint_balls(b, np.argwhere(grown), dist_u[grown], progress=progress)
+    out[phase & ((covered > 0) | (b > out + 1e-4))] = np.nan
+    return out, a_max
 
 
 # --- surfaces -----------------------------------------------------------------------------------
