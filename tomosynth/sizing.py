@@ -90,24 +90,33 @@ UNMEASURED_NEEDS: dict[str, tuple[float, float]] = {
 }
 
 
-#: Peak working memory of :func:`tomosynth.metrics.morphology.minkowski_3d` per voxel of a
-#: slab and its 7 halo slices (bytes): float32 padded copy, its Gaussian, marching-cubes
-#: temporaries and the mesh. Dense random textures reach ~400-650 B (tracemalloc,
-#: tests/unit/test_morphology.py); bone-like volumes about 170 B.
+#: Peak working memory of :func:`tomosynth.metrics.geometry.minkowski_3d` per voxel of a
+#: tile and its 7 halo rows per tiled axis (bytes): float32 padded copy, its Gaussian,
+#: marching-cubes temporaries and the mesh. Dense random textures reach ~400-650 B
+#: (tracemalloc, tests/unit/test_morphology.py); bone-like volumes about 170 B.
 MINKOWSKI_BYTES_PER_VOXEL = 700
-#: Default Minkowski slab: about this many voxels (32 slices of 256^2), at least 8 slices.
+#: Default Minkowski tile: about this many voxels (32 slices of 256^2), at least 8 slices.
 MINKOWSKI_SLAB_VOXELS = 2_097_152
 
 
 def minkowski_slab(shape: tuple[int, int, int]) -> int:
-    """Slices per slab of ``minkowski_3d`` for a volume of `shape` (z, y, x)."""
+    """Slices per tile of ``minkowski_3d`` for a volume of `shape` (z, y, x)."""
     return max(8, MINKOWSKI_SLAB_VOXELS // max(1, shape[1] * shape[2]))
 
 
+def minkowski_tile(shape: tuple[int, int, int], slab: int | None = None) -> int:
+    """Rows (y) per tile of ``minkowski_3d``: the whole cross-section while `slab` slices of
+    it fit :data:`MINKOWSKI_SLAB_VOXELS`, else fewer rows (at least 8), so a tile's memory
+    grows with the width, not with the cross-section (2048^2: 8 slices x 128 rows)."""
+    slab = minkowski_slab(shape) if slab is None else max(1, slab)
+    return max(8, MINKOWSKI_SLAB_VOXELS // max(1, slab * shape[2]))
+
+
 def minkowski_slab_bytes(shape: tuple[int, int, int]) -> float:
-    """Working memory (bytes) of one Minkowski slab of a volume of `shape`."""
+    """Working memory (bytes) of one Minkowski tile of a volume of `shape`."""
     slab = min(minkowski_slab(shape), shape[0])
-    return MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * (shape[1] + 4) * (shape[2] + 4)
+    rows = min(minkowski_tile(shape) + 7, shape[1] + 4)
+    return MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * rows * (shape[2] + 4)
 
 
 @dataclass(frozen=True)

@@ -416,7 +416,6 @@ def _spheres_inside(n: int = 32, seed: int = 2) -> np.ndarray:
     return vol
 
 
-@pytest.mark.slow  # ~15 min on 2 loaded cores (64 contexts with growing halos)
 def test_block_wise_thickness_equals_the_whole_volume():
     from tomosynth.metrics.bone import context_thickness, roi_blocks
 
@@ -525,3 +524,15 @@ def test_bland_altman_figure_draws_means_differences_and_limits(tmp_path):
         tmp_path / "t.csv", tmp_path / "c.csv", tmp_path / "b.png", tmp_path / "b.pdf"
     )
     assert (tmp_path / "b.png").stat().st_size > 0 and (tmp_path / "b.pdf").stat().st_size > 0
+
+
+@pytest.mark.parametrize("slab, tile", [(3, 5), (8, 8), (1, 100), (40, 2)])
+def test_minkowski_tiles_in_z_and_y_equal_the_whole_volume(slab, tile):
+    # Tiles bound the memory by the width, not the cross-section (2048^2 slices).
+    rng = np.random.default_rng(0)
+    m = ndi.gaussian_filter(rng.random((30, 41, 37)), 1.5) > 0.5
+    whole = geometry.minkowski_3d(m, slab=0)
+    got = geometry.minkowski_3d(m, slab=slab, tile=tile)
+    assert got["volume"] == whole["volume"] and got["euler"] == whole["euler"]
+    assert got["surface"] == pytest.approx(whole["surface"], rel=1e-6)
+    assert got["mean_curvature"] == pytest.approx(whole["mean_curvature"], rel=1e-5)
