@@ -195,8 +195,9 @@ BONE_HALO_MAX = 64
 
 
 def bone_context_voxels(shape: tuple[int, int, int]) -> int:
-    """Voxels of the largest local-thickness context of a volume (block + halo + padding)."""
-    side = [min(n, BONE_BLOCK_SIDE + 2 * BONE_HALO_MAX) + 2 * 24 for n in shape]
+    """Voxels of the largest local-thickness context of a volume (block + halo + 1 voxel of
+    padding per face)."""
+    side = [min(n, BONE_BLOCK_SIDE + 2 * BONE_HALO_MAX) + 2 for n in shape]
     return side[0] * side[1] * side[2]
 
 

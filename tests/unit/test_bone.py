@@ -172,7 +172,7 @@ def test_evaluate_sr_volume_tables(tmp_path):
     from scipy import stats
 
     from tomosynth.io import write_tiff_slices
-    from tomosynth.metrics.bone import evaluate_sr_volume
+    from tomosynth.metrics.bone_tables import evaluate_sr_volume
 
     rng = np.random.default_rng(5)
     hr = ndi.gaussian_filter(rng.standard_normal((16, 48, 48)), 2.0)
@@ -212,7 +212,7 @@ def test_evaluate_sr_volume_tables(tmp_path):
 def test_bone_figure_points_are_table_values(tmp_path):
     import pandas as pd
 
-    from tomosynth.metrics.bone import correlation_table
+    from tomosynth.metrics.bone_tables import correlation_table
     from tomosynth.plots.bone import bone_figure, plot_bone
 
     rng = np.random.default_rng(7)
@@ -253,7 +253,7 @@ def test_marrow_spacing_excludes_air_outside_the_cortex():
 
 
 def test_consistency_table_carries_3d_minkowski_functionals_of_the_bone():
-    from tomosynth.metrics.bone import consistency_table
+    from tomosynth.metrics.bone_tables import consistency_table
 
     r = 8.0
     vol = _ball(32, r).astype(np.float32)  # bone = 1, background = 0 (threshold 0.5)
@@ -333,7 +333,7 @@ def test_trabecular_rois_lie_inside_the_cortex_and_exclude_it():
 
 
 def test_roi_table_reports_all_and_trabecular_regions():
-    from tomosynth.metrics.bone import correlation_table, roi_table
+    from tomosynth.metrics.bone_tables import correlation_table, roi_table
 
     bone, cortex, cavity = _cortical_bone(n=16)
     hr = bone.astype(np.float32)
@@ -451,7 +451,7 @@ def test_streamed_mask_and_otsu_equal_whole_volume(tmp_path):
     from skimage.filters import threshold_otsu
 
     from tomosynth.io import write_tiff_slices
-    from tomosynth.metrics.bone import _stack_paths, read_bone_mask, stream_slice_ssim
+    from tomosynth.metrics.bone_tables import _stack_paths, read_bone_mask, stream_slice_ssim
     from tomosynth.metrics.geometry import slice_ssim
 
     rng = np.random.default_rng(4)
@@ -468,7 +468,7 @@ def test_streamed_mask_and_otsu_equal_whole_volume(tmp_path):
 def test_correlation_table_agreement_columns_and_relative_errors():
     import pandas as pd
 
-    from tomosynth.metrics.bone import correlation_table, relative_error_table
+    from tomosynth.metrics.bone_tables import correlation_table, relative_error_table
 
     rng = np.random.default_rng(1)
     hr = rng.uniform(1.0, 2.0, 12)
@@ -498,7 +498,7 @@ def test_correlation_table_agreement_columns_and_relative_errors():
 def test_bland_altman_figure_draws_means_differences_and_limits(tmp_path):
     import pandas as pd
 
-    from tomosynth.metrics.bone import correlation_table
+    from tomosynth.metrics.bone_tables import correlation_table
     from tomosynth.plots.bone import bland_altman_figure, plot_bland_altman
 
     rng = np.random.default_rng(3)
