@@ -7,22 +7,19 @@ from tomosynth.plots.bone import plot_bland_altman, plot_bone, plot_consistency
 from tomosynth.provenance import figure_provenance
 
 title = snakemake.params.title
-plot_bone(
-    snakemake.input.table,
-    snakemake.input.correlations,
-    snakemake.output.png,
-    snakemake.output.pdf,
-    metrics=snakemake.params.metrics,
-    title=title,
-)
-plot_bland_altman(
-    snakemake.input.table,
-    snakemake.input.correlations,
-    snakemake.output.bland_altman_png,
-    snakemake.output.bland_altman_pdf,
-    metrics=snakemake.params.metrics,
-    title=title,
-)
+out = snakemake.output
+for draw, png, pdf in (
+    (plot_bone, out.png, out.pdf),
+    (plot_bland_altman, out.bland_altman_png, out.bland_altman_pdf),
+):
+    draw(
+        snakemake.input.table,
+        snakemake.input.correlations,
+        png,
+        pdf,
+        metrics=snakemake.params.metrics,
+        title=title,
+    )
 plot_consistency(
     snakemake.input.consistency,
     snakemake.output.consistency_png,
