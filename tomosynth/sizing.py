@@ -35,15 +35,18 @@ COSTS: dict[str, float | None] = {
     # megavoxel of one volume (the rule measures LR, SR and HR: 3 volumes)
     "bone_s_per_mvoxel": 15.0,
     # compute_bone_metrics memory (benchmarks/bench_bone_memory.py, peak RSS of a fresh
-    # process): per voxel of the volume, the one bone mask held (bool, read slice by slice,
-    # never a float copy) and bounded S2/Euler temporaries; per voxel of the largest
-    # thickness context (a block of ROIs, its halo and the upper-bound padding: at most
-    # (BONE_BLOCK_SIDE + 2 BONE_HALO_MAX + 2 x 24)^3), local thickness of the lower and
-    # upper bound maps (48^3 run: 85 MB above the imports for a 96^3 padded context);
-    # plus the imports (0.14 GB). The Minkowski slab is added by bone_metrics().
+    # process, gyroid texture, one idle-ish core, 2026-12-07): 128^3 0.656 GB, 256^3
+    # 0.693 GB, imports 0.136 GB; one Minkowski tile at width 2048 (8 slices x 128 rows)
+    # 0.54 GB; projected 2048^3 peak 13.3 GB. Per voxel of the volume: the one bone mask
+    # held (bool, 1 B, read slice by slice, never a float copy) plus slice buffers and the
+    # bounded S2/Euler temporaries; per voxel of the largest local-thickness context (a
+    # block of ROIs, its widest halo and 1 voxel of padding, bone_context_voxels): 236 B,
+    # the 128^3 run's working memory above imports and mask over its one 130^3 context (an
+    # upper bound: that figure also holds the run's Minkowski tiles); plus the imports.
+    # The Minkowski tile (MINKOWSKI_BYTES_PER_VOXEL, worst case) is added by bone_metrics().
     "bone_bytes_per_voxel": 1.5,
-    "bone_context_bytes_per_voxel": 96.0,
-    "bone_fixed_bytes": 1.5e8,
+    "bone_context_bytes_per_voxel": 236.0,
+    "bone_fixed_bytes": 1.4e8,
     # compute_distance: FRD (radiomics) features of one 256 px image
     "frd_s_per_image": 0.11,
     # compute_distance: Inception forward passes per second (299 px), CPU one thread / GPU
@@ -203,7 +206,8 @@ def bone_context_voxels(shape: tuple[int, int, int]) -> int:
 
 def bone_metrics(n_slices: int, size: int, policy: Policy) -> dict[str, int]:
     """One (slices, size, size) bone mask in memory at a time, three volumes measured; one
-    thickness context and the Minkowski functionals' slab add their working memory."""
+    thickness context and one Minkowski tile add their working memory (summed: a bound,
+    they do not coexist). 2048^3 asks about 21 GB before the policy's margin."""
     voxels = n_slices * size**2
     seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # type: ignore[operator]
     slab = minkowski_slab_bytes((n_slices, size, size))
