@@ -204,16 +204,18 @@ def bone_context_voxels(shape: tuple[int, int, int]) -> int:
     return side[0] * side[1] * side[2]
 
 
-def bone_metrics(n_slices: int, size: int, policy: Policy) -> dict[str, int]:
+def bone_metrics(n_slices: int, size: int, policy: Policy, tissue: str = "roi") -> dict[str, int]:
     """One (slices, size, size) bone mask in memory at a time, three volumes measured; one
     thickness context and one Minkowski tile add their working memory (summed: a bound,
-    they do not coexist). 2048^3 asks about 21 GB before the policy's margin."""
+    they do not coexist). Tissue ``envelope`` or a mask holds a tissue mask too (1 B per
+    voxel more). 2048^3 needs about 21 GB (roi) or 30 GB (envelope) before the margin."""
     voxels = n_slices * size**2
     seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # type: ignore[operator]
     slab = minkowski_slab_bytes((n_slices, size, size))
     ctx = bone_context_voxels((n_slices, size, size)) * COSTS["bone_context_bytes_per_voxel"]  # type: ignore[operator]
     fixed = COSTS["bone_fixed_bytes"] + ctx  # type: ignore[operator]
-    mem = policy.base_mem_mb + (fixed + voxels * COSTS["bone_bytes_per_voxel"] + slab) / 1e6
+    per_voxel = COSTS["bone_bytes_per_voxel"] + (0.0 if tissue == "roi" else 1.0)  # type: ignore[operator]
+    mem = policy.base_mem_mb + (fixed + voxels * per_voxel + slab) / 1e6
     return policy.request(seconds, mem)
 
 
@@ -461,7 +463,8 @@ def job(
             raise TypeError("sizing.job: train_srgan needs fold_of (tomosynth.sr_data.fold_of)")
         return _srgan_job(config, wc, scan_shape, fold_of, policy)
     if name == "compute_bone_metrics":
-        return bone_metrics(kept, config["srgan"]["hr_size"], policy)
+        tissue = config.get("evaluate", {}).get("bone", {}).get("tissue", "roi")
+        return bone_metrics(kept, config["srgan"]["hr_size"], policy, str(tissue))
     if name == "super_resolve":
         return super_resolve(kept, config["srgan"]["hr_size"], int(wc["scale"]), policy)
     if name == "train_srcnn":

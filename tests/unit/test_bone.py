@@ -536,3 +536,13 @@ def test_minkowski_tiles_in_z_and_y_equal_the_whole_volume(slab, tile):
     assert got["volume"] == whole["volume"] and got["euler"] == whole["euler"]
     assert got["surface"] == pytest.approx(whole["surface"], rel=1e-6)
     assert got["mean_curvature"] == pytest.approx(whole["mean_curvature"], rel=1e-5)
+
+
+def test_envelope_slabwise_equals_the_whole_volume():
+    from tomosynth.metrics.bone import envelope, envelope_slabwise
+
+    bone, _, _ = _cortical_bone(n=20)
+    bone[7:9] = False  # a gap in the cortex along the slab axis
+    whole = envelope(bone)
+    for slab in (1, 3, 7, 100):
+        np.testing.assert_array_equal(envelope_slabwise(bone, slab), whole)

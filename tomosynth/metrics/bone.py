@@ -417,7 +417,12 @@ def roi_metrics(
     """
     bone = np.asarray(bone, dtype=bool)
     roi_tissue = tissue_name(tissue) == "roi"
-    tis = None if roi_tissue else tissue_mask(bone, tissue)
+    if roi_tissue:
+        tis = None
+    elif tissue_name(tissue) == "envelope":
+        tis = envelope_slabwise(bone)  # one more byte per voxel, bounded temporaries
+    else:
+        tis = tissue_mask(bone, tissue)
 
     def marrow_of(c: Box) -> np.ndarray:
         return ~bone[c] if tis is None else ~bone[c] & tis[c]
@@ -448,6 +453,19 @@ def roi_metrics(
 
 #: Slices of the 3D closing's reach in :func:`envelope` (2 dilations + 2 erosions).
 _ENVELOPE_HALO = 4
+
+
+def envelope_slabwise(bone: np.ndarray, slab: int = 32) -> np.ndarray:
+    """:func:`envelope` of a volume computed `slab` slices at a time with a halo of the
+    closing's reach: equal to the whole volume's, with a slab's temporaries."""
+    bone = np.asarray(bone, dtype=bool)
+    out = np.empty_like(bone)
+    nz, step = bone.shape[0], max(1, slab)
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(nz, z1 + _ENVELOPE_HALO)
+        out[z0:z1] = envelope(bone[c0:c1])[z0 - c0 : z1 - c0]
+    return out
 
 
 def trabecular_rois(
