@@ -4,7 +4,7 @@ LR-vs-HR correlations, 3D consistency."""
 import _bootstrap  # noqa: F401
 
 from tomosynth.io import write_csv
-from tomosynth.metrics.bone import evaluate_sr_volume
+from tomosynth.metrics.bone_tables import evaluate_sr_volume
 from tomosynth.provenance import write_sidecar
 
 p = snakemake.params.bone

@@ -34,11 +34,19 @@ COSTS: dict[str, float | None] = {
     # compute_bone_metrics: ROI metrics + local thickness + S2 + SSIM + Minkowski, per
     # megavoxel of one volume (the rule measures LR, SR and HR: 3 volumes)
     "bone_s_per_mvoxel": 15.0,
-    # compute_bone_metrics: peak bytes per voxel of the one volume in memory (float32 stack,
-    # masks, two whole-volume local-thickness maps and their distance transforms, S2, and the
-    # Minkowski functionals; slope of peak RSS between 32 and 96 x 128^2 volumes of a dense
-    # random texture, a worst case)
-    "bone_bytes_per_voxel": 330.0,
+    # compute_bone_metrics memory (benchmarks/bench_bone_memory.py, peak RSS of a fresh
+    # process, gyroid texture, one idle-ish core, 2026-12-07): 128^3 0.656 GB, 256^3
+    # 0.693 GB, imports 0.136 GB; one Minkowski tile at width 2048 (8 slices x 128 rows)
+    # 0.54 GB; projected 2048^3 peak 13.3 GB. Per voxel of the volume: the one bone mask
+    # held (bool, 1 B, read slice by slice, never a float copy) plus slice buffers and the
+    # bounded S2/Euler temporaries; per voxel of the largest local-thickness context (a
+    # block of ROIs, its widest halo and 1 voxel of padding, bone_context_voxels): 236 B,
+    # the 128^3 run's working memory above imports and mask over its one 130^3 context (an
+    # upper bound: that figure also holds the run's Minkowski tiles); plus the imports.
+    # The Minkowski tile (MINKOWSKI_BYTES_PER_VOXEL, worst case) is added by bone_metrics().
+    "bone_bytes_per_voxel": 1.5,
+    "bone_context_bytes_per_voxel": 236.0,
+    "bone_fixed_bytes": 1.4e8,
     # compute_distance: FRD v1 (frd-score's pyradiomics features, LoG + wavelet filters) of one
     # 256 px image on one thread: 18 + 18 images in ~47 s (issue 20's measurement)
     "frd_s_per_image": 1.3,
@@ -86,24 +94,33 @@ UNMEASURED_NEEDS: dict[str, tuple[float, float]] = {
 }
 
 
-#: Peak working memory of :func:`tomosynth.metrics.morphology.minkowski_3d` per voxel of a
-#: slab and its 7 halo slices (bytes): float32 padded copy, its Gaussian, marching-cubes
-#: temporaries and the mesh. Dense random textures reach ~400-650 B (tracemalloc,
-#: tests/unit/test_morphology.py); bone-like volumes about 170 B.
+#: Peak working memory of :func:`tomosynth.metrics.geometry.minkowski_3d` per voxel of a
+#: tile and its 7 halo rows per tiled axis (bytes): float32 padded copy, its Gaussian,
+#: marching-cubes temporaries and the mesh. Dense random textures reach ~400-650 B
+#: (tracemalloc, tests/unit/test_morphology.py); bone-like volumes about 170 B.
 MINKOWSKI_BYTES_PER_VOXEL = 700
-#: Default Minkowski slab: about this many voxels (32 slices of 256^2), at least 8 slices.
+#: Default Minkowski tile: about this many voxels (32 slices of 256^2), at least 8 slices.
 MINKOWSKI_SLAB_VOXELS = 2_097_152
 
 
 def minkowski_slab(shape: tuple[int, int, int]) -> int:
-    """Slices per slab of ``minkowski_3d`` for a volume of `shape` (z, y, x)."""
+    """Slices per tile of ``minkowski_3d`` for a volume of `shape` (z, y, x)."""
     return max(8, MINKOWSKI_SLAB_VOXELS // max(1, shape[1] * shape[2]))
 
 
+def minkowski_tile(shape: tuple[int, int, int], slab: int | None = None) -> int:
+    """Rows (y) per tile of ``minkowski_3d``: the whole cross-section while `slab` slices of
+    it fit :data:`MINKOWSKI_SLAB_VOXELS`, else fewer rows (at least 8), so a tile's memory
+    grows with the width, not with the cross-section (2048^2: 8 slices x 128 rows)."""
+    slab = minkowski_slab(shape) if slab is None else max(1, slab)
+    return max(8, MINKOWSKI_SLAB_VOXELS // max(1, slab * shape[2]))
+
+
 def minkowski_slab_bytes(shape: tuple[int, int, int]) -> float:
-    """Working memory (bytes) of one Minkowski slab of a volume of `shape`."""
+    """Working memory (bytes) of one Minkowski tile of a volume of `shape`."""
     slab = min(minkowski_slab(shape), shape[0])
-    return MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * (shape[1] + 4) * (shape[2] + 4)
+    rows = min(minkowski_tile(shape) + 7, shape[1] + 4)
+    return MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * rows * (shape[2] + 4)
 
 
 @dataclass(frozen=True)
@@ -175,13 +192,31 @@ def export_png(n_slices: int, columns: int, threads: int, policy: Policy) -> dic
 
 
 # --- evaluation ----------------------------------------------------------------------------------
-def bone_metrics(n_slices: int, size: int, policy: Policy) -> dict[str, int]:
-    """One (slices, size, size) volume in memory at a time, three volumes measured; the
-    Minkowski functionals add one slab's working memory."""
+#: Blocks of ROIs whose local thickness is computed together (voxels per side), and the
+#: widest halo around a block (tomosynth.metrics.bone); they bound the context's memory.
+BONE_BLOCK_SIDE = 128
+BONE_HALO_MAX = 64
+
+
+def bone_context_voxels(shape: tuple[int, int, int]) -> int:
+    """Voxels of the largest local-thickness context of a volume (block + halo + 1 voxel of
+    padding per face)."""
+    side = [min(n, BONE_BLOCK_SIDE + 2 * BONE_HALO_MAX) + 2 for n in shape]
+    return side[0] * side[1] * side[2]
+
+
+def bone_metrics(n_slices: int, size: int, policy: Policy, tissue: str = "roi") -> dict[str, int]:
+    """One (slices, size, size) bone mask in memory at a time, three volumes measured; one
+    thickness context and one Minkowski tile add their working memory (summed: a bound,
+    they do not coexist). Tissue ``envelope`` or a mask holds a tissue mask too (1 B per
+    voxel more). 2048^3 needs about 21 GB (roi) or 30 GB (envelope) before the margin."""
     voxels = n_slices * size**2
     seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # type: ignore[operator]
     slab = minkowski_slab_bytes((n_slices, size, size))
-    mem = policy.base_mem_mb + (voxels * COSTS["bone_bytes_per_voxel"] + slab) / 1e6
+    ctx = bone_context_voxels((n_slices, size, size)) * COSTS["bone_context_bytes_per_voxel"]  # type: ignore[operator]
+    fixed = COSTS["bone_fixed_bytes"] + ctx  # type: ignore[operator]
+    per_voxel = COSTS["bone_bytes_per_voxel"] + (0.0 if tissue == "roi" else 1.0)  # type: ignore[operator]
+    mem = policy.base_mem_mb + (fixed + voxels * per_voxel + slab) / 1e6
     return policy.request(seconds, mem)
 
 
@@ -436,7 +471,8 @@ def job(
             raise TypeError("sizing.job: train_srgan needs fold_of (tomosynth.sr_data.fold_of)")
         return _srgan_job(config, wc, scan_shape, fold_of, policy)
     if name == "compute_bone_metrics":
-        return bone_metrics(kept, config["srgan"]["hr_size"], policy)
+        tissue = config.get("evaluate", {}).get("bone", {}).get("tissue", "roi")
+        return bone_metrics(kept, config["srgan"]["hr_size"], policy, str(tissue))
     if name == "super_resolve":
         return super_resolve(kept, config["srgan"]["hr_size"], int(wc["scale"]), policy)
     if name == "train_srcnn":

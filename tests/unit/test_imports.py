@@ -60,6 +60,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "models.srgan",
         "models.wgan_gp",
         "metrics.bone",
+        "metrics.bone_tables",
         "metrics.morphology",
         "metrics.distance",
         "metrics.degrade",

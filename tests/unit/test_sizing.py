@@ -66,8 +66,25 @@ def test_bone_metrics(n, size):
     need_s = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # LR, SR and HR measured
     slab = max(8, sizing.MINKOWSKI_SLAB_VOXELS // size**2)
     slab_bytes = MINKOWSKI_BYTES_PER_VOXEL * (min(slab, n) + 7) * (size + 4) ** 2
-    need_mb = 1000 + (voxels * COSTS["bone_bytes_per_voxel"] + slab_bytes) / 1e6
+    # the largest thickness context: block 128 + 2 x 64 halo (capped by the volume) + 2
+    context = (min(n, 256) + 2) * (min(size, 256) + 2) ** 2
+    work = context * COSTS["bone_context_bytes_per_voxel"] + COSTS["bone_fixed_bytes"]
+    need_mb = 1000 + (voxels * COSTS["bone_bytes_per_voxel"] + slab_bytes + work) / 1e6
     _check(sizing.bone_metrics(n, size, POLICY), need_s, need_mb)
+
+
+def test_bone_metrics_of_a_2048_cube_ask_under_32_gb():
+    # Issue 22: measured at 128^3 and 256^3 and one Minkowski tile at width 2048
+    # (benchmarks/bench_bone_memory.py: projected peak 13.3 GB). The request holds the one
+    # mask (1.5 B/voxel), a 258^3 thickness context and one tile of 8 + 7 slices x
+    # 128 + 7 rows x 2052 columns (not the whole 2052^2 cross-section).
+    n = 2048
+    tile_bytes = MINKOWSKI_BYTES_PER_VOXEL * (8 + 7) * (128 + 7) * (n + 4)
+    work = 258**3 * COSTS["bone_context_bytes_per_voxel"] + COSTS["bone_fixed_bytes"]
+    need_mb = 1000 + (n**3 * COSTS["bone_bytes_per_voxel"] + tile_bytes + work) / 1e6
+    mem = sizing.bone_metrics(n, n, POLICY)["mem_mb"]
+    assert LOW <= mem / need_mb <= HIGH
+    assert mem <= 32_000 and need_mb < 24_000
 
 
 # compute_distance: FRD s per image, Inception images/s on one CPU thread, s per 2048-d

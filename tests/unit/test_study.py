@@ -188,6 +188,10 @@ def test_bone_correlation_table_puts_sr_and_lr_side_by_side():
     corr["bias"] = [-0.51, 0.19, 0.3, -0.02]  # the bone table's median relative error
     t = bone_correlation_table(corr).set_index("metric")
     assert t.loc["BV/TV", "bias_sr"] == -0.51 and t.loc["BV/TV", "bias_lr"] == 0.19
+    assert "sr_lower_error" not in t.columns  # no errors in, no error comparison out
+    corr["mare"] = [0.51, 0.19, 0.1, 0.2]  # SR worse on BV/TV, better on Tb.Th
+    t = bone_correlation_table(corr).set_index("metric")
+    assert not t.loc["BV/TV", "sr_lower_error"] and t.loc["Tb.Th", "sr_lower_error"]
 
 
 # ------------------------------------------------------------------ a whole results tree

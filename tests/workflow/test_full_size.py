@@ -98,15 +98,20 @@ def expected_sizes() -> dict[str, dict]:
         "runtime": _runtime(300 * epoch, budget=240),
         "mem_mb": _mem(1000 + 6000 + (n_train + n_val) * 256**2 * 8 / 1e6),
     }
-    # bone metrics of the SR volume (1,733 x 256^2), one volume + one Minkowski slab
+    # bone metrics of the SR volume (1,733 x 256^2), one mask + one thickness context (block
+    # 128 + 2 x 64 halo, capped by the 256 px side, + 1 voxel of padding per face) + one
+    # Minkowski tile (the whole 256^2 cross-section)
     vox = KEPT * 256**2
     slab = max(8, MINKOWSKI_SLAB_VOXELS // 256**2)
+    context = (256 + 2) ** 3
     out["compute_bone_metrics"] = {
         "runtime": _runtime(3 * vox / 1e6 * COSTS["bone_s_per_mvoxel"]),
         "mem_mb": _mem(
             1000
             + (
-                vox * COSTS["bone_bytes_per_voxel"]
+                COSTS["bone_fixed_bytes"]
+                + context * COSTS["bone_context_bytes_per_voxel"]
+                + vox * COSTS["bone_bytes_per_voxel"]
                 + MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * 260**2
             )
             / 1e6

@@ -10,7 +10,12 @@ Conventions (declared in every table through :data:`METRICS`):
   never as bone surface.
 * Tb.Th and Tb.Sp "direct (BoneJ-style)": the mean over the voxels of the phase (bone or
   marrow) of its local thickness, the diameter of the largest sphere that contains the
-  voxel and fits inside the phase (Hildebrand & Ruegsegger 1997).
+  voxel and fits inside the phase (Hildebrand & Ruegsegger 1997). Beyond the volume's
+  faces nothing is known: a voxel whose thickness depends on what lies there (a plate cut
+  by a face) is left out of the mean, neither doubled nor halved
+  (:func:`tomosynth.metrics.geometry.thickness_known`). The maps are computed per block of
+  ROIs on the block plus a halo of the real volume that is grown until it provably covers
+  the largest sphere, so an ROI's values equal the whole volume's, in bounded memory.
 * "plate model" (parallel-plate, Parfitt; CTAn/ITK-style): Tb.Th = 2 BV/BS,
   Tb.N = (BV/TV)/Tb.Th, Tb.Sp = 1/Tb.N - Tb.Th.
 * Tb.Pf (Hahn et al. 1992): (BS1 - BS2)/(BV1 - BV2) before (1) and after (2) a one-voxel
@@ -30,26 +35,20 @@ Conventions (declared in every table through :data:`METRICS`):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage as ndi
 from tqdm import tqdm
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import read_json, read_tiff_stack
 from tomosynth.metrics.geometry import (
-    directional_s2,
-    local_thickness,
+    THICKNESS_MARGIN,
     mesh,
-    minkowski_3d,
-    slice_ssim,
+    thickness_known,
 )
-from tomosynth.metrics.stats import pearson
-from tomosynth.provenance import provenance as make_provenance
+from tomosynth.sizing import BONE_BLOCK_SIDE, BONE_HALO_MAX
 
 #: name -> (unit, definition/convention); the column names of :func:`bone_metrics`.
 METRICS: dict[str, tuple[str, str]] = {
@@ -205,6 +204,12 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else float("nan")
 
 
+def _known_mean(values: np.ndarray) -> float:
+    """Mean of the finite values (NaN = unknown thickness), NaN when there are none."""
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def pattern_factor(bone: np.ndarray, voxel_mm: float = 1.0, sigma: float = 0.5) -> float:
     """Tb.Pf (1/mm): change of BS over change of BV under a one-voxel 6-neighbour dilation."""
     bone = np.asarray(bone, dtype=bool)
@@ -234,9 +239,10 @@ def bone_metrics(
     voxel_mm : float
         Isotropic voxel size in mm.
     thickness_bone, thickness_marrow : arrays like `bone`, optional
-        Local-thickness maps (voxels) of bone and marrow, computed on the whole volume
-        and cropped to this ROI so that structures cut by the ROI faces keep their
-        thickness; computed on the ROI itself when omitted.
+        Local-thickness maps (voxels; NaN = unknown) of bone and marrow, computed on a
+        context larger than this ROI (:func:`roi_metrics`) so that structures cut by the
+        ROI faces keep their thickness; computed on the ROI itself, its faces taken as the
+        volume's, when omitted.
     tissue : {"roi", "envelope"} or (n, h, w) bool array
         Tissue for TV, TS and the marrow (see :data:`TISSUES`); an array is this ROI's
         part of a tissue mask.
@@ -248,9 +254,9 @@ def bone_metrics(
         raise DataError(f"bone_metrics: expected a 3D ROI, got shape {bone.shape}")
     tis = tissue_mask(bone, tissue)
     if thickness_bone is None:
-        thickness_bone = local_thickness(bone)
+        thickness_bone = thickness_known(bone)[0]
     if thickness_marrow is None:
-        thickness_marrow = local_thickness(~bone & tis)
+        thickness_marrow = thickness_known(~bone & tis)[0]
     v3 = voxel_mm**3
     tv = int(tis.sum()) * v3
     bv = int((bone & tis).sum()) * v3
@@ -261,10 +267,9 @@ def bone_metrics(
         ts = surface_area(tis, voxel_mm, closed=True, sigma=sigma)
     bs = surface_area(bone, voxel_mm, sigma=sigma)
     marrow = ~bone & tis
-    th = float(thickness_bone[bone].mean()) * voxel_mm if bone.any() else float("nan")
-    # Marrow voxels with a thickness (a whole-volume map is 0 outside its tissue).
-    marrow = marrow & (thickness_marrow > 0)
-    sp = float(thickness_marrow[marrow].mean()) * voxel_mm if marrow.any() else float("nan")
+    th = _known_mean(thickness_bone[bone]) * voxel_mm
+    # Marrow voxels with a known thickness (a whole-volume map is 0 outside its tissue).
+    sp = _known_mean(thickness_marrow[marrow & (thickness_marrow > 0)]) * voxel_mm
     bv_tv = _ratio(bv, tv)
     th_pm = _ratio(2.0 * bv, bs)
     n_pm = _ratio(bv_tv, th_pm)
@@ -321,6 +326,77 @@ def split_rois(shape: tuple[int, ...], size: int, stride: int | None = None) -> 
     return [Roi(i, z, y, x, size) for i, (z, y, x) in enumerate(itertools.product(*starts))]
 
 
+#: Side (voxels) of the blocks of ROIs whose thickness maps are computed together: larger
+#: blocks share their halo among more ROIs, smaller ones bound the memory (~100 B per voxel
+#: of the block and its halo; benchmarks/bench_bone_memory.py).
+BLOCK_SIDE = BONE_BLOCK_SIDE
+#: First halo (voxels) around a block; grown until it provably covers the largest sphere.
+HALO = 16
+#: Widest halo (voxels): thicknesses from ``HALO_MAX - 3`` voxels up (wide air or marrow
+#: spaces) are left unknown rather than growing the context without bound.
+HALO_MAX = BONE_HALO_MAX
+
+Box = tuple[slice, slice, slice]
+
+
+def context_thickness(
+    phase_of: Callable[[Box], np.ndarray],
+    shape: tuple[int, int, int],
+    box: Box,
+    halo: int = HALO,
+) -> np.ndarray:
+    """Local thickness (voxels, NaN = unknown) of the `box` of a volume's phase.
+
+    Computed on the box plus a halo of the volume (``phase_of(context)`` returns the phase
+    of a context box), with the volume's faces unknown and the halo's edges taken as the
+    other phase (:func:`tomosynth.metrics.geometry.thickness_known`). A thickness below
+    ``halo - margin`` cannot change with a wider halo (a larger sphere would contain a
+    sub-sphere of the halo's size inside the context), so the halo is doubled until every
+    known thickness of the box is below that: the values equal the whole volume's. At
+    :data:`HALO_MAX` the thicknesses it cannot prove are left unknown (NaN).
+    """
+    h = max(1, int(halo))
+    while True:
+        ctx = tuple(
+            slice(max(0, b.start - h), min(n, b.stop + h)) for b, n in zip(box, shape, strict=True)
+        )
+        real = [(c.start == 0, c.stop == n) for c, n in zip(ctx, shape, strict=True)]
+        t, _ = thickness_known(phase_of(ctx), real)
+        inner = tuple(
+            slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, ctx, strict=True)
+        )
+        t = t[inner]
+        if all(lo and hi for lo, hi in real):
+            return t
+        known = t[np.isfinite(t)]
+        top = float(known.max()) if known.size else 0.0
+        if top < h - THICKNESS_MARGIN:
+            return t
+        if h >= HALO_MAX:  # bounded memory: thicker is not measured (e.g. air around a bone)
+            t[t >= h - THICKNESS_MARGIN] = np.nan
+            return t
+        h = min(HALO_MAX, max(2 * h, int(np.ceil(top)) + THICKNESS_MARGIN + 1))
+
+
+def roi_blocks(rois: list[Roi], block: int = BLOCK_SIDE) -> list[tuple[Box, list[Roi]]]:
+    """ROIs grouped by the `block`-voxel cube of their corner, with each group's bounding box."""
+    groups: dict[tuple[int, int, int], list[Roi]] = {}
+    for r in rois:
+        groups.setdefault((r.z // block, r.y // block, r.x // block), []).append(r)
+    out = []
+    for key in sorted(groups):
+        members = groups[key]
+        box = tuple(
+            slice(
+                min(getattr(r, a) for r in members),
+                max(getattr(r, a) for r in members) + members[0].size,
+            )
+            for a in ("z", "y", "x")
+        )
+        out.append((box, members))
+    return out
+
+
 def roi_metrics(
     bone: np.ndarray,
     voxel_mm: float,
@@ -330,30 +406,66 @@ def roi_metrics(
     tissue: str | np.ndarray = "roi",
     sigma: float = 0.5,
     progress: bool = True,
+    block: int = BLOCK_SIDE,
 ) -> Iterator[tuple[Roi, dict[str, float]]]:
-    """Metrics of every cubic ROI of a binary volume, thickness maps shared by all ROIs.
+    """Metrics of every cubic ROI of a binary volume, in ROI order.
 
-    The marrow thickness map is computed on the whole volume's marrow (the tissue minus
-    the bone, see :data:`TISSUES`), so marrow cut by an ROI face keeps its width.
+    The thickness maps of bone and marrow (the tissue minus the bone, see
+    :data:`TISSUES`) are computed per block of ROIs on a halo of the volume
+    (:func:`context_thickness`), so a structure cut by an ROI face keeps its width while
+    memory stays bounded by the block, not the volume.
     """
     bone = np.asarray(bone, dtype=bool)
-    tis = tissue_mask(bone, tissue)
-    t_bone = local_thickness(bone, progress=progress)
-    t_marrow = local_thickness(~bone & tis, progress=progress)
-    rois = split_rois(bone.shape, roi_size, roi_stride)
-    for roi in tqdm(rois, desc="ROIs", disable=not progress, leave=False):
-        s = roi.slices
-        yield (
-            roi,
-            bone_metrics(
+    roi_tissue = tissue_name(tissue) == "roi"
+    if roi_tissue:
+        tis = None
+    elif tissue_name(tissue) == "envelope":
+        tis = envelope_slabwise(bone)  # one more byte per voxel, bounded temporaries
+    else:
+        tis = tissue_mask(bone, tissue)
+
+    def marrow_of(c: Box) -> np.ndarray:
+        return ~bone[c] if tis is None else ~bone[c] & tis[c]
+
+    rows: dict[int, tuple[Roi, dict[str, float]]] = {}
+    blocks = roi_blocks(split_rois(bone.shape, roi_size, roi_stride), block)
+    for box, members in tqdm(blocks, desc="ROI blocks", disable=not progress, leave=False):
+        t_bone = context_thickness(lambda c: bone[c], bone.shape, box)
+        t_marrow = context_thickness(marrow_of, bone.shape, box)
+        for roi in members:
+            s = roi.slices
+            local = tuple(
+                slice(a.start - b.start, a.stop - b.start) for a, b in zip(s, box, strict=True)
+            )
+            m = bone_metrics(
                 bone[s],
                 voxel_mm,
-                thickness_bone=t_bone[s],
-                thickness_marrow=t_marrow[s],
-                tissue="roi" if tissue_name(tissue) == "roi" else tis[s],
+                thickness_bone=t_bone[local],
+                thickness_marrow=t_marrow[local],
+                tissue="roi" if tis is None else tis[s],
                 sigma=sigma,
-            ),
-        )
+            )
+            rows[roi.index] = (roi, m)
+        del t_bone, t_marrow
+    for index in sorted(rows):
+        yield rows[index]
+
+
+#: Slices of the 3D closing's reach in :func:`envelope` (2 dilations + 2 erosions).
+_ENVELOPE_HALO = 4
+
+
+def envelope_slabwise(bone: np.ndarray, slab: int = 32) -> np.ndarray:
+    """:func:`envelope` of a volume computed `slab` slices at a time with a halo of the
+    closing's reach: equal to the whole volume's, with a slab's temporaries."""
+    bone = np.asarray(bone, dtype=bool)
+    out = np.empty_like(bone)
+    nz, step = bone.shape[0], max(1, slab)
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(nz, z1 + _ENVELOPE_HALO)
+        out[z0:z1] = envelope(bone[c0:c1])[z0 - c0 : z1 - c0]
+    return out
 
 
 def trabecular_rois(
@@ -361,261 +473,24 @@ def trabecular_rois(
     roi_size: int,
     roi_stride: int | None = None,
     cortex_min_thickness: float = 12.0,
+    slab: int = 32,
 ) -> list[Roi]:
-    """The ROIs of :func:`split_rois` that lie wholly inside the endosteal envelope."""
-    inside = endosteal_envelope(bone, cortex_min_thickness)
-    return [r for r in split_rois(bone.shape, roi_size, roi_stride) if inside[r.slices].all()]
+    """The ROIs of :func:`split_rois` that lie wholly inside the endosteal envelope.
 
-
-# --- SR volume evaluation (LR, SR and HR of one specimen) ------------------------------------
-KINDS = ("lr", "sr", "hr")
-
-
-def read_sr_volume(folder: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """The ``lr/``, ``sr/`` and ``hr/`` float32 stacks of an SR volume folder and its meta.json.
-
-    DataError names the folder when a part is missing or the parts differ in shape.
+    The envelope is computed `slab` slices at a time with a halo of the closing's reach,
+    so it equals the whole volume's while its temporaries stay a slab's size.
     """
-    folder = Path(folder)
-    vols = {}
-    for kind in KINDS:
-        if not (folder / kind).is_dir():
-            raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
-        vols[kind] = read_tiff_stack(folder / kind)
-    shapes = {k: v.shape for k, v in vols.items()}
-    if len(set(shapes.values())) != 1:
-        raise DataError(f"{folder}: lr/sr/hr stacks differ in shape: {shapes}")
-    meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
-    return vols, meta
-
-
-def read_sr_part(folder: str | Path, kind: str) -> np.ndarray:
-    """One float32 stack (``lr``, ``sr`` or ``hr``) of an SR volume folder."""
-    folder = Path(folder)
-    if not (folder / kind).is_dir():
-        raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
-    return read_tiff_stack(folder / kind)
-
-
-def roi_table(
-    volumes: dict[str, np.ndarray],
-    voxel_um: float,
-    *,
-    threshold: float | None = None,
-    roi_size: int = 32,
-    roi_stride: int | None = None,
-    tissue: str | np.ndarray = "roi",
-    sigma: float = 0.5,
-    progress: bool = True,
-    cortex_min_thickness: float = 12.0,
-    reference: str = "hr",
-    trabecular: set[int] | None = None,
-):
-    """Per-ROI metrics of several volumes of one specimen as a pandas DataFrame.
-
-    One row per (kind, region, ROI) with columns ``kind, region, roi, z, y, x, size,
-    threshold, tissue`` and the names of :data:`METRICS`. Region ``all`` holds every ROI;
-    region ``trabecular`` repeats those inside the endosteal envelope of the `reference`
-    volume (the first one when absent; :func:`trabecular_rois`), the same ROIs in every
-    volume; `trabecular` gives those ROI indices instead (when the reference volume is
-    measured in another call). Each volume is thresholded on its own (`threshold` in its intensity units,
-    Otsu's when None); the same ROIs are used in every volume.
-    """
-    if voxel_um <= 0:
-        raise ConfigError(f"voxel_um: must be > 0, got {voxel_um}")
-    voxel_mm = voxel_um / 1000.0
-    ref_kind = (
-        None
-        if trabecular is not None
-        else (reference if reference in volumes else next(iter(volumes)))
-    )
-    trabecular = set() if trabecular is None else set(trabecular)
-    rows = []
-    for kind, vol in volumes.items():
-        bone, thr = binarize(vol, threshold)
-        if kind == ref_kind:
-            trabecular = {
-                r.index for r in trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
-            }
-        for roi, m in roi_metrics(
-            bone,
-            voxel_mm,
-            roi_size,
-            roi_stride=roi_stride,
-            tissue=tissue,
-            sigma=sigma,
-            progress=progress,
-        ):
-            rows.append(
-                {
-                    "kind": kind,
-                    "region": "all",
-                    "roi": roi.index,
-                    "z": roi.z,
-                    "y": roi.y,
-                    "x": roi.x,
-                    "size": roi.size,
-                    "threshold": thr,
-                    "tissue": tissue_name(tissue),
-                    **m,
-                }
-            )
-    table = pd.DataFrame(rows)
-    trab = table[table["roi"].isin(trabecular)].assign(region="trabecular")
-    return pd.concat([table, trab], ignore_index=True) if len(trab) else table
-
-
-def correlation_table(table, reference: str = "hr", confidence: float = 0.95):
-    """Pearson r, p and Fisher-z interval of each metric of each kind against `reference`.
-
-    ROIs are paired by their index, per region (``all``, ``trabecular``; a table without
-    a ``region`` column is one region ``all``); columns ``kind, region, reference, metric,
-    unit, convention, n, r, p, ci_low, ci_high, confidence``. The convention names the
-    tissue definition when the table has a ``tissue`` column.
-    """
-    if "region" not in table.columns:
-        table = table.assign(region="all")
-    tissue = ""
-    if "tissue" in table.columns and len(table):
-        tissue = "; " + "; ".join(TISSUES.get(t, str(t)) for t in sorted(table["tissue"].unique()))
-    rows = []
-    for region, kind in [
-        (g, k) for g in table["region"].unique() for k in table["kind"].unique() if k != reference
-    ]:
-        part = table[table["region"] == region]
-        ref = part[part["kind"] == reference].set_index("roi")
-        other = part[part["kind"] == kind].set_index("roi").reindex(ref.index)
-        for name, (unit, convention) in METRICS.items():
-            x, y = other[name].to_numpy(float), ref[name].to_numpy(float)
-            r, p, lo, hi = pearson(x, y, confidence)
-            n = int((np.isfinite(x) & np.isfinite(y)).sum())
-            rows.append(
-                {
-                    "kind": kind,
-                    "region": region,
-                    "reference": reference,
-                    "metric": name,
-                    "unit": unit,
-                    "convention": convention + tissue,
-                    "n": n,
-                    "r": r,
-                    "p": p,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "confidence": confidence,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def consistency_table(
-    volumes: dict[str, np.ndarray], *, threshold: float | None = None, r_max: int = 16
-):
-    """3D consistency and 3D morphology of each stack: S2 along the slice axis and in-plane,
-    slice-to-slice SSIM, and the 3D Minkowski functionals of the bone phase.
-
-    Long format: ``kind, quantity, lag, value`` with quantity ``s2_slice | s2_plane |
-    ssim_next | minkowski_volume (vx^3) | minkowski_surface (vx^2) |
-    minkowski_mean_curvature (vx) | minkowski_euler``; for ``ssim_next`` the lag column holds
-    the first slice of the pair, for the Minkowski functionals it is 0. SSIM uses
-    ``data_range=1`` (volumes in [0, 1]).
-    """
-    rows = []
-    for kind, vol in volumes.items():
-        bone, _ = binarize(vol, threshold)
-        rows += [
-            {"kind": kind, "quantity": f"minkowski_{k}", "lag": 0, "value": float(v)}
-            for k, v in minkowski_3d(bone).items()
-        ]
-        s2 = directional_s2(bone, r_max)
-        for quantity, key in (("s2_slice", "slice"), ("s2_plane", "plane")):
-            rows += [
-                {"kind": kind, "quantity": quantity, "lag": k, "value": float(v)}
-                for k, v in enumerate(s2[key])
-            ]
-        if vol.shape[0] >= 2:
-            rows += [
-                {"kind": kind, "quantity": "ssim_next", "lag": i, "value": float(v)}
-                for i, v in enumerate(slice_ssim(vol, data_range=1.0))
-            ]
-    return pd.DataFrame(rows)
-
-
-def evaluate_sr_volume(
-    volume_dir: str | Path,
-    *,
-    voxel_um: float | None,
-    threshold: float | None = None,
-    roi_size: int = 32,
-    roi_stride: int | None = None,
-    tissue: str | np.ndarray = "roi",
-    sigma: float = 0.5,
-    confidence: float = 0.95,
-    r_max: int = 16,
-    provenance: dict | None = None,
-    cortex_min_thickness: float = 12.0,
-) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Bone tables of an SR volume folder (lr/, sr/, hr/) and their provenance record.
-
-    Returns ``({"table": per-ROI metrics, "correlations": SR-vs-HR and LR-vs-HR
-    correlations, "consistency": 3D consistency}, record)``; the caller writes them (the
-    record is the table's JSON sidecar). The voxel size (um) is the folder's ``meta.json``
-    ``hr_voxel_um`` when present, else `voxel_um`.
-    """
-    folder = Path(volume_dir)
-    missing = [k for k in KINDS if not (folder / k).is_dir()]
-    if missing:
-        raise DataError(f"{folder}: no {missing[0]}/ sub-folder (need lr/, sr/ and hr/)")
-    meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
-    vox = meta.get("hr_voxel_um") or voxel_um
-    if vox is None:
-        raise ConfigError(f"{volume_dir}: no hr_voxel_um in meta.json and no voxel_um given")
-    # One volume in memory at a time: HR first (its endosteal envelope picks the trabecular
-    # ROIs of every kind), then LR and SR; tables keep the KINDS order.
-    tables, consistency, shapes = {}, {}, {}
-    trabecular: set[int] | None = None
-    for kind in ("hr", *(k for k in KINDS if k != "hr")):
-        vol = read_sr_part(folder, kind)
-        shapes[kind] = vol.shape
-        if len(set(shapes.values())) != 1:
-            raise DataError(f"{folder}: lr/sr/hr stacks differ in shape: {shapes}")
-        if trabecular is None:
-            bone, _ = binarize(vol, threshold)
-            trabecular = {
-                r.index for r in trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
-            }
-            del bone
-        tables[kind] = roi_table(
-            {kind: vol},
-            float(vox),
-            threshold=threshold,
-            roi_size=roi_size,
-            roi_stride=roi_stride,
-            tissue=tissue,
-            sigma=sigma,
-            trabecular=trabecular,
-        )
-        consistency[kind] = consistency_table({kind: vol}, threshold=threshold, r_max=r_max)
-        del vol
-    table = pd.concat([tables[k] for k in KINDS], ignore_index=True)
-    corr = correlation_table(table, "hr", confidence)
-    cons = pd.concat([consistency[k] for k in KINDS], ignore_index=True)
-    record = make_provenance(
-        volume=str(volume_dir),
-        volume_meta=meta,
-        voxel_um=float(vox),
-        threshold={k: float(t) for k, t in table.groupby("kind")["threshold"].first().items()},
-        settings={
-            "threshold": threshold,
-            "roi_size": roi_size,
-            "roi_stride": roi_stride,
-            "tissue": tissue_name(tissue),
-            "cortex_min_thickness": cortex_min_thickness,
-            "surface_sigma": sigma,
-            "confidence": confidence,
-            "r_max": r_max,
-        },
-        metrics={k: {"unit": u, "convention": c} for k, (u, c) in METRICS.items()},
-        **(provenance or {}),
-    )
-    return {"table": table, "correlations": corr, "consistency": cons}, record
+    bone = np.asarray(bone, dtype=bool)
+    rois = split_rois(bone.shape, roi_size, roi_stride)
+    inside_all = {r.index: True for r in rois}
+    nz = bone.shape[0]
+    for z0 in range(0, nz, max(1, slab)):
+        z1 = min(nz, z0 + max(1, slab))
+        c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(nz, z1 + _ENVELOPE_HALO)
+        inside = endosteal_envelope(bone[c0:c1], cortex_min_thickness)[z0 - c0 : z1 - c0]
+        for r in rois:
+            lo, hi = max(r.z, z0), min(r.z + r.size, z1)
+            if lo < hi and inside_all[r.index]:
+                part = inside[lo - z0 : hi - z0, r.y : r.y + r.size, r.x : r.x + r.size]
+                inside_all[r.index] = bool(part.all())
+    return [r for r in rois if inside_all[r.index]]

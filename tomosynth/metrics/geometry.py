@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 from tqdm import tqdm
 
 from tomosynth.errors import DataError
-from tomosynth.sizing import minkowski_slab
+from tomosynth.sizing import MINKOWSKI_SLAB_VOXELS, minkowski_slab, minkowski_tile
 
 
 # --- local thickness --------------------------------------------------------------------------
@@ -130,32 +130,47 @@ def local_thickness(
         return out
     dist = ndi.distance_transform_edt(phase)
     ridge = distance_ridge(dist)
-    centres = np.argwhere(ridge)
-    d2 = np.rint(dist[ridge] ** 2).astype(np.int64)  # squared distances are integers
+    _paint_balls(out, np.argwhere(ridge), dist[ridge], bin_width, chunk, progress)
+    out[~phase] = 0.0
+    return out
+
+
+def _paint_balls(
+    out: np.ndarray,
+    centres: np.ndarray,
+    radius: np.ndarray,
+    bin_width: float = 0.25,
+    chunk: int = 1_000_000,
+    progress: bool = False,
+) -> None:
+    """``out = max(out, 2 r(c))`` over the balls ``|p - c| < r(c)`` (see :func:`local_thickness`)."""
+    if len(centres) == 0:
+        return
+    d2 = np.rint(radius**2).astype(np.int64)  # squared distances are integers
     order = np.argsort(-d2, kind="stable")
     centres, d2 = centres[order], d2[order]
     values, starts = np.unique(-d2, return_index=True)
     groups = list(zip(-values, starts, [*starts[1:], len(d2)], strict=True))
     # A feature transform costs ~30 painted elements per voxel of the volume.
-    edt_cost = 30 * phase.size
-    direct = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, phase.ndim) <= edt_cost]
-    binned = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, phase.ndim) > edt_cost]
+    edt_cost = 30 * out.size
+    direct = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, out.ndim) <= edt_cost]
+    binned = [(v, a, b) for v, a, b in groups if (b - a) * _ball_volume(v, out.ndim) > edt_cost]
 
     if direct:
         # Paint into a padded copy so that sphere offsets never leave the array.
         pad = int(np.ceil(np.sqrt(max(v for v, _, _ in direct))))
-        padded = np.zeros(tuple(n + 2 * pad for n in phase.shape), dtype=np.float32)
+        padded = np.zeros(tuple(n + 2 * pad for n in out.shape), dtype=np.float32)
         flat_out = padded.reshape(-1)
         strides = np.array(padded.strides) // padded.itemsize
         flat_centres = (centres + pad) @ strides
         for v, a, b in tqdm(direct, desc="local thickness", disable=not progress, leave=False):
-            offs = _ball_offsets(int(v), phase.ndim) @ strides
+            offs = _ball_offsets(int(v), out.ndim) @ strides
             value = np.float32(2.0 * np.sqrt(v))
             step = max(1, chunk // len(offs))
             for s in range(a, b, step):
                 idx = (flat_centres[s : min(b, s + step), None] + offs[None, :]).reshape(-1)
                 flat_out[idx] = np.maximum(flat_out[idx], value)
-        inner = tuple(slice(pad, pad + n) for n in phase.shape)
+        inner = tuple(slice(pad, pad + n) for n in out.shape)
         np.maximum(out, padded[inner], out=out)
 
     # Radii with too many spheres to paint: bins of `bin_width`, painted through the
@@ -168,8 +183,103 @@ def local_thickness(
         pending.append((a, b))
     if pending:
         _paint_nearest(out, centres, d2, pending)
-    out[~phase] = 0.0
+
+
+#: Margin (voxels) between a thickness and the halo that proves it exact: sphere centres
+#: sit on voxel centres, so a continuous sub-sphere argument loses up to ~2 voxels.
+THICKNESS_MARGIN = 3
+
+
+def _face_distance(shape: tuple[int, ...], real: list[tuple[bool, bool]]) -> np.ndarray:
+    """Distance (voxels, along the axes) from each voxel to the nearest real face's outside."""
+    out = np.full(shape, np.inf, dtype=np.float32)
+    for ax, (lo, hi) in enumerate(real):
+        idx = np.arange(shape[ax], dtype=np.float32)
+        view = [1] * len(shape)
+        view[ax] = -1
+        if lo:
+            out = np.minimum(out, (idx + 1.0).reshape(view))
+        if hi:
+            out = np.minimum(out, (shape[ax] - idx).reshape(view))
     return out
+
+
+def thickness_known(
+    phase: np.ndarray,
+    real_faces: list[tuple[bool, bool]] | None = None,
+    *,
+    progress: bool = False,
+) -> tuple[np.ndarray, float]:
+    """Local thickness (voxels) with the outside of the array **unknown**; NaN where it
+    may depend on the unknown.
+
+    Beyond a *real* face (the edge of the scanned volume) nothing is known. The map
+    ``a`` is computed with the outside as the other phase (so a structure cut by a face is
+    never doubled); a voxel is unknown (NaN) when the outside could make it thicker:
+
+    * it lies in a largest sphere of ``a`` that touches a real face (the sphere is
+      bounded by the face, not by the structure: a sliver of a plate cut by a face, or a
+      half gap), or
+    * a sphere centred inside the array grows beyond ``a`` when the outside is the phase
+      (upper bound ``b > a``: a plate that reaches a face, however thick inside).
+
+    So a plate or a gap cut by a face, or reaching it, is left out, neither doubled nor
+    halved; the rule is conservative (a band about one structure wide along each real face
+    is left out too). Only spheres that reach the outside are painted for these tests, so
+    the cost is that of ``a`` plus a band along the faces. Beyond an *artificial* face (the
+    edge of a context cut from a larger volume) the other phase is assumed in both maps;
+    :func:`tomosynth.metrics.bone.context_thickness` keeps a halo wide enough that this
+    does not change the ROI (see :data:`THICKNESS_MARGIN`).
+
+    Parameters
+    ----------
+    phase : (n, h, w) or (h, w) bool
+    real_faces : per axis (low face real, high face real); default all real.
+
+    Returns
+    -------
+    thickness : float32 array like `phase`, 0 outside the phase, NaN where unknown
+    a_max : float, the largest thickness, known or not (voxels; 0 for an empty phase)
+    """
+    phase = np.asarray(phase, dtype=bool)
+    real = list(real_faces) if real_faces is not None else [(True, True)] * phase.ndim
+    if len(real) != phase.ndim:
+        raise DataError(f"thickness_known: {len(real)} face pairs for a {phase.ndim}D mask")
+    out = np.zeros(phase.shape, dtype=np.float32)
+    if not phase.any():
+        return out, 0.0
+    inner = tuple(slice(1, -1) for _ in range(phase.ndim))
+    dist = ndi.distance_transform_edt(np.pad(phase, 1))[inner]
+    ridge = distance_ridge(dist)
+    centres, radius = np.argwhere(ridge), dist[ridge]
+    _paint_balls(out, centres, radius, progress=progress)
+    out[~phase] = 0.0
+    a_max = float(out.max())
+    if not any(lo or hi for lo, hi in real):
+        return out, a_max
+    if phase.all():
+        out[:] = np.nan  # bounded only by the faces
+        return out, a_max
+    # Spheres of `a` bounded by a real face (their distance to its outside == radius).
+    touch = radius >= _face_distance(phase.shape, real)[ridge] - 1e-6
+    covered = np.zeros_like(out)
+    _paint_balls(covered, centres[touch], radius[touch], progress=progress)
+    del ridge, centres, radius
+    # Outside the real faces as the phase, outside the artificial ones as the other phase.
+    upper = phase
+    for ax, (lo, hi) in enumerate(real):
+        widths = [(0, 0)] * phase.ndim
+        for side, is_real in ((0, lo), (1, hi)):
+            w = list(widths)
+            w[ax] = (1, 0) if side == 0 else (0, 1)
+            upper = np.pad(upper, w, constant_values=is_real)
+    dist_u = ndi.distance_transform_edt(upper)[inner]
+    del upper
+    grown = distance_ridge(dist_u) & (dist_u > dist + 1e-6)
+    b = np.zeros_like(out)
+    _paint_balls(b, np.argwhere(grown), dist_u[grown], progress=progress)
+    out[phase & ((covered > 0) | (b > out + 1e-4))] = np.nan
+    return out, a_max
 
 
 # --- surfaces -----------------------------------------------------------------------------------
@@ -261,10 +371,16 @@ def s2_radial(
 def s2_along_axis(mask: np.ndarray, axis: int, r_max: int) -> np.ndarray:
     """Non-periodic S2 at lags ``0..r_max`` along one axis only (directional S2)."""
     m = np.moveaxis(np.asarray(mask, dtype=bool), axis, 0)
-    r_max = min(int(r_max), m.shape[0] - 1)
+    n = m.shape[0]
+    r_max = min(int(r_max), n - 1)
     out = np.empty(r_max + 1)
+    rest = int(np.prod(m.shape[1:]))
+    step = max(1, 4_000_000 // max(1, n * int(np.prod(m.shape[2:]))))  # bounded temporaries
     for k in range(r_max + 1):
-        out[k] = float((m[: m.shape[0] - k] & m[k:]).mean())
+        hits = 0
+        for j in range(0, m.shape[1], step):
+            hits += int(np.count_nonzero(m[: n - k, j : j + step] & m[k:, j : j + step]))
+        out[k] = hits / ((n - k) * rest)
     return out
 
 
@@ -285,7 +401,7 @@ def minkowski_2d(mask: np.ndarray) -> dict[str, float]:
 
 
 def _edge_curvature(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per interior mesh edge: midpoint z (first coordinate) and 1/2 length x signed angle.
+    """Per interior mesh edge: midpoint (z, y, x) and 1/2 length x signed angle.
 
     Positive where the surface is convex (normals diverge), negative where concave;
     edges not shared by exactly two triangles are skipped.
@@ -313,8 +429,8 @@ def _edge_curvature(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
     far = verts[c[pair + 1]] - verts[lo[pair]]
     sign = np.where(np.einsum("ij,ij->i", n1, far) > 0.0, 1.0, -1.0)
     length = np.linalg.norm(verts[hi[pair]] - verts[lo[pair]], axis=1)
-    mid_z = 0.5 * (verts[hi[pair], 0] + verts[lo[pair], 0])
-    return mid_z, 0.5 * sign * angle * length
+    mid = 0.5 * (verts[hi[pair]] + verts[lo[pair]])
+    return mid, 0.5 * sign * angle * length
 
 
 def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
@@ -326,60 +442,73 @@ def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
     return float(np.sum(_edge_curvature(verts, faces)[1]))
 
 
-def _mesh_slab(mask: np.ndarray, sigma: float, c0: int, c1: int) -> tuple[float, float]:
-    """Surface (vx^2) and integral mean curvature (vx) of the closed mesh's cubes c0..c1-1.
+def _mesh_tile(
+    mask: np.ndarray, sigma: float, cz: tuple[int, int], cy: tuple[int, int]
+) -> tuple[float, float]:
+    """Surface (vx^2) and integral mean curvature (vx) of the closed mesh's cubes
+    ``cz[0]..cz[1]-1`` along z and ``cy[0]..cy[1]-1`` along y (all x).
 
-    Cube k of the whole-volume mesh (:func:`tomosynth.metrics.bone.mesh` with
-    ``closed=True``: 2 voxels of background padding, Gaussian, marching cubes) lies between
-    slices k and k + 1 of the padded, smoothed array. Only the slices the Gaussian needs
-    (its radius plus one cube on each side) are padded and smoothed, so the values equal
-    the whole-volume ones; triangles count where their cube is in [c0, c1), edges where
-    their midpoint is (both triangles of such an edge are in the computed cubes).
+    Cube k of the whole-volume mesh (:func:`mesh` with ``closed=True``: 2 voxels of
+    background padding, Gaussian, marching cubes) lies between rows k and k + 1 of the
+    padded, smoothed array along each axis. Only the rows the Gaussian needs (its radius
+    plus one cube on each side) are padded and smoothed, so the values equal the
+    whole-volume ones; triangles count where their centroid's cube is in the tile, edges
+    where their midpoint is (both triangles of such an edge are in the computed cubes).
     """
     from scipy.ndimage import gaussian_filter
     from skimage.measure import marching_cubes, mesh_surface_area
 
     radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0  # scipy's default truncate = 4
     pad = 2
-    lo, hi = c0 - 1 - radius, c1 + 2 + radius  # padded-array slices needed, [lo, hi)
-    nz = mask.shape[0]
-    block = np.zeros((hi - lo, mask.shape[1] + 2 * pad, mask.shape[2] + 2 * pad), np.float32)
-    z0, z1 = max(lo - pad, 0), min(hi - pad, nz)  # mask slices inside the block
-    if z1 > z0:
-        block[z0 + pad - lo : z1 + pad - lo, pad:-pad, pad:-pad] = mask[z0:z1]
+    lo = [c[0] - 1 - radius for c in (cz, cy)]  # padded-array rows needed, [lo, hi)
+    hi = [c[1] + 2 + radius for c in (cz, cy)]
+    block = np.zeros((hi[0] - lo[0], hi[1] - lo[1], mask.shape[2] + 2 * pad), np.float32)
+    src, dst = [], []
+    for ax in range(2):
+        a, b = max(lo[ax] - pad, 0), min(hi[ax] - pad, mask.shape[ax])  # mask rows in it
+        src.append(slice(a, max(a, b)))
+        dst.append(slice(a + pad - lo[ax], a + pad - lo[ax] + max(0, b - a)))
+    block[dst[0], dst[1], pad:-pad] = mask[src[0], src[1]]
     if sigma > 0:
         block = gaussian_filter(block, sigma, mode="constant")
-    first = c0 - 1  # padded-array slice of block row `radius`
-    sub = block[radius : radius + (c1 - c0) + 3]
+    sub = block[radius : radius + (cz[1] - cz[0]) + 3, radius : radius + (cy[1] - cy[0]) + 3]
     if not sub.min() < 0.5 < sub.max():
         return 0.0, 0.0
     verts, faces, _, _ = marching_cubes(sub, level=0.5, allow_degenerate=False)
-    verts[:, 0] += first
     if len(faces) == 0:
         return 0.0, 0.0
-    cz = verts[faces][:, :, 0].mean(axis=1)
-    own = (cz >= c0) & (cz < c1)
+    verts[:, 0] += cz[0] - 1  # padded-array coordinates of the sub-block's first row
+    verts[:, 1] += cy[0] - 1
+
+    def owned(p: np.ndarray) -> np.ndarray:
+        return (p[:, 0] >= cz[0]) & (p[:, 0] < cz[1]) & (p[:, 1] >= cy[0]) & (p[:, 1] < cy[1])
+
+    own = owned(verts[faces].mean(axis=1))
     area = float(mesh_surface_area(verts, faces[own])) if own.any() else 0.0
-    mid_z, contrib = _edge_curvature(verts, faces)
-    curvature = float(np.sum(contrib[(mid_z >= c0) & (mid_z < c1)]))
-    return area, curvature
+    mid, contrib = _edge_curvature(verts, faces)
+    return area, float(np.sum(contrib[owned(mid)]))
 
 
-def minkowski_3d(mask: np.ndarray, sigma: float = 0.5, slab: int | None = None) -> dict[str, float]:
+def minkowski_3d(
+    mask: np.ndarray, sigma: float = 0.5, slab: int | None = None, tile: int | None = None
+) -> dict[str, float]:
     """Volume (vx^3), surface (vx^2), integral mean curvature (vx) and Euler characteristic.
 
     The object is padded with background, so surfaces are closed at the volume faces;
-    surface and curvature come from the mesh of :func:`tomosynth.metrics.bone.mesh`
+    surface and curvature come from the mesh of :func:`mesh`
     (Gaussian `sigma` voxels before marching cubes).
 
-    All four functionals are additive, so they are computed `slab` slices at a time and
-    summed: working memory is about :data:`tomosynth.sizing.MINKOWSKI_BYTES_PER_VOXEL`
-    bytes per voxel of one slab, not of the volume. Mesh cubes and edges belong to exactly one slab (a halo of
-    the Gaussian's radius plus one cube is recomputed); the Euler characteristic of
-    26-connected voxels (union of closed unit cubes) follows inclusion-exclusion,
-    chi(A u B) = chi(A) + chi(B) - chi(A n B), with the shared slice as A n B. The sum equals
-    the whole-volume value up to rounding. ``slab=None`` picks :func:`tomosynth.sizing.minkowski_slab`
-    slices; ``slab=0`` computes the whole volume at once.
+    All four functionals are additive, so they are computed in tiles of `slab` slices by
+    `tile` rows (all columns) and summed: working memory is about
+    :data:`tomosynth.sizing.MINKOWSKI_BYTES_PER_VOXEL` bytes per voxel of one tile and its
+    halo (:func:`tomosynth.sizing.minkowski_slab_bytes`), not of the volume or of a whole
+    cross-section. Mesh cubes and edges belong to exactly one tile (a halo of the
+    Gaussian's radius plus one cube is recomputed on each side); the Euler characteristic
+    of 26-connected voxels (union of closed unit cubes) follows inclusion-exclusion over
+    slabs, chi(A u B) = chi(A) + chi(B) - chi(A n B), with the shared slice as A n B. The
+    sum equals the whole-volume value up to rounding. ``slab=None`` and ``tile=None`` pick
+    :func:`tomosynth.sizing.minkowski_slab` and :func:`tomosynth.sizing.minkowski_tile`;
+    ``slab=0`` computes the whole volume at once.
     """
     from skimage.measure import euler_number, mesh_surface_area
 
@@ -400,24 +529,27 @@ def minkowski_3d(mask: np.ndarray, sigma: float = 0.5, slab: int | None = None) 
             "mean_curvature": curvature,
             "euler": float(euler_number(np.pad(m, 1), connectivity=3)),
         }
-    nz = m.shape[0]
+    nz, ny = m.shape[:2]
     if slab is None:
         slab = minkowski_slab(m.shape)
     slab = max(1, int(slab))
+    tile = max(1, int(tile)) if tile is not None else minkowski_tile(m.shape, slab)
     volume, surface, curvature, euler = 0.0, 0.0, 0.0, 0.0
-    # Euler: slices [z0, z1] of each slab (one shared slice with the next), minus the shared.
-    for z0 in range(0, nz, slab):
-        z1 = min(z0 + slab, nz)
+    # Euler: slices [z0, z1] of each slab (one shared slice with the next), minus the shared;
+    # slabs of about MINKOWSKI_SLAB_VOXELS / 8 voxels (skimage's int64 temporaries).
+    e_slab = min(slab, max(1, MINKOWSKI_SLAB_VOXELS // (8 * m[0].size)))
+    for z0 in range(0, nz, e_slab):
+        z1 = min(z0 + e_slab, nz)
         volume += float(m[z0:z1].sum())
         euler += float(euler_number(np.pad(m[z0 : min(z1 + 1, nz)], 1), connectivity=3))
         if z1 < nz:
             euler -= float(euler_number(np.pad(m[z1 : z1 + 1], 1), connectivity=3))
-    # Mesh cubes of the padded volume (2 voxels of padding) run from 0 to nz + 2.
-    n_cubes = nz + 3
-    for c0 in range(0, n_cubes, slab):
-        a, c = _mesh_slab(m, sigma, c0, min(c0 + slab, n_cubes))
-        surface += a
-        curvature += c
+    # Mesh cubes of the padded volume (2 voxels of padding) run from 0 to n + 2 per axis.
+    for c0 in range(0, nz + 3, slab):
+        for e0 in range(0, ny + 3, tile):
+            a, c = _mesh_tile(m, sigma, (c0, min(c0 + slab, nz + 3)), (e0, min(e0 + tile, ny + 3)))
+            surface += a
+            curvature += c
     return {"volume": volume, "surface": surface, "mean_curvature": curvature, "euler": euler}
 
 

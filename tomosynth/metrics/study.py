@@ -51,7 +51,7 @@ __all__ = [
 MIN_SR_GAIN_DB = 1.0
 #: Agreement columns of a bone correlations table carried into the study's bone table
 #: where present (median relative error, mean absolute error).
-AGREEMENT_COLUMNS = ("bias", "median_rel_error", "mae")
+AGREEMENT_COLUMNS = ("bias", "mare", "mae", "loa_low", "loa_high")
 #: The trivial baselines that must fail at least one in-sample criterion.
 TRIVIAL = ("mean_noise", "repeated_noise", "blurred")
 
@@ -245,7 +245,9 @@ def bone_correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         One row per (region,) metric: ``n, r_sr, ci_sr, r_lr, ci_lr``, then
         ``{col}_sr, {col}_lr`` for each of :data:`AGREEMENT_COLUMNS` the input has, and
-        ``sr_closer`` (``|r|`` of SR above LR's; None where either r is undefined).
+        ``sr_closer`` (``|r|`` of SR above LR's; None where either r is undefined) and,
+        where the input has ``mare``, ``sr_lower_error`` (SR's median absolute relative
+        error below LR's; None where either is undefined).
     """
     keys = ["region", "metric"] if "region" in corr.columns else ["metric"]
     rows = []
@@ -267,6 +269,10 @@ def bone_correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
                     row[f"{col}_{kind}"] = float(k[col].iloc[0]) if len(k) else math.nan
         ok = np.isfinite(row["r_sr"]) and np.isfinite(row["r_lr"])
         row["sr_closer"] = bool(abs(row["r_sr"]) > abs(row["r_lr"])) if ok else None
+        if "mare" in block.columns:
+            e_sr, e_lr = row["mare_sr"], row["mare_lr"]
+            both = np.isfinite(e_sr) and np.isfinite(e_lr)
+            row["sr_lower_error"] = bool(e_sr < e_lr) if both else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -384,7 +390,27 @@ def study_criteria(
                 f"{int(valid['sr_closer'].sum())} of {len(valid)} metric rows",
             )
         )
+        if "sr_lower_error" in table.columns:  # the errors, not only r (bias, MARE)
+            crit.append(_bone_error_criterion(table))
     return crit, tables
+
+
+def _bone_error_criterion(table: pd.DataFrame) -> Criterion:
+    """Fraction of the trabecular metric rows (all rows without regions) where SR's median
+    absolute relative error against HR is below LR's."""
+    part = table[table["region"] == "trabecular"] if "region" in table.columns else table
+    if "region" in table.columns and part.empty:
+        part = table[table["region"] == "all"]
+    valid = part[part["sr_lower_error"].notna()]
+    wins = int(valid["sr_lower_error"].astype(bool).sum())
+    return Criterion(
+        "bone metrics: SR's median abs. relative error below LR's",
+        wins / len(valid) if len(valid) else math.nan,
+        "reported (fraction of metrics)",
+        None,
+        f"{wins} of {len(valid)} metric rows"
+        + (f" ({part['region'].iloc[0]} ROIs)" if "region" in part.columns and len(part) else ""),
+    )
 
 
 def _fmt(x) -> str:

@@ -1,5 +1,6 @@
 """Bone figures: metric scatter of SR and LR against HR with Pearson r and p (the report's
-figure 16, per ROI), and the 3D-consistency figure of SR stacks."""
+figure 16, per ROI), Bland-Altman agreement of SR and LR with HR, and the 3D-consistency
+figure of SR stacks."""
 
 from __future__ import annotations
 
@@ -74,6 +75,70 @@ def bone_figure(table, corr, metrics: list[str] | None = None, title: str = "") 
     return fig
 
 
+def bland_altman_figure(
+    table, corr, metrics: list[str] | None = None, title: str = "", region: str | None = None
+) -> plt.Figure:
+    """Bland-Altman plots per metric: for SR and LR, the ROI's mean of (kind, HR) against
+    the difference kind - HR, with the mean difference (bias) as a solid line and the 95 %
+    limits of agreement (mean +- 1.96 sd, from the correlations table) dashed; the legend
+    gives them with the median relative error and the MAE.
+
+    `region` picks the ROIs (default ``trabecular`` when the table has it, else ``all``).
+    """
+    metrics = [m for m in (metrics or DEFAULT_METRICS) if m in table.columns]
+    if "region" not in table.columns:
+        table = table.assign(region="all")
+    if "region" not in corr.columns:
+        corr = corr.assign(region="all")
+    if region is None:
+        region = "trabecular" if "trabecular" in set(table["region"]) else "all"
+    part = table[table["region"] == region]
+    ncol = min(4, max(1, len(metrics)))
+    nrow = max(1, math.ceil(len(metrics) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.2 * nrow), squeeze=False)
+    hr = part[part["kind"] == "hr"].set_index("roi")
+    for ax, name in zip(axes.ravel(), metrics, strict=False):
+        unit = METRICS[name][0]
+        for kind in ("sr", "lr"):
+            sub = part[part["kind"] == kind].set_index("roi").reindex(hr.index)
+            x, ref = sub[name].to_numpy(float), hr[name].to_numpy(float)
+            ok = np.isfinite(x) & np.isfinite(ref)
+            if not ok.any():
+                continue
+            c = COLOURS[kind]
+            ax.scatter((x[ok] + ref[ok]) / 2.0, x[ok] - ref[ok], s=10, alpha=0.7, color=c)
+            row = corr[
+                (corr["kind"] == kind) & (corr["metric"] == name) & (corr["region"] == region)
+            ]
+            if not len(row) or "mean_diff" not in row.columns:
+                continue
+            r = row.iloc[0]
+            label = (
+                f"{LABELS[kind]}: bias {r['mean_diff']:.3g}, LoA [{r['loa_low']:.3g}, "
+                f"{r['loa_high']:.3g}]; median rel. err. {100 * r['bias']:+.0f} %, "
+                f"MAE {r['mae']:.3g}"
+            )
+            ax.axhline(r["mean_diff"], color=c, lw=1.2, label=label)
+            for lim in (r["loa_low"], r["loa_high"]):
+                if np.isfinite(lim):
+                    ax.axhline(lim, color=c, lw=0.9, ls="--")
+        ax.axhline(0.0, color="0.6", lw=0.6)
+        ax.set_title(f"{name} [{unit}], {region} ROIs", fontsize=9)
+        ax.set_xlabel(f"mean of method and HR [{unit}]", fontsize=8)
+        ax.set_ylabel(f"method - HR [{unit}]", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=5.5, loc="upper left")
+    for ax in axes.ravel()[len(metrics) :]:
+        ax.axis("off")
+    fig.suptitle(
+        (title + ": " if title else "") + "Bland-Altman (solid: bias, dashed: 95 % limits)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
 def consistency_figure(cons, title: str = "") -> plt.Figure:
     """Left: S2 along the slice axis (solid) and in-plane (dashed) per stack; right:
     SSIM of consecutive slices per stack, with its mean in the legend."""
@@ -129,3 +194,18 @@ def plot_consistency(
     import pandas as pd
 
     save_figure(consistency_figure(pd.read_csv(cons_csv), title), png, pdf)
+
+
+def plot_bland_altman(
+    table_csv: str | os.PathLike,
+    corr_csv: str | os.PathLike,
+    png: str | os.PathLike,
+    pdf: str | os.PathLike,
+    metrics: list[str] | None = None,
+    title: str = "",
+) -> None:
+    """Write :func:`bland_altman_figure` of a bone table and its correlations as PNG and PDF."""
+    import pandas as pd
+
+    fig = bland_altman_figure(pd.read_csv(table_csv), pd.read_csv(corr_csv), metrics, title)
+    save_figure(fig, png, pdf)

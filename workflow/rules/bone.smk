@@ -1,6 +1,11 @@
 # Bone microstructure of SR volumes and morphology of
 # real, generated and upscaled image sets. Helpers in common.smk
 # (block "bone and morphology"); include after srgan.smk and upscale.smk.
+# compute_bone_metrics' _correlations.csv (tomosynth.metrics.bone_tables.correlation_table),
+# one row per kind (sr, lr) x region x metric against HR: kind, region, reference, metric,
+# unit, convention, n, r, p, ci_low, ci_high, confidence, r_note (why r is NaN), bias
+# (median relative error), mare (median absolute relative error), mae, mean_diff, sd_diff,
+# loa_low, loa_high (Bland-Altman 95 % limits of kind - HR).
 
 
 rule compute_bone_metrics:
@@ -42,6 +47,13 @@ rule plot_bone:
             labels={"scan": "{scan}", "figure": "{preset} x{scale}"},
         ),
         pdf="results/plots/bone_{scan}_{preset}_x{scale}.pdf",
+        bland_altman_png=report(
+            "results/plots/bland_altman_{scan}_{preset}_x{scale}.png",
+            caption="../report/bland_altman.rst",
+            category="Bone metrics",
+            labels={"scan": "{scan}", "figure": "Bland-Altman {preset} x{scale}"},
+        ),
+        bland_altman_pdf="results/plots/bland_altman_{scan}_{preset}_x{scale}.pdf",
         consistency_png=report(
             "results/plots/consistency_{scan}_{preset}_x{scale}.png",
             caption="../report/consistency.rst",
