@@ -171,6 +171,13 @@ def speed_cases(
             recon.fbp(sino, theta, backend=backend, device="cpu", threads=threads)
 
         cases.append((f"tomosynth {backend}", run, n_rows))
+        if backend == "fourier":  # its other CPU engine (no cached matrix: less memory)
+
+            def finufft_engine() -> None:
+                recon._fbp_fourier(sino, theta, n / 2.0, "ramlak", "cpu", threads=threads,
+                                   engine="finufft")  # fmt: skip
+
+            cases.append(("tomosynth fourier (finufft)", finufft_engine, n_rows))
     return cases
 
 
