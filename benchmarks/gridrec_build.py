@@ -75,7 +75,11 @@ def _fftw_flags() -> tuple[list[str], str]:
             static = prefix / lib / "libfftw3f.a"
             if (prefix / "include/fftw3.h").is_file() and static.is_file():
                 extra = [str(p) for p in (prefix / lib / "libfftw3f_omp.a",) if p.is_file()]
+                # its own fftw copy, bound inside the library and not exported: finufft
+                # (loaded in the same process) carries another fftw, and mixing the two
+                # copies' planners and plans crashes with threads
                 args = [f"-I{prefix / 'include'}", *extra, str(static), "-fopenmp"]
+                args += ["-Wl,-Bsymbolic", "-Wl,--exclude-libs,ALL"]
                 return args, f"static fftw3f from {prefix}"
             shared = list((prefix / lib).glob("libfftw3f.so*"))
             if (prefix / "include/fftw3.h").is_file() and shared:
@@ -92,6 +96,22 @@ def _fftw_flags() -> tuple[list[str], str]:
     )
 
 
+#: Compiled into the library beside gridrec.c: fftw's planner is not thread-safe, and
+#: gridrec.c's call to fftwf_make_planner_thread_safe does nothing with the OpenMP build
+#: of fftw's threads library that the finufft wheel ships (two threads planning at once
+#: crash). tomopy links the pthreads build; this does what that call does there.
+_PLANNER_LOCK_C = r"""
+#include <pthread.h>
+#include <fftw3.h>
+static pthread_mutex_t planner_mutex = PTHREAD_MUTEX_INITIALIZER;
+static void planner_lock(void) { pthread_mutex_lock(&planner_mutex); }
+static void planner_unlock(void) { pthread_mutex_unlock(&planner_mutex); }
+__attribute__((constructor)) static void serialise_planner(void) {
+    fftwf_set_planner_hooks(planner_lock, planner_unlock);
+}
+"""
+
+
 class Gridrec:
     """tomopy's ``gridrec`` C function, built from `src` into a temporary directory."""
 
@@ -106,12 +126,16 @@ class Gridrec:
         self.revision = _export_source(Path(src), tmp)
         fftw, fftw_from = _fftw_flags()
         lib = tmp / "libtomo-gridrec.so"
+        lock_c = tmp / "planner_lock.c"
+        lock_c.write_text(_PLANNER_LOCK_C)
         cmd = [
             "gcc",
             *FLAGS,
             f"-I{tmp / 'include'}",
             f"-I{tmp / 'source/libtomo/gridrec'}",
             str(tmp / "source/libtomo/gridrec/gridrec.c"),
+            str(lock_c),
+            "-pthread",
             "-o",
             str(lib),
             *fftw,
@@ -120,7 +144,10 @@ class Gridrec:
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode:
             raise GridrecUnavailable(f"gridrec build failed: {res.stderr.strip()[-2000:]}")
-        self.build = f"tomopy {self.revision[:12]} gridrec.c, gcc {' '.join(FLAGS)}, {fftw_from}"
+        self.build = (
+            f"tomopy {self.revision[:12]} gridrec.c (+ a planner lock), gcc {' '.join(FLAGS)}, "
+            f"{fftw_from}"
+        )
         self._lib = ctypes.CDLL(str(lib))
         self._lib.gridrec.restype = None
         f32 = ctypes.POINTER(ctypes.c_float)
