@@ -134,10 +134,12 @@ def _fourier_working_set_bytes(n_angles: int, n_rows: int, n_cols: int, threads:
         sparse = (8 w^2 + 8) A L     # the matrix: float32 weights, int32 rows, pointers
           + 48 A L                   #   points, tile order and weights of the geometry
           + T' * (                   # T' = min(threads, batches) workers, each:
-            8 A M * 2 + 8 A L * 4    #   one pair's filtering, as above; tile-order copy
+            8 A M * 2 + 8 A L * 3    #   one pair's filtering; its copy in tile order
           + 8 A L b                  #   the batch's coefficients
-          + 16 G^2 b                 #   fine grids + their row transforms
-          + 32 G C b + 16 C^2 b )    #   kept modes, column transforms, slices
+          + 8 G^2 b                  #   fine grids (transformed in place along rows)
+          + 16 G C b )               #   kept columns and their transforms
+    (2048 / 1500 angles, 16 rows, 2 threads: 1926 MiB measured, 2829 MiB bound; the
+    finufft engine measured 481 MiB.)
     """
     a, r, c = int(n_angles), int(n_rows), int(n_cols)
     pairs = (r + 1) // 2
@@ -150,8 +152,8 @@ def _fourier_working_set_bytes(n_angles: int, n_rows: int, n_cols: int, threads:
     g = _smooth_even(int(math.ceil(_SPARSE_UPSAMPLING * c)))
     width = int(math.ceil(math.log10(1.0 / _FOURIER_EPS))) + 2
     sparse_workers = max(1, min(int(threads), -(-pairs // _SPARSE_BATCH)))
-    per_sparse = 16 * a * m + 32 * a * length + 8 * a * length * b
-    per_sparse += 16 * g * g * b + 32 * g * c * b + 16 * c * c * b
+    per_sparse = 16 * a * m + 24 * a * length + 8 * a * length * b
+    per_sparse += 8 * g * g * b + 16 * g * c * b
     sparse = (8 * width**2 + 56) * a * length + sparse_workers * per_sparse
     work = max(workers * per_worker, sparse)
     return 4 * r * c * c + 4 * a * r * c + work + 64 * 2**20
