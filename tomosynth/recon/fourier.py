@@ -16,7 +16,7 @@ the result is f1 + i f2), as in gridrec. Engines of that NUFFT:
 
 - ``sparse`` (CPU default, scipy): finufft's kernel and 1.25x grid, with the spreading
   as a sparse matrix built once per geometry and applied to batches of slice pairs (the
-  kernel weights are read once for several pairs); 1.1-1.5x finufft's speed, for a
+  kernel weights are read once for several pairs); 1.3-1.9x finufft's speed, for a
   cached matrix of ``8 w^2`` bytes per point (72 MiB at 512 / 720, 0.6 GiB at 2048 / 1500).
 - ``finufft`` (CPU): finufft's own plans; no cached matrix.
 - ``torch`` (CUDA; any device): the same gridding in torch on a 2x grid.
@@ -172,7 +172,7 @@ def _fbp_fourier(
     """Fourier-domain FBP of ``(angles, rows, cols)`` sinograms -> ``(rows, cols, cols)``.
 
     `engine` is ``"sparse"`` (CPU, scipy: the spreading as a cached sparse matrix shared
-    by batches of slice pairs; the default on the CPU, 1.4-2x finufft's speed), ``"finufft"``
+    by batches of slice pairs; the default on the CPU, 1.3-1.9x finufft's speed), ``"finufft"``
     (CPU; no cached matrix, so less memory) or ``"torch"`` (own gridding on any torch
     device; the default on CUDA). `memory_budget_mb` bounds the slice pairs the torch
     engine transforms at once (per worker on the CPU); `threads` is the number of workers
