@@ -5,6 +5,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_recon.py --quick             # small, ~1 min on 2 cores
     .venv/bin/python benchmarks/bench_recon.py --sizes 512x720,2048x1500 --rows 16
+    .venv/bin/python benchmarks/bench_recon.py --only gridrec,fourier --gridrec-src ~/tomopy
     .venv/bin/python benchmarks/bench_recon.py --memory            # peak RSS vs the bound
     .venv/bin/python benchmarks/bench_recon.py --device cuda       # GPU slices/s, peak memory
     .venv/bin/python benchmarks/bench_recon.py --end-to-end --sizes 2048x1500 --rows 32
@@ -15,8 +16,11 @@ degrees) into ``N x N`` images (no circle mask, plain ramp filter) with the same
 CPU threads (``--threads``): scikit-image ``iradon`` (``output_size=N``), algotom
 ``fbp_reconstruction`` and ``dfi_reconstruction`` (numba threads = ``--threads``) when
 importable, tomopy gridrec when importable, and every backend of
-`tomosynth.recon.BACKENDS` but ``auto`` (astra's is astra-toolbox's CPU FBP). It prints
-slices/s and the ratios to algotom's FBP and to ``iradon``.
+`tomosynth.recon.BACKENDS` but ``auto`` (astra's is astra-toolbox's CPU FBP). Where tomopy
+is not importable, gridrec is tomopy's C code built here from ``--gridrec-src`` (or
+``$TOMOSYNTH_GRIDREC_SRC``) by benchmarks/gridrec_build.py. Methods run interleaved, best
+of ``--repeat - 1`` rounds after a warm-up. It prints slices/s and the ratios to gridrec,
+algotom's FBP and ``iradon``.
 
 Memory (``--memory``): `reconstruct_scan` (torch, CPU, ``chunk_rows=16``) of a synthetic
 uint16 DXchange scan 2048 wide with 1,500 angles and ``--memory-rows`` rows, in a fresh
@@ -38,8 +42,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "benchmarks"):  # tomosynth; gridrec_build beside this file
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 # discs (x, y, radius as fractions of the half-width; attenuation per pixel)
 _DISCS = ((0.0, 0.0, 0.8, 0.01), (0.3, 0.35, 0.2, 0.02), (-0.4, -0.1, 0.12, 0.03))
@@ -69,8 +74,44 @@ def _time(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
+#: the gridrec peer built from source when tomopy is not importable (one build per run)
+_GRIDREC: dict = {}
+
+
+def _gridrec_case(
+    sino: np.ndarray, theta: np.ndarray, threads: int, src: str | None
+) -> Callable[[], None] | None:
+    """tomopy gridrec (ramlak, ``ncore=threads``): tomopy's when importable, else its C
+    code built here by `gridrec_build` from `src`; None (with a note) when neither works."""
+    try:
+        import tomopy
+
+        _GRIDREC.setdefault("build", f"tomopy {tomopy.__version__} (installed)")
+        return lambda: tomopy.recon(
+            sino, theta, algorithm="gridrec", filter_name="ramlak", ncore=threads
+        )
+    except ImportError:
+        pass
+    from gridrec_build import Gridrec, GridrecUnavailable
+
+    if "fn" not in _GRIDREC:
+        try:
+            _GRIDREC["fn"] = Gridrec(src)
+            _GRIDREC["build"] = _GRIDREC["fn"].build
+            print(f"gridrec built: {_GRIDREC['build']}", file=sys.stderr)
+        except GridrecUnavailable as exc:
+            _GRIDREC["fn"] = None
+            print(f"tomopy not importable and gridrec not built ({exc})", file=sys.stderr)
+    fn = _GRIDREC["fn"]
+    return None if fn is None else lambda: fn(sino, theta, filter_name="ramlak", threads=threads)
+
+
 def speed_cases(
-    sino: np.ndarray, theta: np.ndarray, threads: int, slice_rows: int
+    sino: np.ndarray,
+    theta: np.ndarray,
+    threads: int,
+    slice_rows: int,
+    gridrec_src: str | None = None,
 ) -> list[tuple[str, Callable, int]]:
     """(name, callable, slices done) for every method available here.
 
@@ -112,15 +153,9 @@ def speed_cases(
         cases.append(("algotom dfi_reconstruction", per_row(algotom_dfi), k))
     except ImportError:
         print("algotom not installed (pip install 'tomosynth[bench]'): skipped", file=sys.stderr)
-    try:
-        import tomopy
-
-        def gridrec() -> None:
-            tomopy.recon(sino, theta, algorithm="gridrec", filter_name="ramlak", ncore=threads)
-
+    gridrec = _gridrec_case(sino, theta, threads, gridrec_src)
+    if gridrec is not None:
         cases.append(("tomopy gridrec", gridrec, n_rows))
-    except ImportError:
-        print("tomopy not installed: gridrec skipped", file=sys.stderr)
     for backend in recon.BACKENDS:
         if backend in ("auto", "tomopy"):
             continue  # auto is one of the others; tomopy is timed above with ncore
@@ -136,33 +171,63 @@ def speed_cases(
             recon.fbp(sino, theta, backend=backend, device="cpu", threads=threads)
 
         cases.append((f"tomosynth {backend}", run, n_rows))
+        if backend == "fourier":  # its other CPU engine (no cached matrix: less memory)
+
+            def finufft_engine() -> None:
+                recon._fbp_fourier(sino, theta, n / 2.0, "ramlak", "cpu", threads=threads,
+                                   engine="finufft")  # fmt: skip
+
+            cases.append(("tomosynth fourier (finufft)", finufft_engine, n_rows))
     return cases
 
 
 def bench_speed(
-    n: int, n_angles: int, rows: int, threads: int, repeat: int, slice_rows: int
+    n: int,
+    n_angles: int,
+    rows: int,
+    threads: int,
+    repeat: int,
+    slice_rows: int,
+    only: list[str] | None = None,
+    gridrec_src: str | None = None,
 ) -> list[dict]:
+    """Slices/s of every method (or those whose name contains one of `only`): one
+    warm-up each, then `repeat - 1` rounds in which every method runs once in turn
+    (interleaved, so a change of load hits all alike); the best round counts."""
     from tomosynth.errors import ConfigError
 
     sino, theta = disc_sinograms(n, n_angles, rows)
-    out: list[dict] = []
-    for name, fn, done in speed_cases(sino, theta, threads, slice_rows):
+    cases = [
+        c
+        for c in speed_cases(sino, theta, threads, slice_rows, gridrec_src)
+        if not only or any(o in c[0] for o in only)
+    ]
+    best: dict[str, float] = {}
+    for name, fn, _ in cases:
         try:
             if repeat > 1:
                 fn()  # warm-up (numba compilation, FFT plans)
-            seconds = _time(fn, max(1, repeat - 1))
+            best[name] = float("inf")
         except (ConfigError, ImportError) as exc:
             print(f"{name}: skipped ({exc})", file=sys.stderr)
-            continue
-        out.append(
-            {"method": name, "seconds": seconds, "slices": done, "slices_per_s": done / seconds}
-        )
-        print(f"  {name}: {done / seconds:.4g} slices/s", file=sys.stderr, flush=True)
+    for _ in range(max(1, repeat - 1)):
+        for name, fn, _ in cases:
+            if name in best:
+                best[name] = min(best[name], _time(fn, 1))
+    out: list[dict] = []
+    for name, _, done in cases:
+        if name in best:
+            sps = done / best[name]
+            out.append({"method": name, "seconds": best[name], "slices": done, "slices_per_s": sps})
+            print(f"  {name}: {sps:.4g} slices/s", file=sys.stderr, flush=True)
     ref = {r["method"]: r["slices_per_s"] for r in out}
     for r in out:
-        algotom = ref.get("algotom fbp_reconstruction")
-        r["vs_algotom_fbp"] = r["slices_per_s"] / algotom if algotom else float("nan")
-        r["vs_iradon"] = r["slices_per_s"] / ref["scikit-image iradon"]
+        for key, peer in (
+            ("vs_algotom_fbp", "algotom fbp_reconstruction"),
+            ("vs_iradon", "scikit-image iradon"),
+            ("vs_gridrec", "tomopy gridrec"),
+        ):
+            r[key] = r["slices_per_s"] / ref[peer] if peer in ref else float("nan")
     return out
 
 
@@ -180,22 +245,24 @@ RECORDED_GRIDREC = {
 
 def print_speed(n: int, n_angles: int, threads: int, table: list[dict]) -> None:
     print(f"\n# {n} x {n} px slices from {n_angles} angles, plain ramp, {threads} thread(s)")
+    if "build" in _GRIDREC:
+        print(f"# gridrec: {_GRIDREC['build']}")
     print(
-        f"| {'method':<28} | {'slices':>6} | {'slices/s':>9} | {'vs algotom FBP':>14} | "
-        f"{'vs iradon':>9} |"
+        f"| {'method':<28} | {'slices':>6} | {'slices/s':>9} | {'vs gridrec':>10} | "
+        f"{'vs algotom FBP':>14} | {'vs iradon':>9} |"
     )
-    print(f"|{'-' * 30}|{'-' * 8}|{'-' * 11}|{'-' * 16}|{'-' * 11}|")
+    print(f"|{'-' * 30}|{'-' * 8}|{'-' * 11}|{'-' * 12}|{'-' * 16}|{'-' * 11}|")
     for r in table:
         print(
             f"| {r['method']:<28} | {r['slices']:6d} | {r['slices_per_s']:9.4g} | "
-            f"{r['vs_algotom_fbp']:13.2f}x | {r['vs_iradon']:8.2f}x |"
+            f"{r['vs_gridrec']:9.2f}x | {r['vs_algotom_fbp']:13.2f}x | {r['vs_iradon']:8.2f}x |"
         )
     rates = {r["method"]: r["slices_per_s"] for r in table}
     recorded = RECORDED_GRIDREC.get((n, n_angles, threads))
     if "tomopy gridrec" not in rates and recorded and "tomosynth fourier" in rates:
         print(
-            f"tomopy not importable: gridrec column from the recorded run (issue 25, idle): "
-            f"{recorded} slices/s; tomosynth fourier here / recorded gridrec = "
+            f"gridrec neither importable nor built: gridrec column from the recorded run "
+            f"(issue 25, idle): {recorded} slices/s; tomosynth fourier here / recorded gridrec = "
             f"{rates['tomosynth fourier'] / recorded:.2f}x (not side by side: compare loads)"
         )
 
@@ -360,6 +427,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs (first = warm-up)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for every method")
     parser.add_argument("--quick", action="store_true", help="128x90, 4 rows (a smoke test)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated parts of method names to time (e.g. 'gridrec,fourier')",
+    )
+    parser.add_argument(
+        "--gridrec-src",
+        default=None,
+        help="tomopy checkout or git dir to build gridrec from when tomopy is not importable "
+        "(default: $TOMOSYNTH_GRIDREC_SRC; benchmarks/gridrec_build.py)",
+    )
     parser.add_argument("--memory", action="store_true", help="only the peak-memory test")
     parser.add_argument("--memory-rows", type=int, default=32, help="rows of the memory scan")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -411,7 +489,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     for n, n_angles in _sizes(args.sizes):
         slice_rows = args.rows if args.slice_rows is None else args.slice_rows
-        table = bench_speed(n, n_angles, args.rows, args.threads, args.repeat, slice_rows)
+        only = args.only.split(",") if args.only else None
+        table = bench_speed(
+            n, n_angles, args.rows, args.threads, args.repeat, slice_rows, only, args.gridrec_src
+        )
         print_speed(n, n_angles, args.threads, table)
 
 
