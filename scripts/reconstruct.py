@@ -8,6 +8,7 @@ and the rule, not params: they do not change the slices.
 import _bootstrap  # noqa: F401
 
 from tomosynth.device import gpu_job_requires_cuda, select_device
+from tomosynth.plan import RECON_OMITTED_DEFAULTS
 from tomosynth.recon import reconstruct_scan
 
 p = snakemake.params.recon
@@ -21,6 +22,7 @@ reconstruct_scan(
     filter_name=p["filter"],
     center=p["center"],
     stripe_removal=p["stripe_removal"],
+    stripe_size=p.get("stripe_size", RECON_OMITTED_DEFAULTS["stripe_size"]),  # absent at default
     chunk_rows=p["chunk_rows"],
     slices=p["slices"],
     device=run["device"],
@@ -28,5 +30,5 @@ reconstruct_scan(
     threads=snakemake.threads,
     theta_units=p.get("theta_units"),
     bad_rows=p["bad_rows"],
-    center_method=p.get("center_method", "auto"),  # left out of params when auto
+    center_method=p.get("center_method", RECON_OMITTED_DEFAULTS["center_method"]),  # ditto
 )

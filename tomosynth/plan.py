@@ -554,6 +554,11 @@ def super_resolve_params(
 #: recon keys that do not change the slices: the script reads them from the config (threads
 #: from the rule), so that changing them does not trigger a rerun through `params`.
 RECON_RUN_KEYS = ("device", "memory_budget_mb", "threads")
+#: recon keys left out of `params` at these values (their defaults, as in the schema and in
+#: `tomosynth.recon.reconstruct_scan`): reconstructions made before the key existed keep
+#: their params, so Snakemake's params trigger does not rerun them. The script passes the
+#: value back when the key is absent.
+RECON_OMITTED_DEFAULTS = {"center_method": "auto", "stripe_size": 11}
 
 
 def simulate_params(config: Mapping[str, Any], scan: str) -> dict:
@@ -571,10 +576,9 @@ def recon_params(config: Mapping[str, Any], scan: str) -> dict:
         params["center"] = entry["center"]
     params["slices"] = entry["slices"]
     params["theta_units"] = entry["theta_units"]
-    if params.get("center_method") == "auto":
-        # the default is left out: reconstructions made before the key existed keep their
-        # params, so Snakemake's params trigger does not rerun them
-        del params["center_method"]
+    for key, default in RECON_OMITTED_DEFAULTS.items():
+        if key in params and params[key] == default:
+            del params[key]  # the default is left out: see RECON_OMITTED_DEFAULTS
     return params
 
 

@@ -374,6 +374,25 @@ def consistency_rows(kind: str, bone: np.ndarray, ssim: np.ndarray, r_max: int) 
     return rows
 
 
+def _volume_meta(volume_dir: str | Path, voxel_um: float | None) -> tuple[dict, float | int]:
+    """``(meta.json contents or {}, voxel size in um)`` of an SR volume folder.
+
+    DataError when a kind's sub-folder is missing; ConfigError when there is no voxel
+    size (neither ``hr_voxel_um`` in ``meta.json`` nor `voxel_um`) or it is not > 0.
+    """
+    folder = Path(volume_dir)
+    missing = [k for k in KINDS if not (folder / k).is_dir()]
+    if missing:
+        raise DataError(f"{folder}: no {missing[0]}/ sub-folder (need lr/, sr/ and hr/)")
+    meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
+    vox = meta.get("hr_voxel_um") or voxel_um
+    if vox is None:
+        raise ConfigError(f"{volume_dir}: no hr_voxel_um in meta.json and no voxel_um given")
+    if float(vox) <= 0:
+        raise ConfigError(f"{volume_dir}: voxel size must be > 0, got {vox}")
+    return meta, vox
+
+
 def evaluate_sr_volume(
     volume_dir: str | Path,
     *,
@@ -396,15 +415,7 @@ def evaluate_sr_volume(
     ``hr_voxel_um`` when present, else `voxel_um`.
     """
     folder = Path(volume_dir)
-    missing = [k for k in KINDS if not (folder / k).is_dir()]
-    if missing:
-        raise DataError(f"{folder}: no {missing[0]}/ sub-folder (need lr/, sr/ and hr/)")
-    meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
-    vox = meta.get("hr_voxel_um") or voxel_um
-    if vox is None:
-        raise ConfigError(f"{volume_dir}: no hr_voxel_um in meta.json and no voxel_um given")
-    if float(vox) <= 0:
-        raise ConfigError(f"{volume_dir}: voxel size must be > 0, got {vox}")
+    meta, vox = _volume_meta(volume_dir, voxel_um)
     # One bone mask (1 byte per voxel) in memory at a time, read slice by slice; HR first
     # (its endosteal envelope picks the trabecular ROIs of every kind); tables keep KINDS.
     rows: dict[str, list[dict]] = {}

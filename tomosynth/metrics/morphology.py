@@ -289,14 +289,7 @@ def evaluate_image_sets(
     if sample not in ("auto", "whole"):
         raise DataError(f"morphology sample region {sample!r}: 'auto' or 'whole'")
     images = {name: read_image_folder(folder, max_images) for name, (_, folder) in sets.items()}
-    regions: dict[tuple[int, int], np.ndarray] = {}
-    real_by_shape: dict[tuple[int, int], str] = {}
-    for name, (kind, _) in sets.items():
-        shape = images[name].shape[1:]
-        if kind == "real" and shape not in real_by_shape:
-            real_by_shape[shape] = name
-            if sample == "auto":
-                regions[shape] = sample_region(images[name], sample_margin)
+    regions, real_by_shape = _reference_regions(sets, images, sample, sample_margin)
     stats: dict[str, dict] = {}
     for name, (kind, folder) in tqdm(sets.items(), desc="image sets"):
         imgs = images[name]
@@ -313,65 +306,10 @@ def evaluate_image_sets(
             ),
         }
     rows, s2_rows, size_rows = [], [], []
-    scalar = [
-        "n_images",
-        "height",
-        "width",
-        "threshold",
-        "porosity",
-        "porosity_std",
-        "perimeter_density",
-        "euler_density",
-        "mean_pore_size",
-        "mean_grain_size",
-        "sample_fraction",
-        "porosity_sample",
-        "porosity_sample_std",
-        "mean_pore_size_sample",
-        "mean_grain_size_sample",
-    ]
-    nan = float("nan")
     for name, s in stats.items():
-        row = {"set": name, "kind": s["kind"], **{k: s[k] for k in scalar}}
-        ref_name = real_by_shape.get((s["height"], s["width"]))
-        row["reference"] = ref_name
-        row["s2_rmse"] = nan
-        for suffix in ("", "_sample"):
-            for phase in ("pore", "grain"):
-                row[f"{phase}_w1{suffix}"] = row[f"{phase}_ks{suffix}"] = nan
-            row[f"porosity{suffix}_diff"] = nan
-        if ref_name is not None:
-            ref = stats[ref_name]
-            row["s2_rmse"] = curve_distance(s["s2_mean"], ref["s2_mean"])
-            for suffix in ("", "_sample"):
-                for phase in ("pore", "grain"):
-                    key = f"{phase}_hist{suffix}"
-                    row[f"{phase}_w1{suffix}"], row[f"{phase}_ks{suffix}"] = hist_distances(
-                        s[key], ref[key], s["bins"]
-                    )
-                row[f"porosity{suffix}_diff"] = s[f"porosity{suffix}"] - ref[f"porosity{suffix}"]
-        rows.append(row)
-        s2_rows += [
-            {"set": name, "kind": s["kind"], "r": int(r), "s2_mean": float(a), "s2_std": float(b)}
-            for r, a, b in zip(s["r"], s["s2_mean"], s["s2_std"], strict=True)
-        ]
-        centres = 0.5 * (s["bins"][:-1] + s["bins"][1:])
-        for region, suffix in (("image", ""), ("sample", "_sample")):
-            for phase in ("pore", "grain"):
-                h = s[f"{phase}_hist{suffix}"]
-                total = h.sum() if h.sum() > 0 else 1.0
-                size_rows += [
-                    {
-                        "set": name,
-                        "kind": s["kind"],
-                        "region": region,
-                        "phase": phase,
-                        "size": float(c),
-                        "count": float(v),
-                        "fraction": float(v / total),
-                    }
-                    for c, v in zip(centres, h, strict=True)
-                ]
+        rows.append(_table_row(name, s, stats, real_by_shape))
+        s2_rows += _s2_rows(name, s)
+        size_rows += _size_rows(name, s)
     record = make_provenance(
         sets={k: {"kind": v[0], "folder": str(v[1])} for k, v in sets.items()},
         settings={
@@ -392,3 +330,104 @@ def evaluate_image_sets(
         "sizes": pd.DataFrame(size_rows),
     }
     return tables, record
+
+
+def _reference_regions(
+    sets: dict[str, tuple[str, str | Path]],
+    images: dict[str, np.ndarray],
+    sample: str,
+    sample_margin: float,
+) -> tuple[dict[tuple[int, int], np.ndarray], dict[tuple[int, int], str]]:
+    """Per image size: the sample region (``sample="auto"`` only) and the real set's name.
+
+    The first real set of each size is its reference; its region serves every set of
+    that size.
+    """
+    regions: dict[tuple[int, int], np.ndarray] = {}
+    real_by_shape: dict[tuple[int, int], str] = {}
+    for name, (kind, _) in sets.items():
+        shape = images[name].shape[1:]
+        if kind == "real" and shape not in real_by_shape:
+            real_by_shape[shape] = name
+            if sample == "auto":
+                regions[shape] = sample_region(images[name], sample_margin)
+    return regions, real_by_shape
+
+
+#: The scalar columns of the morphology table, in order (see :func:`image_set_stats`).
+_SCALAR_KEYS = (
+    "n_images",
+    "height",
+    "width",
+    "threshold",
+    "porosity",
+    "porosity_std",
+    "perimeter_density",
+    "euler_density",
+    "mean_pore_size",
+    "mean_grain_size",
+    "sample_fraction",
+    "porosity_sample",
+    "porosity_sample_std",
+    "mean_pore_size_sample",
+    "mean_grain_size_sample",
+)
+
+
+def _table_row(
+    name: str, s: dict, stats: dict[str, dict], real_by_shape: dict[tuple[int, int], str]
+) -> dict:
+    """The table row of set `name` (stats `s`): its scalars and its distances to the real
+    set of its size (NaN when there is none)."""
+    nan = float("nan")
+    row = {"set": name, "kind": s["kind"], **{k: s[k] for k in _SCALAR_KEYS}}
+    ref_name = real_by_shape.get((s["height"], s["width"]))
+    row["reference"] = ref_name
+    row["s2_rmse"] = nan
+    for suffix in ("", "_sample"):
+        for phase in ("pore", "grain"):
+            row[f"{phase}_w1{suffix}"] = row[f"{phase}_ks{suffix}"] = nan
+        row[f"porosity{suffix}_diff"] = nan
+    if ref_name is not None:
+        ref = stats[ref_name]
+        row["s2_rmse"] = curve_distance(s["s2_mean"], ref["s2_mean"])
+        for suffix in ("", "_sample"):
+            for phase in ("pore", "grain"):
+                key = f"{phase}_hist{suffix}"
+                row[f"{phase}_w1{suffix}"], row[f"{phase}_ks{suffix}"] = hist_distances(
+                    s[key], ref[key], s["bins"]
+                )
+            row[f"porosity{suffix}_diff"] = s[f"porosity{suffix}"] - ref[f"porosity{suffix}"]
+    return row
+
+
+def _s2_rows(name: str, s: dict) -> list[dict]:
+    """Rows ``set, kind, r, s2_mean, s2_std`` of set `name`'s mean S2 curve."""
+    return [
+        {"set": name, "kind": s["kind"], "r": int(r), "s2_mean": float(a), "s2_std": float(b)}
+        for r, a, b in zip(s["r"], s["s2_mean"], s["s2_std"], strict=True)
+    ]
+
+
+def _size_rows(name: str, s: dict) -> list[dict]:
+    """Rows ``set, kind, region, phase, size, count, fraction`` of set `name`'s pore and
+    grain size histograms, over the image and inside the sample."""
+    rows: list[dict] = []
+    centres = 0.5 * (s["bins"][:-1] + s["bins"][1:])
+    for region, suffix in (("image", ""), ("sample", "_sample")):
+        for phase in ("pore", "grain"):
+            h = s[f"{phase}_hist{suffix}"]
+            total = h.sum() if h.sum() > 0 else 1.0
+            rows += [
+                {
+                    "set": name,
+                    "kind": s["kind"],
+                    "region": region,
+                    "phase": phase,
+                    "size": float(c),
+                    "count": float(v),
+                    "fraction": float(v / total),
+                }
+                for c, v in zip(centres, h, strict=True)
+            ]
+    return rows

@@ -24,9 +24,17 @@ this chunk's and the previous chunk's slices, the TIFF write) and is recorded as
 ``memory_bound_mb`` in ``recon.json``; ``benchmarks/bench_recon.py --memory`` measures
 it. For 1,500 angles, 2048 columns and ``chunk_rows=16`` (torch) it is 1,362 MiB.
 
-The driver is a short sequence of steps (`_check_settings`, `_row_range`,
-`_plan_reads`, `_choose_center`, `_compute_chunks`, `_metadata`), each small enough to
-read at once; `_Run` carries the scan and the settings between them.
+``recon.json`` (returned by `reconstruct_scan`) holds: scan, centre (pixels) and how it
+was chosen, backend, filter, stripe settings, row range, chunk_rows, ``voxel_um`` (from
+the file's attributes, else null), seconds, ``peak_rss_mb`` (whole process, imports
+included), ``memory_bound_mb`` (the bound above, on top of the imports), ``read_order``
+(mode and reason), ``resume`` (chunks in all, reused, computed, and the reason) and
+``bad_rows`` (the policy, and the ``masked`` detector rows: row, reason, replacement row).
+
+The driver is a short sequence of steps (`_open_run`: `_check_settings`, `_row_range`;
+`_reconstruct_resumably`: `_plan_reads`, `_choose_center`, `_compute_chunks`,
+`_metadata`), each small enough to read at once; `_Run` carries the scan and the
+settings between them.
 """
 
 from __future__ import annotations
@@ -109,7 +117,8 @@ def reconstruct_scan(
 ) -> dict:
     """Reconstruct a DXchange scan into float32 TIFF slices, chunk by chunk, resumably.
 
-    Steps, resuming, the scratch copy and the memory bound: see the module docstring.
+    Returns the contents of ``recon.json``. Steps, resuming, the scratch copy, the memory bound
+    and the keys of ``recon.json``: see the module docstring.
 
     Parameters
     ----------
@@ -120,9 +129,9 @@ def reconstruct_scan(
     backend, filter_name, device
         See `fbp`; ``backend="auto"`` is tomopy when importable, else fourier.
     center : float, "auto" or None
-        Rotation axis in detector pixels; ``"auto"`` finds it once (`find_center`) from up
-        to 8 rows around the middle of the range (cached in the partial folder for a
-        rerun); ``None`` is ``cols / 2``.
+        Rotation axis in detector pixels; ``"auto"`` finds it once (`find_center`) from up to 8
+        rows around the middle of the range (cached in the partial folder for a rerun);
+        ``None`` is ``cols / 2``.
     stripe_removal, stripe_size
         See `remove_stripes` (``"none"`` or ``"median"``).
     chunk_rows : int
@@ -132,29 +141,17 @@ def reconstruct_scan(
     center_method : {"auto", "vo", "correlation", "entropy"}
         See `find_center`; used when ``center="auto"``.
     memory_budget_mb : int
-        Working-set target of the torch back-projector (see `fbp`) and of the scratch
-        file's transposition.
+        Working-set target of the torch back-projector (see `fbp`) and of the scratch file's
+        transposition.
     threads : int, optional
-        CPU threads of the job (the rule's ``threads``): the backend's workers and the
-        pre-processing (see `fbp`); ``None``: ``OMP_NUM_THREADS``, else the CPUs this
-        process may use. Torch's own thread setting is never changed.
+        CPU threads of the job (the rule's ``threads``): the backend's workers and the pre-
+        processing (see `fbp`); ``None``: ``OMP_NUM_THREADS``, else the CPUs this process may
+        use. Torch's own thread setting is never changed.
     theta_units : {"degrees", "radians"}, optional
-        Unit of ``/exchange/theta`` for files without a ``units`` attribute
-        (see `tomosynth.io.inspect_dxchange`).
+        Unit of ``/exchange/theta`` for files without a ``units`` attribute (`inspect_dxchange`).
     bad_rows : {"error", "mask"}
         Saturated or over-flat detector rows stop the run or are masked
         (`tomosynth.scan_checks.check_rows`); stuck angles stop it, gaps are logged.
-
-    Returns
-    -------
-    dict
-        The contents of ``recon.json``: scan, centre (pixels) and how it was chosen,
-        backend, filter, stripe settings, row range, chunk_rows, ``voxel_um`` (from the
-        file's attributes, else null), seconds, ``peak_rss_mb`` (whole process, imports
-        included), ``memory_bound_mb`` (the bound above, on top of the imports),
-        ``read_order`` (mode and reason), ``resume`` (chunks in all, reused, computed,
-        and the reason) and ``bad_rows`` (the policy, and the ``masked`` detector rows:
-        row, reason, replacement row).
 
     Raises
     ------
@@ -164,13 +161,46 @@ def reconstruct_scan(
         Unknown backend/filter, a backend whose library is missing, ``chunk_rows < 1``.
     """
     start_time = time.perf_counter()
-    h5_path = Path(h5_path)
+    run = _open_run(
+        Path(h5_path),
+        slices,
+        center,
+        theta_units,
+        backend=backend,
+        filter_name=filter_name,
+        stripe_removal=stripe_removal,
+        stripe_size=stripe_size,
+        chunk_rows=chunk_rows,
+        device=device,
+        memory_budget_mb=memory_budget_mb,
+        threads=threads,
+    )
+    return _reconstruct_resumably(run, out_dir, center, center_method, bad_rows, start_time)
+
+
+def _open_run(
+    h5_path: Path,
+    slices: tuple[int, int] | list[int] | None,
+    center: float | str | None,
+    theta_units: str | None,
+    *,
+    backend: str,
+    filter_name: str,
+    stripe_removal: str,
+    stripe_size: int,
+    chunk_rows: int,
+    device: str,
+    memory_budget_mb: int,
+    threads: int | None,
+) -> _Run:
+    """Check the settings, the scan (angles, row range) and `center`, in that order (the
+    first bad one raises); the `_Run` that describes this call."""
     chunk_rows, backend_used = _check_settings(chunk_rows, backend, filter_name)
     info = inspect_dxchange(h5_path, theta_units=theta_units)
     check_angles(h5_path, info.theta)  # stuck angles stop; gaps are logged (scan_checks)
     r0, r1 = _row_range(h5_path, slices, info.n_rows)
     _check_center(center)
-    run = _Run(
+    return _Run(
         h5_path=h5_path,
         info=info,
         rows=(r0, r1),
@@ -187,6 +217,18 @@ def reconstruct_scan(
         digest=scan_digest(h5_path, theta_units),
         code=code_digest("tomosynth.recon", "tomosynth.io"),
     )
+
+
+def _reconstruct_resumably(
+    run: _Run,
+    out_dir: str | os.PathLike,
+    center: float | str | None,
+    center_method: str,
+    bad_rows: str,
+    start_time: float,
+) -> dict:
+    """`_reconstruct` into the partial folder of `out_dir`: discarded on bad input or
+    settings, kept (with a warning naming it) on any other failure."""
     partial = PartialOutput(out_dir)
     try:
         meta = _reconstruct(
@@ -468,7 +510,7 @@ def _metadata(
     read_order: dict,
     resume: dict,
 ) -> dict:
-    """The contents of ``recon.json`` (see `reconstruct_scan`'s Returns)."""
+    """The contents of ``recon.json`` (its keys: see the module docstring)."""
     info = run.info
     r0, r1 = run.rows
     bound = recon_memory_bound_mb(
