@@ -202,6 +202,11 @@ def bias_lines(out: Path) -> list[str]:
         for p in sorted((out / "metrics" / "bone").glob("*.csv"))
         if {"bias", "mae"} & set(pd.read_csv(p, nrows=0).columns)
     ]
+    tables += [  # SR and LR side by side; recomputed from the ROI tables where the run had none
+        p.name
+        for p in sorted(out.glob("criteria_bone_correlations*.csv"))
+        if "bias_sr" in pd.read_csv(p, nrows=0).columns
+    ]
     if not figs and not tables:
         return ["- This run has no bias (median relative error) or MAE columns in its bone tables."]
     out_lines = []

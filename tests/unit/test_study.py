@@ -21,7 +21,9 @@ from tomosynth.io import read_png_stack, write_png
 from tomosynth.metrics.criteria import median_profile
 from tomosynth.metrics.study import (
     MIN_SR_GAIN_DB,
+    _bone_criteria,
     bone_correlation_table,
+    bone_correlations,
     disc_center,
     profile_correlation,
     ring_check,
@@ -169,6 +171,33 @@ def test_sr_protocol_criteria_give_gains_over_bicubic_and_neighbours(tmp_path):
     assert within_bic.value == pytest.approx(0.4) and within_nb.value == pytest.approx(-0.5)
     assert held.value == pytest.approx(1.1)
     assert all(c.passed is None for c in crit.values())  # reported, not held
+
+
+def test_bone_correlations_add_agreement_to_an_old_table_and_report_the_goal(tmp_path):
+    from tomosynth.metrics.bone import METRICS
+
+    rng = np.random.default_rng(0)
+    hr = rng.uniform(1.0, 2.0, size=(10, len(METRICS)))
+    rows = []
+    for kind, factor in (("hr", 1.0), ("lr", 1.1), ("sr", 0.7)):  # LR +10 %, SR -30 %
+        for roi in range(10):
+            vals = hr[roi] * factor
+            if kind == "sr":  # SR is right on Tb.Th only
+                vals[list(METRICS).index("Tb.Th")] = hr[roi, list(METRICS).index("Tb.Th")]
+            rows.append({"kind": kind, "region": "trabecular", "roi": roi,
+                         **dict(zip(METRICS, vals, strict=True))})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "bone2_exp_d_x4.csv", index=False)
+    old = pd.DataFrame([{"kind": "sr", "region": "trabecular", "metric": "BV/TV", "n": 10,
+                         "r": 1.0, "ci_low": 1.0, "ci_high": 1.0}])  # fmt: skip
+    old.to_csv(tmp_path / "bone2_exp_d_x4_correlations.csv", index=False)
+    corr = bone_correlations(tmp_path)["bone2"]
+    assert "recomputed" in corr["source"].iloc[0]
+    bvtv = corr[(corr["kind"] == "sr") & (corr["metric"] == "BV/TV")].iloc[0]
+    assert bvtv["bias"] == pytest.approx(-0.3) and bvtv["mare"] == pytest.approx(0.3)
+    crit = {c.name.split(":")[0]: c for c in _bone_criteria(bone_correlation_table(corr), " (x)")}
+    goal = crit["microstructure goal (x)"]
+    assert goal.value == 1.0 and goal.passed is None  # only Tb.Th: 0 % against LR's 10 %
+    assert "Tb.Th SR 0% vs LR 10%" in goal.detail and "BV/TV SR 30% vs LR 10%" in goal.detail
 
 
 def test_bone_correlation_table_puts_sr_and_lr_side_by_side():

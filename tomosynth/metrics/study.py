@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ import pandas as pd
 
 from tomosynth.errors import DataError
 from tomosynth.io import atomic_file
+from tomosynth.metrics.bone_tables import correlation_table
 from tomosynth.metrics.criteria import disc_center, profile_correlation, ring_check
 from tomosynth.metrics.study_sets import gather_sets, sets_markdown, sets_table, write_sets
 
@@ -376,23 +377,75 @@ def study_criteria(
             )
         )
     crit += sr_protocol_criteria(root / "metrics" / "sr", preset, scale)
-    corr_csv = root / "metrics" / "bone" / f"{bone_scan}_{preset}_x{scale}_correlations.csv"
-    if corr_csv.is_file():
-        table = bone_correlation_table(pd.read_csv(corr_csv))
-        tables["bone_correlations"] = table
-        valid = table.dropna(subset=["r_sr", "r_lr"])
-        crit.append(
-            Criterion(
-                "bone metrics: SR correlates with HR better than LR",
-                float(valid["sr_closer"].mean()) if len(valid) else math.nan,
-                "reported (fraction of metrics)",
-                None,
-                f"{int(valid['sr_closer'].sum())} of {len(valid)} metric rows",
-            )
-        )
-        if "sr_lower_error" in table.columns:  # the errors, not only r (bias, MARE)
-            crit.append(_bone_error_criterion(table))
+    for scan_name, corr in bone_correlations(root / "metrics" / "bone", preset, scale).items():
+        table = bone_correlation_table(corr)
+        tables["bone_correlations" + ("" if scan_name == bone_scan else f"_{scan_name}")] = table
+        crit += _bone_criteria(table, "" if scan_name == bone_scan else f" ({scan_name})")
     return crit, tables
+
+
+def bone_correlations(
+    bone_dir: str | os.PathLike, preset: str = "exp_d", scale: int = 4
+) -> dict[str, pd.DataFrame]:
+    """Each SR scan's correlation table (``{scan}_{preset}_x{scale}_correlations.csv``).
+
+    A table written before the agreement columns existed is recomputed from the run's own
+    per-ROI table (same ROI values) by :func:`tomosynth.metrics.bone_tables.correlation_table`,
+    and says so in its ``source`` column."""
+    out = {}
+    suffix = f"_{preset}_x{scale}_correlations.csv"
+    for path in sorted(Path(bone_dir).glob(f"*{suffix}")):
+        corr = pd.read_csv(path)
+        rois = path.with_name(path.name.replace("_correlations.csv", ".csv"))
+        if "mare" not in corr.columns and rois.is_file():
+            corr = correlation_table(pd.read_csv(rois)).assign(
+                source=f"agreement recomputed by the report from {rois.name}"
+            )
+        out[path.name[: -len(suffix)]] = corr
+    return out
+
+
+#: The microstructure goal (SRGAN issue): SR's median absolute relative error below LR's
+#: for these metrics in the trabecular ROIs of a held-out specimen.
+GOAL_METRICS = ("BV/TV", "Tb.Th", "Tb.Sp", "Tb.N")
+
+
+def _bone_criteria(table: pd.DataFrame, label: str = "") -> list[Criterion]:
+    """Reported rows of one SR scan's bone table: correlation and error of SR against LR,
+    and the microstructure goal."""
+    valid = table.dropna(subset=["r_sr", "r_lr"])
+    out = [
+        Criterion(
+            f"bone metrics{label}: SR correlates with HR better than LR",
+            float(valid["sr_closer"].mean()) if len(valid) else math.nan,
+            "reported (fraction of metrics)",
+            None,
+            f"{int(valid['sr_closer'].sum())} of {len(valid)} metric rows",
+        )
+    ]
+    if "sr_lower_error" not in table.columns:
+        return out
+    err = _bone_error_criterion(table)
+    out.append(replace(err, name=err.name.replace("bone metrics", f"bone metrics{label}")))
+    part = table[table["region"] == "trabecular"] if "region" in table.columns else table
+    goal = part[part["metric"].isin(GOAL_METRICS)]
+    met = [m for m, ok in zip(goal["metric"], goal["sr_lower_error"], strict=True) if ok is True]
+    detail = "; ".join(
+        f"{r['metric']} SR {r['mare_sr']:.0%} vs LR {r['mare_lr']:.0%} (bias {r['bias_sr']:+.0%} "
+        f"vs {r['bias_lr']:+.0%})"
+        for _, r in goal.iterrows()
+    )
+    out.append(
+        Criterion(
+            f"microstructure goal{label}: SR's median abs. relative error below LR's for "
+            + ", ".join(GOAL_METRICS),
+            float(len(met)),
+            f"{len(GOAL_METRICS)} of {len(GOAL_METRICS)} (reported)",
+            None,
+            detail,
+        )
+    )
+    return out
 
 
 def _bone_error_criterion(table: pd.DataFrame) -> Criterion:
@@ -437,9 +490,11 @@ def criteria_markdown(criteria: list[Criterion], tables: dict[str, pd.DataFrame]
             "",
             sets_markdown(tables["sets"]).rstrip(),
         ]
-    for name, title in (("ranking", "Thesis comparison"), ("bone_correlations", "Bone metrics")):
+    titles = {"ranking": "Thesis comparison", "bone_correlations": "Bone metrics"}
+    for name in [n for n in tables if n == "ranking" or n.startswith("bone_correlations")]:
         if name in tables:
             t = tables[name]
+            title = titles.get(name, "Bone metrics, " + name.removeprefix("bone_correlations_"))
             lines += ["", f"## {title}", "", "| " + " | ".join(t.columns) + " |"]
             lines.append("|" + "---|" * len(t.columns))
             for _, row in t.iterrows():
