@@ -12,10 +12,15 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from tomosynth.config_checks import configfile_args, yaml_problem
 from tomosynth.errors import DataError
 from tomosynth.manifest import verify_tree
+from tomosynth.metrics.study import bone_correlations
 from tomosynth.metrics.study_sets import TABLE, check_sets
+from tomosynth.plots import save_figure
+from tomosynth.plots.bone import bland_altman_figure
 from tomosynth.study import collect_study
 
 
@@ -151,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(args.files)
     if args.command == "study-report":
         try:
-            files = collect_study(args.workdir, args.out, args.wall_s, args.recipe)
+            files = collect_study(
+                args.workdir, args.out, args.wall_s, args.recipe, figures=bland_altman_figures
+            )
         except DataError as exc:
             print(f"tomosynth study-report: {exc}", file=sys.stderr)
             return 2
@@ -159,6 +166,21 @@ def main(argv: list[str] | None = None) -> int:
         print((args.out / "criteria.md").read_text())
         return 0
     return verify(args.root, fast=args.fast)
+
+
+def bland_altman_figures(out: Path) -> list[Path]:
+    """A Bland-Altman figure per SR scan of a study folder whose run drew none (runs before
+    the agreement columns): from its per-ROI table and the report's agreement."""
+    written = []
+    for scan, corr in bone_correlations(out / "metrics" / "bone").items():
+        png = out / "plots" / f"bone_bland_altman_{scan}_exp_d_x4.png"
+        rois = out / "metrics" / "bone" / f"{scan}_exp_d_x4.csv"
+        if png.is_file() or not rois.is_file():
+            continue
+        title = f"{scan} exp_d x4: SR and LR against HR (agreement computed by the report)"
+        save_figure(bland_altman_figure(pd.read_csv(rois), corr, title=title), png)
+        written.append(png)
+    return written
 
 
 if __name__ == "__main__":

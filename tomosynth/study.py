@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -375,6 +376,7 @@ def collect_study(
     out_dir: str | os.PathLike,
     total_wall_s: float | None = None,
     recipe: str | os.PathLike | None = None,
+    figures: Callable[[Path], list[Path]] | None = None,
 ) -> list[Path]:
     """Copy a study run's figures, tables and provenance to `out_dir`; write times and criteria.
 
@@ -390,6 +392,9 @@ def collect_study(
     recipe : path-like, optional
         The overlay config the run used, copied as ``recipe.yaml`` so that a test can tell
         committed results from a changed recipe.
+    figures : callable, optional
+        Draws report-time figures into ``out_dir`` (the caller's: figures live on a floor
+        above this module) before ``study.md`` lists them; returns the files written.
     """
     work = Path(workdir)
     results = work / "results"
@@ -438,6 +443,8 @@ def collect_study(
         tmp.write_text("\n".join(lines) + "\n")
     written += [out / "wall_times.csv", out / "wall_times.md"]
     written += write_criteria(results, out)
+    if figures is not None:
+        written += figures(out)
     with atomic_file(out / "study.md") as tmp:
         tmp.write_text(study_markdown(out, total_wall_s, earlier))
     written.append(out / "study.md")

@@ -18,6 +18,7 @@ from scipy import stats
 
 from tomosynth import cli, config_checks
 from tomosynth.io import read_png_stack, write_png
+from tomosynth.metrics.bone import METRICS
 from tomosynth.metrics.criteria import median_profile
 from tomosynth.metrics.study import (
     MIN_SR_GAIN_DB,
@@ -173,9 +174,10 @@ def test_sr_protocol_criteria_give_gains_over_bicubic_and_neighbours(tmp_path):
     assert all(c.passed is None for c in crit.values())  # reported, not held
 
 
-def test_bone_correlations_add_agreement_to_an_old_table_and_report_the_goal(tmp_path):
-    from tomosynth.metrics.bone import METRICS
-
+def _old_bone_tables(folder: Path) -> None:
+    """A run's per-ROI bone table (LR +10 %, SR -30 % but right on Tb.Th) and a correlations
+    table from before the agreement columns."""
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     hr = rng.uniform(1.0, 2.0, size=(10, len(METRICS)))
     rows = []
@@ -186,10 +188,14 @@ def test_bone_correlations_add_agreement_to_an_old_table_and_report_the_goal(tmp
                 vals[list(METRICS).index("Tb.Th")] = hr[roi, list(METRICS).index("Tb.Th")]
             rows.append({"kind": kind, "region": "trabecular", "roi": roi,
                          **dict(zip(METRICS, vals, strict=True))})  # fmt: skip
-    pd.DataFrame(rows).to_csv(tmp_path / "bone2_exp_d_x4.csv", index=False)
+    pd.DataFrame(rows).to_csv(folder / "bone2_exp_d_x4.csv", index=False)
     old = pd.DataFrame([{"kind": "sr", "region": "trabecular", "metric": "BV/TV", "n": 10,
                          "r": 1.0, "ci_low": 1.0, "ci_high": 1.0}])  # fmt: skip
-    old.to_csv(tmp_path / "bone2_exp_d_x4_correlations.csv", index=False)
+    old.to_csv(folder / "bone2_exp_d_x4_correlations.csv", index=False)
+
+
+def test_bone_correlations_add_agreement_to_an_old_table_and_report_the_goal(tmp_path):
+    _old_bone_tables(tmp_path)
     corr = bone_correlations(tmp_path)["bone2"]
     assert "recomputed" in corr["source"].iloc[0]
     bvtv = corr[(corr["kind"] == "sr") & (corr["metric"] == "BV/TV")].iloc[0]
@@ -198,6 +204,14 @@ def test_bone_correlations_add_agreement_to_an_old_table_and_report_the_goal(tmp
     goal = crit["microstructure goal (x)"]
     assert goal.value == 1.0 and goal.passed is None  # only Tb.Th: 0 % against LR's 10 %
     assert "Tb.Th SR 0% vs LR 10%" in goal.detail and "BV/TV SR 30% vs LR 10%" in goal.detail
+
+
+def test_study_report_draws_a_bland_altman_figure_where_the_run_drew_none(tmp_path):
+    _old_bone_tables(tmp_path / "metrics" / "bone")
+    written = cli.bland_altman_figures(tmp_path)
+    png = tmp_path / "plots" / "bone_bland_altman_bone2_exp_d_x4.png"
+    assert written == [png] and png.stat().st_size > 10_000
+    assert cli.bland_altman_figures(tmp_path) == []  # the run's own figure is kept
 
 
 def test_bone_correlation_table_puts_sr_and_lr_side_by_side():
