@@ -21,11 +21,13 @@ from tomosynth.io import read_png_stack, write_png
 from tomosynth.metrics.bone import METRICS
 from tomosynth.metrics.criteria import median_profile
 from tomosynth.metrics.study import (
+    MIN_HELD_OUT_GAIN_DB,
     MIN_SR_GAIN_DB,
     _bone_criteria,
     bone_correlation_table,
     bone_correlations,
     disc_center,
+    primary_sr_table,
     profile_correlation,
     ring_check,
     sr_protocol_criteria,
@@ -192,6 +194,16 @@ def _old_bone_tables(folder: Path) -> None:
     old = pd.DataFrame([{"kind": "sr", "region": "trabecular", "metric": "BV/TV", "n": 10,
                          "r": 1.0, "ci_low": 1.0, "ci_high": 1.0}])  # fmt: skip
     old.to_csv(folder / "bone2_exp_d_x4_correlations.csv", index=False)
+
+
+def test_primary_sr_table_is_the_held_out_specimen_where_there_is_one(tmp_path):
+    _sr_table(1.3, 0.65).assign(protocol="within-specimen").to_csv(tmp_path / "bone.csv")
+    assert primary_sr_table(tmp_path, "bone") == (tmp_path / "bone.csv", False)
+    _sr_table(0.6, 0.65).assign(protocol="held-out specimen").to_csv(tmp_path / "bone2.csv")
+    assert primary_sr_table(tmp_path, "bone") == (tmp_path / "bone2.csv", True)
+    (tmp_path / "bone.csv").rename(tmp_path / "other.csv")
+    (tmp_path / "bone2.csv").unlink()
+    assert primary_sr_table(tmp_path, "bone") is None
 
 
 def test_bone_correlations_add_agreement_to_an_old_table_and_report_the_goal(tmp_path):
@@ -490,7 +502,9 @@ def test_committed_study_results_meet_the_criteria():
     )
     # recomputed from the committed images, not only read from criteria.csv
     assert check_sets(STUDY_DOCS) == []
-    sr = sr_vs_bicubic(pd.read_csv(STUDY_DOCS / "metrics" / "sr" / "bone.csv"), "exp_d", 4)
+    table, held_out = primary_sr_table(STUDY_DOCS / "metrics" / "sr", "bone")
+    assert held_out, "the study's SR test is a specimen never seen in training"
+    sr = sr_vs_bicubic(pd.read_csv(table), "exp_d", 4, MIN_HELD_OUT_GAIN_DB)
     assert sr["passed"], sr
     ranking = pd.read_csv(STUDY_DOCS / "criteria_ranking.csv")
     assert (ranking["rank"] == 0).any(), "the real-split baseline is missing"
