@@ -190,7 +190,10 @@ def sr_split_lines(out: Path) -> list[str]:
                     "trained on, interleaved with its training slices (not another specimen)"
                 )
             else:
-                how = f"cross-specimen, fold {meta.get('fold')}"
+                how = (
+                    f"held-out specimen (fold {meta.get('fold')}): every slice of a scan the "
+                    "model never saw; it trained on the other specimens of srgan.cv.specimens"
+                )
             lines.append(f"- `{Path(name).name}` ({prov.stem}): {how}.")
     return lines
 
@@ -278,22 +281,28 @@ def _sr_table_lines(out: Path) -> list[str]:
         if not {"method", "scale", "psnr_mean", "ssim_mean"} <= set(t.columns):
             continue
         protocol = ", ".join(sorted(set(t["protocol"].astype(str)))) if "protocol" in t else ""
+        if "fold" in t:  # the cross-validation table: per fold (its held-out scans) and pooled
+            protocol = "leave-one-specimen-out, per fold and pooled"
+        fold = ["fold (held out)"] if "fold" in t else []
         lines += [
             "",
             f"## Super-resolution, {sr_csv.stem}" + (f" ({protocol})" if protocol else ""),
             "",
-            "| scale | method | PSNR (dB) | SSIM | report, x4 (PSNR / SSIM) |",
-            "|---|---|---|---|---|",
+            "| "
+            + " | ".join([*fold, "scale", "method", "PSNR (dB)", "SSIM"])
+            + " | report, x4 (PSNR / SSIM) |",
+            "|---" * (len(fold) + 5) + "|",
         ]
         for _, r in t.iterrows():
+            lead = f"| {r['fold']} ({r.get('scans', '')}) " if fold else ""
             ref = ""
             if int(r["scale"]) == 4:
                 key = "" if r["method"] == "bicubic" else str(r.get("preset", ""))
                 if key in REPORT_SR_X4:
                     ref = "{} / {}".format(*REPORT_SR_X4[key])
             lines.append(
-                f"| x{r['scale']} | {r['method']} | {r['psnr_mean']:.2f} | {r['ssim_mean']:.3f} "
-                f"| {ref} |"
+                f"{lead}| x{r['scale']} | {r['method']} | {r['psnr_mean']:.2f} "
+                f"| {r['ssim_mean']:.3f} | {ref} |"
             )
     return lines
 
