@@ -233,6 +233,13 @@ def earlier_jobs(
     return sum(1 for f in Path(bench_root).rglob("*.tsv") if f.stat().st_mtime < start)
 
 
+def run_earlier_jobs(bench_root: str | os.PathLike, total_wall_s: float) -> int:
+    """:func:`earlier_jobs` of an invocation that ended with its last benchmarked job, so
+    that a report regenerated later does not count the run's first jobs as a resumed run's."""
+    ended = max((f.stat().st_mtime for f in Path(bench_root).rglob("*.tsv")), default=None)
+    return earlier_jobs(bench_root, total_wall_s, now=ended)
+
+
 def _wall_line(total_wall_s: float, earlier: int) -> str:
     line = f"End to end (`make study`, one invocation): {total_wall_s / 60:.1f} min."
     if earlier:
@@ -440,7 +447,7 @@ def collect_study(
     with atomic_file(out / "wall_times.csv") as tmp:
         times.to_csv(tmp, index=False)
     lines = ["# Wall time per stage", ""]
-    earlier = earlier_jobs(bench, total_wall_s) if total_wall_s and bench.is_dir() else 0
+    earlier = run_earlier_jobs(bench, total_wall_s) if total_wall_s and bench.is_dir() else 0
     if total_wall_s is not None:
         lines += [_wall_line(total_wall_s, earlier), ""]
     lines += ["| stage | jobs | wall (min) | peak RSS (MB) |", "|---|---|---|---|"]

@@ -36,7 +36,7 @@ from tomosynth.metrics.study import (
     thesis_ranking,
 )
 from tomosynth.metrics.study_sets import TABLE, check_sets
-from tomosynth.study import collect_study, earlier_jobs, stage_times
+from tomosynth.study import collect_study, earlier_jobs, run_earlier_jobs, stage_times
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -433,6 +433,9 @@ def test_earlier_jobs_count_benchmarks_older_than_the_invocation(tmp_path):
     # an invocation of 40 minutes ending now: b and c ran before it
     assert earlier_jobs(tmp_path, 2400, now=1_000_000.0) == 2
     assert earlier_jobs(tmp_path, 10_000, now=1_000_000.0) == 0
+    # a report made long after the run: counted from the run's last job, not from now
+    assert run_earlier_jobs(tmp_path, 2400 - 30) == 2  # b and c before a's invocation
+    assert run_earlier_jobs(tmp_path, 7200) == 0
 
 
 # ------------------------------------------------------------------ configs
