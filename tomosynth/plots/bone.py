@@ -171,6 +171,12 @@ def consistency_figure(cons, title: str = "") -> plt.Figure:
     return fig
 
 
+def _plot_table_pair(figure, table_csv, corr_csv, png, pdf, metrics, title) -> None:
+    import pandas as pd
+
+    save_figure(figure(pd.read_csv(table_csv), pd.read_csv(corr_csv), metrics, title), png, pdf)
+
+
 def plot_bone(
     table_csv: str | os.PathLike,
     corr_csv: str | os.PathLike,
@@ -180,11 +186,7 @@ def plot_bone(
     title: str = "",
 ) -> None:
     """Write :func:`bone_figure` of a bone table and its correlations as PNG and PDF."""
-    import pandas as pd
-
-    save_figure(
-        bone_figure(pd.read_csv(table_csv), pd.read_csv(corr_csv), metrics, title), png, pdf
-    )
+    _plot_table_pair(bone_figure, table_csv, corr_csv, png, pdf, metrics, title)
 
 
 def plot_consistency(
@@ -205,7 +207,4 @@ def plot_bland_altman(
     title: str = "",
 ) -> None:
     """Write :func:`bland_altman_figure` of a bone table and its correlations as PNG and PDF."""
-    import pandas as pd
-
-    fig = bland_altman_figure(pd.read_csv(table_csv), pd.read_csv(corr_csv), metrics, title)
-    save_figure(fig, png, pdf)
+    _plot_table_pair(bland_altman_figure, table_csv, corr_csv, png, pdf, metrics, title)
