@@ -210,14 +210,22 @@ def _known_mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def pattern_factor(bone: np.ndarray, voxel_mm: float = 1.0, sigma: float = 0.5) -> float:
-    """Tb.Pf (1/mm): change of BS over change of BV under a one-voxel 6-neighbour dilation."""
+def pattern_factor(
+    bone: np.ndarray, voxel_mm: float = 1.0, sigma: float = 0.5, bs: float | None = None
+) -> float:
+    """Tb.Pf (1/mm): change of BS over change of BV under a one-voxel 6-neighbour dilation.
+
+    `bs` is the bone's own :func:`surface_area` (same `voxel_mm` and `sigma`) when the
+    caller has it already; computed here when None.
+    """
     bone = np.asarray(bone, dtype=bool)
     if not bone.any():
         return float("nan")
     dil = ndi.binary_dilation(bone, structure=ndi.generate_binary_structure(3, 1))
     dv = (int(dil.sum()) - int(bone.sum())) * voxel_mm**3
-    ds = surface_area(dil, voxel_mm, sigma=sigma) - surface_area(bone, voxel_mm, sigma=sigma)
+    if bs is None:
+        bs = surface_area(bone, voxel_mm, sigma=sigma)
+    ds = surface_area(dil, voxel_mm, sigma=sigma) - bs
     return float(ds / dv) if dv > 0 else float("nan")
 
 
@@ -288,7 +296,7 @@ def bone_metrics(
         "Tb.Th.pm": th_pm,
         "Tb.Sp.pm": _ratio(1.0, n_pm) - th_pm,
         "Tb.N.pm": n_pm,
-        "Tb.Pf": pattern_factor(bone, voxel_mm, sigma),
+        "Tb.Pf": pattern_factor(bone, voxel_mm, sigma, bs=bs),
     }
 
 

@@ -31,15 +31,6 @@ def _neighbours(ndim: int) -> list[tuple[int, ...]]:
     return [o for o in itertools.product((-1, 0, 1), repeat=ndim) if any(o)]
 
 
-def _shifted(a: np.ndarray, off: tuple[int, ...], fill: float) -> np.ndarray:
-    """``b[p] = a[p + off]``, `fill` outside the array."""
-    out = np.full_like(a, fill)
-    src = tuple(slice(max(o, 0), a.shape[i] + min(o, 0)) for i, o in enumerate(off))
-    dst = tuple(slice(max(-o, 0), a.shape[i] + min(-o, 0)) for i, o in enumerate(off))
-    out[dst] = a[src]
-    return out
-
-
 def distance_ridge(dist: np.ndarray) -> np.ndarray:
     """Centres of maximal spheres: voxels whose sphere no neighbour's sphere contains.
 
@@ -49,7 +40,11 @@ def distance_ridge(dist: np.ndarray) -> np.ndarray:
     keep = dist > 0
     for off in _neighbours(dist.ndim):
         step = float(np.sqrt(sum(o * o for o in off)))
-        keep &= ~(_shifted(dist, off, 0.0) >= dist + step - 1e-6)
+        # On views, no shifted copy: a neighbour beyond the border (distance 0) never
+        # contains a sphere of radius > 0, so only the overlap is tested.
+        src = tuple(slice(max(o, 0), n + min(o, 0)) for o, n in zip(off, dist.shape, strict=True))
+        dst = tuple(slice(max(-o, 0), n + min(-o, 0)) for o, n in zip(off, dist.shape, strict=True))
+        keep[dst] &= dist[src] < dist[dst] + step - 1e-6
     return keep
 
 
@@ -163,13 +158,17 @@ def _paint_balls(
         flat_out = padded.reshape(-1)
         strides = np.array(padded.strides) // padded.itemsize
         flat_centres = (centres + pad) @ strides
-        for v, a, b in tqdm(direct, desc="local thickness", disable=not progress, leave=False):
+        # Smallest radius first: a larger sphere painted later overwrites, so each voxel
+        # ends with the largest value without reading it back (a plain scatter).
+        for v, a, b in tqdm(
+            direct[::-1], desc="local thickness", disable=not progress, leave=False
+        ):
             offs = _ball_offsets(int(v), out.ndim) @ strides
             value = np.float32(2.0 * np.sqrt(v))
             step = max(1, chunk // len(offs))
             for s in range(a, b, step):
-                idx = (flat_centres[s : min(b, s + step), None] + offs[None, :]).reshape(-1)
-                flat_out[idx] = np.maximum(flat_out[idx], value)
+                idx = flat_centres[s : min(b, s + step), None] + offs[None, :]
+                flat_out[idx.reshape(-1)] = value
         inner = tuple(slice(pad, pad + n) for n in out.shape)
         np.maximum(out, padded[inner], out=out)
 
@@ -418,8 +417,11 @@ def _edge_curvature(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
     key = lo.astype(np.int64) * len(verts) + hi
     order = np.argsort(key, kind="stable")
     key, face, c, lo, hi = key[order], face[order], c[order], lo[order], hi[order]
-    uniq, start, count = np.unique(key, return_index=True, return_counts=True)
-    pair = start[count == 2]
+    # Runs of equal keys (already sorted): edges shared by exactly two triangles.
+    same = key[1:] == key[:-1]
+    before = np.concatenate(([False], same[:-1]))
+    after = np.concatenate((same[1:], [False]))
+    pair = np.flatnonzero(same & ~before & ~after)
     f1, f2 = face[pair], face[pair + 1]
     n1, n2 = normals[f1], normals[f2]
     cosang = np.clip(np.einsum("ij,ij->i", n1, n2), -1.0, 1.0)
