@@ -13,7 +13,10 @@ Projection to W^3 (tissue ``roi``, the default; ``envelope`` adds a whole-volume
 mask): the imports, plus the one bone mask held (1 byte per voxel, by its dtype), plus the
 largest local-thickness context of a W^3 volume (``tomosynth.sizing.bone_context_voxels``:
 a block of ROIs and its widest halo) times the measured working memory per context voxel
-(a volume below that size is one context), plus the Minkowski tile at width W.
+(a volume below that size is one context), plus the Minkowski tile at width W. Run time:
+the child's CPU seconds (user + system: robust on a shared machine, unlike the wall time,
+which is printed too) per megavoxel of each of LR, SR and HR, of the largest size (the
+most blocks away from the volume's faces), times 3 W^3.
 
     python benchmarks/bench_bone_memory.py --sizes 128 256 [--roi 32] [--width 2048]
 
@@ -40,8 +43,9 @@ import json, resource, sys
 from tomosynth.metrics.bone_tables import evaluate_sr_volume
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tables, _ = evaluate_sr_volume(sys.argv[1], voxel_um=10.0, roi_size=int(sys.argv[2]))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"base_kb": base, "peak_kb": peak, "rows": len(tables["table"])}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+cpu = use.ru_utime + use.ru_stime
+print(json.dumps({"base_kb": base, "peak_kb": use.ru_maxrss, "cpu_s": cpu, "rows": len(tables["table"])}))
 """
 
 
@@ -130,6 +134,10 @@ def measure(n: int, roi: int, keep: Path | None) -> dict:
         "bytes_per_voxel": peak / voxels,
         "above_base_bytes_per_voxel": (peak - res["base_kb"] * 1024.0) / voxels,
         "wall_s": wall,
+        "cpu_s": res["cpu_s"],
+        # per megavoxel of one volume (LR, SR and HR are measured: 3 volumes), the
+        # unit of tomosynth.sizing.COSTS["bone_s_per_mvoxel"]
+        "cpu_s_per_mvoxel": res["cpu_s"] / (3 * voxels / 1e6),
     }
 
 
@@ -149,8 +157,11 @@ def project(rows: list[dict], tile: dict, width: int) -> dict:
     ctx = per_ctx * bone_context_voxels((width,) * 3)
     tile_b = tile["above_base_gb"] * 1e9
     peak = base + float(width) ** 3 + ctx + tile_b
+    largest = max(rows, key=lambda r: r["size"])  # most blocks away from the volume's faces
     return {
         "width": width,
+        "s_per_mvoxel": largest["cpu_s_per_mvoxel"],
+        "projected_cpu_h": largest["cpu_s_per_mvoxel"] * 3 * float(width) ** 3 / 1e6 / 3600,
         "imports_gb": base / 1e9,
         "mask_gb": float(width) ** 3 / 1e9,
         "context_bytes_per_voxel": per_ctx,
@@ -173,7 +184,8 @@ def main() -> None:
         r = rows[-1]
         print(
             f"{n}^3: peak {r['peak_gb']:.3f} GB ({r['bytes_per_voxel']:.1f} B/voxel; "
-            f"imports {r['base_gb']:.3f} GB), {r['wall_s']:.0f} s",
+            f"imports {r['base_gb']:.3f} GB), {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU "
+            f"({r['cpu_s_per_mvoxel']:.1f} s per megavoxel of each of LR, SR and HR)",
             flush=True,
         )
     tile = measure_tile(args.width)
@@ -187,7 +199,9 @@ def main() -> None:
         f"{args.width}^3 -> {proj['projected_peak_gb']:.2f} GB = imports "
         f"{proj['imports_gb']:.2f} + mask {proj['mask_gb']:.2f} + thickness context "
         f"{proj['context_gb']:.2f} ({proj['context_bytes_per_voxel']:.0f} B/voxel) + "
-        f"Minkowski tile {proj['minkowski_tile_gb']:.2f}"
+        f"Minkowski tile {proj['minkowski_tile_gb']:.2f}; CPU time "
+        f"{proj['projected_cpu_h']:.1f} h at {proj['s_per_mvoxel']:.1f} s per megavoxel "
+        f"(the {max(args.sizes)}^3 run's)"
     )
     print(json.dumps({"sizes": rows, "tile": tile, "projection": proj}, indent=1))
 

@@ -546,3 +546,31 @@ def test_envelope_slabwise_equals_the_whole_volume():
     whole = envelope(bone)
     for slab in (1, 3, 7, 100):
         np.testing.assert_array_equal(envelope_slabwise(bone, slab), whole)
+
+
+def test_distance_ridge_is_its_definition_voxel_by_voxel():
+    # Brute force: c is dropped when some 26-neighbour c' inside the array has
+    # d(c') >= d(c) + |c - c'| (its sphere contains c's); border voxels included.
+    rng = np.random.default_rng(5)
+    vol = ndi.gaussian_filter(rng.standard_normal((9, 11, 10)), 1.2) > 0.0
+    d = ndi.distance_transform_edt(vol)
+    ref = np.zeros(vol.shape, dtype=bool)
+    offs = [np.array(o) for o in np.ndindex(3, 3, 3) if o != (1, 1, 1)]
+    for p in np.argwhere(d > 0):
+        ref[tuple(p)] = True
+        for o in offs:
+            q = p + o - 1
+            if np.all(q >= 0) and np.all(q < vol.shape):
+                if d[tuple(q)] >= d[tuple(p)] + np.linalg.norm(o - 1) - 1e-6:
+                    ref[tuple(p)] = False
+    np.testing.assert_array_equal(distance_ridge(d), ref)
+
+
+def test_mean_curvature_counts_edges_shared_by_exactly_two_triangles():
+    # Two triangles hinged on the edge (0,0,0)-(0,0,2) at 90 degrees: 1/2 x 2 x pi/2 in
+    # magnitude; a third triangle on the same edge makes it non-manifold: skipped.
+    verts = np.array([[0, 0, 0], [0, 0, 2], [0, 1, 0], [1, 0, 0], [-1, -1, 0]], dtype=float)
+    hinge = np.array([[0, 1, 2], [1, 0, 3]])
+    assert abs(geometry.integral_mean_curvature(verts, hinge)) == pytest.approx(np.pi / 2)
+    three = np.vstack([hinge, [[0, 1, 4]]])
+    assert geometry.integral_mean_curvature(verts, three) == 0.0
