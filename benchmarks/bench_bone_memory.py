@@ -133,6 +133,7 @@ def measure(n: int, roi: int, keep: Path | None) -> dict:
         "base_gb": res["base_kb"] * 1024.0 / 1e9,
         "bytes_per_voxel": peak / voxels,
         "above_base_bytes_per_voxel": (peak - res["base_kb"] * 1024.0) / voxels,
+        "context_voxels": run_context_voxels(n, roi),
         "wall_s": wall,
         "cpu_s": res["cpu_s"],
         # per megavoxel of one volume (LR, SR and HR are measured: 3 volumes), the
@@ -141,18 +142,32 @@ def measure(n: int, roi: int, keep: Path | None) -> dict:
     }
 
 
+def run_context_voxels(n: int, roi: int) -> int:
+    """Voxels of the largest local-thickness context of an n^3 run with the first halo
+    (``tomosynth.metrics.bone.HALO``; the gyroid's thickest structure, ~12 voxels, needs no
+    wider one): its block of ROIs plus the halo, clipped to the volume, plus 1 voxel of
+    padding per face. The per-context-voxel figure divides by this, not by the bound of
+    ``bone_context_voxels`` (widest halo), which the run does not reach."""
+    from tomosynth.metrics.bone import HALO, roi_blocks, split_rois
+
+    best = 0
+    for box, _ in roi_blocks(split_rois((n, n, n), roi)):
+        sides = [min(n, b.stop + HALO) - max(0, b.start - HALO) + 2 for b in box]
+        best = max(best, sides[0] * sides[1] * sides[2])
+    return best
+
+
 def project(rows: list[dict], tile: dict, width: int) -> dict:
     """Peak at width^3 from the measured parts (see the module docstring): the working
-    memory above imports and mask per voxel of the largest thickness context each run can
-    have (the whole volume below BONE_BLOCK_SIDE + 2 BONE_HALO_MAX), the largest such
-    figure times the largest context of a width^3 volume, summed with the tile (a bound:
-    they do not coexist)."""
+    memory above imports and mask per voxel of the largest thickness context of each run
+    (:func:`run_context_voxels`), the largest such figure times the largest context a
+    width^3 volume can have (``bone_context_voxels``: widest halo), summed with the tile
+    (a bound: they do not coexist)."""
     from tomosynth.sizing import bone_context_voxels
 
     base = max(r["base_gb"] for r in rows) * 1e9
     per_ctx = max(
-        ((r["peak_gb"] - r["base_gb"]) * 1e9 - r["voxels"]) / bone_context_voxels((r["size"],) * 3)
-        for r in rows
+        ((r["peak_gb"] - r["base_gb"]) * 1e9 - r["voxels"]) / r["context_voxels"] for r in rows
     )
     ctx = per_ctx * bone_context_voxels((width,) * 3)
     tile_b = tile["above_base_gb"] * 1e9
