@@ -31,21 +31,25 @@ COSTS: dict[str, float | None] = {
     # export_png: read, clip/scale (float64), area-resize, PNG write, per megapixel and thread
     # (the same benchmark, 64 px, the slower size; 0.061 at 1,024^2 on one idle thread)
     "export_s_per_mpix": 0.25,
-    # compute_bone_metrics: ROI metrics + local thickness + S2 + SSIM + Minkowski, per
-    # megavoxel of one volume (the rule measures LR, SR and HR: 3 volumes)
-    "bone_s_per_mvoxel": 15.0,
-    # compute_bone_metrics memory (benchmarks/bench_bone_memory.py, peak RSS of a fresh
-    # process, gyroid texture, one idle-ish core, 2026-12-07): 128^3 0.656 GB, 256^3
-    # 0.693 GB, imports 0.136 GB; one Minkowski tile at width 2048 (8 slices x 128 rows)
-    # 0.54 GB; projected 2048^3 peak 13.3 GB. Per voxel of the volume: the one bone mask
-    # held (bool, 1 B, read slice by slice, never a float copy) plus slice buffers and the
-    # bounded S2/Euler temporaries; per voxel of the largest local-thickness context (a
-    # block of ROIs, its widest halo and 1 voxel of padding, bone_context_voxels): 236 B,
-    # the 128^3 run's working memory above imports and mask over its one 130^3 context (an
-    # upper bound: that figure also holds the run's Minkowski tiles); plus the imports.
-    # The Minkowski tile (MINKOWSKI_BYTES_PER_VOXEL, worst case) is added by bone_metrics().
+    # compute_bone_metrics: ROI metrics + local thickness + S2 + SSIM + Minkowski, CPU seconds
+    # (user + system, robust on a shared machine) per megavoxel of one volume (the rule
+    # measures LR, SR and HR: 3 volumes). benchmarks/bench_bone_memory.py, gyroid texture,
+    # one thread, 2 cores shared by 4 jobs, 2026-12-07: 128^3 35 s (5.6), 256^3 296 s
+    # (5.9), the largest figure. 2048^3: about 42 CPU hours.
+    "bone_s_per_mvoxel": 6.0,
+    # compute_bone_metrics memory (the same runs, peak RSS of a fresh process): 128^3
+    # 0.621 GB, 256^3 0.659 GB, imports 0.136 GB; one Minkowski tile at width
+    # 2048 (8 slices x 128 rows) 0.50-0.52 GB; projected 2048^3 peak 13.0 GB. Per voxel of
+    # the volume: the one bone mask held (bool, 1 B, read slice by slice, never a float
+    # copy) plus slice buffers and the bounded S2/Euler temporaries; per voxel of the
+    # largest local-thickness context (a block of ROIs, its widest halo and 1 voxel of
+    # padding, bone_context_voxels): 220 B, the largest of the runs' working memory above
+    # imports and mask over their own largest context (128^3: 220 B over its one 130^3
+    # context, an upper bound that also holds the run's Minkowski tiles; 256^3: 163 B over
+    # 146^3); plus the imports. The Minkowski tile
+    # (MINKOWSKI_BYTES_PER_VOXEL, worst case) is added by bone_metrics().
     "bone_bytes_per_voxel": 1.5,
-    "bone_context_bytes_per_voxel": 236.0,
+    "bone_context_bytes_per_voxel": 220.0,
     "bone_fixed_bytes": 1.4e8,
     # compute_distance: FRD v1 (frd-score's pyradiomics features, LoG + wavelet filters) of one
     # 256 px image on one thread: 18 + 18 images in ~47 s (issue 20's measurement)
