@@ -59,7 +59,7 @@ def test_export_png(n, cols, threads):
 
 
 # compute_bone_metrics: s per megavoxel and peak bytes per voxel (COSTS, the bone benchmark,
-# 2026-12-07: 6 CPU s per megavoxel, 220 B per thickness-context voxel), Minkowski slab
+# 2026-12-07: 6.1 CPU s per megavoxel, 220 B per thickness-context voxel), Minkowski slab
 # bytes per voxel (tracemalloc, tests/unit/test_morphology.py). 500 slices, not 200: a
 # 4-minute job's 10-minute overhead alone is 2.5x its need.
 @pytest.mark.parametrize("n, size", [(500, 256), (1733, 256)])
