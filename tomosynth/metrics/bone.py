@@ -335,7 +335,7 @@ def split_rois(shape: tuple[int, ...], size: int, stride: int | None = None) -> 
 
 
 #: Side (voxels) of the blocks of ROIs whose thickness maps are computed together: larger
-#: blocks share their halo among more ROIs, smaller ones bound the memory (~100 B per voxel
+#: blocks share their halo among more ROIs, smaller ones bound the memory (120-220 B per voxel
 #: of the block and its halo; benchmarks/bench_bone_memory.py).
 BLOCK_SIDE = BONE_BLOCK_SIDE
 #: First halo (voxels) around a block; grown until it provably covers the largest sphere.
