@@ -2,7 +2,9 @@
 """Whole scans, chunked over detector rows: `reconstruct_scan`, resumable.
 
 `reconstruct_scan`: for each chunk of `chunk_rows` detector rows: read -> `normalize` -> `minus_log` ->
-`remove_stripes` -> `fbp` -> ``slice_{index:05d}.tiff`` (absolute row index). Finished
+`remove_stripes` -> `fbp` -> ``slice_{index:05d}.tiff`` (absolute row index). The chunks are
+pipelined (`_compute_chunks`): the next one is read and pre-processed, and the previous one
+written, while one reconstructs. Finished
 chunks go to the partial folder ``.<out_dir name>.partial`` beside `out_dir`
 (`tomosynth.resume.PartialOutput`); when all are done they are renamed onto `out_dir`
 together with ``recon.json`` (the provenance returned here), so `out_dir` appears only
