@@ -17,7 +17,8 @@ the result is f1 + i f2), as in gridrec. Engines of that NUFFT:
 - ``sparse`` (CPU default, scipy): finufft's kernel and 1.25x grid, with the spreading
   as a sparse matrix built once per geometry and applied to batches of slice pairs (the
   kernel weights are read once for several pairs); 1.3-1.9x finufft's speed, for a
-  cached matrix of ``8 w^2`` bytes per point (72 MiB at 512 / 720, 0.6 GiB at 2048 / 1500).
+  cached matrix of ``8 w^2`` bytes per point (72 MiB at 512 / 720, 0.6 GiB at 2048 / 1500)
+  and each worker's buffers, kept with it (`_workspace`: ~40 MiB at 512, ~0.65 GiB at 2048).
 - ``finufft`` (CPU): finufft's own plans; no cached matrix.
 - ``torch`` (CUDA; any device): the same gridding in torch on a 2x grid.
 """
@@ -25,7 +26,9 @@ the result is f1 + i f2), as in gridrec. Engines of that NUFFT:
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -133,11 +136,13 @@ def _fourier_working_set_bytes(n_angles: int, n_rows: int, n_cols: int, threads:
         + 8 C^2 + 8 (1.25 C + 16)^2 * 2 )  # complex pair output; fine grid + its FFT
         sparse = (8 w^2 + 8) A L     # the matrix: float32 weights, int32 rows, pointers
           + 48 A L                   #   points, tile order and weights of the geometry
-          + T' * (                   # T' = min(threads, batches) workers, each:
-            8 A M * 2 + 8 A L * 3    #   one pair's filtering; its copy in tile order
-          + 8 A L b                  #   the batch's coefficients
-          + 8 G^2 b                  #   fine grids (transformed in place along rows)
-          + 16 G C b )               #   kept columns and their transforms
+          + T' * (                   # T' = min(threads, batches) workspaces, each
+            8 A M * 2 + 8 A L * 3    #   (kept with the matrix between calls): one
+          + 8 A L b                  #   pair's filtering and window; the batch's
+          + 8 G^2 b                  #   coefficients in ray and tile order; fine grids
+          + 16 G C b )               #   and kept columns, transformed in place
+                                     #   (the workspace is 8 A M + 8 A L + 16 A L b
+                                     #   + 8 G^2 b + 8 G C b: less, or within 0.1 MiB)
     (2048 / 1500 angles, 16 rows, 2 threads: 1926 MiB measured, 2829 MiB bound; the
     finufft engine measured 481 MiB.)
     """
@@ -261,12 +266,18 @@ def _fbp_fourier_finufft(
 
 
 def _pair_coefficients(
-    sino: np.ndarray, resp: np.ndarray, lo: int, length: int, starts: list[int]
+    sino: np.ndarray,
+    resp: np.ndarray,
+    lo: int,
+    length: int,
+    starts: list[int],
+    work: dict | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(r, coef)`` for each row pair starting at `starts`: the window spectrum
     ``(angles, L)`` (complex64) of rows ``r`` (real part) and ``r + 1`` (imaginary part,
     zero past the last row), still to be multiplied by the geometry's weights. The
-    buffers are reused: use `coef` before the next step."""
+    buffers (`work`'s ``buf`` and ``win``, else new ones) are reused and every transform
+    runs in place: use `coef` before the next step."""
     import scipy.fft
 
     n_angles, n_rows, n = sino.shape
@@ -278,18 +289,33 @@ def _pair_coefficients(
     off = min(max(-lo, 0), size - n)
     start = lo + off
     take = None if 0 <= start and start + length <= size else (start + np.arange(length)) % size
-    buf = np.zeros((n_angles, size), dtype=np.complex64)
+    if work is None:
+        work = _coefficient_buffers(n_angles, size, length)
+    buf, win = work["buf"], work["win"]
     for r in starts:
         buf[:, :off] = 0.0
         buf[:, off + n :] = 0.0
         buf[:, off : off + n].real = sino[:, r]
         buf[:, off : off + n].imag = sino[:, r + 1] if r + 1 < n_rows else 0.0
+        # contiguous complex64 with overwrite_x: pocketfft transforms in place (no page
+        # faults on fresh output arrays, a third of the time at 512 / 720 otherwise)
         spec = scipy.fft.fft(buf, axis=-1, workers=1, overwrite_x=True)
         spec *= full
         q = scipy.fft.ifft(spec, axis=-1, workers=1, overwrite_x=True)
-        win = q[:, start : start + length] if take is None else q[:, take]
-        yield r, scipy.fft.fft(win, axis=-1, workers=1)
+        if take is None:
+            np.copyto(win, q[:, start : start + length])
+        else:
+            np.take(q, take, axis=1, out=win)
+        yield r, scipy.fft.fft(win, axis=-1, workers=1, overwrite_x=True)
         buf = q  # scipy transformed in place (overwrite_x), or handed back a new buffer
+
+
+def _coefficient_buffers(n_angles: int, size: int, length: int) -> dict:
+    """`_pair_coefficients`' buffers: the padded pair ``(angles, M)`` and its window."""
+    return {
+        "buf": np.zeros((n_angles, size), dtype=np.complex64),
+        "win": np.empty((n_angles, length), dtype=np.complex64),
+    }
 
 
 def _fourier_rows(
@@ -349,8 +375,8 @@ def _sparse_spreader(theta: np.ndarray, n: int, center: float) -> dict:
     column holds one point's ``w x w`` weights (built in blocks: bounded temporaries).
     Points ``(x1, x2)`` are radians per pixel; cells wrap modulo ``G``. The columns go in
     the order ``perm`` of 16 x 16-cell tiles of the grid, not along the rays: the product
-    then adds into one small patch of the grid at a time (1.3-1.8x faster than ray order);
-    the weights ``wperm`` are in that order too.
+    then adds into one small patch of the grid at a time (1.3-1.8x faster than ray order).
+    ``pool`` holds the workers' reusable buffers (`_workspace`).
     """
     import hashlib
 
@@ -390,8 +416,8 @@ def _sparse_spreader(theta: np.ndarray, n: int, center: float) -> dict:
     mat = scipy.sparse.csc_matrix((vals, rows, ptr), shape=(g * g, n_pts))
     deap = _deapodisation(n, g, width, beta)
     _SPARSE_CACHE.update(
-        key=key, lo=lo, length=length, perm=perm, wperm=weight.reshape(-1)[perm], mat=mat, g=g,
-        deap2=(deap[:, None] * deap[None, :]).astype(np.float32),
+        key=key, lo=lo, length=length, perm=perm, weight=weight, mat=mat, g=g,
+        deap2=(deap[:, None] * deap[None, :]).astype(np.float32), pool=[], lock=threading.Lock(),
     )  # fmt: skip
     return _SPARSE_CACHE
 
@@ -412,30 +438,89 @@ def _fbp_fourier_sparse(
     out = np.empty((n_rows, n, n), dtype=np.float32)
     pairs = list(range(0, n_rows, 2))
     batches = [pairs[i : i + _SPARSE_BATCH] for i in range(0, len(pairs), _SPARSE_BATCH)]
-    run_workers(lambda mine: _sparse_rows(sino, resp, geo, mine, out), batches, threads)
+    size = 2 * (resp.shape[0] - 1)
+
+    def work(mine: list[list[int]]) -> None:
+        with _workspace(geo, sino.shape[0], size, n) as ws:
+            _sparse_rows(sino, resp, geo, mine, out, ws)
+
+    run_workers(work, batches, threads)
     return out
 
 
+@contextmanager
+def _workspace(geo: dict, n_angles: int, size: int, n: int) -> Iterator[dict]:
+    """One worker's buffers for the sparse engine, kept with the geometry's cache and
+    reused by the next call: fresh arrays of this size cost page faults on first touch
+    (a third of the time at 512 / 720). A worker takes one from the pool (or makes one)
+    and puts it back when done; workers never share one."""
+    pool = geo["pool"]
+    with geo["lock"]:
+        ws = pool.pop() if pool else None
+    if ws is None or ws["buf"].shape[1] != size:
+        lanes = geo["perm"].size * _SPARSE_BATCH
+        ws = {
+            **_coefficient_buffers(n_angles, size, geo["length"]),
+            "nat": np.empty(lanes, dtype=np.complex64),  # coefficients, ray order
+            "dense": np.empty(lanes, dtype=np.complex64),  # the same in tile order
+            "grid": np.empty(geo["g"] ** 2 * _SPARSE_BATCH, dtype=np.complex64),
+            "modes": np.empty(geo["g"] * n * _SPARSE_BATCH, dtype=np.complex64),
+        }
+    try:
+        yield ws
+    finally:
+        with geo["lock"]:
+            pool.append(ws)
+
+
+def _spread(mat, dense: np.ndarray, grid: np.ndarray) -> None:
+    """``grid = mat @ dense`` (float32 CSC matrix, ``(points, lanes)`` float32) into the
+    preallocated `grid` ``(G^2, lanes)``: scipy's own kernel (``csc_matvecs``, the one
+    behind ``@``), without the fresh output array; ``@`` where scipy lacks it."""
+    try:
+        from scipy.sparse._sparsetools import csc_matvecs
+    except ImportError:  # pragma: no cover - private name moved: the public product
+        grid[...] = mat @ dense
+        return
+    grid.fill(0.0)
+    n_row, n_col = mat.shape
+    csc_matvecs(
+        n_row, n_col, dense.shape[1], mat.indptr, mat.indices, mat.data, dense.ravel(),
+        grid.ravel(),
+    )  # fmt: skip
+
+
 def _sparse_rows(
-    sino: np.ndarray, resp: np.ndarray, geo: dict, batches: list[list[int]], out: np.ndarray
+    sino: np.ndarray,
+    resp: np.ndarray,
+    geo: dict,
+    batches: list[list[int]],
+    out: np.ndarray,
+    ws: dict,
 ) -> None:
-    """One worker of `_fbp_fourier_sparse`: spread, transform and deapodise its batches."""
+    """One worker of `_fbp_fourier_sparse`: spread, transform and deapodise its batches
+    in its workspace `ws` (`_workspace`), every transform in place."""
     import scipy.fft
 
     n_rows, n = sino.shape[1], sino.shape[2]
     g, length = geo["g"], geo["length"]
-    n_pts = geo["perm"].size
-    dense = np.empty((n_pts, _SPARSE_BATCH), dtype=np.complex64)
+    n_angles, n_pts = sino.shape[0], geo["perm"].size
     for starts in batches:
-        b = len(starts)
-        coefs = _pair_coefficients(sino, resp, geo["lo"], length, starts)
-        for lane, (_, coef) in enumerate(coefs):  # tile order, weighted, into the batch
-            np.multiply(coef.reshape(-1).take(geo["perm"]), geo["wperm"], out=dense[:, lane])
-        part = dense if b == _SPARSE_BATCH else np.ascontiguousarray(dense[:, :b])
-        grid = (geo["mat"] @ part.view(np.float32)).view(np.complex64).reshape(g, g, b)
+        b = len(starts)  # lanes of this batch: views of the first b * size of each buffer
+        nat = ws["nat"][: n_pts * b].reshape(n_angles, length, b)
+        coefs = _pair_coefficients(sino, resp, geo["lo"], length, starts, ws)
+        for lane, (_, coef) in enumerate(coefs):  # weighted, ray order, into the batch
+            np.multiply(coef, geo["weight"], out=nat[:, :, lane])
+        # tile order: one gather of b-lane rows (not b gathers of single values)
+        dense = ws["dense"][: n_pts * b].reshape(n_pts, b)
+        np.take(nat.reshape(n_pts, b), geo["perm"], axis=0, out=dense)
+        grid = ws["grid"][: g * g * b].reshape(g, g, b)
+        _spread(geo["mat"], dense.view(np.float32), grid.view(np.float32).reshape(g * g, 2 * b))
         # f(k) = sum_l grid[l] exp(+2 pi i k l / G): unscaled inverse FFTs, the n modes kept
         img = scipy.fft.ifft(grid, axis=1, norm="forward", workers=1, overwrite_x=True)
-        img = scipy.fft.ifft(_modes(img, n), axis=0, norm="forward", workers=1, overwrite_x=True)
+        modes = ws["modes"][: g * n * b].reshape(g, n, b)
+        np.concatenate((img[:, g - n // 2 :], img[:, : n - n // 2]), axis=1, out=modes)
+        img = scipy.fft.ifft(modes, axis=0, norm="forward", workers=1, overwrite_x=True)
         _write_slices(img, starts[0], min(2 * b, n_rows - starts[0]), geo["deap2"], out)
 
 
@@ -456,12 +541,6 @@ def _write_slices(img: np.ndarray, r0: int, count: int, deap2: np.ndarray, out: 
                 deap2[dst + i : dst + i + k],
                 out=out[r0 : r0 + count, dst + i : dst + i + k],
             )
-
-
-def _modes(a: np.ndarray, n: int) -> np.ndarray:
-    """Columns (axis 1) ``-n//2 .. (n-1)//2`` of an FFT-ordered axis, in that order (a copy)."""
-    g = a.shape[1]
-    return np.concatenate((a[:, g - n // 2 :], a[:, : n - n // 2]), axis=1)
 
 
 #: one cached spreading matrix (geometry key -> tensors); rebuilt when the geometry changes

@@ -49,7 +49,8 @@ def recon_memory_bound_mb(
     (next power of two >= 2 C, `ramp_filter`) and ``B = memory_budget_mb``, in bytes::
 
         2 * 4 R C**2                        # slices: this chunk's + the previous one's
-      + max(prep, backproject)
+      + prep + backproject                  # the next chunk is read and pre-processed
+                                            # while this one reconstructs (pipelined)
       + 2 * 4 C**2 + 64 MiB                 # TIFF write of a slice; allocator, libraries
 
         prep = (A + F + D) E'               # counts read as float32 (E' = E for
@@ -96,5 +97,5 @@ def recon_memory_bound_mb(
     if backend == "auto":
         backend = resolve_backend(backend)
     work = terms.get(backend, max(terms.values()))
-    total = 2 * 4 * r * c * c + max(prep, work) + 2 * 4 * c * c + 64 * 2**20
+    total = 2 * 4 * r * c * c + prep + work + 2 * 4 * c * c + 64 * 2**20
     return total / 2**20

@@ -49,7 +49,13 @@ def _single_torch_thread() -> None:
     import sys
 
     torch = sys.modules.get("torch")  # only when the caller uses torch: no import here
-    if torch is not None and torch.get_num_threads() != 1:
+    # another thread may be importing torch right now (`reconstruct_scan` pre-processes
+    # the next chunk while the torch backend starts): a half-initialised module has no
+    # `get_num_threads` yet, and a worker that runs before torch exists never needs it
+    if torch is None or getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        return
+    get = getattr(torch, "get_num_threads", None)
+    if get is not None and get() != 1:
         torch.set_num_threads(1)
 
 
