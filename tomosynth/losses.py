@@ -1,5 +1,6 @@
 """Loss functions: WGAN-GP gradient penalty; L1 content, least-squares adversarial and TV
-losses of the SRGAN family. Weights come from the config, never from literals here."""
+losses of the SRGAN family and its LR-pitch (checkerboard) penalty. Weights come from the
+config, never from literals here."""
 
 from __future__ import annotations
 
@@ -98,3 +99,65 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     dy = x[..., 1:, :] - x[..., :-1, :]
     dx = x[..., :, 1:] - x[..., :, :-1]
     return (dy**2).mean() + (dx**2).mean()
+
+
+def _lr_pitch_mask(h: int, w: int, scale: int, device: torch.device) -> torch.Tensor:
+    """FFT bins within Chebyshev distance 1 of every LR-pitch frequency ``(a H / r, b W / r)``,
+    ``a, b = 0 .. r-1`` not both 0 (the 3 x 3 bins that a Hann window spreads a line over)."""
+    if scale < 2 or h % scale or w % scale or min(h, w) < 4 * scale:
+        raise ValueError(
+            f"lr_pitch_penalty: image {h}x{w} needs sides that are multiples of the scale "
+            f"{scale} (>= 2) and at least {4 * scale} pixels"
+        )
+    mask = torch.zeros(h, w, dtype=torch.bool, device=device)
+    for a in range(scale):
+        for b in range(scale):
+            if a or b:
+                rows = [(a * h // scale + d) % h for d in (-1, 0, 1)]
+                cols = [(b * w // scale + d) % w for d in (-1, 0, 1)]
+                mask[
+                    torch.tensor(rows, device=device)[:, None], torch.tensor(cols, device=device)
+                ] = True
+    return mask
+
+
+def lr_pitch_power(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Spectral energy per pixel at the LR-pitch frequencies of a batch ``(N, C, H, W)``.
+
+    The mean over images of the Hann-windowed power spectrum ``|FFT2(hann (x - mean x))|^2``,
+    summed over the 3 x 3 bins around every ``(a / r, b / r)`` cycles/pixel and divided by
+    ``(H W)^2``: the measure of :func:`tomosynth.metrics.spectral.lr_pitch_energy`, in torch
+    and differentiable.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"lr_pitch_power: expected (N, C, H, W), got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    mask = _lr_pitch_mask(h, w, scale, x.device)
+    window = torch.outer(
+        torch.hann_window(h, periodic=False, dtype=x.dtype, device=x.device),
+        torch.hann_window(w, periodic=False, dtype=x.dtype, device=x.device),
+    )
+    centred = x - x.mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fft2(centred * window).abs().square().flatten(0, 1).mean(dim=0)
+    return power[mask].sum() / float(h * w) ** 2
+
+
+def lr_pitch_penalty(
+    sr: torch.Tensor, hr: torch.Tensor, scale: int, eps: float = 1e-12
+) -> torch.Tensor:
+    """Excess LR-pitch energy of SR over HR: ``max(E(mean SR) / E(mean HR) - 1, 0)``.
+
+    An L1- or MSE-trained upscaler from grid-sampled LR predicts the pixels at the LR-cell
+    centres better than those at the corners, so its output carries a faint pattern locked
+    to the LR grid (a dot grid). `E` is :func:`lr_pitch_power` of the mean image of the batch
+    ``(N, C, H, W)``: patches drawn on the LR grid share that pattern, which survives the
+    mean, while image content and noise average out (coherent averaging). So a batch of 16
+    patches of 64 px sees a pattern as a 256 px image does (on single patches it is below
+    the noise floor of HR's spectrum there). 0 for SR without more such a pattern than HR
+    (no pull on a model without one); HR acts as a constant.
+    """
+    if sr.shape != hr.shape:
+        raise ValueError(f"lr_pitch_penalty: sr {tuple(sr.shape)} != hr {tuple(hr.shape)}")
+    e_hr = lr_pitch_power(hr.detach().mean(dim=0, keepdim=True), scale)
+    e_sr = lr_pitch_power(sr.mean(dim=0, keepdim=True), scale)
+    return torch.relu(e_sr / (e_hr + eps) - 1.0)

@@ -9,6 +9,8 @@ import torch
 from scipy import ndimage
 
 from tomosynth.errors import ConfigError
+from tomosynth.losses import lr_pitch_penalty, lr_pitch_power
+from tomosynth.metrics.degrade import dot_grid
 from tomosynth.metrics.spectral import (
     hf_energy,
     lr_pitch_energy,
@@ -23,6 +25,7 @@ from tomosynth.models.srgan import (
     icnr_,
 )
 from tomosynth.sr_data import bicubic_downscale
+from tomosynth.train.srgan import SRGANTrainConfig
 
 torch.set_num_threads(1)
 
@@ -183,3 +186,64 @@ def test_saturated_bicubic_skip_generator_still_gets_content_gradients():
     assert torch.all(out == 1.0)
     torch.nn.functional.l1_loss(out, torch.full_like(out, 0.5)).backward()
     assert g.tail.bias.grad.item() > 0  # the L1 pull towards 0.5 lowers the bias
+
+
+# --- the LR-pitch penalty of the generator loss ---------------------------------------------------
+def _hr_like(n: int = 4, size: int = 64, seed: int = 5) -> np.ndarray:
+    """Bone-phantom slices with noise (as reconstructed slices): no grid at any pitch."""
+    from tomosynth.simulate import bone_phantom
+
+    hr = bone_phantom(size, n, seed=seed)
+    hr = (hr - hr.min()) / (hr.max() - hr.min())
+    rng = np.random.default_rng(seed)
+    return hr + 0.05 * ndimage.gaussian_filter(rng.standard_normal(hr.shape), (0, 0.7, 0.7))
+
+
+def _t(x: np.ndarray, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(x[:, None], dtype=torch.float64, requires_grad=grad)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_lr_pitch_power_is_numpys_lr_pitch_energy(scale):
+    hr = _hr_like()
+    grid = hr + 0.05 * dot_grid(hr.shape[-2:], phase=(1, 2), pitch=scale)
+    for x in (hr, grid, ndimage.gaussian_filter(hr, (0, 1, 1))):
+        assert lr_pitch_power(_t(x), scale).item() == pytest.approx(
+            lr_pitch_energy(x, scale), rel=1e-9
+        )
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_pitch_penalty_is_zero_without_a_grid_and_pulls_on_a_dot_grid(scale):
+    hr = _hr_like()
+    # HR-like images without a grid: HR itself and a smoothed (L1-trained looking) version
+    for x in (hr, ndimage.gaussian_filter(hr, (0, 1, 1))):
+        sr = _t(x, grad=True)
+        penalty = lr_pitch_penalty(sr, _t(hr), scale)
+        assert penalty.item() == 0.0
+        penalty.backward()
+        assert torch.count_nonzero(sr.grad) == 0  # no pull at all
+    # a dot grid at the LR pitch: the excess over HR of the batch's mean image (content
+    # averages out there, the grid does not), as numpy measures it
+    dotted = hr + 0.1 * dot_grid(hr.shape[-2:], phase=(1, 1), pitch=scale)
+    expected = lr_pitch_energy(dotted.mean(0), scale) / lr_pitch_energy(hr.mean(0), scale) - 1
+    assert expected > 0.2
+    sr = _t(dotted, grad=True)
+    penalty = lr_pitch_penalty(sr, _t(hr), scale)
+    assert penalty.item() == pytest.approx(expected, rel=1e-6)  # eps 1e-12 in E_HR
+    penalty.backward()
+    assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
+    # a small step down the gradient lowers the grid's power at the pitch
+    stepped = (sr - 1e-3 * sr.grad / sr.grad.abs().max()).detach().numpy()[:, 0]
+    assert lr_pitch_energy(stepped, scale) < lr_pitch_energy(dotted, scale)
+
+
+def test_pitch_penalty_rejects_mismatched_or_small_batches():
+    with pytest.raises(ValueError, match="sr"):
+        lr_pitch_penalty(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 16, 16), 4)
+    with pytest.raises(ValueError, match="multiples"):
+        lr_pitch_penalty(torch.zeros(1, 1, 12, 12), torch.zeros(1, 1, 12, 12), 4)
+    with pytest.raises(ConfigError, match="pitch_weight"):
+        SRGANTrainConfig(scale=4, patch_size=8, pitch_weight=0.1)
+    with pytest.raises(ConfigError, match="pitch_weight"):
+        SRGANTrainConfig(scale=4, pitch_weight=-1.0)
