@@ -142,22 +142,33 @@ def lr_pitch_power(x: torch.Tensor, scale: int) -> torch.Tensor:
     return power[mask].sum() / float(h * w) ** 2
 
 
+def _excess(sr: torch.Tensor, hr: torch.Tensor, scale: int, eps: float) -> torch.Tensor:
+    """``max(log(E_SR / E_HR), 0)`` with `E` = :func:`lr_pitch_power`; HR is a constant.
+
+    The log keeps the pull of a pattern 1000x HR's as strong as that of one 2x HR's (the
+    ratio's gradient would swamp the content loss' in Adam's step-size statistics)."""
+    e_sr = lr_pitch_power(sr, scale) + eps
+    return torch.relu(torch.log(e_sr / (lr_pitch_power(hr.detach(), scale) + eps)))
+
+
 def lr_pitch_penalty(
     sr: torch.Tensor, hr: torch.Tensor, scale: int, eps: float = 1e-12
 ) -> torch.Tensor:
-    """Excess LR-pitch energy of SR over HR: ``max(E(mean SR) / E(mean HR) - 1, 0)``.
+    """LR-pitch energy of SR in excess of HR's, relative to HR's, over the batch and over
+    its mean image: ``max(E(SR) / E(HR) - 1, 0) + max(E(mean SR) / E(mean HR) - 1, 0)``.
 
     An L1- or MSE-trained upscaler from grid-sampled LR predicts the pixels at the LR-cell
     centres better than those at the corners, so its output carries a faint pattern locked
-    to the LR grid (a dot grid). `E` is :func:`lr_pitch_power` of the mean image of the batch
-    ``(N, C, H, W)``: patches drawn on the LR grid share that pattern, which survives the
-    mean, while image content and noise average out (coherent averaging). So a batch of 16
-    patches of 64 px sees a pattern as a 256 px image does (on single patches it is below
-    the noise floor of HR's spectrum there). 0 for SR without more such a pattern than HR
-    (no pull on a model without one); HR acts as a constant.
+    to the LR grid (a dot grid). `E` is :func:`lr_pitch_power`. The first term (power
+    averaged over the batch ``(N, C, H, W)``) sees a strong pattern even where its sign
+    follows the image content (a sub-pixel conv's checkerboard). The second (the power of
+    the batch's mean image) sees a weak one of the same sign in every patch: patches drawn
+    on the LR grid share it, while content and noise average out, so 16 patches of 64 px
+    see it as a 256 px image does; on single patches it is below HR's noise floor there.
+    0 for SR with no more power there than HR (no pull on a model without a pattern).
     """
     if sr.shape != hr.shape:
         raise ValueError(f"lr_pitch_penalty: sr {tuple(sr.shape)} != hr {tuple(hr.shape)}")
-    e_hr = lr_pitch_power(hr.detach().mean(dim=0, keepdim=True), scale)
-    e_sr = lr_pitch_power(sr.mean(dim=0, keepdim=True), scale)
-    return torch.relu(e_sr / (e_hr + eps) - 1.0)
+    return _excess(sr, hr, scale, eps) + _excess(
+        sr.mean(dim=0, keepdim=True), hr.mean(dim=0, keepdim=True), scale, eps
+    )
