@@ -258,8 +258,8 @@ def test_training_with_the_pitch_penalty_ends_with_less_lr_pitch_energy(tmp_path
     import pandas as pd
 
     import tomosynth.models.srgan as srgan_models
-    from tomosynth.train.srgan import train_srgan
     from tomosynth.sr_data import SRGANData
+    from tomosynth.train.srgan import train_srgan
 
     monkeypatch.setattr(srgan_models, "icnr_", lambda conv, factor=2: conv)
     hr = _smooth_images(n=10, size=64, seed=2)
