@@ -154,12 +154,13 @@ def _excess(sr: torch.Tensor, hr: torch.Tensor, scale: int, eps: float) -> torch
 def lr_pitch_penalty(
     sr: torch.Tensor, hr: torch.Tensor, scale: int, eps: float = 1e-12
 ) -> torch.Tensor:
-    """LR-pitch energy of SR in excess of HR's, relative to HR's, over the batch and over
-    its mean image: ``max(E(SR) / E(HR) - 1, 0) + max(E(mean SR) / E(mean HR) - 1, 0)``.
+    """LR-pitch energy of SR in excess of HR's, over the batch and over its mean image:
+    ``max(log(E(SR) / E(HR)), 0) + max(log(E(mean SR) / E(mean HR)), 0)``.
 
-    An L1- or MSE-trained upscaler from grid-sampled LR predicts the pixels at the LR-cell
-    centres better than those at the corners, so its output carries a faint pattern locked
-    to the LR grid (a dot grid). `E` is :func:`lr_pitch_power`. The first term (power
+    An L1-trained upscaler from grid-sampled LR predicts the pixels at the LR-cell centres
+    better than those at the corners, and its conditional median is biased where it is
+    unsure, so its output carries a faint pattern locked to the LR grid (a dot grid, see
+    docs/results.md, "SRGAN adversarial phase"). `E` is :func:`lr_pitch_power`. The first term (power
     averaged over the batch ``(N, C, H, W)``) sees a strong pattern even where its sign
     follows the image content (a sub-pixel conv's checkerboard). The second (the power of
     the batch's mean image) sees a weak one of the same sign in every patch: patches drawn
