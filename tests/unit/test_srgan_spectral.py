@@ -13,6 +13,7 @@ from tomosynth.losses import lr_pitch_penalty, lr_pitch_power
 from tomosynth.metrics.degrade import dot_grid
 from tomosynth.metrics.spectral import (
     hf_energy,
+    lr_phase_means,
     lr_pitch_energy,
     lr_pitch_peak,
     lr_pitch_ratio,
@@ -284,3 +285,22 @@ def test_training_with_the_pitch_penalty_ends_with_less_lr_pitch_energy(tmp_path
         pitch[w] = pd.read_csv(tmp_path / str(w) / "log.csv")["val_pitch"].to_numpy()
     assert pitch[0.0][0] > 10  # the plain init's checkerboard
     assert pitch[0.01][-1] < 0.8 * pitch[0.0][-1]
+
+
+def test_lr_phase_means_by_explicit_loops():
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 8, 12))
+    ref = np.zeros((4, 4))
+    for p in range(4):
+        for q in range(4):
+            ref[p, q] = np.mean(
+                [x[i, p + 4 * k, q + 4 * m] for i in range(2) for k in range(2) for m in range(3)]
+            )
+    np.testing.assert_allclose(lr_phase_means(x, 4), ref)
+    # a dot grid is a peak at its phase; noise-free HR-like content has none
+    grid = lr_phase_means(dot_grid((64, 64), phase=(1, 2), pitch=4), 4)
+    assert grid[1, 2] == pytest.approx(1 - 1 / 16) and np.delete(grid.ravel(), 6) == pytest.approx(
+        -1 / 16
+    )
+    with pytest.raises(ValueError, match="multiple"):
+        lr_phase_means(np.zeros((10, 12)), 4)
