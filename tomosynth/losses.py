@@ -1,5 +1,6 @@
 """Loss functions: WGAN-GP gradient penalty; L1 content, least-squares adversarial and TV
-losses of the SRGAN family. Weights come from the config, never from literals here."""
+losses of the SRGAN family and its LR-pitch (checkerboard) penalty. Weights come from the
+config, never from literals here."""
 
 from __future__ import annotations
 
@@ -98,3 +99,77 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     dy = x[..., 1:, :] - x[..., :-1, :]
     dx = x[..., :, 1:] - x[..., :, :-1]
     return (dy**2).mean() + (dx**2).mean()
+
+
+def _lr_pitch_mask(h: int, w: int, scale: int, device: torch.device) -> torch.Tensor:
+    """FFT bins within Chebyshev distance 1 of every LR-pitch frequency ``(a H / r, b W / r)``,
+    ``a, b = 0 .. r-1`` not both 0 (the 3 x 3 bins that a Hann window spreads a line over)."""
+    if scale < 2 or h % scale or w % scale or min(h, w) < 4 * scale:
+        raise ValueError(
+            f"lr_pitch_penalty: image {h}x{w} needs sides that are multiples of the scale "
+            f"{scale} (>= 2) and at least {4 * scale} pixels"
+        )
+    mask = torch.zeros(h, w, dtype=torch.bool, device=device)
+    for a in range(scale):
+        for b in range(scale):
+            if a or b:
+                rows = [(a * h // scale + d) % h for d in (-1, 0, 1)]
+                cols = [(b * w // scale + d) % w for d in (-1, 0, 1)]
+                mask[
+                    torch.tensor(rows, device=device)[:, None], torch.tensor(cols, device=device)
+                ] = True
+    return mask
+
+
+def lr_pitch_power(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Spectral energy per pixel at the LR-pitch frequencies of a batch ``(N, C, H, W)``.
+
+    The mean over images of the Hann-windowed power spectrum ``|FFT2(hann (x - mean x))|^2``,
+    summed over the 3 x 3 bins around every ``(a / r, b / r)`` cycles/pixel and divided by
+    ``(H W)^2``: the measure of :func:`tomosynth.metrics.spectral.lr_pitch_energy`, in torch
+    and differentiable.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"lr_pitch_power: expected (N, C, H, W), got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    mask = _lr_pitch_mask(h, w, scale, x.device)
+    window = torch.outer(
+        torch.hann_window(h, periodic=False, dtype=x.dtype, device=x.device),
+        torch.hann_window(w, periodic=False, dtype=x.dtype, device=x.device),
+    )
+    centred = x - x.mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fft2(centred * window).abs().square().flatten(0, 1).mean(dim=0)
+    return power[mask].sum() / float(h * w) ** 2
+
+
+def _excess(sr: torch.Tensor, hr: torch.Tensor, scale: int, eps: float) -> torch.Tensor:
+    """``max(log(E_SR / E_HR), 0)`` with `E` = :func:`lr_pitch_power`; HR is a constant.
+
+    The log keeps the pull of a pattern 1000x HR's as strong as that of one 2x HR's (the
+    ratio's gradient would swamp the content loss' in Adam's step-size statistics)."""
+    e_sr = lr_pitch_power(sr, scale) + eps
+    return torch.relu(torch.log(e_sr / (lr_pitch_power(hr.detach(), scale) + eps)))
+
+
+def lr_pitch_penalty(
+    sr: torch.Tensor, hr: torch.Tensor, scale: int, eps: float = 1e-12
+) -> torch.Tensor:
+    """LR-pitch energy of SR in excess of HR's, over the batch and over its mean image:
+    ``max(log(E(SR) / E(HR)), 0) + max(log(E(mean SR) / E(mean HR)), 0)``.
+
+    An L1-trained upscaler from grid-sampled LR predicts the pixels at the LR-cell centres
+    better than those at the corners, and its conditional median is biased where it is
+    unsure, so its output carries a faint pattern locked to the LR grid (a dot grid, see
+    docs/results.md, "SRGAN adversarial phase"). `E` is :func:`lr_pitch_power`. The first term (power
+    averaged over the batch ``(N, C, H, W)``) sees a strong pattern even where its sign
+    follows the image content (a sub-pixel conv's checkerboard). The second (the power of
+    the batch's mean image) sees a weak one of the same sign in every patch: patches drawn
+    on the LR grid share it, while content and noise average out, so 16 patches of 64 px
+    see it as a 256 px image does; on single patches it is below HR's noise floor there.
+    0 for SR with no more power there than HR (no pull on a model without a pattern).
+    """
+    if sr.shape != hr.shape:
+        raise ValueError(f"lr_pitch_penalty: sr {tuple(sr.shape)} != hr {tuple(hr.shape)}")
+    return _excess(sr, hr, scale, eps) + _excess(
+        sr.mean(dim=0, keepdim=True), hr.mean(dim=0, keepdim=True), scale, eps
+    )

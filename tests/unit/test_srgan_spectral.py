@@ -9,8 +9,11 @@ import torch
 from scipy import ndimage
 
 from tomosynth.errors import ConfigError
+from tomosynth.losses import lr_pitch_penalty, lr_pitch_power
+from tomosynth.metrics.degrade import dot_grid
 from tomosynth.metrics.spectral import (
     hf_energy,
+    lr_phase_means,
     lr_pitch_energy,
     lr_pitch_peak,
     lr_pitch_ratio,
@@ -23,6 +26,7 @@ from tomosynth.models.srgan import (
     icnr_,
 )
 from tomosynth.sr_data import bicubic_downscale
+from tomosynth.train.srgan import SRGANTrainConfig
 
 torch.set_num_threads(1)
 
@@ -183,3 +187,120 @@ def test_saturated_bicubic_skip_generator_still_gets_content_gradients():
     assert torch.all(out == 1.0)
     torch.nn.functional.l1_loss(out, torch.full_like(out, 0.5)).backward()
     assert g.tail.bias.grad.item() > 0  # the L1 pull towards 0.5 lowers the bias
+
+
+# --- the LR-pitch penalty of the generator loss ---------------------------------------------------
+def _hr_like(n: int = 4, size: int = 64, seed: int = 5) -> np.ndarray:
+    """Bone-phantom slices with noise (as reconstructed slices): no grid at any pitch."""
+    from tomosynth.simulate import bone_phantom
+
+    hr = bone_phantom(size, n, seed=seed)
+    hr = (hr - hr.min()) / (hr.max() - hr.min())
+    rng = np.random.default_rng(seed)
+    return hr + 0.05 * ndimage.gaussian_filter(rng.standard_normal(hr.shape), (0, 0.7, 0.7))
+
+
+def _t(x: np.ndarray, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(x[:, None], dtype=torch.float64, requires_grad=grad)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_lr_pitch_power_is_numpys_lr_pitch_energy(scale):
+    hr = _hr_like()
+    grid = hr + 0.05 * dot_grid(hr.shape[-2:], phase=(1, 2), pitch=scale)
+    for x in (hr, grid, ndimage.gaussian_filter(hr, (0, 1, 1))):
+        assert lr_pitch_power(_t(x), scale).item() == pytest.approx(
+            lr_pitch_energy(x, scale), rel=1e-9
+        )
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_pitch_penalty_is_zero_without_a_grid_and_pulls_on_a_dot_grid(scale):
+    hr = _hr_like()
+    # HR-like images without a grid: HR itself and a smoothed (L1-trained looking) version
+    for x in (hr, ndimage.gaussian_filter(hr, (0, 1, 1))):
+        sr = _t(x, grad=True)
+        penalty = lr_pitch_penalty(sr, _t(hr), scale)
+        assert penalty.item() == 0.0
+        penalty.backward()
+        assert torch.count_nonzero(sr.grad) == 0  # no pull at all
+    # a dot grid at the LR pitch: the excess over HR, of the batch and of its mean image
+    # (content averages out there, the grid does not), as numpy measures it
+    dotted = hr + 0.1 * dot_grid(hr.shape[-2:], phase=(1, 1), pitch=scale)
+    batch = np.log(lr_pitch_energy(dotted, scale) / lr_pitch_energy(hr, scale))
+    mean = np.log(lr_pitch_energy(dotted.mean(0), scale) / lr_pitch_energy(hr.mean(0), scale))
+    assert batch > 0.2 and mean > 0.2
+    expected = batch + mean
+    sr = _t(dotted, grad=True)
+    penalty = lr_pitch_penalty(sr, _t(hr), scale)
+    assert penalty.item() == pytest.approx(expected, rel=1e-6)  # eps 1e-12 in E
+    penalty.backward()
+    assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
+    # a small step down the gradient lowers the grid's power at the pitch
+    stepped = (sr - 1e-3 * sr.grad / sr.grad.abs().max()).detach().numpy()[:, 0]
+    assert lr_pitch_energy(stepped, scale) < lr_pitch_energy(dotted, scale)
+
+
+def test_pitch_penalty_rejects_mismatched_or_small_batches():
+    with pytest.raises(ValueError, match="sr"):
+        lr_pitch_penalty(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 16, 16), 4)
+    with pytest.raises(ValueError, match="multiples"):
+        lr_pitch_penalty(torch.zeros(1, 1, 12, 12), torch.zeros(1, 1, 12, 12), 4)
+    with pytest.raises(ConfigError, match="pitch_weight"):
+        SRGANTrainConfig(scale=4, patch_size=8, pitch_weight=0.1)
+    with pytest.raises(ConfigError, match="pitch_weight"):
+        SRGANTrainConfig(scale=4, pitch_weight=-1.0)
+
+
+def test_training_with_the_pitch_penalty_ends_with_less_lr_pitch_energy(tmp_path, monkeypatch):
+    """Same seed and data, penalty off and on: a generator that starts with a checkerboard
+    (sub-pixel convs with PyTorch's plain init instead of ICNR) keeps more of it without the
+    penalty than with it."""
+    import pandas as pd
+
+    import tomosynth.models.srgan as srgan_models
+    from tomosynth.sr_data import SRGANData
+    from tomosynth.train.srgan import train_srgan
+
+    monkeypatch.setattr(srgan_models, "icnr_", lambda conv, factor=2: conv)
+    hr = _smooth_images(n=10, size=64, seed=2)
+    lr = bicubic_downscale(hr, 4)
+    data = SRGANData(hr[:8], lr[:8], hr[8:], lr[8:])
+    pitch = {}
+    for w in (0.0, 0.01):
+        cfg = SRGANTrainConfig(
+            scale=4,
+            generator={"channels": 8, "n_blocks": 1, "kernel": 3, "skip": "bicubic"},
+            discriminator={"base_features": 4, "max_features": 8, "n_layers": 4},
+            epochs=6,
+            pretrain_epochs=6,
+            batch_size=4,
+            lr=1e-3,
+            patch_size=64,
+            patches_per_image=4,
+            device="cpu",
+            pitch_weight=w,
+        )
+        train_srgan(cfg, data, tmp_path / str(w), progress_bar=False)
+        pitch[w] = pd.read_csv(tmp_path / str(w) / "log.csv")["val_pitch"].to_numpy()
+    assert pitch[0.0][0] > 10  # the plain init's checkerboard
+    assert pitch[0.01][-1] < 0.8 * pitch[0.0][-1]
+
+
+def test_lr_phase_means_by_explicit_loops():
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 8, 12))
+    ref = np.zeros((4, 4))
+    for p in range(4):
+        for q in range(4):
+            ref[p, q] = np.mean(
+                [x[i, p + 4 * k, q + 4 * m] for i in range(2) for k in range(2) for m in range(3)]
+            )
+    np.testing.assert_allclose(lr_phase_means(x, 4), ref)
+    # a dot grid is a peak at its phase; noise-free HR-like content has none
+    grid = lr_phase_means(dot_grid((64, 64), phase=(1, 2), pitch=4), 4)
+    assert grid[1, 2] == pytest.approx(1 - 1 / 16) and np.delete(grid.ravel(), 6) == pytest.approx(
+        -1 / 16
+    )
+    with pytest.raises(ValueError, match="multiple"):
+        lr_phase_means(np.zeros((10, 12)), 4)

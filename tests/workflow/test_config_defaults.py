@@ -59,6 +59,7 @@ DEMO_DIFFERENCES = {
     "srcnn.budget_minutes": "no wall-clock budget: the demo's 25 epochs bound SRCNN (schema: 240)",
     "srgan.train.adv_lr": "G 1e-4 in the adversarial phase: chosen by the evidence runs (README)",
     "srgan.train.adv_lr_d": "D 4e-4: balanced D loss (~0.26) in the short demo runs",
+    "srgan.train.pitch_weight": "LR-pitch penalty on: an L1 model paints a dot grid (results.md)",
     "srgan.generator.upsample": "resize-convolution: no LR-pitch dot grid at demo length",
     "srgan.train.pretrain_epochs": "an L1 warm-up keeps a 30-epoch GAN stable",
     "srgan.train.batch_size": "16 patches per step on a CPU",

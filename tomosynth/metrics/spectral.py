@@ -3,7 +3,9 @@
 A sub-pixel convolution whose r x r output phases differ paints a pattern with the period of
 the LR grid (r HR pixels) over every image: in the power spectrum it is a set of peaks at the
 LR-pitch frequencies ``(a / r, b / r)`` cycles/pixel, ``a, b = 0 .. r-1``, not both 0. Real
-images have no such peak: there the spectrum is as high as around it (the floor).
+images have no such peak: there the spectrum is as high as around it (the floor). An
+L1-trained upscaler paints one too, whatever its upsampler (docs/results.md, "SRGAN
+adversarial phase"); :func:`lr_phase_means` shows the pattern per LR-cell phase.
 Images are float arrays ``(N, H, W)`` or ``(H, W)`` in any unit (the measures are ratios).
 """
 
@@ -118,3 +120,15 @@ def hf_energy(images: np.ndarray) -> float:
     """
     images = _stack(images)
     return float(np.mean([np.mean(ndimage.laplace(im, mode="reflect") ** 2) for im in images]))
+
+
+def lr_phase_means(images: np.ndarray, scale: int) -> np.ndarray:
+    """Mean of `images` at every phase of the LR cell: ``(r, r)``, entry ``(p, q)`` the mean
+    of pixels ``(p + k r, q + l r)`` over all images and cells. A flat table for real HR;
+    an upscaler's dot grid at the LR pitch shows as a pattern (pass SR - mean, or SR - HR
+    for its error per phase). H and W must be multiples of `scale`."""
+    images = _stack(images)
+    n, h, w = images.shape
+    if scale < 1 or h % scale or w % scale:
+        raise ValueError(f"lr_phase_means: image {h}x{w} is not a multiple of the scale {scale}")
+    return images.reshape(n, h // scale, scale, w // scale, scale).mean(axis=(0, 1, 3))

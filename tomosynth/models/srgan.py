@@ -111,7 +111,9 @@ class UpsampleBlock(nn.Module):
 
     ``pixelshuffle``: sub-pixel conv (Shi et al. 2016), conv3 to 4C channels then
     ``PixelShuffle(2)``, ICNR-initialised. ``resize``: nearest-neighbour x2 then conv3
-    (resize-convolution, Odena et al. 2016), which cannot paint a pattern at the LR pitch.
+    (resize-convolution, Odena et al. 2016), whose sub-pixels share one kernel. Neither
+    stops a trained model from painting a pattern at the LR pitch where the content loss
+    favours one (see :func:`tomosynth.losses.lr_pitch_penalty`).
     """
 
     def __init__(self, channels: int, mode: str = "pixelshuffle") -> None:

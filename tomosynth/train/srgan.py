@@ -23,6 +23,7 @@ from torch import nn
 from tomosynth.errors import ConfigError
 from tomosynth.losses import (
     l1_content,
+    lr_pitch_penalty,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     total_variation,
@@ -114,6 +115,9 @@ class SRGANTrainConfig:
         Discriminator updates per generator update in the adversarial phase (D:G balance).
     guard : dict
         :class:`~tomosynth.train.srgan_guard.GuardConfig` of the collapse guard.
+    pitch_weight : float
+        Weight of :func:`~tomosynth.losses.lr_pitch_penalty` (SR's LR-pitch energy in excess
+        of HR's) in the generator loss of both phases; 0 = off.
     patch_size : int or None
         HR patch side in pixels (report: 96), a multiple of the scale; None = whole images.
     patches_per_image : int
@@ -147,6 +151,7 @@ class SRGANTrainConfig:
     adv_lr_d: float | None = None
     d_steps: int = 1
     guard: dict = field(default_factory=dict)
+    pitch_weight: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - {"l1", "adversarial", "tv"}
@@ -165,6 +170,14 @@ class SRGANTrainConfig:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if any(v is not None and not v > 0 for v in (self.adv_lr, self.adv_lr_d)):
             raise ConfigError("srgan train: adv_lr and adv_lr_d must be > 0 (or null)")
+        if not self.pitch_weight >= 0:
+            raise ConfigError(f"srgan train.pitch_weight must be >= 0, got {self.pitch_weight}")
+        self.pitch_weight = float(self.pitch_weight)
+        if self.pitch_weight and self.patch_size is not None and self.patch_size < 4 * self.scale:
+            raise ConfigError(
+                f"srgan train.pitch_weight needs patch_size >= 4 x scale = {4 * self.scale} "
+                f"(got {self.patch_size}): raise patch_size or set pitch_weight to 0"
+            )
         if self.d_steps < 1:
             raise ConfigError(f"srgan train.d_steps must be >= 1, got {self.d_steps}")
         self.guard = asdict(GuardConfig.from_dict(self.guard))
@@ -275,6 +288,12 @@ class SRGANTrainer:
         l1_w = w["l1"] if adversarial else 1.0  # warm-up: content only, unit weight
         tv_w = w["tv"] if adversarial else 0.0
         adv_w = w["adversarial"] if use_adv else 0.0
+        # both phases: the LR-pitch pattern grows during the L1 warm-up already
+        pitch = (
+            self.cfg.pitch_weight * lr_pitch_penalty(outputs[-1], targets[-1], self.cfg.scale)
+            if self.cfg.pitch_weight > 0
+            else torch.zeros((), device=self.device)
+        )
         self.opt_g.zero_grad(set_to_none=True)
         if self.gcfg.kind == "stacked":
             # L_G1 = L1_1 + w_adv (L_adv,D1(G1) + L_adv,D2(G2 G1)) + TV_1 updates G1 only;
@@ -282,7 +301,7 @@ class SRGANTrainer:
             loss_g1 = (
                 l1_w * l1_terms[0] + adv_w * (adv_terms[0] + adv_terms[1]) + tv_w * tv_terms[0]
             )
-            loss_g2 = l1_w * l1_terms[1] + adv_w * adv_terms[1] + tv_w * tv_terms[1]
+            loss_g2 = l1_w * l1_terms[1] + adv_w * adv_terms[1] + tv_w * tv_terms[1] + pitch
             g1, g2 = self.generator.g1, self.generator.g2
             grads1 = torch.autograd.grad(
                 loss_g1, list(g1.parameters()), retain_graph=True, allow_unused=True
@@ -294,7 +313,7 @@ class SRGANTrainer:
                 p.grad = g
             loss_g = loss_g1 + loss_g2
         else:
-            loss_g = l1_w * sum(l1_terms) + adv_w * adv_terms[0] + tv_w * tv_terms[-1]
+            loss_g = l1_w * sum(l1_terms) + adv_w * adv_terms[0] + tv_w * tv_terms[-1] + pitch
             loss_g.backward()
         self.opt_g.step()
         return {
