@@ -132,3 +132,28 @@ def test_forced_collapse_is_caught_and_the_good_state_restored(tmp_path):
     assert final == pytest.approx(result["final_psnr"], abs=0.05)
     assert final > adv["val_psnr"].max() + 5.0
     assert final >= good_psnr - 1.0
+
+
+def test_warmup_divergence_restores_and_lowers_only_the_warmup_rate():
+    """The study's bone2 warm-up at lr 1e-3 fell from 26.7 to 8.1 dB in one epoch; a PSNR
+    drop in the warm-up needs no D loss to count (D is not trained there)."""
+    guard = CollapseGuard(GuardConfig(psnr_drop_db=1.0, lr_factor=0.5))
+    trainer = _FakeTrainer()
+    for epoch, psnr in enumerate([25.0, 26.7, 26.2], start=1):  # a 0.5 dB wobble is kept
+        trainer.value = epoch
+        assert guard.check(_row(epoch, "pretrain", 0.0, psnr), trainer) == ""
+    assert guard.good_epoch == 3
+    trainer.value = 4
+    event = guard.check(_row(4, "pretrain", 0.0, 8.1), trainer)
+    assert "warm-up divergence at epoch 4" in event and "restored epoch 3" in event
+    assert trainer.value == 3
+    assert guard.scale(adversarial=False) == 0.5 and guard.scale(adversarial=True) == 1.0
+    other = CollapseGuard(GuardConfig())
+    other.load_state(guard.state())
+    assert other.scale(adversarial=False) == 0.5
+
+
+def test_warmup_rate_follows_the_guard():
+    cfg = SRGANTrainConfig(scale=4, lr=1e-3, adv_lr=1e-4, adv_lr_d=4e-4)
+    assert cfg.phase_lrs(False, 0.25) == (pytest.approx(2.5e-4), pytest.approx(2.5e-4))
+    assert cfg.phase_lrs(True, 0.5) == (pytest.approx(5e-5), pytest.approx(2e-4))

@@ -206,7 +206,7 @@ class SRGANTrainConfig:
     def phase_lrs(self, adversarial: bool, scale: float = 1.0) -> tuple[float, float]:
         """(G, D) learning rates of a phase; `scale` is the collapse guard's factor."""
         if not adversarial:
-            return self.lr, self.lr
+            return self.lr * scale, self.lr * scale
         g = self.adv_lr if self.adv_lr is not None else self.lr
         d = self.adv_lr_d if self.adv_lr_d is not None else g
         return g * scale, d * scale
@@ -481,7 +481,7 @@ class _SRGANRun(TrainingRun):
         cfg = self.cfg
         epoch = self.epoch + 1
         adversarial = epoch > cfg.pretrain_epochs
-        lr_g, lr_d = cfg.phase_lrs(adversarial, self.guard.lr_scale)
+        lr_g, lr_d = cfg.phase_lrs(adversarial, self.guard.scale(adversarial))
         self.trainer.set_lrs(lr_g, lr_d)
         # Sampling is seeded by (seed, epoch), so a resumed run draws the same patches.
         rng = np.random.default_rng([cfg.seed, epoch])

@@ -1,10 +1,12 @@
-"""Collapse guard of the SRGAN adversarial phase.
+"""Collapse guard of SRGAN training: adversarial collapse and warm-up divergence.
 
 A GAN collapse shows as a discriminator that wins outright (its loss near 0) while the
-generator's images fall apart (validation PSNR drops). Seen together after an epoch, the
-guard puts the generator, discriminator(s) and optimisers back to the last good epoch,
-lowers the adversarial learning rates by a factor and records the event; after
-``max_restores`` restores it ends the adversarial training at the last good state.
+generator's images fall apart (validation PSNR drops). A diverging L1 warm-up shows as the
+PSNR drop alone (at lr 1e-3 the study's bone2 and bone3 warm-ups fell to ~8 dB in one epoch
+and came back only to bicubic level). Seen after an epoch, the guard puts the generator,
+discriminator(s) and optimisers back to the last good epoch, lowers the learning rates of
+that phase by a factor and records the event; after ``max_restores`` restores (both kinds
+together) it ends the training at the last good state.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ class GuardConfig:
     Attributes
     ----------
     enabled : bool
-        Watch the adversarial epochs.
+        Watch the epochs (warm-up and adversarial).
     d_loss_floor : float
         Discriminator loss (least-squares, mean of an epoch) below which D is taken to win
         outright; at a balance of real and fake scores it is about 0.25.
     psnr_drop_db : float
         Drop of validation PSNR below the best good epoch's, in dB, that counts as collapse.
     lr_factor : float
-        Factor (0 < f < 1) applied to both adversarial learning rates at each restore.
+        Factor (0 < f < 1) applied to the learning rates of the phase that failed (both
+        adversarial rates, or the warm-up rate) at each restore.
     max_restores : int
         Restores allowed; the next collapse restores and ends the training.
     """
@@ -76,18 +79,23 @@ class CollapseGuard:
         self.good_epoch = 0
         self.good_psnr = math.nan  # validation PSNR of the good state
         self.ref_psnr = -math.inf  # best validation PSNR of a good epoch
-        self.lr_scale = 1.0
+        self.lr_scale = 1.0  # factor on the adversarial rates
+        self.warmup_lr_scale = 1.0  # factor on the warm-up rate
         self.restores = 0
         self.events: list[str] = []
         self.stop = False
 
     def collapsed(self, row: dict) -> bool:
-        """D loss near 0 together with a PSNR drop beyond ``psnr_drop_db``."""
-        return (
-            row["phase"] == "adversarial"
-            and row["loss_d"] < self.cfg.d_loss_floor
-            and row["val_psnr"] < self.ref_psnr - self.cfg.psnr_drop_db
-        )
+        """A PSNR drop beyond ``psnr_drop_db``: in the adversarial phase together with a D
+        loss near 0 (a collapse), in the warm-up alone (a divergence)."""
+        dropped = row["val_psnr"] < self.ref_psnr - self.cfg.psnr_drop_db
+        if row["phase"] != "adversarial":
+            return dropped
+        return dropped and row["loss_d"] < self.cfg.d_loss_floor
+
+    def scale(self, adversarial: bool) -> float:
+        """The factor on the learning rates of a phase."""
+        return self.lr_scale if adversarial else self.warmup_lr_scale
 
     def check(self, row: dict, trainer: Any) -> str:
         """Judge the epoch of `row`: keep it as the good state, or restore; returns the event
@@ -106,17 +114,29 @@ class CollapseGuard:
         trainer.load_state(copy.deepcopy(self.good))
         self.restores += 1
         self.stop = self.restores > self.cfg.max_restores
-        if not self.stop:
+        adversarial = row["phase"] == "adversarial"
+        if not self.stop and adversarial:
             self.lr_scale *= self.cfg.lr_factor
-        event = (
+        elif not self.stop:
+            self.warmup_lr_scale *= self.cfg.lr_factor
+        what = (
             f"collapse at epoch {row['epoch']} (loss_d {row['loss_d']:.4g} < "
-            f"{self.cfg.d_loss_floor}, val PSNR {row['val_psnr']:.2f} dB < "
+            f"{self.cfg.d_loss_floor}, "
+            if adversarial
+            else f"warm-up divergence at epoch {row['epoch']} ("
+        )
+        event = (
+            f"{what}val PSNR {row['val_psnr']:.2f} dB < "
             f"{self.ref_psnr:.2f} - {self.cfg.psnr_drop_db} dB): restored epoch "
             f"{self.good_epoch}; "
             + (
                 "restores exhausted, training ends"
                 if self.stop
-                else f"adversarial learning rates x{self.lr_scale:g}"
+                else (
+                    f"adversarial learning rates x{self.lr_scale:g}"
+                    if adversarial
+                    else f"warm-up learning rate x{self.warmup_lr_scale:g}"
+                )
             )
         )
         log.warning("collapse guard: %s", event)
@@ -131,6 +151,7 @@ class CollapseGuard:
             "good_psnr": self.good_psnr,
             "ref_psnr": self.ref_psnr,
             "lr_scale": self.lr_scale,
+            "warmup_lr_scale": self.warmup_lr_scale,
             "restores": self.restores,
             "events": list(self.events),
             "stop": self.stop,
@@ -144,6 +165,7 @@ class CollapseGuard:
         self.good_psnr = float(state["good_psnr"])
         self.ref_psnr = float(state["ref_psnr"])
         self.lr_scale = float(state["lr_scale"])
+        self.warmup_lr_scale = float(state.get("warmup_lr_scale", 1.0))  # older checkpoints
         self.restores = int(state["restores"])
         self.events = list(state["events"])
         self.stop = bool(state["stop"])
