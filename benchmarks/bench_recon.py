@@ -307,15 +307,7 @@ def write_scan(path: Path, cols: int, angles: int, rows: int, gzip: bool = True)
         data[:, r : r + 1] = rng.poisson(counts)
     flat = rng.poisson(np.full((20, rows, cols), 4000.0)).astype(np.uint16)
     dark = rng.poisson(np.full((10, rows, cols), 100.0)).astype(np.uint16)
-    if gzip:
-        write_dxchange(path, data, flat, dark, theta)
-        return
-    import h5py
-
-    with h5py.File(path, "w") as f:
-        for name, arr in (("data", data), ("data_white", flat), ("data_dark", dark)):
-            f.create_dataset(f"/exchange/{name}", data=arr)
-        f.create_dataset("/exchange/theta", data=np.rad2deg(theta)).attrs["units"] = "degrees"
+    write_dxchange(path, data, flat, dark, theta, compress=gzip)
 
 
 def bench_memory(cols: int, angles: int, rows: int, chunk_rows: int, threads: int) -> dict:

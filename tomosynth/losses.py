@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import torch
 
+from tomosynth.metrics.spectral import pitch_mask
+
 
 def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
@@ -101,26 +103,6 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (dy**2).mean() + (dx**2).mean()
 
 
-def _lr_pitch_mask(h: int, w: int, scale: int, device: torch.device) -> torch.Tensor:
-    """FFT bins within Chebyshev distance 1 of every LR-pitch frequency ``(a H / r, b W / r)``,
-    ``a, b = 0 .. r-1`` not both 0 (the 3 x 3 bins that a Hann window spreads a line over)."""
-    if scale < 2 or h % scale or w % scale or min(h, w) < 4 * scale:
-        raise ValueError(
-            f"lr_pitch_penalty: image {h}x{w} needs sides that are multiples of the scale "
-            f"{scale} (>= 2) and at least {4 * scale} pixels"
-        )
-    mask = torch.zeros(h, w, dtype=torch.bool, device=device)
-    for a in range(scale):
-        for b in range(scale):
-            if a or b:
-                rows = [(a * h // scale + d) % h for d in (-1, 0, 1)]
-                cols = [(b * w // scale + d) % w for d in (-1, 0, 1)]
-                mask[
-                    torch.tensor(rows, device=device)[:, None], torch.tensor(cols, device=device)
-                ] = True
-    return mask
-
-
 def lr_pitch_power(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Spectral energy per pixel at the LR-pitch frequencies of a batch ``(N, C, H, W)``.
 
@@ -132,7 +114,7 @@ def lr_pitch_power(x: torch.Tensor, scale: int) -> torch.Tensor:
     if x.dim() != 4:
         raise ValueError(f"lr_pitch_power: expected (N, C, H, W), got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
-    mask = _lr_pitch_mask(h, w, scale, x.device)
+    mask = torch.from_numpy(pitch_mask(h, w, scale)).to(x.device)
     window = torch.outer(
         torch.hann_window(h, periodic=False, dtype=x.dtype, device=x.device),
         torch.hann_window(w, periodic=False, dtype=x.dtype, device=x.device),

@@ -35,7 +35,8 @@ COSTS: dict[str, float | None] = {
     # (user + system, robust on a shared machine) per megavoxel of one volume (the rule
     # measures LR, SR and HR: 3 volumes). benchmarks/bench_bone_memory.py, gyroid texture,
     # one thread, 2 cores shared by 4 jobs, 2026-12-07: 128^3 35 s (5.6), 256^3 296 s
-    # (5.9), 320^3 596 s (6.1), the largest figure. 2048^3: about 44 CPU hours.
+    # (5.9), 320^3 596 s (6.1), the largest figure; 512^3 (the integrator, same day) 2443 s
+    # (6.07). 2048^3: about 44 CPU hours.
     "bone_s_per_mvoxel": 6.1,
     # compute_bone_metrics memory (the same runs, peak RSS of a fresh process): 128^3
     # 0.621 GB, 256^3 0.659 GB, 320^3 0.689 GB, imports 0.136 GB; one Minkowski tile at width
@@ -46,7 +47,7 @@ COSTS: dict[str, float | None] = {
     # padding, bone_context_voxels): 220 B, the largest of the runs' working memory above
     # imports and mask over their own largest context (128^3: 220 B over its one 130^3
     # context, an upper bound that also holds the run's Minkowski tiles; 256^3: 163 B over
-    # 146^3; 320^3: 122 B over 162^3); plus the imports. The Minkowski tile
+    # 146^3; 320^3: 122 B over 162^3; 512^3: 0.890 GB peak, 136 B over 162^3); plus the imports. The Minkowski tile
     # (MINKOWSKI_BYTES_PER_VOXEL, worst case) is added by bone_metrics().
     "bone_bytes_per_voxel": 1.5,
     "bone_context_bytes_per_voxel": 220.0,

@@ -387,3 +387,17 @@ def test_projections_brighter_than_flats_are_rejected(tmp_path):
 def test_directory_as_scan_path(tmp_path):
     _raises(tmp_path, inspect_dxchange, match="is a directory")
     _raises(tmp_path, read_dxchange, match="is a directory")
+
+
+def test_uncompressed_scan_is_contiguous_and_reads_the_same(tmp_path):
+    data, flat, dark, theta = _arrays()
+    path = tmp_path / "plain.h5"
+    write_dxchange(path, data, flat, dark, theta, compress=False)
+    with h5py.File(path, "r") as h:
+        for key in ("data", "data_white", "data_dark"):
+            ds = h[f"/exchange/{key}"]
+            assert ds.compression is None and ds.chunks is None, key
+    scan = read_dxchange(path)
+    np.testing.assert_array_equal(scan.data, data)
+    np.testing.assert_array_equal(scan.flat, flat)
+    np.testing.assert_allclose(scan.theta, theta)

@@ -106,6 +106,7 @@ def write_dxchange(
     theta_rad: np.ndarray,
     *,
     attrs: dict[str, Any] | None = None,
+    compress: bool = True,
 ) -> None:
     """Write a scan in the DXchange/Tomobank layout, atomically.
 
@@ -126,6 +127,8 @@ def write_dxchange(
     attrs : dict, optional
         Provenance (simulator parameters, ``voxel_um``, ...) stored as root attributes;
         dict/list values are stored as JSON and decoded again by `inspect_dxchange`.
+    compress : bool
+        False: the frames uncompressed and contiguous, as many beamlines write them.
     """
     path = Path(path)
     data = np.asarray(data)
@@ -151,6 +154,9 @@ def write_dxchange(
     with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("implements", data="exchange")
         for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
+            if not compress:
+                f.create_dataset(key, data=arr)
+                continue
             n, rows, cols = arr.shape
             chunks = (max(1, min(n, 32)), max(1, min(rows, 16)), max(1, cols))
             f.create_dataset(

@@ -42,14 +42,32 @@ def power_spectrum(images: np.ndarray) -> np.ndarray:
     return (np.abs(np.fft.fft2(centred * window)) ** 2).mean(axis=0)
 
 
-def _pitch_blocks(power: np.ndarray, scale: int) -> list[np.ndarray]:
-    """The ``7 x 7`` bins of `power` around every LR-pitch frequency (not the origin)."""
-    h, w = power.shape
+def _check_pitch_size(h: int, w: int, scale: int) -> None:
     if scale < 2 or h % scale or w % scale or min(h, w) < 4 * scale:
         raise ValueError(
             f"LR pitch: image {h}x{w} needs sides that are multiples of the scale {scale} "
             f"(>= 2) and at least {4 * scale} pixels"
         )
+
+
+def pitch_mask(h: int, w: int, scale: int) -> np.ndarray:
+    """Bool ``(h, w)``: the FFT bins within Chebyshev distance :data:`PEAK_RADIUS` of every
+    LR-pitch frequency ``(a h / r, b w / r)``, not both 0: the bins that
+    :func:`lr_pitch_energy` sums (and the SRGAN's LR-pitch penalty)."""
+    _check_pitch_size(h, w, scale)
+    mask = np.zeros((h, w), dtype=bool)
+    d = np.arange(-PEAK_RADIUS, PEAK_RADIUS + 1)
+    for a in range(scale):
+        for b in range(scale):
+            if a or b:
+                mask[np.ix_((a * h // scale + d) % h, (b * w // scale + d) % w)] = True
+    return mask
+
+
+def _pitch_blocks(power: np.ndarray, scale: int) -> list[np.ndarray]:
+    """The ``7 x 7`` bins of `power` around every LR-pitch frequency (not the origin)."""
+    h, w = power.shape
+    _check_pitch_size(h, w, scale)
     offsets = np.arange(-FLOOR_RADIUS, FLOOR_RADIUS + 1)
     dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
     return [
