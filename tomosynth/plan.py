@@ -25,6 +25,10 @@ RESULTS = "results"
 UPSCALE_METHODS = ("bicubic", "srcnn", "srgan")
 #: How a method is written in labels.
 METHOD_LABELS = {"bicubic": "bicubic", "srcnn": "SRCNN", "srgan": "SRGAN"}
+#: ``protocol`` column of the SR tables: how the scored slices relate to the training data
+#: (other slices of the same specimen, or a specimen never seen in training).
+WITHIN_SPECIMEN = "within-specimen"
+HELD_OUT = "held-out specimen"
 
 
 # --- paths ---------------------------------------------------------------------------------

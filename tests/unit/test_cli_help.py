@@ -29,3 +29,14 @@ def test_help_has_no_rest_backticks():
         assert out.returncode == 0, (args, out.stderr)
         assert "`" not in out.stdout, (args, out.stdout)
         assert "usage: tomosynth" in out.stdout
+
+
+def test_cli_does_not_import_torch():
+    # `tomosynth verify` and the study commands read tables and images: importing torch
+    # (5-8 s) for their help or a manifest check would be all of their start-up time.
+    code = "import sys, tomosynth.cli; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -13,6 +13,7 @@ import pandas as pd
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import read_json
 from tomosynth.metrics.image import SSIM_WINDOWS, psnr, ssim
+from tomosynth.plan import HELD_OUT, WITHIN_SPECIMEN
 from tomosynth.sr_data import read_stack, slice_names
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,6 @@ def sr_convention(ssim_window: str) -> str:
         f"PSNR/SSIM of [0, 1] floats, data range 1; {SSIM_WINDOWS[ssim_window]}; "
         "bicubic = OpenCV INTER_CUBIC (tomosynth.resample)"
     )
-
-
-#: ``protocol`` column of the SR tables: how the scored slices relate to the training data.
-WITHIN_SPECIMEN = "within-specimen"
-HELD_OUT = "held-out specimen"
 
 
 def _index(name: str) -> int:

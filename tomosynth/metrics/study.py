@@ -34,8 +34,8 @@ from tomosynth.errors import DataError
 from tomosynth.io import atomic_file
 from tomosynth.metrics.bone_tables import correlation_table
 from tomosynth.metrics.criteria import disc_center, profile_correlation, ring_check
-from tomosynth.metrics.sr import HELD_OUT
 from tomosynth.metrics.study_sets import gather_sets, sets_markdown, sets_table, write_sets
+from tomosynth.plan import HELD_OUT
 
 __all__ = [
     "Criterion",
