@@ -66,13 +66,13 @@ def expected_sizes() -> dict[str, dict]:
             "mem_mb": _mem(1000 + t * COLS**2 * per_pixel_bytes / 1e6),
         }
     # reconstruct (recon defaults: backend auto, device auto -> gpu=1, chunk_rows 16,
-    # memory_budget_mb 128): margin x (stated chunk bound + raw chunk + 1 GB libraries + 1 GB
+    # memory_budget_mb 128, threads 2, not the test's OMP_NUM_THREADS): margin x (stated chunk bound + raw chunk + 1 GB libraries + 1 GB
     # CUDA), and overhead + margin x (slices x the assumed GPU rate, ~0.33 s per 2048/1500
     # slice, + one read at 50 MB/s)
     from tomosynth.recon import recon_memory_bound_mb
 
     frames, rows = ANGLES + 20 + 20, SLICES[1] - SLICES[0]
-    bound = recon_memory_bound_mb(ANGLES, 20, 20, 16, COLS, "auto", 128)
+    bound = recon_memory_bound_mb(ANGLES, 20, 20, 16, COLS, "auto", 128, 2)  # recon.threads: 2
     mb = bound + 2 * frames * 16 * COLS / 2**20 + 2048
     out["reconstruct"] = {
         "mem_mb": _mem(mb),
