@@ -101,3 +101,40 @@ def test_bad_worker_count_is_a_config_error(workers):
     vol = np.zeros((8, 8, 8), dtype=bool)
     with pytest.raises(ConfigError, match="workers"):
         list(roi_metrics(vol, 1.0, 8, progress=False, workers=workers))
+
+
+@fork_only
+def test_minkowski_tiles_on_the_pool_equal_the_whole_volume():
+    from tomosynth.metrics.bone import minkowski_pooled
+    from tomosynth.metrics.geometry import minkowski_3d
+
+    vol = _asymmetric_bone((20, 24, 28))
+    whole = minkowski_3d(vol, slab=0)  # one mesh, one Euler number: no tiles
+    one = minkowski_pooled(vol, 1, slab=6, tile=8)
+    pooled = minkowski_pooled(vol, 3, slab=6, tile=8)  # 4 x 4 = 16 mesh tiles
+    assert pooled == one  # the same tiles summed in the same order: bitwise
+    for k, v in whole.items():
+        assert pooled[k] == pytest.approx(v, rel=1e-6, abs=1e-6)  # float32 meshes
+    assert not bone._SHARED
+
+
+@fork_only
+def test_evaluate_sr_volume_with_workers_writes_the_same_tables(tmp_path):
+    import pandas as pd
+
+    from tomosynth.io import write_json, write_tiff_slices
+    from tomosynth.metrics.bone_tables import evaluate_sr_volume
+
+    rng = np.random.default_rng(0)
+    base = ndi.gaussian_filter(rng.normal(size=(24, 28, 32)), 2.0)
+    base = (base - base.min()) / (base.max() - base.min())
+    for i, kind in enumerate(("lr", "sr", "hr")):
+        noisy = base + rng.normal(0, 0.02 * (i + 1), base.shape)
+        write_tiff_slices(tmp_path / "v" / kind, noisy.clip(0, 1).astype(np.float32))
+    write_json(tmp_path / "v" / "meta.json", {"hr_voxel_um": 10.0})
+    kw = dict(voxel_um=None, roi_size=8, r_max=4, block=8)
+    one, rec1 = evaluate_sr_volume(tmp_path / "v", workers=1, **kw)
+    two, rec2 = evaluate_sr_volume(tmp_path / "v", workers=2, **kw)
+    for key in ("table", "correlations", "consistency"):
+        pd.testing.assert_frame_equal(two[key], one[key], check_exact=True)
+    assert len(one["table"]) >= 3 * 4 * 3  # lr, sr, hr x several blocks of ROIs

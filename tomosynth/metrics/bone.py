@@ -49,7 +49,10 @@ from tqdm import tqdm
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.metrics.geometry import (
     THICKNESS_MARGIN,
+    MeshJob,
     mesh,
+    mesh_tile,
+    minkowski_3d,
     thickness_known,
 )
 from tomosynth.sizing import BONE_BLOCK_SIDE, BONE_HALO_MAX
@@ -494,6 +497,33 @@ def worker_pool(
             yield pool
     finally:
         _SHARED.clear()
+
+
+def _shared_mesh_tile(job: MeshJob) -> tuple[float, float]:
+    """:func:`tomosynth.metrics.geometry.mesh_tile` in a worker, on the parent's bone mask."""
+    return mesh_tile(_SHARED["bone"], *job)  # type: ignore[arg-type]
+
+
+def minkowski_pooled(
+    bone: np.ndarray,
+    workers: int = 1,
+    sigma: float = 0.5,
+    slab: int | None = None,
+    tile: int | None = None,
+) -> dict[str, float]:
+    """:func:`tomosynth.metrics.geometry.minkowski_3d` of `bone` with its mesh tiles on
+    `workers` forked processes (:func:`worker_pool`): the same sums, in the same order."""
+    bone = np.asarray(bone, dtype=bool)
+    with worker_pool(workers, bone) as pool:
+        if pool is None:
+            return minkowski_3d(bone, sigma, slab, tile)
+        return minkowski_3d(
+            bone,
+            sigma,
+            slab,
+            tile,
+            map_tiles=lambda jobs: pool.imap(_shared_mesh_tile, jobs, chunksize=1),
+        )
 
 
 def roi_metrics(
