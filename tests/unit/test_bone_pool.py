@@ -138,3 +138,19 @@ def test_evaluate_sr_volume_with_workers_writes_the_same_tables(tmp_path):
     for key in ("table", "correlations", "consistency"):
         pd.testing.assert_frame_equal(two[key], one[key], check_exact=True)
     assert len(one["table"]) >= 3 * 4 * 3  # lr, sr, hr x several blocks of ROIs
+
+
+@fork_only
+def test_a_dying_worker_fails_the_run_instead_of_hanging(monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    def killed(*args, **kwargs):  # a worker killed for memory by the batch system
+        import os
+
+        os._exit(137)
+
+    monkeypatch.setattr(bone, "_block_rows", killed)  # forked workers inherit the patch
+    vol = _asymmetric_bone((16, 20, 24))
+    with pytest.raises(BrokenProcessPool):
+        list(roi_metrics(vol, 1.0, 8, progress=False, block=8, workers=2))
+    assert not bone._SHARED

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import multiprocessing
-import multiprocessing.pool
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -477,7 +478,7 @@ def check_workers(workers: int) -> int:
 @contextlib.contextmanager
 def worker_pool(
     workers: int, bone: np.ndarray, tissue: np.ndarray | None = None
-) -> Iterator[multiprocessing.pool.Pool | None]:
+) -> Iterator[ProcessPoolExecutor | None]:
     """A pool of `workers` forked processes that read `bone` and `tissue` copy-on-write.
 
     The masks are held in :data:`_SHARED` before the fork, so no worker copies them (one
@@ -485,15 +486,23 @@ def worker_pool(
     None (run in this process) for one worker, or where ``fork`` is not available (not
     Linux/macOS). The parent imports NumPy, SciPy and scikit-image only (no torch, no
     OpenMP pool is started before the fork), and each worker sets its thread variables to 1.
+    A worker that dies (e.g. killed for memory) fails the run (``BrokenProcessPool``)
+    instead of leaving it waiting for a lost block.
     """
     workers = check_workers(workers)
-    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers == 1:
+        yield None
+        return
+    if "fork" not in multiprocessing.get_all_start_methods():
+        logging.getLogger(__name__).warning(
+            "bone metrics: no fork start method here; %d workers run in one process", workers
+        )
         yield None
         return
     _SHARED.update(bone=bone, tissue=tissue)
     try:
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
             yield pool
     finally:
         _SHARED.clear()
@@ -522,7 +531,7 @@ def minkowski_pooled(
             sigma,
             slab,
             tile,
-            map_tiles=lambda jobs: pool.imap(_shared_mesh_tile, jobs, chunksize=1),
+            map_tiles=lambda jobs: pool.map(_shared_mesh_tile, jobs),
         )
 
 
@@ -563,7 +572,7 @@ def roi_metrics(
             done: Iterable = (_block_rows(bone, tis, b, m, voxel_mm, sigma) for b, m in blocks)
         else:
             jobs = [(b, m, voxel_mm, sigma) for b, m in blocks]
-            done = pool.imap(_shared_block_rows, jobs, chunksize=1)  # in block order
+            done = pool.map(_shared_block_rows, jobs)  # in block order, one block per task
         for block_rows in done:
             rows.update((roi.index, (roi, m)) for roi, m in block_rows)
             bar.update()
