@@ -55,14 +55,9 @@ def test_pool_equals_one_process_in_roi_order(tissue):
 def test_pool_thickness_equals_the_whole_volume_map():
     """Independent reference: Tb.Th of balls away from the faces is the mean of the
     whole-volume local thickness (geometry.local_thickness) over each ROI's bone."""
-    n = 32
-    rng = np.random.default_rng(2)
-    g = np.mgrid[:n, :n, :n]
-    vol = np.zeros((n, n, n), dtype=bool)
-    for _ in range(14):
-        r = rng.uniform(2, 5)
-        c = rng.uniform(r + 1.5, n - r - 2.5, size=3)
-        vol |= ((g - c[:, None, None, None]) ** 2).sum(0) <= r * r
+    from test_bone import _spheres_inside  # balls of radius 2-5 inside a 32^3 volume
+
+    vol = _spheres_inside()
     whole = local_thickness(vol)
     rows = list(roi_metrics(vol, 1.0, 8, progress=False, block=16, workers=2))
     assert len(rows) == 64
