@@ -121,7 +121,7 @@ def test_evaluate_sr_volume_with_workers_writes_the_same_tables(tmp_path):
     from tomosynth.metrics.bone_tables import evaluate_sr_volume
 
     rng = np.random.default_rng(0)
-    base = ndi.gaussian_filter(rng.normal(size=(24, 28, 32)), 2.0)
+    base = ndi.gaussian_filter(rng.normal(size=(16, 20, 24)), 2.0)
     base = (base - base.min()) / (base.max() - base.min())
     for i, kind in enumerate(("lr", "sr", "hr")):
         noisy = base + rng.normal(0, 0.02 * (i + 1), base.shape)
