@@ -19,8 +19,15 @@ which is printed too) per megavoxel of each of LR, SR and HR, of the largest siz
 most blocks away from the volume's faces), times 3 W^3.
 
     python benchmarks/bench_bone_memory.py --sizes 128 256 [--roi 32] [--width 2048]
+    python benchmarks/bench_bone_memory.py --sizes 128 --workers 1 2 --block 64 --no-projection
 
-Single-threaded (OMP_NUM_THREADS=1).
+One thread per process (OMP_NUM_THREADS=1). ``--workers`` runs the same volume with each
+count of worker processes (``evaluate_sr_volume(workers=...)``): wall time, CPU time of the
+parent plus its workers (``RUSAGE_CHILDREN``), the parent's peak RSS and the largest
+worker's (``RUSAGE_CHILDREN.ru_maxrss``); "parent + workers" is the parent's peak plus
+workers x the largest worker's, an upper bound of their sum (a worker's RSS counts the
+pages it shares copy-on-write with the parent). ``--block`` sets the ROI block side, so a
+small volume has several blocks to share out.
 """
 
 from __future__ import annotations
@@ -42,10 +49,15 @@ CHILD = r"""
 import json, resource, sys
 from tomosynth.metrics.bone_tables import evaluate_sr_volume
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-tables, _ = evaluate_sr_volume(sys.argv[1], voxel_um=10.0, roi_size=int(sys.argv[2]))
+workers, block = int(sys.argv[3]), int(sys.argv[4])
+tables, _ = evaluate_sr_volume(
+    sys.argv[1], voxel_um=10.0, roi_size=int(sys.argv[2]), workers=workers, block=block
+)
 use = resource.getrusage(resource.RUSAGE_SELF)
-cpu = use.ru_utime + use.ru_stime
-print(json.dumps({"base_kb": base, "peak_kb": use.ru_maxrss, "cpu_s": cpu, "rows": len(tables["table"])}))
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the forked workers, once joined
+cpu = use.ru_utime + use.ru_stime + kids.ru_utime + kids.ru_stime
+print(json.dumps({"base_kb": base, "peak_kb": use.ru_maxrss, "child_peak_kb": kids.ru_maxrss,
+                  "cpu_s": cpu, "rows": len(tables["table"])}))
 """
 
 
@@ -108,32 +120,45 @@ def write_volume(folder: Path, n: int) -> None:
     write_json(folder / "meta.json", {"hr_voxel_um": 10.0})
 
 
-def measure(n: int, roi: int, keep: Path | None) -> dict:
-    """Peak RSS of one evaluate_sr_volume run on an n^3 volume (fresh process)."""
+def measure(n: int, roi: int, keep: Path | None, workers=(1,), block: int = 128) -> list[dict]:
+    """Peak RSS, wall and CPU time of evaluate_sr_volume on an n^3 volume (a fresh process
+    per worker count, the same volume)."""
     with tempfile.TemporaryDirectory(dir=keep) as tmp:
         folder = Path(tmp) / f"vol{n}"
         write_volume(folder, n)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        t0 = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(folder), str(roi)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        wall = time.perf_counter() - t0
+        return [run_child(folder, n, roi, w, block) for w in workers]
+
+
+def run_child(folder: Path, n: int, roi: int, workers: int, block: int) -> dict:
+    """One evaluate_sr_volume run in a fresh process (see :func:`measure`)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder), str(roi), str(workers), str(block)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - t0
     res = json.loads(out.stdout.strip().splitlines()[-1])
     voxels = n**3
     peak = res["peak_kb"] * 1024.0
+    child = res["child_peak_kb"] * 1024.0 if workers > 1 else 0.0
     return {
         "size": n,
+        "workers": workers,
+        "block": block,
+        # parent's peak + workers x the largest worker's peak: an upper bound of the sum
+        # (each worker's RSS counts the pages it shares copy-on-write with the parent)
+        "child_peak_gb": child / 1e9,
+        "sum_peak_bound_gb": (peak + workers * child) / 1e9 if workers > 1 else peak / 1e9,
         "voxels": voxels,
         "peak_gb": peak / 1e9,
         "base_gb": res["base_kb"] * 1024.0 / 1e9,
         "bytes_per_voxel": peak / voxels,
         "above_base_bytes_per_voxel": (peak - res["base_kb"] * 1024.0) / voxels,
-        "context_voxels": run_context_voxels(n, roi),
+        "context_voxels": run_context_voxels(n, roi, block),
         "wall_s": wall,
         "cpu_s": res["cpu_s"],
         # per megavoxel of one volume (LR, SR and HR are measured: 3 volumes), the
@@ -142,7 +167,7 @@ def measure(n: int, roi: int, keep: Path | None) -> dict:
     }
 
 
-def run_context_voxels(n: int, roi: int) -> int:
+def run_context_voxels(n: int, roi: int, block: int = 128) -> int:
     """Voxels of the largest local-thickness context of an n^3 run with the first halo
     (``tomosynth.metrics.bone.HALO``; the gyroid's thickest structure, ~12 voxels, needs no
     wider one): its block of ROIs plus the halo, clipped to the volume, plus 1 voxel of
@@ -151,7 +176,7 @@ def run_context_voxels(n: int, roi: int) -> int:
     from tomosynth.metrics.bone import HALO, roi_blocks, split_rois
 
     best = 0
-    for box, _ in roi_blocks(split_rois((n, n, n), roi)):
+    for box, _ in roi_blocks(split_rois((n, n, n), roi), block):
         sides = [min(n, b.stop + HALO) - max(0, b.start - HALO) + 2 for b in box]
         best = max(best, sides[0] * sides[1] * sides[2])
     return best
@@ -192,17 +217,33 @@ def main() -> None:
     ap.add_argument("--roi", type=int, default=32)
     ap.add_argument("--width", type=int, default=2048, help="projection to width^3")
     ap.add_argument("--keep", type=Path, default=None, help="folder for the temporary volumes")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="worker processes (one run each, same volume); wall, CPU of parent + workers",
+    )
+    ap.add_argument("--block", type=int, default=128, help="ROI block side (voxels)")
+    ap.add_argument("--no-projection", action="store_true", help="skip the tile and projection")
     args = ap.parse_args()
     rows = []
     for n in args.sizes:
-        rows.append(measure(n, args.roi, args.keep))
-        r = rows[-1]
-        print(
-            f"{n}^3: peak {r['peak_gb']:.3f} GB ({r['bytes_per_voxel']:.1f} B/voxel; "
-            f"imports {r['base_gb']:.3f} GB), {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU "
-            f"({r['cpu_s_per_mvoxel']:.1f} s per megavoxel of each of LR, SR and HR)",
-            flush=True,
-        )
+        for r in measure(n, args.roi, args.keep, args.workers, args.block):
+            rows.append(r)
+            print(
+                f"{n}^3, {r['workers']} worker(s), block {r['block']}: peak "
+                f"{r['peak_gb']:.3f} GB ({r['bytes_per_voxel']:.1f} B/voxel; imports "
+                f"{r['base_gb']:.3f} GB; largest worker {r['child_peak_gb']:.3f} GB, parent + "
+                f"workers <= {r['sum_peak_bound_gb']:.3f} GB), {r['wall_s']:.1f} s wall, "
+                f"{r['cpu_s']:.1f} s CPU ({r['cpu_s_per_mvoxel']:.1f} s per megavoxel of each "
+                "of LR, SR and HR)",
+                flush=True,
+            )
+    if args.no_projection:
+        print(json.dumps({"sizes": rows}, indent=1))
+        return
+    rows = [r for r in rows if r["workers"] == 1] or rows
     tile = measure_tile(args.width)
     print(
         f"Minkowski tile at width {args.width} ({tile['slab']} slices x {tile['tile']} rows): "

@@ -1,11 +1,18 @@
 """Rule compute_bone_metrics: per-ROI bone metrics of LR, SR and HR volumes, SR-vs-HR and
 LR-vs-HR correlations, 3D consistency."""
 
+import os
+
 import _bootstrap  # noqa: F401
 
-from tomosynth.io import write_csv
-from tomosynth.metrics.bone_tables import evaluate_sr_volume
-from tomosynth.provenance import write_sidecar
+# The rule's threads are worker processes (ROI blocks, Minkowski tiles), each one thread:
+# no library thread pool of `threads` threads in the parent or its forked workers.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+from tomosynth.io import write_csv  # noqa: E402 - after the thread variables
+from tomosynth.metrics.bone_tables import evaluate_sr_volume  # noqa: E402
+from tomosynth.provenance import write_sidecar  # noqa: E402
 
 p = snakemake.params.bone
 tables, record = evaluate_sr_volume(
@@ -20,6 +27,7 @@ tables, record = evaluate_sr_volume(
     confidence=p["confidence"],
     r_max=p["consistency_r_max"],
     provenance=snakemake.params.provenance,
+    workers=snakemake.threads,
 )
 for key in ("table", "correlations", "consistency"):
     write_csv(snakemake.output[key], tables[key])

@@ -52,6 +52,16 @@ COSTS: dict[str, float | None] = {
     "bone_bytes_per_voxel": 1.5,
     "bone_context_bytes_per_voxel": 220.0,
     "bone_fixed_bytes": 1.4e8,
+    # compute_bone_metrics with workers (the rule's threads: forked processes that share the
+    # mask): the share of one process's time outside the pooled ROI blocks and Minkowski mesh
+    # tiles (reading, Otsu, SSIM, S2, Euler, envelopes): cProfile of one 128^3 run
+    # (2026-12-07, loaded machine): blocks 49.2 s + mesh tiles 21.6 s of 81.0 s, 0.13. These
+    # parts scale with the voxels like the rest, so the share holds at 2048^3 (where the
+    # tiles number thousands); Amdahl's law gives the speed-up (bone_speedup()). Each worker holds
+    # one thickness context or Minkowski tile and its own copy of the pages it writes
+    # (bone_worker_bytes: at most the imports, as the parent's).
+    "bone_serial_fraction": 0.13,
+    "bone_worker_bytes": 1.4e8,
     # compute_distance: FRD v1 (frd-score's pyradiomics features, LoG + wavelet filters) of one
     # 256 px image on one thread: 18 + 18 images in ~47 s (issue 20's measurement)
     "frd_s_per_image": 1.3,
@@ -210,18 +220,47 @@ def bone_context_voxels(shape: tuple[int, int, int]) -> int:
     return side[0] * side[1] * side[2]
 
 
-def bone_metrics(n_slices: int, size: int, policy: Policy, tissue: str = "roi") -> dict[str, int]:
+#: ROI blocks per worker process below which compute_bone_metrics asks for fewer workers
+#: (a volume of 4 blocks, e.g. the demo's 36 x 256^2, runs in one process).
+BONE_BLOCKS_PER_WORKER = 4
+
+
+def bone_workers(n_slices: int, size: int, most: int) -> int:
+    """Worker processes (the rule's threads) of compute_bone_metrics for a (slices, size,
+    size) volume: one per :data:`BONE_BLOCKS_PER_WORKER` blocks of ROIs, 1 to `most`."""
+    side = -(-size // BONE_BLOCK_SIDE)
+    blocks = -(-n_slices // BONE_BLOCK_SIDE) * side * side
+    return max(1, min(int(most), blocks // BONE_BLOCKS_PER_WORKER))
+
+
+def bone_speedup(workers: int) -> float:
+    """Wall-time speed-up of `workers` processes over one (Amdahl, measured serial share)."""
+    f = float(COSTS["bone_serial_fraction"])  # type: ignore[arg-type]
+    return 1.0 / (f + (1.0 - f) / max(1, workers))
+
+
+def bone_metrics(
+    n_slices: int, size: int, policy: Policy, tissue: str = "roi", workers: int = 1
+) -> dict[str, int]:
     """One (slices, size, size) bone mask in memory at a time, three volumes measured; one
     thickness context and one Minkowski tile add their working memory (summed: a bound,
     they do not coexist). Tissue ``envelope`` or a mask holds a tissue mask too (1 B per
-    voxel more). 2048^3 needs about 21 GB (roi) or 30 GB (envelope) before the margin."""
+    voxel more). 2048^3 needs about 21 GB (roi) or 30 GB (envelope) before the margin.
+
+    With `workers` > 1 processes (sharing the masks copy-on-write), each holds one context
+    or one tile (the larger counted) and its own written pages (``bone_worker_bytes``), and
+    the run time is divided by :func:`bone_speedup`.
+    """
     voxels = n_slices * size**2
-    seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"]  # type: ignore[operator]
+    seconds = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"] / bone_speedup(workers)  # type: ignore[operator]
     slab = minkowski_slab_bytes((n_slices, size, size))
     ctx = bone_context_voxels((n_slices, size, size)) * COSTS["bone_context_bytes_per_voxel"]  # type: ignore[operator]
-    fixed = COSTS["bone_fixed_bytes"] + ctx  # type: ignore[operator]
+    if workers > 1:  # a worker computes blocks, then (another pool) tiles: never both
+        work = workers * (max(ctx, slab) + COSTS["bone_worker_bytes"])  # type: ignore[operator]
+    else:
+        work = ctx + slab
     per_voxel = COSTS["bone_bytes_per_voxel"] + (0.0 if tissue == "roi" else 1.0)  # type: ignore[operator]
-    mem = policy.base_mem_mb + (fixed + voxels * per_voxel + slab) / 1e6
+    mem = policy.base_mem_mb + (COSTS["bone_fixed_bytes"] + voxels * per_voxel + work) / 1e6  # type: ignore[operator]
     return policy.request(seconds, mem)
 
 
@@ -443,12 +482,15 @@ def job(
     *,
     chunk_bound_mb: float = 0.0,
     fold_of: plan.FoldOf | None = None,
+    granted_threads: int | None = None,
 ) -> dict[str, int]:
     """{runtime, mem_mb} of one job of the workflow's rule `name` with wildcards `wc`.
 
     `chunk_bound_mb` (reconstruct only): tomosynth.recon.recon_memory_bound_mb of the scan;
     `fold_of` (train_srgan only): tomosynth.sr_data.fold_of. Both are passed in because
-    they import NumPy or torch. Rules without a formula take :data:`UNMEASURED_NEEDS`.
+    they import NumPy or torch. `granted_threads` (compute_bone_metrics only): the job's
+    threads as Snakemake grants them (its worker processes); :func:`job_threads`' when
+    None. Rules without a formula take :data:`UNMEASURED_NEEDS`.
     """
     policy, threads = Policy.from_config(config["sizing"]), config["sizing"]["threads"]
     shape = scan_shape(wc["scan"]) if "scan" in wc else None
@@ -477,7 +519,9 @@ def job(
         return _srgan_job(config, wc, scan_shape, fold_of, policy)
     if name == "compute_bone_metrics":
         tissue = config.get("evaluate", {}).get("bone", {}).get("tissue", "roi")
-        return bone_metrics(kept, config["srgan"]["hr_size"], policy, str(tissue))
+        workers = granted_threads or job_threads(config, name, wc, scan_shape)
+        size = config["srgan"]["hr_size"]
+        return bone_metrics(kept, size, policy, str(tissue), workers=int(workers))
     if name == "super_resolve":
         return super_resolve(kept, config["srgan"]["hr_size"], int(wc["scale"]), policy)
     if name == "train_srcnn":
@@ -489,6 +533,18 @@ def job(
             n_train=n_train, n_val=n_val, size=high, cfg=cfg, gpu=True, policy=policy
         )
     return unmeasured(name, policy)
+
+
+def job_threads(
+    config: Mapping[str, Any], name: str, wc: Mapping[str, str], scan_shape: ScanShape
+) -> int:
+    """Threads of one job of rule `name`: ``sizing.threads[name]``; for compute_bone_metrics
+    (worker processes) that is the most, fewer on small volumes (:func:`bone_workers`)."""
+    most = int(config["sizing"]["threads"][name])
+    if name != "compute_bone_metrics":
+        return most
+    kept = plan.kept_slices(config, scan_shape(wc["scan"])[3])
+    return bone_workers(kept, config["srgan"]["hr_size"], most)
 
 
 #: Reconstruction backends that run on CUDA when the device allows it (auto: tomopy is not

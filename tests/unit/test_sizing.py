@@ -89,6 +89,49 @@ def test_bone_metrics_of_a_2048_cube_ask_under_32_gb():
     assert mem <= 32_000 and need_mb < 24_000
 
 
+# compute_bone_metrics with worker processes (the rule's threads): Amdahl's law with the
+# serial share measured by cProfile (COSTS["bone_serial_fraction"], docs/results.md); each
+# worker holds one thickness context or one Minkowski tile (the larger) and its own pages.
+@pytest.mark.parametrize("n, size, workers", [(1733, 256, 8), (2048, 2048, 16)])
+def test_bone_metrics_with_workers(n, size, workers):
+    voxels = n * size**2
+    f = COSTS["bone_serial_fraction"]
+    need_s = 3 * voxels / 1e6 * COSTS["bone_s_per_mvoxel"] * (f + (1 - f) / workers)
+    slab = max(8, sizing.MINKOWSKI_SLAB_VOXELS // size**2)
+    rows = min(max(8, sizing.MINKOWSKI_SLAB_VOXELS // (slab * size)) + 7, size + 4)
+    tile_bytes = MINKOWSKI_BYTES_PER_VOXEL * (min(slab, n) + 7) * rows * (size + 4)
+    context = (min(n, 256) + 2) * (min(size, 256) + 2) ** 2
+    worker = max(context * COSTS["bone_context_bytes_per_voxel"], tile_bytes)
+    worker += COSTS["bone_worker_bytes"]
+    need_mb = (
+        1000
+        + (COSTS["bone_fixed_bytes"] + voxels * COSTS["bone_bytes_per_voxel"] + workers * worker)
+        / 1e6
+    )
+    request = sizing.bone_metrics(n, size, POLICY, workers=workers)
+    _check(request, need_s, need_mb)
+    one = sizing.bone_metrics(n, size, POLICY)
+    assert request["runtime"] < one["runtime"] / 2 and request["mem_mb"] > one["mem_mb"]
+
+
+def test_bone_workers_follow_the_volume():
+    """One worker per 4 blocks of 128^3 ROIs, 1 to sizing.threads.compute_bone_metrics."""
+    assert sizing.bone_workers(36, 256, 8) == 1  # the demo: 1 x 2 x 2 blocks
+    assert sizing.bone_workers(256, 256, 8) == 2  # 8 blocks
+    assert sizing.bone_workers(1733, 256, 8) == 8  # 14 x 2 x 2 blocks
+    assert sizing.bone_workers(2048, 2048, 16) == 16
+    assert sizing.bone_workers(2048, 2048, 1) == 1
+    cfg = schema_config(srgan={"scans": ["tomo"]})
+    assert cfg["sizing"]["threads"]["compute_bone_metrics"] == 8  # the schema's most
+    wc = {"scan": "tomo", "preset": "exp_d", "scale": "4"}
+    shape = (1500, 20, 20, 2048, 2048)
+    threads = sizing.job_threads(cfg, "compute_bone_metrics", wc, lambda scan: shape)
+    assert threads == 8
+    full = sizing.job(cfg, "compute_bone_metrics", wc, lambda scan: shape)
+    granted = sizing.job(cfg, "compute_bone_metrics", wc, lambda scan: shape, granted_threads=2)
+    assert granted["runtime"] > full["runtime"] and granted["mem_mb"] < full["mem_mb"]
+
+
 # compute_distance: FRD s per image, Inception images/s on one CPU thread, s per 2048-d
 # Fréchet distance (COSTS; benchmarks of the distance stage)
 @pytest.mark.parametrize(

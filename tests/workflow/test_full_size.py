@@ -30,7 +30,10 @@ ANGLES, ROWS, COLS = 1500, 2048, 2048
 SLICES, SKIP = (0, 1792), 59
 KEPT = SLICES[1] - SLICES[0] - SKIP  # 1,733 PNG slices, as in the thesis
 MARGIN, OVERHEAD, CAP = 1.5, 10.0, 10080.0  # schema defaults of `sizing`
-THREADS = {"clip_bounds": 4, "export_png": 4, "compute_distance": 4, "compute_bone_metrics": 1}
+THREADS = {"clip_bounds": 4, "export_png": 4, "compute_distance": 4}
+# compute_bone_metrics' worker processes: one per 4 blocks of 128^3 ROIs (14 x 2 x 2 blocks
+# here), at most sizing.threads.compute_bone_metrics (schema default 8)
+BONE_WORKERS = 8
 GPU_RULES = {
     "reconstruct", "train_wgan_gp", "sample_wgan_gp", "train_srcnn", "upscale", "train_srgan", "super_resolve",
     "compute_distance",
@@ -98,24 +101,31 @@ def expected_sizes() -> dict[str, dict]:
         "runtime": _runtime(300 * epoch, budget=240),
         "mem_mb": _mem(1000 + 6000 + (n_train + n_val) * 256**2 * 8 / 1e6),
     }
-    # bone metrics of the SR volume (1,733 x 256^2), one mask + one thickness context (block
-    # 128 + 2 x 64 halo, capped by the 256 px side, + 1 voxel of padding per face) + one
-    # Minkowski tile (the whole 256^2 cross-section)
+    # bone metrics of the SR volume (1,733 x 256^2), one mask + per worker process the larger
+    # of one thickness context (block 128 + 2 x 64 halo, capped by the 256 px side, + 1 voxel
+    # of padding per face) and one Minkowski tile (the whole 256^2 cross-section), and its
+    # own pages; run time divided by Amdahl's speed-up (the measured serial share)
     vox = KEPT * 256**2
     slab = max(8, MINKOWSKI_SLAB_VOXELS // 256**2)
     context = (256 + 2) ** 3
+    worker = max(
+        context * COSTS["bone_context_bytes_per_voxel"],
+        MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * 260**2,
+    )
+    f = COSTS["bone_serial_fraction"]
+    serial_s = 3 * vox / 1e6 * COSTS["bone_s_per_mvoxel"]
     out["compute_bone_metrics"] = {
-        "runtime": _runtime(3 * vox / 1e6 * COSTS["bone_s_per_mvoxel"]),
+        "runtime": _runtime(serial_s * (f + (1 - f) / BONE_WORKERS)),
         "mem_mb": _mem(
             1000
             + (
                 COSTS["bone_fixed_bytes"]
-                + context * COSTS["bone_context_bytes_per_voxel"]
                 + vox * COSTS["bone_bytes_per_voxel"]
-                + MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * 260**2
+                + BONE_WORKERS * (worker + COSTS["bone_worker_bytes"])
             )
             / 1e6
         ),
+        "threads": BONE_WORKERS,
     }
     # distances: 1,733 real + 4 sets x 1,000 samples through Inception (and FRD) once each;
     # 4 sets x 2 references + the real split, each 200 + 5 + 6 + 1 Fréchet distances (2048-d)
@@ -160,7 +170,15 @@ def rehearsal(wf, tmp_path_factory):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     env = {"TOMOSYNTH_SLURM_PARTITION": "gpu", "TOMOSYNTH_SLURM_ACCOUNT": "study"}
     proc = wf.run_snakemake(
-        workdir, "--dry-run", "--profile", "workflow/profiles/slurm", env=env, timeout=300
+        workdir,
+        "--dry-run",
+        "--profile",
+        "workflow/profiles/slurm",
+        # a dry run grants 1 core unless told; a SLURM run grants each job its threads
+        "--cores",
+        "64",
+        env=env,
+        timeout=300,
     )
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", proc.stdout + proc.stderr):
@@ -168,6 +186,8 @@ def rehearsal(wf, tmp_path_factory):
         res = re.search(r"^\s+resources: (.*)$", block, flags=re.M)
         if head and head.group(1) != "all":
             pairs = dict(re.findall(r"(\w+)=([^,]+)", res.group(1))) if res else {}
+            job_threads = re.search(r"^\s+threads: (\d+)$", block, flags=re.M)
+            pairs["threads"] = job_threads.group(1) if job_threads else "1"
             wc = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
             pairs.update(
                 {f"wildcard_{k}": v for k, v in re.findall(r"(\w+)=([^,]+)", wc.group(1))}
@@ -187,8 +207,12 @@ def rehearsal(wf, tmp_path_factory):
             wf = api.workflow(snakefile=Path("Snakefile"), resource_settings=ResourceSettings(),
                               config_settings=ConfigSettings(),
                               storage_settings=StorageSettings())._workflow
-            cores = {r.name: getattr(r.resources["_cores"], "value", r.resources["_cores"])
-                     for r in wf.rules}
+            cores = {}
+            for r in wf.rules:
+                try:
+                    cores[r.name] = getattr(r.resources["_cores"], "value", r.resources["_cores"])
+                except ValueError:  # a function of the job (compute_bone_metrics)
+                    cores[r.name] = "per job"
             print("@@" + json.dumps({k: v if isinstance(v, int) else str(v)
                                      for k, v in cores.items()}))
         """

@@ -34,8 +34,13 @@ Conventions (declared in every table through :data:`METRICS`):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +50,10 @@ from tqdm import tqdm
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.metrics.geometry import (
     THICKNESS_MARGIN,
+    MeshJob,
     mesh,
+    mesh_tile,
+    minkowski_3d,
     thickness_known,
 )
 from tomosynth.sizing import BONE_BLOCK_SIDE, BONE_HALO_MAX
@@ -405,6 +413,128 @@ def roi_blocks(rois: list[Roi], block: int = BLOCK_SIDE) -> list[tuple[Box, list
     return out
 
 
+def _block_rows(
+    bone: np.ndarray,
+    tis: np.ndarray | None,
+    box: Box,
+    members: list[Roi],
+    voxel_mm: float,
+    sigma: float,
+) -> list[tuple[Roi, dict[str, float]]]:
+    """Metrics of the ROIs of one block, from the block's thickness maps on its context."""
+
+    def marrow_of(c: Box) -> np.ndarray:
+        return ~bone[c] if tis is None else ~bone[c] & tis[c]
+
+    t_bone = context_thickness(lambda c: bone[c], bone.shape, box)
+    t_marrow = context_thickness(marrow_of, bone.shape, box)
+    rows = []
+    for roi in members:
+        s = roi.slices
+        local = tuple(
+            slice(a.start - b.start, a.stop - b.start) for a, b in zip(s, box, strict=True)
+        )
+        m = bone_metrics(
+            bone[s],
+            voxel_mm,
+            thickness_bone=t_bone[local],
+            thickness_marrow=t_marrow[local],
+            tissue="roi" if tis is None else tis[s],
+            sigma=sigma,
+        )
+        rows.append((roi, m))
+    return rows
+
+
+#: The masks that forked workers read copy-on-write ("bone", "tissue"); set by
+#: :func:`worker_pool` in the parent just before the workers start, never pickled.
+_SHARED: dict[str, np.ndarray | None] = {}
+#: Libraries' thread-pool variables a worker sets to 1 (one process per core).
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _init_worker() -> None:
+    """Worker start: one thread per library, so ``workers`` processes use ``workers`` cores."""
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+
+
+def _shared_block_rows(job: tuple[Box, list[Roi], float, float]) -> list[tuple[Roi, dict]]:
+    """:func:`_block_rows` in a worker, on the parent's masks (:data:`_SHARED`)."""
+    box, members, voxel_mm, sigma = job
+    return _block_rows(_SHARED["bone"], _SHARED["tissue"], box, members, voxel_mm, sigma)  # type: ignore[arg-type]
+
+
+def check_workers(workers: int) -> int:
+    """`workers` as an int >= 1 (ConfigError otherwise)."""
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        raise ConfigError(
+            f"compute_bone_metrics workers: must be an integer >= 1, got {workers!r} "
+            "(the rule's threads: sizing.threads.compute_bone_metrics)"
+        )
+    return int(workers)
+
+
+@contextlib.contextmanager
+def worker_pool(
+    workers: int, bone: np.ndarray, tissue: np.ndarray | None = None
+) -> Iterator[ProcessPoolExecutor | None]:
+    """A pool of `workers` forked processes that read `bone` and `tissue` copy-on-write.
+
+    The masks are held in :data:`_SHARED` before the fork, so no worker copies them (one
+    byte per voxel each) and only block boxes and ROI lists travel to the workers. Yields
+    None (run in this process) for one worker, or where ``fork`` is not available (not
+    Linux/macOS). The parent imports NumPy, SciPy and scikit-image only (no torch, no
+    OpenMP pool is started before the fork), and each worker sets its thread variables to 1.
+    A worker that dies (e.g. killed for memory) fails the run (``BrokenProcessPool``)
+    instead of leaving it waiting for a lost block.
+    """
+    workers = check_workers(workers)
+    if workers == 1:
+        yield None
+        return
+    if "fork" not in multiprocessing.get_all_start_methods():
+        logging.getLogger(__name__).warning(
+            "bone metrics: no fork start method here; %d workers run in one process", workers
+        )
+        yield None
+        return
+    _SHARED.update(bone=bone, tissue=tissue)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+            yield pool
+    finally:
+        _SHARED.clear()
+
+
+def _shared_mesh_tile(job: MeshJob) -> tuple[float, float]:
+    """:func:`tomosynth.metrics.geometry.mesh_tile` in a worker, on the parent's bone mask."""
+    return mesh_tile(_SHARED["bone"], *job)  # type: ignore[arg-type]
+
+
+def minkowski_pooled(
+    bone: np.ndarray,
+    workers: int = 1,
+    sigma: float = 0.5,
+    slab: int | None = None,
+    tile: int | None = None,
+) -> dict[str, float]:
+    """:func:`tomosynth.metrics.geometry.minkowski_3d` of `bone` with its mesh tiles on
+    `workers` forked processes (:func:`worker_pool`): the same sums, in the same order."""
+    bone = np.asarray(bone, dtype=bool)
+    with worker_pool(workers, bone) as pool:
+        if pool is None:
+            return minkowski_3d(bone, sigma, slab, tile)
+        return minkowski_3d(
+            bone,
+            sigma,
+            slab,
+            tile,
+            map_tiles=lambda jobs: pool.map(_shared_mesh_tile, jobs),
+        )
+
+
 def roi_metrics(
     bone: np.ndarray,
     voxel_mm: float,
@@ -415,46 +545,38 @@ def roi_metrics(
     sigma: float = 0.5,
     progress: bool = True,
     block: int = BLOCK_SIDE,
+    workers: int = 1,
 ) -> Iterator[tuple[Roi, dict[str, float]]]:
     """Metrics of every cubic ROI of a binary volume, in ROI order.
 
     The thickness maps of bone and marrow (the tissue minus the bone, see
     :data:`TISSUES`) are computed per block of ROIs on a halo of the volume
     (:func:`context_thickness`), so a structure cut by an ROI face keeps its width while
-    memory stays bounded by the block, not the volume.
+    memory stays bounded by the block, not the volume. With ``workers > 1`` the blocks are
+    computed in that many forked processes (:func:`worker_pool`; one context each, the
+    masks shared): the same values as one process, in the same order.
     """
     bone = np.asarray(bone, dtype=bool)
-    roi_tissue = tissue_name(tissue) == "roi"
-    if roi_tissue:
+    workers = check_workers(workers)
+    if tissue_name(tissue) == "roi":
         tis = None
     elif tissue_name(tissue) == "envelope":
         tis = envelope_slabwise(bone)  # one more byte per voxel, bounded temporaries
     else:
         tis = tissue_mask(bone, tissue)
-
-    def marrow_of(c: Box) -> np.ndarray:
-        return ~bone[c] if tis is None else ~bone[c] & tis[c]
-
-    rows: dict[int, tuple[Roi, dict[str, float]]] = {}
     blocks = roi_blocks(split_rois(bone.shape, roi_size, roi_stride), block)
-    for box, members in tqdm(blocks, desc="ROI blocks", disable=not progress, leave=False):
-        t_bone = context_thickness(lambda c: bone[c], bone.shape, box)
-        t_marrow = context_thickness(marrow_of, bone.shape, box)
-        for roi in members:
-            s = roi.slices
-            local = tuple(
-                slice(a.start - b.start, a.stop - b.start) for a, b in zip(s, box, strict=True)
-            )
-            m = bone_metrics(
-                bone[s],
-                voxel_mm,
-                thickness_bone=t_bone[local],
-                thickness_marrow=t_marrow[local],
-                tissue="roi" if tis is None else tis[s],
-                sigma=sigma,
-            )
-            rows[roi.index] = (roi, m)
-        del t_bone, t_marrow
+    bar = tqdm(total=len(blocks), desc="ROI blocks", disable=not progress, leave=False)
+    rows: dict[int, tuple[Roi, dict[str, float]]] = {}
+    with worker_pool(max(1, min(workers, len(blocks))), bone, tis) as pool:
+        if pool is None:
+            done: Iterable = (_block_rows(bone, tis, b, m, voxel_mm, sigma) for b, m in blocks)
+        else:
+            jobs = [(b, m, voxel_mm, sigma) for b, m in blocks]
+            done = pool.map(_shared_block_rows, jobs)  # in block order, one block per task
+        for block_rows in done:
+            rows.update((roi.index, (roi, m)) for roi, m in block_rows)
+            bar.update()
+    bar.close()
     for index in sorted(rows):
         yield rows[index]
 

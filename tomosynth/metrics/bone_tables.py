@@ -18,15 +18,17 @@ import pandas as pd
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.io import list_slices, read_json, read_tiff, read_tiff_stack
 from tomosynth.metrics.bone import (
+    BLOCK_SIDE,
     METRICS,
     TISSUES,
     TRABECULAR,
     binarize,
+    minkowski_pooled,
     roi_metrics,
     tissue_name,
     trabecular_rois,
 )
-from tomosynth.metrics.geometry import directional_s2, minkowski_3d, slice_ssim
+from tomosynth.metrics.geometry import directional_s2, slice_ssim
 from tomosynth.metrics.stats import agreement, pearson_test
 from tomosynth.provenance import provenance as make_provenance
 
@@ -202,8 +204,11 @@ def mask_rows(
     tissue: str | np.ndarray,
     sigma: float,
     progress: bool,
+    workers: int = 1,
+    block: int = BLOCK_SIDE,
 ) -> list[dict]:
-    """The region-``all`` rows of :func:`roi_table` for one bone mask."""
+    """The region-``all`` rows of :func:`roi_table` for one bone mask (ROI blocks of
+    `block` voxels on `workers` processes: :func:`tomosynth.metrics.bone.roi_metrics`)."""
     return [
         {
             "kind": kind,
@@ -225,6 +230,8 @@ def mask_rows(
             tissue=tissue,
             sigma=sigma,
             progress=progress,
+            workers=workers,
+            block=block,
         )
     ]
 
@@ -354,12 +361,14 @@ def consistency_table(
     return pd.DataFrame(rows)
 
 
-def consistency_rows(kind: str, bone: np.ndarray, ssim: np.ndarray, r_max: int) -> list[dict]:
+def consistency_rows(
+    kind: str, bone: np.ndarray, ssim: np.ndarray, r_max: int, workers: int = 1
+) -> list[dict]:
     """The :func:`consistency_table` rows of one stack from its bone mask and the SSIM of
-    its consecutive slices."""
+    its consecutive slices (Minkowski mesh tiles on `workers` processes)."""
     rows = [
         {"kind": kind, "quantity": f"minkowski_{k}", "lag": 0, "value": float(v)}
-        for k, v in minkowski_3d(bone).items()
+        for k, v in minkowski_pooled(bone, workers).items()
     ]
     s2 = directional_s2(bone, r_max)
     for quantity, key in (("s2_slice", "slice"), ("s2_plane", "plane")):
@@ -406,13 +415,17 @@ def evaluate_sr_volume(
     r_max: int = 16,
     provenance: dict | None = None,
     cortex_min_thickness: float = 12.0,
+    workers: int = 1,
+    block: int = BLOCK_SIDE,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Bone tables of an SR volume folder (lr/, sr/, hr/) and their provenance record.
 
     Returns ``({"table": per-ROI metrics, "correlations": SR-vs-HR and LR-vs-HR
     correlations, "consistency": 3D consistency}, record)``; the caller writes them (the
     record is the table's JSON sidecar). The voxel size (um) is the folder's ``meta.json``
-    ``hr_voxel_um`` when present, else `voxel_um`.
+    ``hr_voxel_um`` when present, else `voxel_um`. `workers` processes compute the ROI
+    blocks (of `block` voxels) and the Minkowski mesh tiles (the rule's threads): the
+    same tables as one process.
     """
     folder = Path(volume_dir)
     meta, vox = _volume_meta(volume_dir, voxel_um)
@@ -440,9 +453,11 @@ def evaluate_sr_volume(
             tissue=tissue,
             sigma=sigma,
             progress=True,
+            workers=workers,
+            block=block,
         )
         ssim = stream_slice_ssim(_stack_paths(folder, kind), data_range=1.0)
-        cons_rows[kind] = consistency_rows(kind, bone, ssim, r_max)
+        cons_rows[kind] = consistency_rows(kind, bone, ssim, r_max, workers)
         del bone
     table = with_regions(pd.DataFrame([r for k in KINDS for r in rows[k]]), trabecular)
     corr = correlation_table(table, "hr", confidence)

@@ -17,6 +17,7 @@ Pixel/voxel units throughout; the phase is the ``True`` side of a mask.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -444,7 +445,7 @@ def integral_mean_curvature(verts: np.ndarray, faces: np.ndarray) -> float:
     return float(np.sum(_edge_curvature(verts, faces)[1]))
 
 
-def _mesh_tile(
+def mesh_tile(
     mask: np.ndarray, sigma: float, cz: tuple[int, int], cy: tuple[int, int]
 ) -> tuple[float, float]:
     """Surface (vx^2) and integral mean curvature (vx) of the closed mesh's cubes
@@ -491,8 +492,16 @@ def _mesh_tile(
     return area, float(np.sum(contrib[owned(mid)]))
 
 
+#: ``(sigma, cz, cy)`` of one :func:`mesh_tile` of :func:`minkowski_3d`.
+MeshJob = tuple[float, tuple[int, int], tuple[int, int]]
+
+
 def minkowski_3d(
-    mask: np.ndarray, sigma: float = 0.5, slab: int | None = None, tile: int | None = None
+    mask: np.ndarray,
+    sigma: float = 0.5,
+    slab: int | None = None,
+    tile: int | None = None,
+    map_tiles: Callable[[list[MeshJob]], Iterable[tuple[float, float]]] | None = None,
 ) -> dict[str, float]:
     """Volume (vx^3), surface (vx^2), integral mean curvature (vx) and Euler characteristic.
 
@@ -510,7 +519,9 @@ def minkowski_3d(
     slabs, chi(A u B) = chi(A) + chi(B) - chi(A n B), with the shared slice as A n B. The
     sum equals the whole-volume value up to rounding. ``slab=None`` and ``tile=None`` pick
     :func:`tomosynth.sizing.minkowski_slab` and :func:`tomosynth.sizing.minkowski_tile`;
-    ``slab=0`` computes the whole volume at once.
+    ``slab=0`` computes the whole volume at once. `map_tiles` maps :data:`MeshJob` s to
+    the :func:`mesh_tile` results of this mask, in order (e.g. on a process pool that
+    holds the mask: :func:`tomosynth.metrics.bone.minkowski_pooled`); this process when None.
     """
     from skimage.measure import euler_number, mesh_surface_area
 
@@ -547,11 +558,15 @@ def minkowski_3d(
         if z1 < nz:
             euler -= float(euler_number(np.pad(m[z1 : z1 + 1], 1), connectivity=3))
     # Mesh cubes of the padded volume (2 voxels of padding) run from 0 to n + 2 per axis.
-    for c0 in range(0, nz + 3, slab):
-        for e0 in range(0, ny + 3, tile):
-            a, c = _mesh_tile(m, sigma, (c0, min(c0 + slab, nz + 3)), (e0, min(e0 + tile, ny + 3)))
-            surface += a
-            curvature += c
+    jobs: list[MeshJob] = [
+        (sigma, (c0, min(c0 + slab, nz + 3)), (e0, min(e0 + tile, ny + 3)))
+        for c0 in range(0, nz + 3, slab)
+        for e0 in range(0, ny + 3, tile)
+    ]
+    done = (mesh_tile(m, *j) for j in jobs) if map_tiles is None else map_tiles(jobs)
+    for a, c in done:  # in tile order: the same sum wherever the tiles ran
+        surface += a
+        curvature += c
     return {"volume": volume, "surface": surface, "mean_curvature": curvature, "euler": euler}
 
 

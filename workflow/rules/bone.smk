@@ -22,10 +22,10 @@ rule compute_bone_metrics:
         "logs/benchmark/compute_bone_metrics/{scan}_{preset}_x{scale}.tsv"
     conda:
         "../../envs/plot.yaml"
-    threads: SIZING_THREADS["compute_bone_metrics"]
+    threads: get_compute_bone_metrics_threads
     resources:
-        runtime=size_of("compute_bone_metrics", "runtime"),
-        mem_mb=size_of("compute_bone_metrics", "mem_mb"),
+        runtime=bone_size_of("runtime"),
+        mem_mb=bone_size_of("mem_mb"),
     params:
         bone=BONE,
         voxel_um=plan_of(plan.scan_voxel_um),

@@ -127,6 +127,25 @@ def size_of(name, key):
     return lambda wildcards: job_size(name, wildcards)[key]
 
 
+def get_compute_bone_metrics_threads(wildcards):
+    """Worker processes of one compute_bone_metrics job (tomosynth.sizing.job_threads)."""
+    return sizing.job_threads(
+        config, "compute_bone_metrics", dict(wildcards.items()), scan_shape
+    )
+
+
+def bone_size_of(key):
+    """A resource callable: `key` of a compute_bone_metrics job for the threads Snakemake
+    grants it (its worker processes, at most --cores)."""
+    return lambda wildcards, threads: sizing.job(
+        config,
+        "compute_bone_metrics",
+        dict(wildcards.items()),
+        scan_shape,
+        granted_threads=threads,
+    )[key]
+
+
 def gpu_of(name):
     """The gpu request of the jobs of `name` (tomosynth.sizing.job_gpu): a number where the
     config alone decides, a resource callable where the job's wildcards do."""
