@@ -13,6 +13,7 @@ import numpy as np
 
 from tomosynth.errors import DataError
 from tomosynth.io.atomic import _denied, atomic_file, permission_message
+from tomosynth.io.h5chunks import read_rows
 
 if TYPE_CHECKING:
     import h5py
@@ -315,12 +316,8 @@ def read_dxchange(
                     f"{path}: row range [{r0}, {r1}) is empty or out of bounds; valid rows are "
                     f"0..{info.n_rows} (half-open, {info.n_rows} detector rows)"
                 )
-            out = {}
-            for key in (DATA, FLAT, DARK):
-                ds = f[key]
-                arr = np.empty((ds.shape[0], r1 - r0, ds.shape[2]), dtype=np.float32)
-                ds.read_direct(arr, np.s_[:, r0:r1, :])
-                out[key] = arr
+            # gzip chunks are inflated by ISA-L when it is installed (`h5chunks`)
+            out = {key: read_rows(f[key], r0, r1) for key in (DATA, FLAT, DARK)}
     except OSError as exc:
         raise DataError(f"{path}: cannot read HDF5 data (truncated or corrupt?): {exc}") from exc
     return _checked_projections(path, out[DATA], out[FLAT], out[DARK], info.theta, (r0, r1))
