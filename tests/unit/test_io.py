@@ -401,3 +401,20 @@ def test_uncompressed_scan_is_contiguous_and_reads_the_same(tmp_path):
     np.testing.assert_array_equal(scan.data, data)
     np.testing.assert_array_equal(scan.flat, flat)
     np.testing.assert_allclose(scan.theta, theta)
+
+
+def test_write_tiff_slices_digests_are_the_bytes_written(tmp_path):
+    import hashlib
+
+    from tomosynth.io import write_tiff_slices
+
+    vol = np.random.default_rng(3).random((3, 17, 23)).astype(np.float32)
+    digests: dict[str, str] = {}
+    paths = write_tiff_slices(tmp_path / "hashed", vol, first_index=5, digests=digests)
+    plain = write_tiff_slices(tmp_path / "plain", vol, first_index=5)
+    assert sorted(digests) == ["slice_00005.tiff", "slice_00006.tiff", "slice_00007.tiff"]
+    for path, ref, img in zip(paths, plain, vol, strict=True):
+        data = path.read_bytes()
+        assert data == ref.read_bytes()  # the same bytes as tifffile writing to the file
+        assert digests[path.name] == hashlib.sha256(data).hexdigest()
+        np.testing.assert_array_equal(tifffile.imread(path), img)

@@ -26,12 +26,17 @@ def slice_name(index: int, ext: str) -> str:
 
 
 def write_tiff_slices(
-    folder: str | os.PathLike, volume: np.ndarray, first_index: int = 0
+    folder: str | os.PathLike,
+    volume: np.ndarray,
+    first_index: int = 0,
+    digests: dict[str, str] | None = None,
 ) -> list[Path]:
     """Write `volume` (n, h, w) as float32 TIFFs ``slice_{first_index + i:05d}.tiff``.
 
     `folder` is created if needed; callers writing a rule output pass the temporary folder
-    of `atomic_dir`. Returns the written paths in order.
+    of `atomic_dir`. Returns the written paths in order. `digests`, when given, receives
+    each file's name -> SHA-256 (hex) of the bytes written, hashed from memory as they are
+    written, so that a manifest need not read the files again (`tomosynth.resume`).
     """
     folder = Path(folder)
     volume = np.asarray(volume)
@@ -47,9 +52,29 @@ def write_tiff_slices(
     for i, img in enumerate(volume):
         path = folder / slice_name(first_index + i, "tiff")
         with atomic_file(path, clean=False) as tmp:
-            tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
+            if digests is None:
+                tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
+            else:
+                digests[path.name] = _write_hashed(tmp, img)
         paths.append(path)
     return paths
+
+
+def _write_hashed(tmp: Path, img: np.ndarray) -> str:
+    """Write `img` as a float32 TIFF to `tmp` (the same bytes as ``tifffile.imwrite``);
+    the SHA-256 hex digest of those bytes."""
+    import hashlib
+    import io
+
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.ascontiguousarray(img, dtype=np.float32))
+    view = buf.getbuffer()
+    tmp.write_bytes(view)
+    digest = hashlib.sha256(view).hexdigest()
+    view.release()
+    return digest
 
 
 def _verify(folder: Path) -> None:
