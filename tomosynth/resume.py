@@ -10,7 +10,7 @@ delete it when the job dies or before the rerun. Layout::
         slices/              finished slice_*.tiff; renamed onto <name>/ when all are done
         chunks/rows_A_B.json one marker per finished chunk, written (atomically) after its
                              TIFFs; lists each file with its size, and its SHA-256 (hashed
-                             as written) and mtime, which MANIFEST.json takes at publish
+                             when written) and mtime, which MANIFEST.json takes at publish
         scratch/             optional sinogram-ordered copy of the scan (resumable itself)
         values.json          cached values (the automatically found centre)
 
@@ -247,7 +247,7 @@ class PartialOutput:
         with atomic_file(self.slices / file_name) as tmp:
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
         # consumers and `tomosynth verify` check the folder; the slices' digests come from
-        # the markers (hashed as written), a file changed since is hashed again
+        # the markers (hashed when written), a file changed since is hashed again
         write_manifest(self.slices, known=self._known_digests())
         old = self.out.parent / f".{self.out.name}.old"
         if old.exists():

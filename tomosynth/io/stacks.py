@@ -17,7 +17,7 @@ from tomosynth.io.atomic import (
     permission_message,
     write_failure,
 )
-from tomosynth.manifest import verify_folder
+from tomosynth.manifest import file_sha256, verify_folder
 
 
 def slice_name(index: int, ext: str) -> str:
@@ -35,8 +35,9 @@ def write_tiff_slices(
 
     `folder` is created if needed; callers writing a rule output pass the temporary folder
     of `atomic_dir`. Returns the written paths in order. `digests`, when given, receives
-    each file's name -> SHA-256 (hex) of the bytes written, hashed from memory as they are
-    written, so that a manifest need not read the files again (`tomosynth.resume`).
+    each file's name -> SHA-256 (hex), hashed right after the file is written (in the
+    caller's thread, e.g. `reconstruct_scan`'s writer), so that the manifest need not read
+    every file again when the output is published (`tomosynth.resume`).
     """
     folder = Path(folder)
     volume = np.asarray(volume)
@@ -52,29 +53,11 @@ def write_tiff_slices(
     for i, img in enumerate(volume):
         path = folder / slice_name(first_index + i, "tiff")
         with atomic_file(path, clean=False) as tmp:
-            if digests is None:
-                tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
-            else:
-                digests[path.name] = _write_hashed(tmp, img)
+            tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
+            if digests is not None:  # read back at once, from the page cache
+                digests[path.name] = file_sha256(tmp)
         paths.append(path)
     return paths
-
-
-def _write_hashed(tmp: Path, img: np.ndarray) -> str:
-    """Write `img` as a float32 TIFF to `tmp` (the same bytes as ``tifffile.imwrite``);
-    the SHA-256 hex digest of those bytes."""
-    import hashlib
-    import io
-
-    import tifffile
-
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, np.ascontiguousarray(img, dtype=np.float32))
-    view = buf.getbuffer()
-    tmp.write_bytes(view)
-    digest = hashlib.sha256(view).hexdigest()
-    view.release()
-    return digest
 
 
 def _verify(folder: Path) -> None:

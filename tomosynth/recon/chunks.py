@@ -488,7 +488,7 @@ def _compute_chunks(
         return run.preprocess(p), masked
 
     def save(a: int, b: int, rec: np.ndarray, masked: list) -> None:
-        digests: dict[str, str] = {}  # hashed as written, for MANIFEST.json at publish
+        digests: dict[str, str] = {}  # hashed here, for MANIFEST.json at publish
         paths = write_tiff_slices(partial.slices, rec, first_index=a, digests=digests)
         partial.record(a, b, paths, digests, device=dev_type, masked_rows=masked)
 
