@@ -479,6 +479,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.rows} rows in chunks of {args.chunk_rows}, {n} x {n}, {n_angles} angles, "
             f"{'uncompressed' if args.uncompressed else 'gzip'} scan"
         )
+        if not args.uncompressed:
+            from tomosynth.io.h5chunks import INFLATE
+
+            print(f"gzip chunks inflated by {INFLATE} (isal: pip install tomosynth[fast-io])")
         print(
             f"kernel {r['kernel']:.4g} slices/s, end to end {r['end_to_end']:.4g} slices/s, "
             f"ratio {r['ratio']:.2f}"

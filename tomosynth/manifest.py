@@ -63,16 +63,30 @@ def _payload_files(folder: Path) -> list[Path]:
     return out
 
 
-def build_manifest(folder: str | os.PathLike, rule: str | None = None) -> dict[str, Any]:
-    """Manifest of `folder`: per file (relative POSIX path) its size, mtime and sha256."""
+def build_manifest(
+    folder: str | os.PathLike,
+    rule: str | None = None,
+    known: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Manifest of `folder`: per file (relative POSIX path) its size, mtime and sha256.
+
+    `known` maps relative paths to ``{"size", "mtime_ns", "sha256"}`` hashed when the file
+    was written (`tomosynth.io.write_tiff_slices`); such a digest is taken without reading
+    the file again while the file's size and mtime still equal those recorded, else the
+    file is hashed.
+    """
     folder = Path(folder)
+    known = known or {}
     files = {}
     for path in _payload_files(folder):
         st = path.stat()
-        files[path.relative_to(folder).as_posix()] = {
+        rel = path.relative_to(folder).as_posix()
+        entry = known.get(rel, {})
+        same = entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+        files[rel] = {
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
-            "sha256": file_sha256(path),
+            "sha256": entry["sha256"] if same and entry.get("sha256") else file_sha256(path),
         }
     return {
         "format": "tomosynth-manifest-1",
@@ -83,12 +97,18 @@ def build_manifest(folder: str | os.PathLike, rule: str | None = None) -> dict[s
     }
 
 
-def write_manifest(folder: str | os.PathLike, rule: str | None = None) -> dict[str, Any]:
+def write_manifest(
+    folder: str | os.PathLike,
+    rule: str | None = None,
+    known: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Write ``MANIFEST.json`` into `folder` (atomically) and return it.
 
-    `rule` defaults to the Snakemake rule of the running job (environment ``TOMOSYNTH_RULE``).
+    `rule` defaults to the Snakemake rule of the running job (environment ``TOMOSYNTH_RULE``);
+    `known`: digests hashed as the files were written (`build_manifest`).
     """
-    manifest = build_manifest(folder, rule if rule is not None else os.environ.get(RULE_ENV))
+    rule = rule if rule is not None else os.environ.get(RULE_ENV)
+    manifest = build_manifest(folder, rule, known)
     path = Path(folder) / MANIFEST_NAME
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")

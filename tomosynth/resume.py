@@ -9,7 +9,8 @@ delete it when the job dies or before the rerun. Layout::
         provenance.json      what the chunks depend on (scan digest, backend, filter, ...)
         slices/              finished slice_*.tiff; renamed onto <name>/ when all are done
         chunks/rows_A_B.json one marker per finished chunk, written (atomically) after its
-                             TIFFs; lists each file with its size
+                             TIFFs; lists each file with its size, and its SHA-256 (hashed
+                             when written) and mtime, which MANIFEST.json takes at publish
         scratch/             optional sinogram-ordered copy of the scan (resumable itself)
         values.json          cached values (the automatically found centre)
 
@@ -208,14 +209,27 @@ class PartialOutput:
         """The markers of the finished chunks (valid under the current provenance)."""
         return [self._done[k] for k in sorted(self._done)]
 
-    def record(self, a: int, b: int, paths: list[Path], **extra: Any) -> None:
-        """Mark rows ``[a, b)`` finished; call after their files are completely written."""
+    def record(
+        self, a: int, b: int, paths: list[Path], digests: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        """Mark rows ``[a, b)`` finished; call after their files are completely written.
+
+        `digests`: file name -> SHA-256 of the bytes written (`write_tiff_slices`), kept in
+        the marker with each file's mtime so that `publish` need not read the files again.
+        """
+        stats = {Path(p).name: Path(p).stat() for p in paths}
         record = {
             "rows": [int(a), int(b)],
             "provenance": self._hash,
-            "files": {Path(p).name: Path(p).stat().st_size for p in paths},
+            "files": {name: st.st_size for name, st in stats.items()},
             **extra,
         }
+        if digests:
+            record["sha256"] = {
+                name: {"sha256": digests[name], "mtime_ns": st.st_mtime_ns}
+                for name, st in stats.items()
+                if name in digests
+            }
         write_json(self.chunks / f"rows_{int(a):05d}_{int(b):05d}.json", record)
         self._done[(int(a), int(b))] = record
 
@@ -232,7 +246,9 @@ class PartialOutput:
                 path.unlink()
         with atomic_file(self.slices / file_name) as tmp:
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        write_manifest(self.slices)  # consumers and `tomosynth verify` check the folder
+        # consumers and `tomosynth verify` check the folder; the slices' digests come from
+        # the markers (hashed when written), a file changed since is hashed again
+        write_manifest(self.slices, known=self._known_digests())
         old = self.out.parent / f".{self.out.name}.old"
         if old.exists():
             shutil.rmtree(old)
@@ -241,6 +257,18 @@ class PartialOutput:
         os.replace(self.slices, self.out)
         shutil.rmtree(old, ignore_errors=True)
         self.discard()
+
+    def _known_digests(self) -> dict[str, dict[str, Any]]:
+        """Slice name -> ``{"size", "mtime_ns", "sha256"}`` from the finished chunks' markers."""
+        known: dict[str, dict[str, Any]] = {}
+        for record in self.records():
+            hashed = record.get("sha256")
+            if not isinstance(hashed, dict):
+                continue  # a marker written without digests: publish hashes its files
+            for name, entry in hashed.items():
+                if isinstance(entry, dict) and name in record["files"]:
+                    known[name] = {"size": record["files"][name], **entry}
+        return known
 
     def discard(self) -> None:
         """Delete the partial folder (after publishing, or when its input is unusable)."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import Projections
+from tomosynth.io import Projections, row_stats
 
 __all__ = [
     "BAD_ROW_POLICIES",
@@ -134,15 +134,19 @@ def bad_detector_rows(p: Projections) -> dict[int, str]:
     pixels sit at one value that is the chunk's maximum and at least its flat level (a
     clipped detector). Returns row -> reason.
     """
-    dark = p.dark.mean(axis=(0, 2), dtype=np.float64)
-    beam = p.flat.mean(axis=(0, 2), dtype=np.float64) - dark
-    signal = p.data.mean(axis=(0, 2), dtype=np.float64) - dark
-    top = float(p.data.max())
+    stats = p.stats if p.stats is not None else row_stats(p.data, p.flat, p.dark)
+    dark = stats.dark
+    beam = stats.flat - dark
+    signal = stats.data - dark
+    top = float(stats.data_max.max())
     bad: dict[int, str] = {}
+    per_row = p.data.shape[0] * p.data.shape[2]
     for i in range(p.data.shape[1]):
         row = p.rows[0] + i
         ratio = signal[i] / beam[i] if beam[i] > 0 else np.inf
-        plateau = float(np.mean(p.data[:, i, :] == top))
+        # only rows that reach the chunk's maximum can have pixels at it
+        at_top = np.count_nonzero(p.data[:, i, :] == top) if stats.data_max[i] == top else 0
+        plateau = at_top / per_row
         if plateau > MAX_PLATEAU_FRACTION and top >= beam[i] + dark[i]:
             bad[row] = f"saturated: {100 * plateau:.0f}% of its pixels at {top:.6g} counts"
         elif ratio > MAX_ROW_TRANSMISSION:
@@ -202,6 +206,7 @@ def check_rows(
             )
         i = row - p.rows[0]
         p.data[:, i], p.flat[:, i], p.dark[:, i] = good.data[:, 0], good.flat[:, 0], good.dark[:, 0]
+        p.stats = None  # the counts changed
         _log.warning(
             "%s: masked detector row %d (%s) with row %d", path, row, bad[row], good.rows[0]
         )

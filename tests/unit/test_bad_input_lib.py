@@ -566,10 +566,10 @@ def test_masked_row_of_a_reused_chunk_stays_in_recon_json(tmp_path, monkeypatch)
     kw = dict(backend="torch", center=16, chunk_rows=2, bad_rows="mask")
     write = chunks.write_tiff_slices
 
-    def killed_at_row_6(folder, rec, first_index=0):
+    def killed_at_row_6(folder, rec, first_index=0, **kw):
         if first_index == 6:
             raise KeyboardInterrupt  # the job killed after the chunk holding row 5
-        return write(folder, rec, first_index=first_index)
+        return write(folder, rec, first_index=first_index, **kw)
 
     monkeypatch.setattr(chunks, "write_tiff_slices", killed_at_row_6)
     with pytest.raises(KeyboardInterrupt):

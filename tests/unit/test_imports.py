@@ -39,6 +39,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "io",
         "io.atomic",
         "io.jsonio",
+        "io.h5chunks",
         "io.dxchange",
         "io.readorder",
         "io.stacks",

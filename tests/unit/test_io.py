@@ -401,3 +401,55 @@ def test_uncompressed_scan_is_contiguous_and_reads_the_same(tmp_path):
     np.testing.assert_array_equal(scan.data, data)
     np.testing.assert_array_equal(scan.flat, flat)
     np.testing.assert_allclose(scan.theta, theta)
+
+
+def test_write_tiff_slices_digests_are_the_bytes_written(tmp_path):
+    import hashlib
+
+    from tomosynth.io import write_tiff_slices
+
+    vol = np.random.default_rng(3).random((3, 17, 23)).astype(np.float32)
+    digests: dict[str, str] = {}
+    paths = write_tiff_slices(tmp_path / "hashed", vol, first_index=5, digests=digests)
+    plain = write_tiff_slices(tmp_path / "plain", vol, first_index=5)
+    assert sorted(digests) == ["slice_00005.tiff", "slice_00006.tiff", "slice_00007.tiff"]
+    for path, ref, img in zip(paths, plain, vol, strict=True):
+        data = path.read_bytes()
+        assert data == ref.read_bytes()  # the same bytes as tifffile writing to the file
+        assert digests[path.name] == hashlib.sha256(data).hexdigest()
+        np.testing.assert_array_equal(tifffile.imread(path), img)
+
+
+def test_row_checks_share_one_pass_and_match_the_formula(tmp_path):
+    """`read_dxchange`'s per-row statistics, reused by `check_rows`, name the same bad rows
+    as the formula written out here on the raw arrays (and as a chunk without them)."""
+    from tomosynth.io import read_dxchange, write_dxchange
+    from tomosynth.scan_checks import bad_detector_rows
+
+    rng = np.random.default_rng(4)
+    data = rng.poisson(2000.0, (40, 8, 32)).astype(np.float32)
+    flat = rng.poisson(4000.0, (5, 8, 32)).astype(np.float32)
+    dark = rng.poisson(100.0, (3, 8, 32)).astype(np.float32)
+    data[:, 2, :] = 5000.0  # saturated: every pixel at the chunk's maximum, above the flats
+    data[:, 5, :] = 4500.0 + rng.poisson(50.0, (40, 32))  # over-flat, below the maximum
+    write_dxchange(tmp_path / "s.h5", data, flat, dark, np.linspace(0, np.pi, 40))
+    p = read_dxchange(tmp_path / "s.h5", rows=(0, 8))
+    assert p.stats is not None
+    np.testing.assert_array_equal(p.stats.data, data.mean(axis=(0, 2), dtype=np.float64))
+    np.testing.assert_array_equal(p.stats.data_max, data.max(axis=(0, 2)))
+    d = dark.mean(axis=(0, 2), dtype=np.float64)
+    beam = flat.mean(axis=(0, 2), dtype=np.float64) - d
+    signal = data.mean(axis=(0, 2), dtype=np.float64) - d
+    top = data.max()
+    expected = {}
+    for i in range(8):
+        plateau = float(np.mean(data[:, i, :] == top))
+        if plateau > 0.5 and top >= beam[i] + d[i]:
+            expected[i] = "saturated"
+        elif signal[i] / beam[i] > 1.1:
+            expected[i] = "transmission"
+    assert expected == {2: "saturated", 5: "transmission"}
+    found = bad_detector_rows(p)
+    assert {r: why.split(":")[0].split(" ")[0] for r, why in found.items()} == expected
+    p.stats = None  # as after masking: computed again from the counts
+    assert bad_detector_rows(p) == found

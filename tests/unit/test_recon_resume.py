@@ -318,3 +318,67 @@ def test_code_digest_covers_every_module_of_a_package(tmp_path, monkeypatch):
     (pkg / "sub" / "c.py").write_text("C = 4\n")
     assert code_digest("digestpkg") != before
     assert code_digest("tomosynth.recon") != code_digest("tomosynth.recon.chunks")
+
+
+def _manifest_matches_the_files(out: Path) -> None:
+    """Every entry of MANIFEST.json has the SHA-256 and size of the file on disk."""
+    import hashlib
+
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    files = sorted(p.name for p in out.iterdir() if p.name != "MANIFEST.json")
+    assert sorted(manifest["files"]) == files
+    for name, entry in manifest["files"].items():
+        data = (out / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest(), name
+        assert entry["size"] == len(data), name
+
+
+@pytest.mark.parametrize("killed", ["contiguous"], indirect=True)  # one layout is enough
+def test_publish_uses_the_digests_hashed_as_written(killed, tmp_path, monkeypatch):
+    """A fresh run reads back only recon.json for its manifest: every slice was hashed in
+    the writer as it was written; the digests are those of the files."""
+    from tomosynth import manifest
+
+    hashed = []
+    original = manifest.file_sha256
+    monkeypatch.setattr(
+        manifest, "file_sha256", lambda p: hashed.append(Path(p).name) or original(p)
+    )
+    out = tmp_path / "fresh"
+    recon.reconstruct_scan(killed["scan"], out, **KW)
+    assert hashed == ["recon.json"]
+    _manifest_matches_the_files(out)
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_manifest_after_a_resume_holds_the_files_digests(killed, tmp_path, strip):
+    """Reused chunks: digests from their markers, or (markers of older code, without
+    digests) hashed at publish; either way those of the files."""
+    out = _resume_copy(killed, tmp_path)
+    markers = sorted((tmp_path / ".recon.partial" / "chunks").glob("rows_*.json"))
+    for marker in markers:
+        record = json.loads(marker.read_text())
+        assert set(record["sha256"]) == set(record["files"])  # the killed run recorded them
+        if strip:
+            del record["sha256"]
+            marker.write_text(json.dumps(record))
+    meta = recon.reconstruct_scan(killed["scan"], out, **KW)
+    assert meta["resume"]["reused_chunks"] == killed["n_markers"]
+    _manifest_matches_the_files(out)
+    assert _slice_bytes(out) == _slice_bytes(killed["ref"])
+
+
+@pytest.mark.parametrize("killed", ["contiguous"], indirect=True)  # one layout is enough
+def test_a_reused_slice_changed_since_its_marker_is_hashed_again(killed, tmp_path):
+    """A reused slice whose bytes changed (same size: the chunk is still reused) gets the
+    digest of what is on disk, not the stale one of its marker."""
+    out = _resume_copy(killed, tmp_path)
+    tiff = tmp_path / ".recon.partial" / "slices" / "slice_00000.tiff"
+    data = bytearray(tiff.read_bytes())
+    data[-4:] = b"\x00\x00\x80\x3f"  # the last pixel, 1.0
+    time.sleep(0.01)  # a later modification time
+    tiff.write_bytes(bytes(data))
+    meta = recon.reconstruct_scan(killed["scan"], out, **KW)
+    assert meta["resume"]["reused_chunks"] == killed["n_markers"]
+    assert (out / "slice_00000.tiff").read_bytes() == bytes(data)
+    _manifest_matches_the_files(out)

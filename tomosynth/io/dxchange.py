@@ -13,6 +13,7 @@ import numpy as np
 
 from tomosynth.errors import DataError
 from tomosynth.io.atomic import _denied, atomic_file, permission_message
+from tomosynth.io.h5chunks import read_rows
 
 if TYPE_CHECKING:
     import h5py
@@ -75,6 +76,25 @@ class Projections:
     dark: np.ndarray
     theta: np.ndarray
     rows: tuple[int, int]
+    #: Per-row statistics of the counts as read (`RowStats`), shared by the checks of
+    #: `read_dxchange` and `tomosynth.scan_checks`; None once the counts were changed.
+    stats: RowStats | None = None
+
+
+@dataclass
+class RowStats:
+    """Per detector row of a chunk: the means (float64) of the data, flats and darks over
+    frames and columns, and the data's largest value.
+
+    Taken in one pass over each array (`row_stats`): the float64 sums also tell whether
+    every value is finite (a float64 sum of float32 values cannot overflow), so the checks
+    of `read_dxchange` and `tomosynth.scan_checks.check_rows` scan the counts once.
+    """
+
+    data: np.ndarray
+    flat: np.ndarray
+    dark: np.ndarray
+    data_max: np.ndarray
 
 
 def _attr_value(value: Any) -> Any:
@@ -315,12 +335,8 @@ def read_dxchange(
                     f"{path}: row range [{r0}, {r1}) is empty or out of bounds; valid rows are "
                     f"0..{info.n_rows} (half-open, {info.n_rows} detector rows)"
                 )
-            out = {}
-            for key in (DATA, FLAT, DARK):
-                ds = f[key]
-                arr = np.empty((ds.shape[0], r1 - r0, ds.shape[2]), dtype=np.float32)
-                ds.read_direct(arr, np.s_[:, r0:r1, :])
-                out[key] = arr
+            # gzip chunks are inflated by ISA-L when it is installed (`h5chunks`)
+            out = {key: read_rows(f[key], r0, r1) for key in (DATA, FLAT, DARK)}
     except OSError as exc:
         raise DataError(f"{path}: cannot read HDF5 data (truncated or corrupt?): {exc}") from exc
     return _checked_projections(path, out[DATA], out[FLAT], out[DARK], info.theta, (r0, r1))
@@ -336,8 +352,9 @@ def _checked_projections(
 ) -> Projections:
     """`Projections` of float32 counts, after the checks `read_dxchange` documents."""
     r0, r1 = rows
-    for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
-        if not np.all(np.isfinite(arr)):
+    stats = row_stats(data, flat, dark)
+    for key, means in ((DATA, stats.data), (FLAT, stats.flat), (DARK, stats.dark)):
+        if not np.all(np.isfinite(means)):  # a float64 sum is finite iff every value is
             raise DataError(f"{path}: {key} contains NaN or infinite values in rows [{r0}, {r1})")
     flat_mean = float(flat.mean(dtype=np.float64))
     dark_mean = float(dark.mean(dtype=np.float64))
@@ -349,8 +366,19 @@ def _checked_projections(
             f"(mean flat {flat_mean:.4g}, mean dark {dark_mean:.4g}, dark noise margin "
             f"{margin:.3g})"
         )
-    check_counts(path, data, flat, dark, (r0, r1))
-    return Projections(data=data, flat=flat, dark=dark, theta=theta, rows=(r0, r1))
+    check_counts(path, data, flat, dark, (r0, r1), stats)
+    return Projections(data=data, flat=flat, dark=dark, theta=theta, rows=(r0, r1), stats=stats)
+
+
+def _row_means(arr: np.ndarray) -> np.ndarray:
+    """Per-row (axis 1) float64 means over frames and columns, as ``arr.mean(axis=(0, 2),
+    dtype=np.float64)`` computes them."""
+    return arr.sum(axis=(0, 2), dtype=np.float64) / (arr.shape[0] * arr.shape[2])
+
+
+def row_stats(data: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> RowStats:
+    """`RowStats` of a chunk's (frames, rows, columns) counts."""
+    return RowStats(_row_means(data), _row_means(flat), _row_means(dark), data.max(axis=(0, 2)))
 
 
 #: Smallest angular span (degrees) accepted for a scan: below it FBP cannot reconstruct, and
@@ -473,8 +501,10 @@ def check_counts(
     flat: np.ndarray,
     dark: np.ndarray,
     rows: tuple[int, int],
+    stats: RowStats | None = None,
 ) -> None:
-    """Reject counts that raw detector data cannot hold (on arrays already read).
+    """Reject counts that raw detector data cannot hold (on arrays already read; `stats`:
+    their `RowStats`, when already taken).
 
     Raises
     ------
@@ -485,7 +515,7 @@ def check_counts(
         dark (projections brighter than the open beam: data and data_white swapped).
     """
     for key, arr in ((DATA, data), (FLAT, flat), (DARK, dark)):
-        if arr.dtype.kind == "u":
+        if arr.dtype.kind == "u" or not arr.min() < 0:  # counting needs a pass more
             continue
         neg = int(np.count_nonzero(arr < 0))
         if neg > MAX_NEGATIVE_FRACTION * arr.size:
@@ -497,9 +527,11 @@ def check_counts(
             )
     # Per detector row, swapped when most rows are: one saturated or over-flat row is not a
     # swap (tomosynth.scan_checks names such rows; recon.bad_rows chooses what to do).
-    dark_row = dark.mean(axis=(0, 2), dtype=np.float64)
-    beam_row = flat.mean(axis=(0, 2), dtype=np.float64) - dark_row
-    signal_row = data.mean(axis=(0, 2), dtype=np.float64) - dark_row
+    if stats is None:
+        stats = row_stats(data, flat, dark)
+    dark_row = stats.dark
+    beam_row = stats.flat - dark_row
+    signal_row = stats.data - dark_row
     bright = (beam_row > 0) & (signal_row > 1.5 * beam_row)
     beam, signal = float(np.median(beam_row)), float(np.median(signal_row))
     if np.count_nonzero(bright) * 2 > bright.size:  # most rows

@@ -17,7 +17,7 @@ from tomosynth.io.atomic import (
     permission_message,
     write_failure,
 )
-from tomosynth.manifest import verify_folder
+from tomosynth.manifest import file_sha256, verify_folder
 
 
 def slice_name(index: int, ext: str) -> str:
@@ -26,12 +26,18 @@ def slice_name(index: int, ext: str) -> str:
 
 
 def write_tiff_slices(
-    folder: str | os.PathLike, volume: np.ndarray, first_index: int = 0
+    folder: str | os.PathLike,
+    volume: np.ndarray,
+    first_index: int = 0,
+    digests: dict[str, str] | None = None,
 ) -> list[Path]:
     """Write `volume` (n, h, w) as float32 TIFFs ``slice_{first_index + i:05d}.tiff``.
 
     `folder` is created if needed; callers writing a rule output pass the temporary folder
-    of `atomic_dir`. Returns the written paths in order.
+    of `atomic_dir`. Returns the written paths in order. `digests`, when given, receives
+    each file's name -> SHA-256 (hex), hashed right after the file is written (in the
+    caller's thread, e.g. `reconstruct_scan`'s writer), so that the manifest need not read
+    every file again when the output is published (`tomosynth.resume`).
     """
     folder = Path(folder)
     volume = np.asarray(volume)
@@ -48,6 +54,8 @@ def write_tiff_slices(
         path = folder / slice_name(first_index + i, "tiff")
         with atomic_file(path, clean=False) as tmp:
             tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
+            if digests is not None:  # read back at once, from the page cache
+                digests[path.name] = file_sha256(tmp)
         paths.append(path)
     return paths
 

@@ -488,8 +488,9 @@ def _compute_chunks(
         return run.preprocess(p), masked
 
     def save(a: int, b: int, rec: np.ndarray, masked: list) -> None:
-        paths = write_tiff_slices(partial.slices, rec, first_index=a)
-        partial.record(a, b, paths, device=dev_type, masked_rows=masked)
+        digests: dict[str, str] = {}  # hashed here, for MANIFEST.json at publish
+        paths = write_tiff_slices(partial.slices, rec, first_index=a, digests=digests)
+        partial.record(a, b, paths, digests, device=dev_type, masked_rows=masked)
 
     with (
         ThreadPoolExecutor(1, thread_name_prefix="recon-read") as reader,
