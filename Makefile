@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch and torchvision as a matching pair (a CPU torch beside a CUDA torchvision fails at import)
 	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install -q -e ".[workflow,astra,test]"
+	$(BIN)/pip install -q -e ".[workflow,astra,test,fast-io]"
 	touch $@
 
 install: $(VENV)/.installed
