@@ -24,7 +24,7 @@ demo: install
 
 ## The study (README, "What the demo shows"): the workflow with config/study.yaml in its own
 ## folder ($(STUDY_DIR)/results, logs, benchmarks), then figures, tables, provenance, wall
-## times per stage and the criteria copied to $(STUDY_OUT). About 65 min on 2 CPU cores.
+## times per stage and the criteria copied to $(STUDY_OUT). About 80 min on 2 CPU cores.
 ## The recipe trains on one thread per job; STUDY_GPU_SLOTS lets that many training jobs
 ## (which request gpu=1 for when CUDA is there) run side by side, on the CPU or one GPU.
 STUDY_CONFIG ?= config/study.yaml

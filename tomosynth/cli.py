@@ -175,6 +175,9 @@ def bland_altman_figures(out: Path) -> list[Path]:
     for scan, corr in bone_correlations(out / "metrics" / "bone").items():
         png = out / "plots" / f"bone_bland_altman_{scan}_exp_d_x4.png"
         rois = out / "metrics" / "bone" / f"{scan}_exp_d_x4.csv"
+        if (out / "plots" / f"bland_altman_{scan}_exp_d_x4.png").is_file():  # rule plot_bone's
+            png.unlink(missing_ok=True)  # a report-drawn figure of an earlier run is stale
+            continue
         if png.is_file() or not rois.is_file():
             continue
         title = f"{scan} exp_d x4: SR and LR against HR (agreement computed by the report)"

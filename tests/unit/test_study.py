@@ -223,7 +223,10 @@ def test_study_report_draws_a_bland_altman_figure_where_the_run_drew_none(tmp_pa
     written = cli.bland_altman_figures(tmp_path)
     png = tmp_path / "plots" / "bone_bland_altman_bone2_exp_d_x4.png"
     assert written == [png] and png.stat().st_size > 10_000
-    assert cli.bland_altman_figures(tmp_path) == []  # the run's own figure is kept
+    assert cli.bland_altman_figures(tmp_path) == []  # the report's figure is kept
+    # a rerun whose plot_bone drew its own figure: the report's earlier one is stale
+    (tmp_path / "plots" / "bland_altman_bone2_exp_d_x4.png").write_bytes(b"png")
+    assert cli.bland_altman_figures(tmp_path) == [] and not png.exists()
 
 
 def test_bone_correlation_table_puts_sr_and_lr_side_by_side():
