@@ -33,13 +33,20 @@ from tomosynth.sr_data import bicubic_upscale, load_pairs, sample_patches
 from tomosynth.train.srgan import SRGANTrainConfig, SRGANTrainer
 
 
-def scores(trainer: SRGANTrainer, hr: np.ndarray, lr: np.ndarray, scale: int) -> str:
-    """PSNR gain over bicubic (dB), LR-pitch and HF energy relative to HR."""
-    sr = trainer.super_resolve(lr, batch_size=8)
-    bic = bicubic_upscale(lr, scale)
-    gain = float(np.mean(psnr(hr, sr, data_range=1.0)) - np.mean(psnr(hr, bic, data_range=1.0)))
-    pitch = lr_pitch_ratio(sr, hr, scale)
-    return f"gain {gain:+.3f} dB pitch {pitch:.3f} hf {hf_energy(sr) / hf_energy(hr):.4f}"
+class Scorer:
+    """Scores of one image set: SR's PSNR gain over bicubic (dB), LR-pitch and HF energy
+    relative to HR; bicubic's PSNR and HR's HF energy are taken once."""
+
+    def __init__(self, hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
+        self.hr, self.lr, self.scale = hr, lr, scale
+        self.bicubic_psnr = float(np.mean(psnr(hr, bicubic_upscale(lr, scale), data_range=1.0)))
+        self.hr_hf = hf_energy(hr)
+
+    def __call__(self, trainer: SRGANTrainer) -> str:
+        sr = trainer.super_resolve(self.lr, batch_size=8)
+        gain = float(np.mean(psnr(self.hr, sr, data_range=1.0))) - self.bicubic_psnr
+        pitch = lr_pitch_ratio(sr, self.hr, self.scale)
+        return f"gain {gain:+.3f} dB pitch {pitch:.3f} hf {hf_energy(sr) / self.hr_hf:.4f}"
 
 
 def main() -> None:
@@ -77,12 +84,11 @@ def main() -> None:
     thr, tlr, _ = load_pairs(r / f"png/{a.scan}/256px", split["train"], s)
     vhr, vlr, _ = load_pairs(r / f"png/{a.scan}/256px", split["val"], s)
     hhr, hlr, _ = load_pairs(r / f"png/{a.held_out}/256px", held["test"] + held["val"], s)
+    val, held_out = Scorer(vhr, vlr, s), Scorer(hhr, hlr, s)
     trainer = SRGANTrainer(cfg, torch.device("cpu"))
     trainer.generator.load_state_dict(ckpt["generator"])
     a.out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"start: val {scores(trainer, vhr, vlr, s)} | {a.held_out} {scores(trainer, hhr, hlr, s)}"
-    )
+    print(f"start: val {val(trainer)} | {a.held_out} {held_out(trainer)}")
     for ep in range(1, a.l1_epochs + a.adv_epochs + 1):
         adv = ep > a.l1_epochs
         trainer.set_lrs(*cfg.phase_lrs(adv))
@@ -95,8 +101,8 @@ def main() -> None:
             h, lo = sample_patches(thr, tlr, s, cfg.patch_size, rng, batch, cfg.augment)
             d_loss.append(trainer.step(torch.from_numpy(lo), torch.from_numpy(h), adv)["loss_d"])
         print(
-            f"{'adv' if adv else 'l1 '} {ep:3d}: val {scores(trainer, vhr, vlr, s)} | "
-            f"{a.held_out} {scores(trainer, hhr, hlr, s)} | D {np.mean(d_loss):.3f} "
+            f"{'adv' if adv else 'l1 '} {ep:3d}: val {val(trainer)} | "
+            f"{a.held_out} {held_out(trainer)} | D {np.mean(d_loss):.3f} "
             f"{time.time() - t0:.0f} s",
             flush=True,
         )
