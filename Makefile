@@ -8,12 +8,13 @@ PYTEST := $(BIN)/pytest -ra
 
 .PHONY: install demo study test test-slow lint format report clean-results wheelhouse
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch and torchvision as a matching pair (a CPU torch beside a CUDA torchvision fails at import)
-	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install -q -e ".[workflow,astra,test,fast-io]"
+	$(BIN)/pip install -q -c constraints.txt torch torchvision
+	# every package that envs/*.yaml pins at its pinned version (constraints.txt)
+	$(BIN)/pip install -q -c constraints.txt -e ".[workflow,astra,test,fast-io]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -367,3 +367,42 @@ def test_gpu_rules_request_one_gpu_and_cpu_rules_none(rules):
             if key not in rule.resources:
                 problems.append(f"{rule.name}: no `{key}` resource (SLURM needs it)")
     assert not problems, "\n".join(problems)
+
+
+def constraint_pins() -> dict[str, str]:
+    """Normalised name -> version of every `name==version` line of constraints.txt."""
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin"
+            pins[norm(name)] = version
+    return pins
+
+
+def test_install_constraints_equal_the_env_pins():
+    """`make install` takes every env-pinned package at the env's version (constraints.txt),
+    so a newer release in the registry cannot make the test venv differ from the envs; and
+    every constraint (the test tools' too) is the version installed here."""
+    constraints = constraint_pins()
+    pinned: dict[str, str] = {}
+    for path in sorted(ENV_DIR.glob("*.yaml")):
+        for name, version in env_pins(path):
+            if name not in NOT_PIP and name != "python":
+                pinned[norm(PIP_NAMES.get(name, name))] = version
+    problems = []
+    for name, version in sorted(pinned.items()):
+        got = constraints.get(name)
+        if got is None or not (got == version or got.startswith(version + ".")):
+            problems.append(f"{name}: envs pin {version}, constraints.txt {got}")
+    for name, version in sorted(constraints.items()):
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            problems.append(f"{name}: in constraints.txt, not installed in the test venv")
+            continue
+        if installed != version:
+            problems.append(f"{name}: constraints.txt {version}, installed {installed}")
+    assert not problems, problems
+    assert "-c constraints.txt" in (REPO / "Makefile").read_text()
