@@ -544,7 +544,27 @@ def job_threads(
     if name != "compute_bone_metrics":
         return most
     kept = plan.kept_slices(config, scan_shape(wc["scan"])[3])
-    return bone_workers(kept, config["srgan"]["hr_size"], most)
+    size = config["srgan"]["hr_size"]
+    workers = bone_workers(kept, size, most)
+    limit = config["sizing"].get("max_mem_mb")
+    if not limit:
+        return workers
+    policy = Policy.from_config(config["sizing"])
+    tissue = str(config.get("evaluate", {}).get("bone", {}).get("tissue", "roi"))
+    return bone_workers_within(kept, size, workers, policy, tissue, int(limit))
+
+
+def bone_workers_within(
+    n_slices: int, size: int, most: int, policy: Policy, tissue: str, limit_mb: int
+) -> int:
+    """The most workers, up to `most`, whose compute_bone_metrics request fits `limit_mb`
+    (``sizing.max_mem_mb``): each worker holds its own context, so a node's memory, not its
+    cores, can be what bounds them. 1 when even one does not fit (the parse-time warning
+    then names the job)."""
+    for workers in range(int(most), 1, -1):
+        if bone_metrics(n_slices, size, policy, tissue, workers=workers)["mem_mb"] <= limit_mb:
+            return workers
+    return 1
 
 
 #: Reconstruction backends that run on CUDA when the device allows it (auto: tomopy is not

@@ -132,6 +132,36 @@ def test_bone_workers_follow_the_volume():
     assert granted["runtime"] > full["runtime"] and granted["mem_mb"] < full["mem_mb"]
 
 
+def test_bone_workers_fit_max_mem_mb():
+    """Each worker holds its own context: with sizing.max_mem_mb set, a 2048^3 job takes the
+    most workers whose request fits the node (memory, not cores, bounds them), 1 at least."""
+    shape = (1500, 20, 20, 2048, 2048)
+    wc = {"scan": "tomo", "preset": "exp_d", "scale": "4"}
+    base = schema_config(srgan={"scans": ["tomo"]})
+    requests = {
+        w: sizing.job(base, "compute_bone_metrics", wc, lambda scan: shape, granted_threads=w)[
+            "mem_mb"
+        ]
+        for w in range(1, 18)
+    }
+    for limit in (64_000, 128_000, requests[1] - 1):
+        cfg = schema_config(
+            srgan={"scans": ["tomo"]},
+            sizing={"max_mem_mb": limit, "threads": {"compute_bone_metrics": 16}},
+        )
+        threads = sizing.job_threads(cfg, "compute_bone_metrics", wc, lambda scan: shape)
+        request = sizing.job(cfg, "compute_bone_metrics", wc, lambda scan: shape)
+        if limit >= requests[16]:
+            assert threads == 16
+        elif limit < requests[1]:
+            assert threads == 1  # even one does not fit: the parse-time warning names it
+        else:
+            assert 1 < threads < 16 and request["mem_mb"] <= limit
+            assert requests[threads + 1] > limit  # the most that fit, not fewer
+    cfg = schema_config(srgan={"scans": ["tomo"]}, sizing={"threads": {"compute_bone_metrics": 16}})
+    assert sizing.job_threads(cfg, "compute_bone_metrics", wc, lambda scan: shape) == 16
+
+
 # compute_distance: FRD s per image, Inception images/s on one CPU thread, s per 2048-d
 # Fréchet distance (COSTS; benchmarks of the distance stage)
 @pytest.mark.parametrize(
