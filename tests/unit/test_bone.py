@@ -447,22 +447,56 @@ def test_trabecular_rois_slab_wise_equal_whole():
         assert {r.index for r in trabecular_rois(bone, 8, slab=slab)} == whole
 
 
-def test_streamed_mask_and_otsu_equal_whole_volume(tmp_path):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_streamed_mask_and_otsu_equal_whole_volume(tmp_path, workers):
+    """The stack read slice by slice (in one process, or in runs on 3 forked workers):
+    scikit-image's Otsu of the whole volume, its mask, and each consecutive-slice SSIM."""
     from skimage.filters import threshold_otsu
+    from skimage.metrics import structural_similarity
 
     from tomosynth.io import write_tiff_slices
-    from tomosynth.metrics.bone_tables import _stack_paths, read_bone_mask, stream_slice_ssim
-    from tomosynth.metrics.geometry import slice_ssim
+    from tomosynth.metrics.bone_stream import read_stack_mask, stack_paths
 
     rng = np.random.default_rng(4)
-    vol = ndi.gaussian_filter(rng.random((9, 20, 24)), 1.0).astype(np.float32)
+    vol = ndi.gaussian_filter(rng.random((13, 20, 24)), 1.0).astype(np.float32)
+    vol[5] += 0.3  # an asymmetric stack: one bright slice
     write_tiff_slices(tmp_path / "hr", vol)
-    mask, thr = read_bone_mask(tmp_path, "hr")
+    mask, thr, ssim = read_stack_mask(stack_paths(tmp_path, "hr"), workers=workers)
     assert thr == pytest.approx(float(threshold_otsu(vol)), rel=1e-6)
     np.testing.assert_array_equal(mask, vol > threshold_otsu(vol))
-    np.testing.assert_allclose(
-        stream_slice_ssim(_stack_paths(tmp_path, "hr")), slice_ssim(vol, data_range=1.0)
-    )
+    ref = [
+        structural_similarity(
+            vol[i].astype(np.float64), vol[i + 1].astype(np.float64), data_range=1.0
+        )
+        for i in range(len(vol) - 1)
+    ]
+    np.testing.assert_allclose(ssim, ref, rtol=1e-12)
+    given, thr2, _ = read_stack_mask(stack_paths(tmp_path, "hr"), threshold=0.6, workers=workers)
+    assert thr2 == 0.6
+    np.testing.assert_array_equal(given, vol > 0.6)
+
+
+def test_streamed_mask_names_a_slice_of_another_size(tmp_path):
+    from tomosynth.io import write_tiff_slices
+    from tomosynth.metrics.bone_stream import read_stack_mask, stack_paths
+
+    write_tiff_slices(tmp_path / "hr", np.zeros((4, 8, 8), np.float32) + np.arange(8) / 8)
+    import tifffile
+
+    bad = stack_paths(tmp_path, "hr")[2]
+    tifffile.imwrite(bad, np.zeros((8, 9), np.float32))
+    for workers in (1, 2):
+        with pytest.raises(DataError, match=bad.name):
+            read_stack_mask(stack_paths(tmp_path, "hr"), workers=workers)
+
+
+def test_stack_runs_cover_every_slice_once():
+    from tomosynth.metrics.bone_stream import runs
+
+    for n, parts in ((1, 4), (7, 3), (13, 12), (100, 7), (5, 50)):
+        r = runs(n, parts)
+        assert [i for a, b in r for i in range(a, b)] == list(range(n))
+        assert len(r) == min(n, parts)
 
 
 def test_correlation_table_agreement_columns_and_relative_errors():

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from tomosynth.errors import ConfigError
-from tomosynth.metrics import bone
+from tomosynth.metrics import bone, pool
 from tomosynth.metrics.bone import roi_metrics, split_rois, worker_pool
 from tomosynth.metrics.geometry import local_thickness
 
@@ -48,7 +48,7 @@ def test_pool_equals_one_process_in_roi_order(tissue):
     assert c3 == c1 == sorted(c1)  # every ROI, in ROI order
     assert len(c3) == len(split_rois(vol.shape, 8))
     np.testing.assert_array_equal(v3, v1)  # bitwise (NaN where NaN)
-    assert not bone._SHARED  # the masks are released after the pool
+    assert not pool.SHARED  # the masks are released after the pool
 
 
 @fork_only
@@ -71,21 +71,21 @@ def test_one_worker_starts_no_pool(monkeypatch):
     def no_pool(*args, **kwargs):
         raise AssertionError("workers=1 must not start a process pool")
 
-    monkeypatch.setattr(bone.multiprocessing, "get_context", no_pool)
+    monkeypatch.setattr(pool.multiprocessing, "get_context", no_pool)
     vol = _asymmetric_bone((16, 20, 24))
     rows = list(roi_metrics(vol, 1.0, 8, progress=False, block=8, workers=1))
     assert len(rows) == len(split_rois(vol.shape, 8))
-    with worker_pool(1, vol) as pool:
-        assert pool is None
-    assert not bone._SHARED
+    with worker_pool(1, vol) as executor:
+        assert executor is None
+    assert not pool.SHARED
 
 
 def test_without_fork_runs_in_this_process(monkeypatch):
-    monkeypatch.setattr(bone.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
-    monkeypatch.setattr(bone.multiprocessing, "get_context", lambda *a: pytest.fail("forked"))
+    monkeypatch.setattr(pool.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    monkeypatch.setattr(pool.multiprocessing, "get_context", lambda *a: pytest.fail("forked"))
     vol = _asymmetric_bone((16, 20, 24))
-    with worker_pool(4, vol) as pool:
-        assert pool is None
+    with worker_pool(4, vol) as executor:
+        assert executor is None
     rows = list(roi_metrics(vol, 1.0, 8, progress=False, block=8, workers=4))
     serial = list(roi_metrics(vol, 1.0, 8, progress=False, block=8, workers=1))
     np.testing.assert_array_equal(_table(rows)[1], _table(serial)[1])
@@ -110,7 +110,7 @@ def test_minkowski_tiles_on_the_pool_equal_the_whole_volume():
     assert pooled == one  # the same tiles summed in the same order: bitwise
     for k, v in whole.items():
         assert pooled[k] == pytest.approx(v, rel=1e-6, abs=1e-6)  # float32 meshes
-    assert not bone._SHARED
+    assert not pool.SHARED
 
 
 @fork_only
@@ -148,4 +148,27 @@ def test_a_dying_worker_fails_the_run_instead_of_hanging(monkeypatch):
     vol = _asymmetric_bone((16, 20, 24))
     with pytest.raises(BrokenProcessPool):
         list(roi_metrics(vol, 1.0, 8, progress=False, block=8, workers=2))
-    assert not bone._SHARED
+    assert not pool.SHARED
+
+
+@fork_only
+@pytest.mark.parametrize("workers", [2, 3])
+def test_envelopes_and_trabecular_rois_on_workers_equal_one_process(workers):
+    """The periosteal envelope and the trabecular ROIs, slab by slab on forked workers
+    (written into a shared mask, or returned per slab): the same as the whole volume."""
+    from tomosynth.metrics.bone import envelope, envelope_slabwise, trabecular_rois
+
+    vol = _asymmetric_bone((40, 60, 68))
+    inner = np.zeros_like(vol)
+    inner[:, 14:46, 14:54] = True
+    shell = np.zeros_like(vol)
+    shell[:, 2:58, 2:66] = True
+    shell &= ~inner  # a cortex 12 voxels thick around the trabeculae
+    bone_ = shell | (vol & inner)
+    whole = envelope(bone_)
+    np.testing.assert_array_equal(envelope_slabwise(bone_, slab=7, workers=workers), whole)
+    one = trabecular_rois(bone_, 8, cortex_min_thickness=10, slab=5)
+    assert 20 < len(one) < 100  # of 280: some inside the cortex, most not
+    many = trabecular_rois(bone_, 8, cortex_min_thickness=10, slab=5, workers=workers)
+    assert [r.index for r in many] == [r.index for r in one]
+    assert not pool.SHARED

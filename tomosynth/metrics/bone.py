@@ -36,9 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
-import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +52,14 @@ from tomosynth.metrics.geometry import (
     mesh_tile,
     minkowski_3d,
     thickness_known,
+)
+from tomosynth.metrics.pool import (
+    SHARED,
+    check_workers,
+    forked_pool,
+    pool_map,
+    shared_bool,
+    slab_runs,
 )
 from tomosynth.sizing import BONE_BLOCK_SIDE, BONE_HALO_MAX
 
@@ -176,6 +181,13 @@ def _disc(diameter: float) -> np.ndarray:
     return yy**2 + xx**2 <= r * r + 1e-9
 
 
+def _check_cortex(cortex_min_thickness: float) -> None:
+    if cortex_min_thickness < 2:
+        raise ConfigError(
+            f"evaluate.bone.cortex_min_thickness: must be >= 2 voxels, got {cortex_min_thickness}"
+        )
+
+
 def endosteal_envelope(bone: np.ndarray, cortex_min_thickness: float = 12.0) -> np.ndarray:
     """The marrow cavity inside the cortical shell, trabeculae included (per slice).
 
@@ -192,10 +204,7 @@ def endosteal_envelope(bone: np.ndarray, cortex_min_thickness: float = 12.0) -> 
         Thinnest cortex, thickest trabecula (voxels); >= 2.
     """
     bone = np.asarray(bone, dtype=bool)
-    if cortex_min_thickness < 2:
-        raise ConfigError(
-            f"evaluate.bone.cortex_min_thickness: must be >= 2 voxels, got {cortex_min_thickness}"
-        )
+    _check_cortex(cortex_min_thickness)
     disc = _disc(cortex_min_thickness)
     pad = disc.shape[0]
     periosteal = envelope(bone)
@@ -446,71 +455,24 @@ def _block_rows(
     return rows
 
 
-#: The masks that forked workers read copy-on-write ("bone", "tissue"); set by
-#: :func:`worker_pool` in the parent just before the workers start, never pickled.
-_SHARED: dict[str, np.ndarray | None] = {}
-#: Libraries' thread-pool variables a worker sets to 1 (one process per core).
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def _init_worker() -> None:
-    """Worker start: one thread per library, so ``workers`` processes use ``workers`` cores."""
-    for var in _THREAD_VARS:
-        os.environ[var] = "1"
-
-
 def _shared_block_rows(job: tuple[Box, list[Roi], float, float]) -> list[tuple[Roi, dict]]:
-    """:func:`_block_rows` in a worker, on the parent's masks (:data:`_SHARED`)."""
+    """:func:`_block_rows` in a worker, on the parent's masks (:data:`pool.SHARED`)."""
     box, members, voxel_mm, sigma = job
-    return _block_rows(_SHARED["bone"], _SHARED["tissue"], box, members, voxel_mm, sigma)  # type: ignore[arg-type]
+    return _block_rows(SHARED["bone"], SHARED["tissue"], box, members, voxel_mm, sigma)  # type: ignore[arg-type]
 
 
-def check_workers(workers: int) -> int:
-    """`workers` as an int >= 1 (ConfigError otherwise)."""
-    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
-        raise ConfigError(
-            f"compute_bone_metrics workers: must be an integer >= 1, got {workers!r} "
-            "(the rule's threads: sizing.threads.compute_bone_metrics)"
-        )
-    return int(workers)
-
-
-@contextlib.contextmanager
 def worker_pool(
     workers: int, bone: np.ndarray, tissue: np.ndarray | None = None
-) -> Iterator[ProcessPoolExecutor | None]:
-    """A pool of `workers` forked processes that read `bone` and `tissue` copy-on-write.
-
-    The masks are held in :data:`_SHARED` before the fork, so no worker copies them (one
-    byte per voxel each) and only block boxes and ROI lists travel to the workers. Yields
-    None (run in this process) for one worker, or where ``fork`` is not available (not
-    Linux/macOS). The parent imports NumPy, SciPy and scikit-image only (no torch, no
-    OpenMP pool is started before the fork), and each worker sets its thread variables to 1.
-    A worker that dies (e.g. killed for memory) fails the run (``BrokenProcessPool``)
-    instead of leaving it waiting for a lost block.
-    """
-    workers = check_workers(workers)
-    if workers == 1:
-        yield None
-        return
-    if "fork" not in multiprocessing.get_all_start_methods():
-        logging.getLogger(__name__).warning(
-            "bone metrics: no fork start method here; %d workers run in one process", workers
-        )
-        yield None
-        return
-    _SHARED.update(bone=bone, tissue=tissue)
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-            yield pool
-    finally:
-        _SHARED.clear()
+) -> contextlib.AbstractContextManager[ProcessPoolExecutor | None]:
+    """A pool of `workers` forked processes that read `bone` and `tissue` copy-on-write
+    (:func:`tomosynth.metrics.pool.forked_pool`): no worker copies the masks (one byte per
+    voxel each); only block boxes and ROI lists travel to the workers."""
+    return forked_pool(workers, bone=bone, tissue=tissue)
 
 
 def _shared_mesh_tile(job: MeshJob) -> tuple[float, float]:
     """:func:`tomosynth.metrics.geometry.mesh_tile` in a worker, on the parent's bone mask."""
-    return mesh_tile(_SHARED["bone"], *job)  # type: ignore[arg-type]
+    return mesh_tile(SHARED["bone"], *job)  # type: ignore[arg-type]
 
 
 def minkowski_pooled(
@@ -561,7 +523,7 @@ def roi_metrics(
     if tissue_name(tissue) == "roi":
         tis = None
     elif tissue_name(tissue) == "envelope":
-        tis = envelope_slabwise(bone)  # one more byte per voxel, bounded temporaries
+        tis = envelope_slabwise(bone, workers=workers)  # one more byte per voxel
     else:
         tis = tissue_mask(bone, tissue)
     blocks = roi_blocks(split_rois(bone.shape, roi_size, roi_stride), block)
@@ -585,16 +547,52 @@ def roi_metrics(
 _ENVELOPE_HALO = 4
 
 
-def envelope_slabwise(bone: np.ndarray, slab: int = 32) -> np.ndarray:
+def _envelope_slab(run: tuple[int, int]) -> np.ndarray | None:
+    """:func:`envelope` of the slices [z0, z1) of the shared bone mask, on a halo of the
+    closing's reach; written into the shared output when there is one, else returned."""
+    bone, out = SHARED["bone"], SHARED.get("out")
+    z0, z1 = run
+    c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)  # type: ignore[arg-type]
+    part = envelope(bone[c0:c1])[z0 - c0 : z1 - c0]  # type: ignore[index]
+    if out is None:
+        return part
+    out[z0:z1] = part  # type: ignore[index]
+    return None
+
+
+def envelope_slabwise(bone: np.ndarray, slab: int = 32, workers: int = 1) -> np.ndarray:
     """:func:`envelope` of a volume computed `slab` slices at a time with a halo of the
-    closing's reach: equal to the whole volume's, with a slab's temporaries."""
+    closing's reach: equal to the whole volume's, with a slab's temporaries; the slabs on
+    `workers` forked processes, writing into one shared mask."""
     bone = np.asarray(bone, dtype=bool)
-    out = np.empty_like(bone)
-    nz, step = bone.shape[0], max(1, slab)
-    for z0 in range(0, nz, step):
-        z1 = min(nz, z0 + step)
-        c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(nz, z1 + _ENVELOPE_HALO)
-        out[z0:z1] = envelope(bone[c0:c1])[z0 - c0 : z1 - c0]
+    runs = slab_runs(bone.shape[0], slab)
+    workers = max(1, min(check_workers(workers), len(runs)))
+    out = shared_bool(bone.shape, shared=workers > 1)
+    with forked_pool(workers, bone=bone, out=out) as pool:
+        if pool is None:  # in this process: SHARED is not set
+            for z0, z1 in runs:
+                c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)
+                out[z0:z1] = envelope(bone[c0:c1])[z0 - c0 : z1 - c0]
+        else:
+            pool_map(pool, _envelope_slab, runs)
+    return out
+
+
+def _inside_slab(job: tuple[int, int, list[Roi], float]) -> dict[int, bool]:
+    """Whether each ROI's part in the slices [z0, z1) lies inside the endosteal envelope
+    (computed on a halo of the closing's reach) of the shared bone mask."""
+    z0, z1, rois, cortex = job
+    return _inside(SHARED["bone"], z0, z1, rois, cortex)  # type: ignore[arg-type]
+
+
+def _inside(bone: np.ndarray, z0: int, z1: int, rois: list[Roi], cortex: float) -> dict[int, bool]:
+    c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)
+    inside = endosteal_envelope(bone[c0:c1], cortex)[z0 - c0 : z1 - c0]
+    out = {}
+    for r in rois:
+        lo, hi = max(r.z, z0), min(r.z + r.size, z1)
+        part = inside[lo - z0 : hi - z0, r.y : r.y + r.size, r.x : r.x + r.size]
+        out[r.index] = bool(part.all())
     return out
 
 
@@ -604,23 +602,30 @@ def trabecular_rois(
     roi_stride: int | None = None,
     cortex_min_thickness: float = 12.0,
     slab: int = 32,
+    workers: int = 1,
 ) -> list[Roi]:
     """The ROIs of :func:`split_rois` that lie wholly inside the endosteal envelope.
 
     The envelope is computed `slab` slices at a time with a halo of the closing's reach,
-    so it equals the whole volume's while its temporaries stay a slab's size.
+    so it equals the whole volume's while its temporaries stay a slab's size; the slabs
+    on `workers` forked processes.
     """
     bone = np.asarray(bone, dtype=bool)
+    _check_cortex(cortex_min_thickness)
     rois = split_rois(bone.shape, roi_size, roi_stride)
+    jobs = [
+        (z0, z1, [r for r in rois if r.z < z1 and r.z + r.size > z0], cortex_min_thickness)
+        for z0, z1 in slab_runs(bone.shape[0], slab)
+    ]
+    jobs = [j for j in jobs if j[2]]
     inside_all = {r.index: True for r in rois}
-    nz = bone.shape[0]
-    for z0 in range(0, nz, max(1, slab)):
-        z1 = min(nz, z0 + max(1, slab))
-        c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(nz, z1 + _ENVELOPE_HALO)
-        inside = endosteal_envelope(bone[c0:c1], cortex_min_thickness)[z0 - c0 : z1 - c0]
-        for r in rois:
-            lo, hi = max(r.z, z0), min(r.z + r.size, z1)
-            if lo < hi and inside_all[r.index]:
-                part = inside[lo - z0 : hi - z0, r.y : r.y + r.size, r.x : r.x + r.size]
-                inside_all[r.index] = bool(part.all())
+    workers = max(1, min(check_workers(workers), len(jobs)))
+    with forked_pool(workers, bone=bone) as pool:
+        if pool is None:
+            parts = (_inside(bone, *job) for job in jobs)
+        else:
+            parts = pool_map(pool, _inside_slab, jobs)
+        for part in parts:
+            for index, inside in part.items():
+                inside_all[index] &= inside
     return [r for r in rois if inside_all[r.index]]

@@ -9,14 +9,13 @@ consistency of each stack (:func:`consistency_table`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tomosynth.errors import ConfigError, DataError
-from tomosynth.io import list_slices, read_json, read_tiff, read_tiff_stack
+from tomosynth.io import read_json, read_tiff_stack
 from tomosynth.metrics.bone import (
     BLOCK_SIDE,
     METRICS,
@@ -28,6 +27,7 @@ from tomosynth.metrics.bone import (
     tissue_name,
     trabecular_rois,
 )
+from tomosynth.metrics.bone_stream import read_stack_mask, stack_paths
 from tomosynth.metrics.geometry import directional_s2, slice_ssim
 from tomosynth.metrics.stats import agreement, pearson_test
 from tomosynth.provenance import provenance as make_provenance
@@ -60,76 +60,6 @@ def read_sr_part(folder: str | Path, kind: str) -> np.ndarray:
     if not (folder / kind).is_dir():
         raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
     return read_tiff_stack(folder / kind)
-
-
-def _stack_paths(folder: str | Path, kind: str) -> list[Path]:
-    folder = Path(folder)
-    if not (folder / kind).is_dir():
-        raise DataError(f"{folder}: no {kind}/ sub-folder (need lr/, sr/ and hr/)")
-    paths = list_slices(folder / kind, "tiff")
-    if not paths:
-        raise DataError(f"{folder / kind}: no slice_*.tiff files")
-    return paths
-
-
-def _slices(paths: list[Path]) -> Iterator[np.ndarray]:
-    """The slices of a TIFF stack as float32, one at a time; DataError on a size change."""
-    shape = None
-    for path in paths:
-        img = np.asarray(read_tiff(path), dtype=np.float32)
-        if shape is not None and img.shape != shape:
-            raise DataError(f"{path}: slice shape {img.shape} differs from {shape}")
-        shape = img.shape
-        yield img
-
-
-def stream_otsu(paths: list[Path], nbins: int = 256) -> float:
-    """Otsu's threshold of a TIFF stack read slice by slice, equal to
-    ``skimage.filters.threshold_otsu`` of the whole stack (same range and bins)."""
-    from skimage.filters import threshold_otsu
-
-    lo, hi = np.inf, -np.inf
-    for img in _slices(paths):
-        lo, hi = min(lo, float(img.min())), max(hi, float(img.max()))
-    if lo == hi:
-        raise DataError(f"{paths[0].parent}: constant volume, Otsu's threshold is undefined")
-    counts = np.zeros(nbins, dtype=np.int64)
-    for img in _slices(paths):
-        counts += np.histogram(img, bins=nbins, range=(lo, hi))[0]
-    edges = np.histogram_bin_edges([lo, hi], bins=nbins, range=(lo, hi))
-    return float(threshold_otsu(hist=(counts, (edges[:-1] + edges[1:]) / 2.0)))
-
-
-def read_bone_mask(
-    folder: str | Path, kind: str, threshold: float | None = None
-) -> tuple[np.ndarray, float]:
-    """Bone mask (``value > threshold``) of one stack of an SR volume folder, read slice by
-    slice: one byte per voxel, never a float copy of the volume; Otsu's threshold of the
-    stack (:func:`stream_otsu`) when None. Returns the mask and the threshold."""
-    paths = _stack_paths(folder, kind)
-    thr = stream_otsu(paths) if threshold is None else float(threshold)
-    mask: np.ndarray | None = None
-    for i, img in enumerate(_slices(paths)):
-        if mask is None:
-            mask = np.empty((len(paths), *img.shape), dtype=bool)
-        np.greater(img, thr, out=mask[i])
-    assert mask is not None
-    return mask, thr
-
-
-def stream_slice_ssim(paths: list[Path], data_range: float = 1.0) -> np.ndarray:
-    """SSIM of consecutive slices of a TIFF stack, two slices in memory (as
-    :func:`tomosynth.metrics.geometry.slice_ssim`)."""
-    from skimage.metrics import structural_similarity
-
-    out = []
-    prev = None
-    for img in _slices(paths):
-        cur = img.astype(np.float64)
-        if prev is not None:
-            out.append(structural_similarity(prev, cur, data_range=data_range))
-        prev = cur
-    return np.asarray(out)
 
 
 def roi_table(
@@ -436,12 +366,14 @@ def evaluate_sr_volume(
     shapes: dict[str, tuple[int, ...]] = {}
     trabecular: set[int] = set()
     for kind in ("hr", *(k for k in KINDS if k != "hr")):
-        bone, thr = read_bone_mask(folder, kind, threshold)
+        bone, thr, ssim = read_stack_mask(stack_paths(folder, kind), threshold, workers)
         shapes[kind] = bone.shape
         if len(set(shapes.values())) != 1:
             raise DataError(f"{folder}: lr/sr/hr stacks differ in shape: {shapes}")
         if kind == "hr":
-            rois = trabecular_rois(bone, roi_size, roi_stride, cortex_min_thickness)
+            rois = trabecular_rois(
+                bone, roi_size, roi_stride, cortex_min_thickness, workers=workers
+            )
             trabecular = {r.index for r in rois}
         rows[kind] = mask_rows(
             kind,
@@ -456,7 +388,6 @@ def evaluate_sr_volume(
             workers=workers,
             block=block,
         )
-        ssim = stream_slice_ssim(_stack_paths(folder, kind), data_range=1.0)
         cons_rows[kind] = consistency_rows(kind, bone, ssim, r_max, workers)
         del bone
     table = with_regions(pd.DataFrame([r for k in KINDS for r in rows[k]]), trabecular)
