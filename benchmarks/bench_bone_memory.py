@@ -24,7 +24,9 @@ most blocks away from the volume's faces), times 3 W^3.
 One thread per process (OMP_NUM_THREADS=1). ``--workers`` runs the same volume with each
 count of worker processes (``evaluate_sr_volume(workers=...)``): wall time, CPU time of the
 parent plus its workers (``RUSAGE_CHILDREN``), the parent's peak RSS and the largest
-worker's (``RUSAGE_CHILDREN.ru_maxrss``); "parent + workers" is the parent's peak plus
+worker's (``RUSAGE_CHILDREN.ru_maxrss``), and the parent's own CPU time: over one process's
+CPU time that is the serial share (Amdahl; ``bone_serial_fraction`` of
+``tomosynth.sizing.COSTS``). "parent + workers" is the parent's peak plus
 workers x the largest worker's, an upper bound of their sum (a worker's RSS counts the
 pages it shares copy-on-write with the parent). ``--block`` sets the ROI block side, so a
 small volume has several blocks to share out.
@@ -57,7 +59,8 @@ use = resource.getrusage(resource.RUSAGE_SELF)
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the forked workers, once joined
 cpu = use.ru_utime + use.ru_stime + kids.ru_utime + kids.ru_stime
 print(json.dumps({"base_kb": base, "peak_kb": use.ru_maxrss, "child_peak_kb": kids.ru_maxrss,
-                  "cpu_s": cpu, "rows": len(tables["table"])}))
+                  "cpu_s": cpu, "parent_cpu_s": use.ru_utime + use.ru_stime,
+                  "rows": len(tables["table"])}))
 """
 
 
@@ -161,6 +164,8 @@ def run_child(folder: Path, n: int, roi: int, workers: int, block: int) -> dict:
         "context_voxels": run_context_voxels(n, roi, block),
         "wall_s": wall,
         "cpu_s": res["cpu_s"],
+        # with workers, what the parent itself ran: the serial part (plus the pool's upkeep)
+        "parent_cpu_s": res["parent_cpu_s"],
         # per megavoxel of one volume (LR, SR and HR are measured: 3 volumes), the
         # unit of tomosynth.sizing.COSTS["bone_s_per_mvoxel"]
         "cpu_s_per_mvoxel": res["cpu_s"] / (3 * voxels / 1e6),
@@ -237,7 +242,15 @@ def main() -> None:
                 f"{r['base_gb']:.3f} GB; largest worker {r['child_peak_gb']:.3f} GB, parent + "
                 f"workers <= {r['sum_peak_bound_gb']:.3f} GB), {r['wall_s']:.1f} s wall, "
                 f"{r['cpu_s']:.1f} s CPU ({r['cpu_s_per_mvoxel']:.1f} s per megavoxel of each "
-                "of LR, SR and HR)",
+                f"of LR, SR and HR; the parent's own {r['parent_cpu_s']:.1f} s)",
+                flush=True,
+            )
+        one = [r for r in rows if r["size"] == n and r["workers"] == 1]
+        for r in (r for r in rows if r["size"] == n and r["workers"] > 1 and one):
+            print(
+                f"{n}^3, {r['workers']} workers: serial share (the parent's CPU over one "
+                f"process's) {r['parent_cpu_s'] / one[0]['cpu_s']:.3f}; speed-up "
+                f"{one[0]['wall_s'] / r['wall_s']:.2f}x",
                 flush=True,
             )
     if args.no_projection:
