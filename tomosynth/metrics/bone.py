@@ -47,7 +47,9 @@ from tqdm import tqdm
 from tomosynth.errors import ConfigError, DataError
 from tomosynth.metrics.geometry import (
     THICKNESS_MARGIN,
+    EulerJob,
     MeshJob,
+    euler_slab,
     mesh,
     mesh_tile,
     minkowski_3d,
@@ -475,6 +477,11 @@ def _shared_mesh_tile(job: MeshJob) -> tuple[float, float]:
     return mesh_tile(SHARED["bone"], *job)  # type: ignore[arg-type]
 
 
+def _shared_euler_slab(job: EulerJob) -> tuple[float, float]:
+    """:func:`tomosynth.metrics.geometry.euler_slab` in a worker, on the parent's bone mask."""
+    return euler_slab(SHARED["bone"], *job)  # type: ignore[arg-type]
+
+
 def minkowski_pooled(
     bone: np.ndarray,
     workers: int = 1,
@@ -483,7 +490,8 @@ def minkowski_pooled(
     tile: int | None = None,
 ) -> dict[str, float]:
     """:func:`tomosynth.metrics.geometry.minkowski_3d` of `bone` with its mesh tiles on
-    `workers` forked processes (:func:`worker_pool`): the same sums, in the same order."""
+    `workers` forked processes (:func:`worker_pool`), and its Euler slabs: the same sums, in
+    the same order."""
     bone = np.asarray(bone, dtype=bool)
     with worker_pool(workers, bone) as pool:
         if pool is None:
@@ -494,6 +502,7 @@ def minkowski_pooled(
             slab,
             tile,
             map_tiles=lambda jobs: pool.map(_shared_mesh_tile, jobs),
+            map_euler=lambda jobs: pool.map(_shared_euler_slab, jobs),
         )
 
 

@@ -496,12 +496,30 @@ def mesh_tile(
 MeshJob = tuple[float, tuple[int, int], tuple[int, int]]
 
 
+#: One Euler slab of :func:`minkowski_3d`: slices [z0, z1) (the slice z1 shared with the next).
+EulerJob = tuple[int, int]
+
+
+def euler_slab(mask: np.ndarray, z0: int, z1: int) -> tuple[float, float]:
+    """(voxels, Euler characteristic contribution) of the slices [z0, z1) of `mask`: the
+    characteristic of [z0, z1] minus that of the slice z1 it shares with the next slab
+    (inclusion-exclusion, 26-connected voxels)."""
+    from skimage.measure import euler_number
+
+    nz = mask.shape[0]
+    euler = float(euler_number(np.pad(mask[z0 : min(z1 + 1, nz)], 1), connectivity=3))
+    if z1 < nz:
+        euler -= float(euler_number(np.pad(mask[z1 : z1 + 1], 1), connectivity=3))
+    return float(mask[z0:z1].sum()), euler
+
+
 def minkowski_3d(
     mask: np.ndarray,
     sigma: float = 0.5,
     slab: int | None = None,
     tile: int | None = None,
     map_tiles: Callable[[list[MeshJob]], Iterable[tuple[float, float]]] | None = None,
+    map_euler: Callable[[list[EulerJob]], Iterable[tuple[float, float]]] | None = None,
 ) -> dict[str, float]:
     """Volume (vx^3), surface (vx^2), integral mean curvature (vx) and Euler characteristic.
 
@@ -521,7 +539,8 @@ def minkowski_3d(
     :func:`tomosynth.sizing.minkowski_slab` and :func:`tomosynth.sizing.minkowski_tile`;
     ``slab=0`` computes the whole volume at once. `map_tiles` maps :data:`MeshJob` s to
     the :func:`mesh_tile` results of this mask, in order (e.g. on a process pool that
-    holds the mask: :func:`tomosynth.metrics.bone.minkowski_pooled`); this process when None.
+    holds the mask: :func:`tomosynth.metrics.bone.minkowski_pooled`), and `map_euler` the
+    :data:`EulerJob` s to the :func:`euler_slab` results; this process when None.
     """
     from skimage.measure import euler_number, mesh_surface_area
 
@@ -551,12 +570,11 @@ def minkowski_3d(
     # Euler: slices [z0, z1] of each slab (one shared slice with the next), minus the shared;
     # slabs of about MINKOWSKI_SLAB_VOXELS / 8 voxels (skimage's int64 temporaries).
     e_slab = min(slab, max(1, MINKOWSKI_SLAB_VOXELS // (8 * m[0].size)))
-    for z0 in range(0, nz, e_slab):
-        z1 = min(z0 + e_slab, nz)
-        volume += float(m[z0:z1].sum())
-        euler += float(euler_number(np.pad(m[z0 : min(z1 + 1, nz)], 1), connectivity=3))
-        if z1 < nz:
-            euler -= float(euler_number(np.pad(m[z1 : z1 + 1], 1), connectivity=3))
+    e_jobs: list[EulerJob] = [(z0, min(z0 + e_slab, nz)) for z0 in range(0, nz, e_slab)]
+    e_done = (euler_slab(m, *j) for j in e_jobs) if map_euler is None else map_euler(e_jobs)
+    for v, e in e_done:  # in slab order: the same sums wherever the slabs ran
+        volume += v
+        euler += e
     # Mesh cubes of the padded volume (2 voxels of padding) run from 0 to n + 2 per axis.
     jobs: list[MeshJob] = [
         (sigma, (c0, min(c0 + slab, nz + 3)), (e0, min(e0 + tile, ny + 3)))
