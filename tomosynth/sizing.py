@@ -53,14 +53,18 @@ COSTS: dict[str, float | None] = {
     "bone_context_bytes_per_voxel": 220.0,
     "bone_fixed_bytes": 1.4e8,
     # compute_bone_metrics with workers (the rule's threads: forked processes that share the
-    # mask): the share of one process's time outside the pooled ROI blocks and Minkowski mesh
-    # tiles (reading, Otsu, SSIM, S2, Euler, envelopes): cProfile of one 128^3 run
-    # (2026-12-07, loaded machine): blocks 49.2 s + mesh tiles 21.6 s of 81.0 s, 0.13. These
-    # parts scale with the voxels like the rest, so the share holds at 2048^3 (where the
-    # tiles number thousands); Amdahl's law gives the speed-up (bone_speedup()). Each worker holds
-    # one thickness context or Minkowski tile and its own copy of the pages it writes
-    # (bone_worker_bytes: at most the imports, as the parent's).
-    "bone_serial_fraction": 0.13,
+    # mask). Reading and Otsu, the envelopes, the ROI blocks, the Minkowski mesh tiles and
+    # Euler slabs all run on the workers; the parent's own CPU time is the serial share:
+    # 0.013 at 256^3 (3.7 of 275.9 s, idle, 2026-12-07) and about 0.025 at 640^3 (264.6 of
+    # 4834 s under load, 143 s of it the Euler slabs, since moved to the workers). Each of
+    # 2 workers on this 2-core machine took 15 % more CPU than one process (317.3 against
+    # 275.9 s: shared caches and memory bandwidth), the per-worker overhead. bone_speedup():
+    # 2 workers 1.71x predicted, 1.67x measured (278.1 -> 166.7 s wall). Both are measured
+    # at 2 workers only. Each worker holds one thickness context or Minkowski tile and its
+    # own copy of the pages it writes (bone_worker_bytes: at most the imports, as the
+    # parent's).
+    "bone_serial_fraction": 0.025,
+    "bone_worker_overhead": 0.15,
     "bone_worker_bytes": 1.4e8,
     # compute_distance: FRD v1 (frd-score's pyradiomics features, LoG + wavelet filters) of one
     # 256 px image on one thread: 18 + 18 images in ~47 s (issue 20's measurement)
@@ -234,9 +238,13 @@ def bone_workers(n_slices: int, size: int, most: int) -> int:
 
 
 def bone_speedup(workers: int) -> float:
-    """Wall-time speed-up of `workers` processes over one (Amdahl, measured serial share)."""
+    """Wall-time speed-up of `workers` processes over one: Amdahl's law with the measured
+    serial share, each worker's part slowed by the measured per-worker overhead."""
+    if workers <= 1:
+        return 1.0
     f = float(COSTS["bone_serial_fraction"])  # type: ignore[arg-type]
-    return 1.0 / (f + (1.0 - f) / max(1, workers))
+    c = float(COSTS["bone_worker_overhead"])  # type: ignore[arg-type]
+    return 1.0 / (f + (1.0 - f) * (1.0 + c) / workers)
 
 
 def bone_metrics(

@@ -104,7 +104,8 @@ def expected_sizes() -> dict[str, dict]:
     # bone metrics of the SR volume (1,733 x 256^2), one mask + per worker process the larger
     # of one thickness context (block 128 + 2 x 64 halo, capped by the 256 px side, + 1 voxel
     # of padding per face) and one Minkowski tile (the whole 256^2 cross-section), and its
-    # own pages; run time divided by Amdahl's speed-up (the measured serial share)
+    # own pages; run time divided by Amdahl's speed-up (the measured serial share, each
+    # worker's part slowed by the measured per-worker overhead)
     vox = KEPT * 256**2
     slab = max(8, MINKOWSKI_SLAB_VOXELS // 256**2)
     context = (256 + 2) ** 3
@@ -112,10 +113,10 @@ def expected_sizes() -> dict[str, dict]:
         context * COSTS["bone_context_bytes_per_voxel"],
         MINKOWSKI_BYTES_PER_VOXEL * (slab + 7) * 260**2,
     )
-    f = COSTS["bone_serial_fraction"]
+    f, c = COSTS["bone_serial_fraction"], COSTS["bone_worker_overhead"]
     serial_s = 3 * vox / 1e6 * COSTS["bone_s_per_mvoxel"]
     out["compute_bone_metrics"] = {
-        "runtime": _runtime(serial_s * (f + (1 - f) / BONE_WORKERS)),
+        "runtime": _runtime(serial_s * (f + (1 - f) * (1 + c) / BONE_WORKERS)),
         "mem_mb": _mem(
             1000
             + (
