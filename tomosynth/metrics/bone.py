@@ -556,17 +556,16 @@ def roi_metrics(
 _ENVELOPE_HALO = 4
 
 
-def _envelope_slab(run: tuple[int, int]) -> np.ndarray | None:
-    """:func:`envelope` of the slices [z0, z1) of the shared bone mask, on a halo of the
-    closing's reach; written into the shared output when there is one, else returned."""
-    bone, out = SHARED["bone"], SHARED.get("out")
+def _envelope_part(bone: np.ndarray, z0: int, z1: int) -> np.ndarray:
+    """:func:`envelope` of the slices [z0, z1) of `bone`, on a halo of the closing's reach."""
+    c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)
+    return envelope(bone[c0:c1])[z0 - c0 : z1 - c0]
+
+
+def _envelope_slab(run: tuple[int, int]) -> None:
+    """:func:`_envelope_part` in a worker, written into the shared output mask."""
     z0, z1 = run
-    c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)  # type: ignore[arg-type]
-    part = envelope(bone[c0:c1])[z0 - c0 : z1 - c0]  # type: ignore[index]
-    if out is None:
-        return part
-    out[z0:z1] = part  # type: ignore[index]
-    return None
+    SHARED["out"][z0:z1] = _envelope_part(SHARED["bone"], z0, z1)  # type: ignore[index,arg-type]
 
 
 def envelope_slabwise(bone: np.ndarray, slab: int = 32, workers: int = 1) -> np.ndarray:
@@ -578,10 +577,9 @@ def envelope_slabwise(bone: np.ndarray, slab: int = 32, workers: int = 1) -> np.
     workers = max(1, min(check_workers(workers), len(runs)))
     out = shared_bool(bone.shape, shared=workers > 1)
     with forked_pool(workers, bone=bone, out=out) as pool:
-        if pool is None:  # in this process: SHARED is not set
+        if pool is None:
             for z0, z1 in runs:
-                c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)
-                out[z0:z1] = envelope(bone[c0:c1])[z0 - c0 : z1 - c0]
+                out[z0:z1] = _envelope_part(bone, z0, z1)
         else:
             pool_map(pool, _envelope_slab, runs)
     return out
