@@ -382,6 +382,51 @@ def bench_end_to_end(
     return {"kernel": rows / k, "end_to_end": rows / e, "ratio": k / e}
 
 
+def bench_stages(cols: int, angles: int, rows: int, threads: int, repeat: int, gzip: bool) -> list:
+    """Each step of one chunk of `reconstruct_scan`, alone, at 1 and at `threads` threads:
+    ``(stage, wall ms/slice at 1, at threads, CPU ms/slice at threads, system share)``
+    (best of `repeat`; CPU is the process's user + system time, so page faults and the
+    kernel's file copies count)."""
+    import os
+
+    from tomosynth import recon
+    from tomosynth.io import read_dxchange, write_tiff_slices
+    from tomosynth.recon.prep import flat_minus_log
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        scan = Path(tmp) / "scan.h5"
+        write_scan(scan, cols, angles, rows, gzip)
+        p = read_dxchange(scan)
+        sino = flat_minus_log(p.data, p.flat, p.dark, threads=threads)
+        theta = np.asarray(p.theta)
+        rec = recon.fbp(sino, theta, cols / 2.0, "ramlak", "fourier", "cpu", 128, threads=1)
+        steps = {
+            "read (inflate, checks)": lambda t: read_dxchange(scan, threads=t),
+            "flat / dark, minus log": lambda t: flat_minus_log(p.data, p.flat, p.dark, threads=t),
+            "fourier kernel": lambda t: recon.fbp(
+                sino, theta, cols / 2.0, "ramlak", "fourier", "cpu", 128, threads=t
+            ),
+            "TIFF write + SHA-256": lambda t: write_tiff_slices(
+                Path(tmp) / "tiff", rec, digests={}, threads=t
+            ),
+        }
+        for name, step in steps.items():
+            best = {}
+            for t in (1, threads):
+                for _ in range(repeat):
+                    c0, w0 = os.times(), time.perf_counter()
+                    step(t)
+                    w, c1 = time.perf_counter() - w0, os.times()
+                    cpu = c1.user - c0.user + c1.system - c0.system
+                    sys_ = c1.system - c0.system
+                    if w < best.get(t, (np.inf,))[0]:
+                        best[t] = (w, cpu, sys_)
+            w1, (wt, cpu, sys_) = best[1][0], best[threads]
+            out.append((name, 1e3 * w1 / rows, 1e3 * wt / rows, 1e3 * cpu / rows, sys_ / cpu))
+    return out
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         import torch
@@ -458,6 +503,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--uncompressed", action="store_true", help="--end-to-end reads an uncompressed scan"
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="--end-to-end also times each step alone (read, minus-log, kernel, write)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -487,6 +537,22 @@ def main(argv: list[str] | None = None) -> None:
             f"kernel {r['kernel']:.4g} slices/s, end to end {r['end_to_end']:.4g} slices/s, "
             f"ratio {r['ratio']:.2f}"
         )
+        if args.stages:
+            t = args.threads
+            print(f"\n# each step alone, {args.chunk_rows} rows (best of {args.repeat})")
+            print(
+                f"| {'step':<24} | {'ms/slice, 1 thread':>18} | {f'ms/slice, {t} threads':>19} "
+                f"| {'speed-up':>8} | {f'CPU ms/slice ({t})':>17} | {'system':>6} |"
+            )
+            print(f"|{'-' * 26}|{'-' * 20}|{'-' * 21}|{'-' * 10}|{'-' * 19}|{'-' * 8}|")
+            stages = bench_stages(
+                n, n_angles, args.chunk_rows, t, args.repeat, not args.uncompressed
+            )
+            for name, w1, wt, cpu, sys_share in stages:
+                print(
+                    f"| {name:<24} | {w1:18.1f} | {wt:19.1f} | {w1 / wt:7.2f}x | {cpu:17.1f} "
+                    f"| {sys_share:5.0%} |"
+                )
         return
     if args.memory:
         from tomosynth.recon import recon_memory_bound_mb

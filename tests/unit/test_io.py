@@ -271,6 +271,33 @@ def test_tiff_round_trip_and_listing(tmp_path):
     np.testing.assert_array_equal(read_tiff_stack([paths[2], paths[0]]), stack[[2, 0]])
 
 
+def test_tiff_slices_on_threads_are_the_same_files_with_their_sha256(tmp_path, monkeypatch):
+    import hashlib
+    import threading
+    import time
+
+    vol = np.random.default_rng(2).normal(size=(5, 6, 7)).astype(np.float32)
+    one: dict[str, str] = {}
+    write_tiff_slices(tmp_path / "one", vol, first_index=3, digests=one)
+    imwrite, seen = tifffile.imwrite, set()
+
+    def recorded(*args, **kwargs):
+        seen.add(threading.get_ident())
+        time.sleep(0.02)  # so that one pool thread cannot take every slice
+        return imwrite(*args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "imwrite", recorded)
+    three: dict[str, str] = {}
+    paths = write_tiff_slices(tmp_path / "three", vol, first_index=3, digests=three, threads=3)
+    assert [p.name for p in paths] == [f"slice_{i:05d}.tiff" for i in range(3, 8)]
+    assert threading.get_ident() not in seen and len(seen) >= 2
+    for p in paths:
+        data = p.read_bytes()
+        assert data == (tmp_path / "one" / p.name).read_bytes()
+        assert three[p.name] == one[p.name] == hashlib.sha256(data).hexdigest()
+        np.testing.assert_array_equal(tifffile.imread(p), vol[int(p.stem[6:]) - 3])
+
+
 def test_tiff_stack_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no slice_"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import zlib
 
 import h5py
@@ -36,7 +38,8 @@ def _no_h5py_read(monkeypatch):
 @pytest.mark.parametrize("dtype", ["uint16", "int32", "float32", "uint8", "float64"])
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("rows", [(0, 21), (3, 11), (8, 9), (14, 21)])
-def test_fast_path_equals_h5py(tmp_path, monkeypatch, dtype, shuffle, rows):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_fast_path_equals_h5py(tmp_path, monkeypatch, dtype, shuffle, rows, threads):
     arr = _counts(dtype)
     path = tmp_path / "s.h5"
     # edge chunks in every axis (37 = 3 * 10 + 7 frames, 21 rows, 19 columns)
@@ -46,10 +49,33 @@ def test_fast_path_equals_h5py(tmp_path, monkeypatch, dtype, shuffle, rows):
         assert fast_filters(ds) is shuffle
         expected = ds[:, rows[0] : rows[1], :].astype(np.float32)
         _no_h5py_read(monkeypatch)
-        got = read_rows(ds, *rows)
+        got = read_rows(ds, *rows, threads=threads)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got, arr[:, rows[0] : rows[1]].astype(np.float32))
+
+
+def test_chunks_are_decoded_on_the_threads_asked(tmp_path, monkeypatch):
+    arr = _counts("uint16", shape=(64, 8, 19))
+    path = tmp_path / "s.h5"
+    _dataset(path, arr, chunks=(4, 8, 19), compression="gzip", shuffle=True)  # 16 chunks
+    decode = h5chunks._chunk_values
+    seen: set[int] = set()
+
+    def slow_decode(*args):
+        seen.add(threading.get_ident())
+        time.sleep(0.01)  # long enough that one thread cannot take every chunk
+        return decode(*args)
+
+    monkeypatch.setattr(h5chunks, "_chunk_values", slow_decode)
+    with h5py.File(path, "r") as f:
+        got = read_rows(f["d"], 1, 7, threads=3)
+    np.testing.assert_array_equal(got, arr[:, 1:7].astype(np.float32))
+    assert len(seen) == 3 and threading.get_ident() not in seen
+    seen.clear()
+    with h5py.File(path, "r") as f:
+        read_rows(f["d"], 1, 7)  # default: one thread, the caller's
+    assert seen == {threading.get_ident()}
 
 
 def test_zlib_without_isal_equals_h5py(tmp_path, monkeypatch):
@@ -104,11 +130,12 @@ def test_unwritten_chunks_read_their_fill_value(tmp_path):
             fillvalue=7,
         )
         ds[:8] = 3  # frames 8..15 never written: no chunk stored
-    with h5py.File(path, "r") as f:
-        got = read_rows(f["d"], 2, 6)
     expected = np.full((16, 4, 10), 7, np.float32)
     expected[:8] = 3
-    np.testing.assert_array_equal(got, expected)
+    for threads in (1, 2):
+        with h5py.File(path, "r") as f:
+            got = read_rows(f["d"], 2, 6, threads=threads)
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_damaged_chunk_reads_through_h5py_and_raises(tmp_path):
@@ -120,5 +147,6 @@ def test_damaged_chunk_reads_through_h5py_and_raises(tmp_path):
     raw = bytearray(path.read_bytes())
     raw[offset + 10 : offset + 40] = b"\xff" * 30
     path.write_bytes(bytes(raw))
-    with h5py.File(path, "r") as f, pytest.raises(OSError):
-        read_rows(f["d"], 0, 4)
+    for threads in (1, 2):
+        with h5py.File(path, "r") as f, pytest.raises(OSError):
+            read_rows(f["d"], 0, 4, threads=threads)

@@ -294,6 +294,7 @@ def read_dxchange(
     rows: tuple[int, int] | None = None,
     *,
     theta_units: str | None = None,
+    threads: int = 1,
 ) -> Projections:
     """Read detector rows ``[r0, r1)`` of a DXchange scan as float32.
 
@@ -309,6 +310,9 @@ def read_dxchange(
         Half-open detector row range; ``None`` reads all rows.
     theta_units : {"degrees", "radians"}, optional
         Unit of ``/exchange/theta`` when the file has no ``units`` attribute.
+    threads : int
+        Threads that inflate gzip chunks (`tomosynth.io.h5chunks.read_rows`); the values
+        do not depend on it.
 
     Returns
     -------
@@ -336,7 +340,7 @@ def read_dxchange(
                     f"0..{info.n_rows} (half-open, {info.n_rows} detector rows)"
                 )
             # gzip chunks are inflated by ISA-L when it is installed (`h5chunks`)
-            out = {key: read_rows(f[key], r0, r1) for key in (DATA, FLAT, DARK)}
+            out = {key: read_rows(f[key], r0, r1, threads=threads) for key in (DATA, FLAT, DARK)}
     except OSError as exc:
         raise DataError(f"{path}: cannot read HDF5 data (truncated or corrupt?): {exc}") from exc
     return _checked_projections(path, out[DATA], out[FLAT], out[DARK], info.theta, (r0, r1))

@@ -11,6 +11,12 @@ largest step around the reconstruction kernel (44 ms of CPU per slice against 19
 uncompressed; docs/performance.md). Any other layout or filter (lzf, szip, fletcher32,
 plugins, a chunk stored with a filter skipped, a chunk never written) reads through h5py,
 which also reports any damage.
+
+With ``threads > 1`` the chunks are decoded on that many threads (ISA-L, zlib and NumPy's
+copies release the GIL; h5py serialises the raw reads itself). Each chunk fills its own
+region of the output, so the result does not depend on the thread count. Inflate is
+single-threaded per chunk: without this, a 16-thread job's reader decompressed on one core
+while the kernel waited for it.
 """
 
 from __future__ import annotations
@@ -81,23 +87,51 @@ def _chunk_values(ds: h5py.Dataset, offset: tuple[int, ...], shuffled: bool) -> 
     return flat.view(ds.dtype).reshape(shape)
 
 
-def _read_fast(ds: h5py.Dataset, r0: int, r1: int, out: np.ndarray, shuffled: bool) -> None:
-    """Every chunk that rows ``[r0, r1)`` touch, inflated here, cast into `out`."""
+def _chunk_offsets(ds: h5py.Dataset, r0: int, r1: int) -> list[tuple[int, int, int]]:
+    """Offsets of every chunk that rows ``[r0, r1)`` touch, in storage order."""
     n, _, cols = ds.shape
     cf, cr, cc = (int(c) for c in ds.chunks)
-    for f0 in range(0, n, cf):
-        f1 = min(f0 + cf, n)
-        for g0 in range(r0 - r0 % cr, r1, cr):
-            a, b = max(r0, g0), min(r1, g0 + cr)
-            for c0 in range(0, cols, cc):
-                c1 = min(c0 + cc, cols)
-                chunk = _chunk_values(ds, (f0, g0, c0), shuffled)
-                out[f0:f1, a - r0 : b - r0, c0:c1] = chunk[: f1 - f0, a - g0 : b - g0, : c1 - c0]
+    return [
+        (f0, g0, c0)
+        for f0 in range(0, n, cf)
+        for g0 in range(r0 - r0 % cr, r1, cr)
+        for c0 in range(0, cols, cc)
+    ]
 
 
-def read_rows(ds: h5py.Dataset, r0: int, r1: int, out: np.ndarray | None = None) -> np.ndarray:
+def _read_fast(
+    ds: h5py.Dataset, r0: int, r1: int, out: np.ndarray, shuffled: bool, threads: int = 1
+) -> None:
+    """Every chunk that rows ``[r0, r1)`` touch, inflated on `threads` threads, cast into
+    its own region of `out`."""
+    n, _, cols = ds.shape
+    cf, cr, cc = (int(c) for c in ds.chunks)
+
+    def place(offset: tuple[int, int, int]) -> None:
+        f0, g0, c0 = offset
+        f1, c1 = min(f0 + cf, n), min(c0 + cc, cols)
+        a, b = max(r0, g0), min(r1, g0 + cr)
+        chunk = _chunk_values(ds, offset, shuffled)
+        out[f0:f1, a - r0 : b - r0, c0:c1] = chunk[: f1 - f0, a - g0 : b - g0, : c1 - c0]
+
+    offsets = _chunk_offsets(ds, r0, r1)
+    if threads <= 1 or len(offsets) < 2:
+        for offset in offsets:
+            place(offset)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(threads, len(offsets)), thread_name_prefix="inflate") as pool:
+        for _ in pool.map(place, offsets):  # re-raises the first failure (_Fallback too)
+            pass
+
+
+def read_rows(
+    ds: h5py.Dataset, r0: int, r1: int, out: np.ndarray | None = None, threads: int = 1
+) -> np.ndarray:
     """``ds[:, r0:r1, :]`` as float32 (into `out` when given), by the fast path when the
-    filters allow it (see the module docstring), else by h5py.
+    filters allow it (see the module docstring), else by h5py. `threads` decode chunks in
+    parallel (fast path only; the values do not depend on it).
 
     Raises
     ------
@@ -109,7 +143,7 @@ def read_rows(ds: h5py.Dataset, r0: int, r1: int, out: np.ndarray | None = None)
     shuffled = fast_filters(ds)
     if shuffled is not None:
         try:
-            _read_fast(ds, r0, r1, out, shuffled)
+            _read_fast(ds, r0, r1, out, shuffled, max(1, int(threads)))
             return out
         except _Fallback:
             pass

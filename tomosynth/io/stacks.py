@@ -30,14 +30,17 @@ def write_tiff_slices(
     volume: np.ndarray,
     first_index: int = 0,
     digests: dict[str, str] | None = None,
+    threads: int = 1,
 ) -> list[Path]:
     """Write `volume` (n, h, w) as float32 TIFFs ``slice_{first_index + i:05d}.tiff``.
 
     `folder` is created if needed; callers writing a rule output pass the temporary folder
     of `atomic_dir`. Returns the written paths in order. `digests`, when given, receives
     each file's name -> SHA-256 (hex), hashed right after the file is written (in the
-    caller's thread, e.g. `reconstruct_scan`'s writer), so that the manifest need not read
-    every file again when the output is published (`tomosynth.resume`).
+    writing thread, e.g. `reconstruct_scan`'s writer), so that the manifest need not read
+    every file again when the output is published (`tomosynth.resume`). `threads` write
+    (and hash) slices in parallel: file writes and SHA-256 release the GIL, and each file
+    is written whole by one thread, so the files do not depend on it.
     """
     folder = Path(folder)
     volume = np.asarray(volume)
@@ -49,14 +52,23 @@ def write_tiff_slices(
 
     folder.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(folder, any_name=True)  # slices of a killed chunk
-    paths = []
-    for i, img in enumerate(volume):
-        path = folder / slice_name(first_index + i, "tiff")
-        with atomic_file(path, clean=False) as tmp:
-            tifffile.imwrite(tmp, np.ascontiguousarray(img, dtype=np.float32))
+    paths = [folder / slice_name(first_index + i, "tiff") for i in range(len(volume))]
+
+    def write(i: int) -> None:
+        with atomic_file(paths[i], clean=False) as tmp:
+            tifffile.imwrite(tmp, np.ascontiguousarray(volume[i], dtype=np.float32))
             if digests is not None:  # read back at once, from the page cache
-                digests[path.name] = file_sha256(tmp)
-        paths.append(path)
+                digests[paths[i].name] = file_sha256(tmp)
+
+    if threads <= 1 or len(paths) < 2:
+        for i in range(len(paths)):
+            write(i)
+        return paths
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(int(threads), len(paths)), thread_name_prefix="tiff") as pool:
+        for _ in pool.map(write, range(len(paths))):  # re-raises the first failure
+            pass
     return paths
 
 

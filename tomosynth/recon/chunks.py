@@ -68,6 +68,7 @@ from tomosynth.recon.backends import fbp, resolve_backend
 from tomosynth.recon.center import find_center
 from tomosynth.recon.filters import FILTERS
 from tomosynth.recon.memory import _peak_rss_mb, recon_memory_bound_mb
+from tomosynth.recon.parallel import cpu_threads
 from tomosynth.recon.prep import flat_minus_log, remove_stripes
 from tomosynth.resume import PartialOutput, code_digest
 from tomosynth.scan_checks import check_angles, check_rows
@@ -323,7 +324,14 @@ class _Run:
         """Detector rows ``[a, b)``: from the scratch copy when there is one."""
         if self.scratch is not None:
             return self.scratch.read(a, b)
-        return read_dxchange(self.h5_path, rows=(a, b), theta_units=self.theta_units)
+        return read_dxchange(
+            self.h5_path, rows=(a, b), theta_units=self.theta_units, threads=self.cpus
+        )
+
+    @property
+    def cpus(self) -> int:
+        """CPU threads of this job (`tomosynth.recon.parallel.cpu_threads`)."""
+        return cpu_threads(self.threads)
 
     def preprocess(self, p: Projections) -> np.ndarray:
         """Minus-log sinograms of projections `p`, stripes removed."""
@@ -471,9 +479,11 @@ def _compute_chunks(
 
     Pipelined: while chunk ``i`` reconstructs, one reader thread reads, checks and
     pre-processes chunk ``i + 1`` and one writer thread writes chunk ``i - 1``'s slices
-    and then its marker (one of each in flight, markers in chunk order). The HDF5 read
-    (decompression), the row checks and the TIFF writes are single-threaded: in turn with
-    the kernel they left a core idle for 40-50 % of the time at 2048 / 1,500 angles.
+    and then its marker (one of each in flight, markers in chunk order). In turn with the
+    kernel, the HDF5 read and the TIFF writes left a core idle for 40-50 % of the time at
+    2048 / 1,500 angles. The reader inflates gzip chunks, and the writer writes and hashes
+    slices, on the job's threads too: one thread each would cap a many-core job at about
+    25 slices/s whatever the kernel's speed.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -489,7 +499,9 @@ def _compute_chunks(
 
     def save(a: int, b: int, rec: np.ndarray, masked: list) -> None:
         digests: dict[str, str] = {}  # hashed here, for MANIFEST.json at publish
-        paths = write_tiff_slices(partial.slices, rec, first_index=a, digests=digests)
+        paths = write_tiff_slices(
+            partial.slices, rec, first_index=a, digests=digests, threads=run.cpus
+        )
         partial.record(a, b, paths, digests, device=dev_type, masked_rows=masked)
 
     with (
