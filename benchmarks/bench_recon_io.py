@@ -11,9 +11,10 @@ Writes one synthetic scan twice: gzip-compressed with one HDF5 chunk per project
 file, in a fresh subprocess per case, it reads all rows in chunks of ``--chunk-rows`` rows
 the old way (`read_dxchange` per chunk, which decompresses every projection once per chunk)
 and the new way (`plan_row_reads`: a sinogram-ordered scratch copy built by one pass over the
-file, then chunks read from it; direct reads when the layout needs none). Printed side by
-side: seconds and the growth of peak resident memory (Linux ``VmHWM`` reset after the imports,
-minus ``VmRSS`` before), next to the float32 chunk that both must hold.
+file, then chunks read from it; direct reads when the layout needs none; on ``--threads``
+threads). Printed side by side: seconds and the growth of peak resident memory (Linux
+``VmHWM`` reset after the imports, minus ``VmRSS`` before), next to the float32 chunk that
+both must hold.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def status_mb(key):
             return int(line.split()[1]) / 1024.0
 
 scan, order, chunk_rows, scratch_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+threads = int(sys.argv[5]) if order == "new" else 1
 info = inspect_dxchange(scan)
 before = status_mb("VmRSS")
 Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
@@ -96,11 +98,11 @@ mode = "direct"
 if order == "new":
     mode, _ = plan_row_reads(h5_layout(scan), info.n_rows, chunk_rows)
 if mode == "transpose":
-    s = SinogramScratch(scratch_dir, scan, (0, info.n_rows), scan_digest(scan), 128)
+    s = SinogramScratch(scratch_dir, scan, (0, info.n_rows), scan_digest(scan), 128, threads=threads)
     s.build()
     read = s.read
 else:
-    read = lambda a, b: read_dxchange(scan, rows=(a, b))
+    read = lambda a, b: read_dxchange(scan, rows=(a, b), threads=threads)
 total = 0.0
 for a in range(0, info.n_rows, chunk_rows):
     p = read(a, min(a + chunk_rows, info.n_rows))
@@ -112,9 +114,18 @@ print(json.dumps({"mode": mode, "seconds": seconds,
 """
 
 
-def run_case(scan: Path, order: str, chunk_rows: int, scratch: Path) -> dict:
+def run_case(scan: Path, order: str, chunk_rows: int, scratch: Path, threads: int = 1) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", _CASE, str(scan), order, str(chunk_rows), str(scratch)],
+        [
+            sys.executable,
+            "-c",
+            _CASE,
+            str(scan),
+            order,
+            str(chunk_rows),
+            str(scratch),
+            str(threads),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -133,6 +144,7 @@ def main() -> None:
     ap.add_argument("--angles", type=int, default=300)
     ap.add_argument("--chunk-rows", type=int, default=16)
     ap.add_argument("--level", type=int, default=4, help="gzip level (Tomobank files: 1-6)")
+    ap.add_argument("--threads", type=int, default=1, help="threads of the new read order")
     ap.add_argument("--out", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_recon_io_") as tmp:
@@ -150,7 +162,8 @@ def main() -> None:
         results = []
         for name, path in paths.items():
             for order in ("old", "new"):
-                res = run_case(path, order, args.chunk_rows, tmp / f"scratch_{path.stem}_{order}")
+                scratch = tmp / f"scratch_{path.stem}_{order}"
+                res = run_case(path, order, args.chunk_rows, scratch, args.threads)
                 res.update(file=name, file_mb=round(sizes[name], 1), order=order)
                 results.append(res)
         checks = {round(r["check"], 3) for r in results}

@@ -109,18 +109,19 @@ def test_scratch_reads_equal_the_file(tmp_path, rows):
 
 
 def test_scratch_reads_every_hdf5_chunk_once(tmp_path, monkeypatch):
-    """The copy asks HDF5 for blocks of whole chunks, each frame exactly once."""
+    """The copy asks for blocks of whole chunks, each frame exactly once."""
+    from tomosynth.io import readorder
+
     scan = tmp_path / "scan.h5"
     _write(scan, n_angles=23, chunks=(2, 12, 24))
     selections: list[tuple[str, int, int]] = []
-    original = h5py.Dataset.__getitem__
+    original = readorder.read_block
 
-    def spy(self, key):
-        if isinstance(key, tuple) and key and isinstance(key[0], slice):
-            selections.append((self.name, key[0].start, key[0].stop))
-        return original(self, key)
+    def spy(ds, frames, rows, dtype, threads):
+        selections.append((ds.name, *frames))
+        return original(ds, frames, rows, dtype, threads)
 
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    monkeypatch.setattr(readorder, "read_block", spy)
     # budget 1 MB with 576-byte frames would allow ~900 frames per block: force small blocks
     scratch = _scratch(tmp_path, scan)
     scratch.memory_budget_mb = 0
@@ -131,6 +132,44 @@ def test_scratch_reads_every_hdf5_chunk_once(tmp_path, monkeypatch):
         covered = [i for a, b in spans for i in range(a, b)]
         assert covered == list(range(n)), (name, spans)  # each frame once, none twice
         assert all(a % 2 == 0 for a, _ in spans), spans  # blocks start on chunk boundaries
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_scratch_inflates_gzip_chunks_itself_on_its_threads(tmp_path, monkeypatch, threads):
+    """gzip chunks go through `read_block`'s fast path (never h5py's read), on `threads`."""
+    import threading
+
+    from tomosynth.io import h5chunks
+
+    scan = tmp_path / "scan.h5"
+    arrays = _write(scan, n_angles=23, chunks=(2, 5, 24))  # edge chunks in frames and rows
+    decode, seen = h5chunks._chunk_values, set()
+
+    def recorded(*args):
+        seen.add(threading.get_ident())
+        return decode(*args)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read through h5py instead of the fast path")
+
+    getitem = h5py.Dataset.__getitem__
+
+    def only_small(self, key):  # theta and attributes, not frames
+        if isinstance(key, tuple) and key and isinstance(key[0], slice):
+            refuse()
+        return getitem(self, key)
+
+    digest = scan_digest(scan)
+    monkeypatch.setattr(h5chunks, "_chunk_values", recorded)
+    monkeypatch.setattr(h5py.Dataset, "read_direct", refuse)
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", only_small)
+    scratch = SinogramScratch(tmp_path / "s", scan, (3, 11), digest, 0, threads=threads)
+    scratch.build()
+    monkeypatch.undo()
+    got = scratch.read(3, 11)
+    for key, arr in (("data", got.data), ("data_white", got.flat), ("data_dark", got.dark)):
+        np.testing.assert_array_equal(arr, arrays[key][:, 3:11].astype(np.float32))
+    assert (len(seen) > 1) == (threads > 1)
 
 
 def test_scratch_build_resumes_and_rejects_other_scans(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tomosynth.io import h5chunks
-from tomosynth.io.h5chunks import fast_filters, read_rows
+from tomosynth.io.h5chunks import fast_filters, read_block, read_rows
 
 
 def _dataset(path, arr, **kw):
@@ -53,6 +53,21 @@ def test_fast_path_equals_h5py(tmp_path, monkeypatch, dtype, shuffle, rows, thre
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got, arr[:, rows[0] : rows[1]].astype(np.float32))
+
+
+@pytest.mark.parametrize("frames", [(0, 37), (3, 29), (10, 20), (36, 37)])
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_block_of_frames_equals_h5py(tmp_path, monkeypatch, frames, dtype, threads):
+    arr = _counts("uint16")
+    path = tmp_path / "s.h5"
+    _dataset(path, arr, chunks=(10, 4, 8), compression="gzip", shuffle=True)
+    with h5py.File(path, "r") as f:
+        expected = f["d"][frames[0] : frames[1], 5:18, :].astype(dtype)
+        _no_h5py_read(monkeypatch)
+        got = read_block(f["d"], frames, (5, 18), dtype, threads=threads)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_chunks_are_decoded_on_the_threads_asked(tmp_path, monkeypatch):

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Reading a row range of a gzip-chunked HDF5 dataset without HDF5's filter pipeline.
 
-`read_rows` fills a float32 array with ``ds[:, r0:r1, :]``. When the dataset's filter
-pipeline is exactly deflate (gzip), optionally after byte shuffle, as
+`read_rows` fills a float32 array with ``ds[:, r0:r1, :]``, and `read_block` returns
+``ds[fa:fb, r0:r1, :]`` in a given dtype (the blocks of the sinogram scratch copy). When the
+dataset's filter pipeline is exactly deflate (gzip), optionally after byte shuffle, as
 `tomosynth.io.write_dxchange` and many beamlines write it, the raw chunks are read with
 ``read_direct_chunk`` and inflated with ISA-L (`isal.isal_zlib`, 2-3x faster than zlib;
 zlib where the package is missing), the shuffle is undone in NumPy and the values cast
@@ -33,7 +34,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     import h5py
 
-__all__ = ["INFLATE", "fast_filters", "read_rows"]
+__all__ = ["INFLATE", "fast_filters", "read_block", "read_rows"]
 
 #: The inflate implementation in use (``isal.isal_zlib`` or ``zlib``).
 INFLATE = _zlib.__name__
@@ -87,34 +88,45 @@ def _chunk_values(ds: h5py.Dataset, offset: tuple[int, ...], shuffled: bool) -> 
     return flat.view(ds.dtype).reshape(shape)
 
 
-def _chunk_offsets(ds: h5py.Dataset, r0: int, r1: int) -> list[tuple[int, int, int]]:
-    """Offsets of every chunk that rows ``[r0, r1)`` touch, in storage order."""
-    n, _, cols = ds.shape
+def _chunk_offsets(
+    ds: h5py.Dataset, frames: tuple[int, int], rows: tuple[int, int]
+) -> list[tuple[int, int, int]]:
+    """Offsets of every chunk that frames ``[fa, fb)`` and rows ``[r0, r1)`` touch, in
+    storage order."""
     cf, cr, cc = (int(c) for c in ds.chunks)
+    (fa, fb), (r0, r1) = frames, rows
     return [
         (f0, g0, c0)
-        for f0 in range(0, n, cf)
+        for f0 in range(fa - fa % cf, fb, cf)
         for g0 in range(r0 - r0 % cr, r1, cr)
-        for c0 in range(0, cols, cc)
+        for c0 in range(0, ds.shape[2], cc)
     ]
 
 
 def _read_fast(
-    ds: h5py.Dataset, r0: int, r1: int, out: np.ndarray, shuffled: bool, threads: int = 1
+    ds: h5py.Dataset,
+    frames: tuple[int, int],
+    rows: tuple[int, int],
+    out: np.ndarray,
+    shuffled: bool,
+    threads: int = 1,
 ) -> None:
-    """Every chunk that rows ``[r0, r1)`` touch, inflated on `threads` threads, cast into
+    """Every chunk that `frames` x `rows` touch, inflated on `threads` threads, cast into
     its own region of `out`."""
-    n, _, cols = ds.shape
+    cols = ds.shape[2]
     cf, cr, cc = (int(c) for c in ds.chunks)
+    (fa, fb), (r0, r1) = frames, rows
 
     def place(offset: tuple[int, int, int]) -> None:
         f0, g0, c0 = offset
-        f1, c1 = min(f0 + cf, n), min(c0 + cc, cols)
-        a, b = max(r0, g0), min(r1, g0 + cr)
+        f1, c1 = min(f0 + cf, fb), min(c0 + cc, cols)
+        e0, a, b = max(fa, f0), max(r0, g0), min(r1, g0 + cr)
         chunk = _chunk_values(ds, offset, shuffled)
-        out[f0:f1, a - r0 : b - r0, c0:c1] = chunk[: f1 - f0, a - g0 : b - g0, : c1 - c0]
+        out[e0 - fa : f1 - fa, a - r0 : b - r0, c0:c1] = chunk[
+            e0 - f0 : f1 - f0, a - g0 : b - g0, : c1 - c0
+        ]
 
-    offsets = _chunk_offsets(ds, r0, r1)
+    offsets = _chunk_offsets(ds, frames, rows)
     if threads <= 1 or len(offsets) < 2:
         for offset in offsets:
             place(offset)
@@ -124,6 +136,46 @@ def _read_fast(
     with ThreadPoolExecutor(min(threads, len(offsets)), thread_name_prefix="inflate") as pool:
         for _ in pool.map(place, offsets):  # re-raises the first failure (_Fallback too)
             pass
+
+
+def read_block(
+    ds: h5py.Dataset,
+    frames: tuple[int, int],
+    rows: tuple[int, int],
+    dtype: np.dtype | type = np.float32,
+    threads: int = 1,
+) -> np.ndarray:
+    """``ds[fa:fb, r0:r1, :]`` as `dtype`, by the fast path when the filters allow it (see
+    the module docstring), else by h5py. `threads` decode chunks in parallel (fast path
+    only; the values do not depend on it).
+
+    Raises
+    ------
+    OSError
+        From h5py, for a damaged or unreadable dataset.
+    """
+    (fa, fb), (r0, r1) = (int(frames[0]), int(frames[1])), (int(rows[0]), int(rows[1]))
+    out = np.empty((fb - fa, r1 - r0, ds.shape[2]), dtype=dtype)
+    return _fill(ds, (fa, fb), (r0, r1), out, threads)
+
+
+def _fill(
+    ds: h5py.Dataset,
+    frames: tuple[int, int],
+    rows: tuple[int, int],
+    out: np.ndarray,
+    threads: int,
+) -> np.ndarray:
+    """`out` filled with ``ds[frames, rows, :]``: the fast path, else h5py."""
+    shuffled = fast_filters(ds)
+    if shuffled is not None:
+        try:
+            _read_fast(ds, frames, rows, out, shuffled, max(1, int(threads)))
+            return out
+        except _Fallback:
+            pass
+    ds.read_direct(out, np.s_[frames[0] : frames[1], rows[0] : rows[1], :])
+    return out
 
 
 def read_rows(
@@ -140,12 +192,4 @@ def read_rows(
     """
     if out is None:
         out = np.empty((ds.shape[0], r1 - r0, ds.shape[2]), dtype=np.float32)
-    shuffled = fast_filters(ds)
-    if shuffled is not None:
-        try:
-            _read_fast(ds, r0, r1, out, shuffled, max(1, int(threads)))
-            return out
-        except _Fallback:
-            pass
-    ds.read_direct(out, np.s_[:, r0:r1, :])
-    return out
+    return _fill(ds, (0, ds.shape[0]), (r0, r1), out, threads)

@@ -24,6 +24,7 @@ from tomosynth.io.dxchange import (
     _open_h5,
     inspect_dxchange,
 )
+from tomosynth.io.h5chunks import read_block
 from tomosynth.io.jsonio import read_json, write_json
 
 
@@ -150,7 +151,8 @@ class SinogramScratch:
     The file ``sino.bin`` holds ``(rows, frames, cols)`` in raw counts (frames: projections,
     then flats, then darks), so one chunk of rows is one contiguous read. `build` reads
     whole frames in blocks of about ``memory_budget_mb / 2``, aligned to the HDF5 chunks, so
-    every HDF5 chunk is decompressed exactly once; after each block the file is synced and
+    every HDF5 chunk is decompressed exactly once (gzip chunks by `read_block`'s fast path,
+    on `threads` threads); after each block the file is synced and
     ``sino.json`` records how many frames are done, so a killed build continues from there
     (only when the scan digest and row range still match).
 
@@ -171,8 +173,10 @@ class SinogramScratch:
         digest: str,
         memory_budget_mb: int = 128,
         theta_units: str | None = None,
+        threads: int = 1,
     ) -> None:
         self.folder = Path(folder)
+        self.threads = max(1, int(threads))
         self.scan = Path(scan)
         self.r0, self.r1 = int(rows[0]), int(rows[1])
         self.digest = digest
@@ -252,7 +256,7 @@ class SinogramScratch:
                     first -= first % along  # restart at a chunk boundary
                     for a in range(first, count, per_block):
                         b = min(a + per_block, count)
-                        block = np.asarray(ds[a:b, self.r0 : self.r1, :], dtype=self.dtype)
+                        block = read_block(ds, (a, b), (self.r0, self.r1), self.dtype, self.threads)
                         sino = np.ascontiguousarray(block.transpose(1, 0, 2))  # (rows, b-a, cols)
                         del block
                         item = self.dtype.itemsize

@@ -392,7 +392,13 @@ def _plan_reads(run: _Run, partial: PartialOutput) -> tuple[str, str]:
     if mode != "transpose":
         return mode, why
     scratch = SinogramScratch(
-        partial.scratch, run.h5_path, run.rows, run.digest, run.memory_budget_mb, run.theta_units
+        partial.scratch,
+        run.h5_path,
+        run.rows,
+        run.digest,
+        run.memory_budget_mb,
+        run.theta_units,
+        threads=run.cpus,
     )
     partial.root.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(partial.root).free
