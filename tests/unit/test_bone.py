@@ -491,10 +491,10 @@ def test_streamed_mask_names_a_slice_of_another_size(tmp_path):
 
 
 def test_stack_runs_cover_every_slice_once():
-    from tomosynth.metrics.bone_stream import runs
+    from tomosynth.metrics.pool import even_runs
 
     for n, parts in ((1, 4), (7, 3), (13, 12), (100, 7), (5, 50)):
-        r = runs(n, parts)
+        r = even_runs(n, parts)
         assert [i for a, b in r for i in range(a, b)] == list(range(n))
         assert len(r) == min(n, parts)
 

@@ -172,3 +172,23 @@ def test_envelopes_and_trabecular_rois_on_workers_equal_one_process(workers):
     many = trabecular_rois(bone_, 8, cortex_min_thickness=10, slab=5, workers=workers)
     assert [r.index for r in many] == [r.index for r in one]
     assert not pool.SHARED
+
+
+@fork_only
+def test_jobs_read_the_shared_arrays_the_same_way_with_and_without_workers():
+    """One job function serves both: in this process (1 worker) the arrays are in SHARED
+    as in a forked worker, and a pool gives SHARED its previous contents back."""
+    a, b = np.arange(6), np.arange(6) * 10
+    with pool.forked_pool(1, x=a) as p1:
+        assert p1 is None and pool.SHARED["x"] is a
+        assert pool.pool_map(p1, _sum_of_shared, [(0, 3), (3, 6)]) == [3, 12]
+        with pool.forked_pool(2, x=b) as p2:
+            assert pool.pool_map(p2, _sum_of_shared, [(0, 3), (3, 6)]) == [30, 120]
+        assert pool.SHARED == {"x": a}  # the outer pool's arrays are back
+    assert not pool.SHARED
+
+
+def _sum_of_shared(run: tuple[int, int]) -> int:
+    from tomosynth.metrics.pool import SHARED
+
+    return int(SHARED["x"][run[0] : run[1]].sum())

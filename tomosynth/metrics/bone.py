@@ -556,16 +556,20 @@ def roi_metrics(
 _ENVELOPE_HALO = 4
 
 
-def _envelope_part(bone: np.ndarray, z0: int, z1: int) -> np.ndarray:
-    """:func:`envelope` of the slices [z0, z1) of `bone`, on a halo of the closing's reach."""
+def _on_halo(
+    fn: Callable[[np.ndarray], np.ndarray], bone: np.ndarray, z0: int, z1: int
+) -> np.ndarray:
+    """``fn`` (a closing-based envelope) of the slices [z0, z1) of `bone`, computed on a halo
+    of the closing's reach so that it equals the whole volume's there."""
     c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)
-    return envelope(bone[c0:c1])[z0 - c0 : z1 - c0]
+    return fn(bone[c0:c1])[z0 - c0 : z1 - c0]
 
 
 def _envelope_slab(run: tuple[int, int]) -> None:
-    """:func:`_envelope_part` in a worker, written into the shared output mask."""
+    """:func:`envelope` of the slices `run` of the shared bone mask, into the shared output
+    (a worker's job, or this process's when there is no pool)."""
     z0, z1 = run
-    SHARED["out"][z0:z1] = _envelope_part(SHARED["bone"], z0, z1)  # type: ignore[index,arg-type]
+    SHARED["out"][z0:z1] = _on_halo(envelope, SHARED["bone"], z0, z1)  # type: ignore[index,arg-type]
 
 
 def envelope_slabwise(bone: np.ndarray, slab: int = 32, workers: int = 1) -> np.ndarray:
@@ -577,24 +581,16 @@ def envelope_slabwise(bone: np.ndarray, slab: int = 32, workers: int = 1) -> np.
     workers = max(1, min(check_workers(workers), len(runs)))
     out = shared_bool(bone.shape, shared=workers > 1)
     with forked_pool(workers, bone=bone, out=out) as pool:
-        if pool is None:
-            for z0, z1 in runs:
-                out[z0:z1] = _envelope_part(bone, z0, z1)
-        else:
-            pool_map(pool, _envelope_slab, runs)
+        pool_map(pool, _envelope_slab, runs)
     return out
 
 
 def _inside_slab(job: tuple[int, int, list[Roi], float]) -> dict[int, bool]:
     """Whether each ROI's part in the slices [z0, z1) lies inside the endosteal envelope
-    (computed on a halo of the closing's reach) of the shared bone mask."""
+    of the shared bone mask (a worker's job, or this process's when there is no pool)."""
     z0, z1, rois, cortex = job
-    return _inside(SHARED["bone"], z0, z1, rois, cortex)  # type: ignore[arg-type]
-
-
-def _inside(bone: np.ndarray, z0: int, z1: int, rois: list[Roi], cortex: float) -> dict[int, bool]:
-    c0, c1 = max(0, z0 - _ENVELOPE_HALO), min(len(bone), z1 + _ENVELOPE_HALO)
-    inside = endosteal_envelope(bone[c0:c1], cortex)[z0 - c0 : z1 - c0]
+    bone = SHARED["bone"]
+    inside = _on_halo(lambda b: endosteal_envelope(b, cortex), bone, z0, z1)  # type: ignore[arg-type]
     out = {}
     for r in rois:
         lo, hi = max(r.z, z0), min(r.z + r.size, z1)
@@ -628,11 +624,7 @@ def trabecular_rois(
     inside_all = {r.index: True for r in rois}
     workers = max(1, min(check_workers(workers), len(jobs)))
     with forked_pool(workers, bone=bone) as pool:
-        if pool is None:
-            parts = (_inside(bone, *job) for job in jobs)
-        else:
-            parts = pool_map(pool, _inside_slab, jobs)
-        for part in parts:
+        for part in pool_map(pool, _inside_slab, jobs):
             for index, inside in part.items():
                 inside_all[index] &= inside
     return [r for r in rois if inside_all[r.index]]

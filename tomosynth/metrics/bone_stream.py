@@ -22,6 +22,7 @@ from tomosynth.metrics.pool import (
     SHARED,
     can_fork,
     check_workers,
+    even_runs,
     forked_pool,
     pool_map,
     shared_bool,
@@ -52,12 +53,6 @@ def iter_slices(
             raise DataError(f"{path}: slice shape {img.shape} differs from {shape}")
         shape = img.shape
         yield img
-
-
-def runs(n: int, parts: int) -> list[tuple[int, int]]:
-    """`n` slices as at most `parts` contiguous, nearly equal [start, stop) runs."""
-    edges = np.linspace(0, n, min(max(1, parts), n) + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
 @dataclass
@@ -130,15 +125,9 @@ def read_stack_mask(
     full = (len(paths), *shape)
     parallel = workers > 1 and can_fork()
     mask = shared_bool(full, shared=parallel)
-    parts = runs(len(paths), workers * RUNS_PER_WORKER if parallel else 1)
-    stack = _Stack(paths, shape, mask)
-    with forked_pool(workers if parallel else 1, stack=stack) as pool:
-        if pool is None:  # in this process
-            SHARED["stack"] = stack
-        try:
-            thr, ssim = _passes(pool, parts, threshold, nbins, data_range)
-        finally:
-            SHARED.pop("stack", None)
+    parts = even_runs(len(paths), workers * RUNS_PER_WORKER if parallel else 1)
+    with forked_pool(workers if parallel else 1, stack=_Stack(paths, shape, mask)) as pool:
+        thr, ssim = _passes(pool, parts, threshold, nbins, data_range)
     return mask, thr, ssim
 
 

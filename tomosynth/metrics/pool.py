@@ -51,29 +51,32 @@ def can_fork() -> bool:
 def forked_pool(workers: int, **arrays: object) -> Iterator[ProcessPoolExecutor | None]:
     """A pool of `workers` forked processes that see `arrays` in :data:`SHARED`.
 
-    Yields None (run in this process) for one worker, or where ``fork`` is not available.
-    The parent must not have started an OpenMP pool (no torch imported); each worker sets
-    its thread variables to 1. A worker that dies (e.g. killed for memory) fails the run
-    (``BrokenProcessPool``) instead of leaving it waiting for a lost job. :data:`SHARED`
-    is cleared afterwards, so the arrays are not held past the pool.
+    Yields None (run in this process) for one worker, or where ``fork`` is not available;
+    `arrays` are in :data:`SHARED` then too, so a job function reads them the same way in
+    either case (`pool_map`). The parent must not have started an OpenMP pool (no torch
+    imported); each worker sets its thread variables to 1. A worker that dies (e.g. killed
+    for memory) fails the run (``BrokenProcessPool``) instead of leaving it waiting for a
+    lost job. :data:`SHARED` gets its previous contents back afterwards, so the arrays are
+    not held past the pool.
     """
     workers = check_workers(workers)
-    if workers == 1:
-        yield None
-        return
-    if not can_fork():
+    fork = workers > 1 and can_fork()
+    if workers > 1 and not fork:
         logging.getLogger(__name__).warning(
             "bone metrics: no fork start method here; %d workers run in one process", workers
         )
-        yield None
-        return
+    saved = dict(SHARED)
     SHARED.update(arrays)
     try:
+        if not fork:
+            yield None
+            return
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
             yield pool
     finally:
         SHARED.clear()
+        SHARED.update(saved)
 
 
 def pool_map(pool: ProcessPoolExecutor | None, fn: Callable, items: list, *args: object) -> list:
@@ -97,3 +100,9 @@ def slab_runs(n: int, slab: int) -> list[tuple[int, int]]:
     """[start, stop) runs of `slab` slices (the last shorter) covering `n` slices."""
     step = max(1, int(slab))
     return [(z0, min(n, z0 + step)) for z0 in range(0, n, step)]
+
+
+def even_runs(n: int, parts: int) -> list[tuple[int, int]]:
+    """`n` slices as at most `parts` contiguous, nearly equal [start, stop) runs."""
+    edges = np.linspace(0, n, min(max(1, parts), n) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
