@@ -406,3 +406,37 @@ def test_install_constraints_equal_the_env_pins():
             problems.append(f"{name}: constraints.txt {version}, installed {installed}")
     assert not problems, problems
     assert "-c constraints.txt" in (REPO / "Makefile").read_text()
+
+
+def test_constraints_cover_every_package_the_install_brings_in():
+    """Every distribution in the dependency closure of `make install` (the project with its
+    extras, torch and torchvision) has an exact version in constraints.txt: a new release of
+    a dependency's dependency cannot change the test venv (the 7th submission's CI broke on a
+    new pandas; ConfigArgParse 1.10 came out since)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned = {canonicalize_name(name) for name in constraint_pins()}
+    extras = re.search(r'-e "\.\[([^\]]+)\]"', (REPO / "Makefile").read_text())
+    assert extras, "Makefile: the editable install with extras not found"
+    todo = [
+        ("tomosynth", set(extras.group(1).split(","))),
+        ("torch", set()),
+        ("torchvision", set()),
+    ]
+    seen: set[tuple[str, frozenset]] = set()
+    missing = set()
+    while todo:
+        name, wanted = todo.pop()
+        key = canonicalize_name(name)
+        if (key, frozenset(wanted)) in seen:
+            continue
+        seen.add((key, frozenset(wanted)))
+        if key != "tomosynth" and key not in pinned:
+            missing.add(key)
+        for text in importlib.metadata.requires(name) or []:
+            req = Requirement(text)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in wanted | {""}):
+                todo.append((req.name, set(req.extras)))
+    assert len(seen) > 60  # the walk reached the transitive dependencies
+    assert not missing, sorted(missing)
