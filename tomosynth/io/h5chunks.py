@@ -15,9 +15,8 @@ which also reports any damage.
 
 With ``threads > 1`` the chunks are decoded on that many threads (ISA-L, zlib and NumPy's
 copies release the GIL; h5py serialises the raw reads itself). Each chunk fills its own
-region of the output, so the result does not depend on the thread count. Inflate is
-single-threaded per chunk: without this, a 16-thread job's reader decompressed on one core
-while the kernel waited for it.
+region of the output, so the result does not depend on the thread count. (One thread
+inflating every chunk would leave a 16-thread job's kernel waiting on one core.)
 """
 
 from __future__ import annotations
