@@ -93,6 +93,28 @@ def test_chunks_are_decoded_on_the_threads_asked(tmp_path, monkeypatch):
     assert seen == {threading.get_ident()}
 
 
+def test_decoding_threads_are_capped_by_the_chunk_buffers(tmp_path, monkeypatch):
+    """Each decoding thread holds ~3 chunk buffers: no more threads than DECODE_BYTES allows."""
+    arr = _counts("uint16", shape=(64, 8, 19))
+    path = tmp_path / "s.h5"
+    _dataset(path, arr, chunks=(4, 8, 19), compression="gzip", shuffle=True)  # 16 chunks
+    chunk_bytes = 4 * 8 * 19 * 2
+    monkeypatch.setattr(h5chunks, "DECODE_BYTES", 2 * 3 * chunk_bytes)  # room for 2 threads
+    decode = h5chunks._chunk_values
+    seen: set[int] = set()
+
+    def slow_decode(*args):
+        seen.add(threading.get_ident())
+        time.sleep(0.01)
+        return decode(*args)
+
+    monkeypatch.setattr(h5chunks, "_chunk_values", slow_decode)
+    with h5py.File(path, "r") as f:
+        got = read_rows(f["d"], 0, 8, threads=8)
+    np.testing.assert_array_equal(got, arr.astype(np.float32))
+    assert len(seen) == 2
+
+
 def test_zlib_without_isal_equals_h5py(tmp_path, monkeypatch):
     arr = _counts("uint16")
     path = tmp_path / "s.h5"

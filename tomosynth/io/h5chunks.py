@@ -16,7 +16,11 @@ which also reports any damage.
 With ``threads > 1`` the chunks are decoded on that many threads (ISA-L, zlib and NumPy's
 copies release the GIL; h5py serialises the raw reads itself). Each chunk fills its own
 region of the output, so the result does not depend on the thread count. (One thread
-inflating every chunk would leave a 16-thread job's kernel waiting on one core.)
+inflating every chunk would leave a 16-thread job's kernel waiting on one core.) Each
+decoding thread holds about three copies of a chunk (raw, inflated, unshuffled), so the
+threads are capped at ``DECODE_BYTES`` in all: 4 threads for Tomobank's 8 MiB chunks of
+one 2048^2 projection, 16 for 2 MiB chunks (`tomosynth.recon.recon_memory_bound_mb`
+counts it).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ __all__ = ["INFLATE", "fast_filters", "read_block", "read_rows"]
 
 #: The inflate implementation in use (``isal.isal_zlib`` or ``zlib``).
 INFLATE = _zlib.__name__
+
+#: Most bytes that the threads of one read hold in chunk buffers (three per thread).
+DECODE_BYTES = 96 * 2**20
 
 
 class _Fallback(Exception):
@@ -126,13 +133,15 @@ def _read_fast(
         ]
 
     offsets = _chunk_offsets(ds, frames, rows)
-    if threads <= 1 or len(offsets) < 2:
+    chunk_bytes = cf * cr * cc * ds.dtype.itemsize
+    threads = min(threads, len(offsets), max(1, DECODE_BYTES // (3 * chunk_bytes)))
+    if threads <= 1:
         for offset in offsets:
             place(offset)
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(min(threads, len(offsets)), thread_name_prefix="inflate") as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix="inflate") as pool:
         for _ in pool.map(place, offsets):  # re-raises the first failure (_Fallback too)
             pass
 

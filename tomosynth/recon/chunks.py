@@ -22,10 +22,11 @@ warning when the disk lacks it.
 
 Peak memory is bounded by the chunk, not the scan: `recon_memory_bound_mb` states the
 bound (counts, pre-processing temporaries, filter and back-projection working sets,
-this chunk's and the previous chunk's slices, the TIFF write) and is recorded as
-``memory_bound_mb`` in ``recon.json``; ``benchmarks/bench_recon.py --memory`` measures
-it. For 1,500 angles, 2048 columns and ``chunk_rows=16`` (torch) it is 1,804 MiB (the next
-chunk is pre-processed while one reconstructs: `_compute_chunks`).
+this chunk's and the previous chunk's slices, the TIFF write, the gzip chunks being
+inflated) and is recorded as ``memory_bound_mb`` in ``recon.json``;
+``benchmarks/bench_recon.py --memory`` measures it. For 1,500 angles, 2048 columns and
+``chunk_rows=16`` (torch, 1 thread) it is 1,900 MiB (the next chunk is pre-processed while
+one reconstructs: `_compute_chunks`).
 
 ``recon.json`` (returned by `reconstruct_scan`) holds: scan, centre (pixels) and how it
 was chosen, backend, filter, stripe settings, row range, chunk_rows, ``voxel_um`` (from

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from tomosynth.io.h5chunks import DECODE_BYTES
 from tomosynth.recon.backends import resolve_backend
 from tomosynth.recon.filters import _FILTER_BLOCK_BYTES
 from tomosynth.recon.fourier import _fourier_working_set_bytes
@@ -52,6 +53,8 @@ def recon_memory_bound_mb(
       + prep + backproject                  # the next chunk is read and pre-processed
                                             # while this one reconstructs (pipelined)
       + 2 * 4 C**2 + 64 MiB                 # TIFF write of a slice; allocator, libraries
+      + DECODE_BYTES                        # gzip chunks being inflated (96 MiB at most,
+                                            # `tomosynth.io.h5chunks`)
 
         prep = (A + F + D) E'               # counts read as float32 (E' = E for
              + max(A E' / 4, 3 A E')        # max(R, 8) rows: the centre search reads 8);
@@ -97,5 +100,5 @@ def recon_memory_bound_mb(
     if backend == "auto":
         backend = resolve_backend(backend)
     work = terms.get(backend, max(terms.values()))
-    total = 2 * 4 * r * c * c + prep + work + 2 * 4 * c * c + 64 * 2**20
+    total = 2 * 4 * r * c * c + prep + work + 2 * 4 * c * c + 64 * 2**20 + DECODE_BYTES
     return total / 2**20
