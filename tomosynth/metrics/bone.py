@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -458,7 +458,8 @@ def _block_rows(
 
 
 def _shared_block_rows(job: tuple[Box, list[Roi], float, float]) -> list[tuple[Roi, dict]]:
-    """:func:`_block_rows` in a worker, on the parent's masks (:data:`pool.SHARED`)."""
+    """:func:`_block_rows` on the masks in :data:`pool.SHARED` (a worker's job, or this
+    process's when there is no pool)."""
     box, members, voxel_mm, sigma = job
     return _block_rows(SHARED["bone"], SHARED["tissue"], box, members, voxel_mm, sigma)  # type: ignore[arg-type]
 
@@ -473,12 +474,12 @@ def worker_pool(
 
 
 def _shared_mesh_tile(job: MeshJob) -> tuple[float, float]:
-    """:func:`tomosynth.metrics.geometry.mesh_tile` in a worker, on the parent's bone mask."""
+    """:func:`tomosynth.metrics.geometry.mesh_tile` on the shared bone mask."""
     return mesh_tile(SHARED["bone"], *job)  # type: ignore[arg-type]
 
 
 def _shared_euler_slab(job: EulerJob) -> tuple[float, float]:
-    """:func:`tomosynth.metrics.geometry.euler_slab` in a worker, on the parent's bone mask."""
+    """:func:`tomosynth.metrics.geometry.euler_slab` on the shared bone mask."""
     return euler_slab(SHARED["bone"], *job)  # type: ignore[arg-type]
 
 
@@ -493,16 +494,14 @@ def minkowski_pooled(
     `workers` forked processes (:func:`worker_pool`), and its Euler slabs: the same sums, in
     the same order."""
     bone = np.asarray(bone, dtype=bool)
-    with worker_pool(workers, bone) as pool:
-        if pool is None:
-            return minkowski_3d(bone, sigma, slab, tile)
+    with worker_pool(workers, bone) as pool:  # SHARED holds the mask with or without workers
         return minkowski_3d(
             bone,
             sigma,
             slab,
             tile,
-            map_tiles=lambda jobs: pool.map(_shared_mesh_tile, jobs),
-            map_euler=lambda jobs: pool.map(_shared_euler_slab, jobs),
+            map_tiles=lambda jobs: pool_map(pool, _shared_mesh_tile, jobs),
+            map_euler=lambda jobs: pool_map(pool, _shared_euler_slab, jobs),
         )
 
 
@@ -538,13 +537,11 @@ def roi_metrics(
     blocks = roi_blocks(split_rois(bone.shape, roi_size, roi_stride), block)
     bar = tqdm(total=len(blocks), desc="ROI blocks", disable=not progress, leave=False)
     rows: dict[int, tuple[Roi, dict[str, float]]] = {}
+    jobs = [(b, m, voxel_mm, sigma) for b, m in blocks]
     with worker_pool(max(1, min(workers, len(blocks))), bone, tis) as pool:
-        if pool is None:
-            done: Iterable = (_block_rows(bone, tis, b, m, voxel_mm, sigma) for b, m in blocks)
-        else:
-            jobs = [(b, m, voxel_mm, sigma) for b, m in blocks]
-            done = pool.map(_shared_block_rows, jobs)  # in block order, one block per task
-        for block_rows in done:
+        # in block order, one block per task, streamed (here or on the workers: SHARED
+        # holds the masks either way)
+        for block_rows in (map if pool is None else pool.map)(_shared_block_rows, jobs):
             rows.update((roi.index, (roi, m)) for roi, m in block_rows)
             bar.update()
     bar.close()
