@@ -40,6 +40,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
         "io",
         "io.atomic",
         "io.jsonio",
+        "io.threads",
         "io.h5chunks",
         "io.dxchange",
         "io.readorder",

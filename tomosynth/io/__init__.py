@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """File input/output: atomic writes, DXchange scans, TIFF/PNG stacks, JSON.
 
-A package by concern (`atomic`, `jsonio`, `dxchange`, `readorder`, `stacks`); every
-public name is re-exported here, so callers import from
-``tomosynth.io``. h5py, tifffile and Pillow are imported where used, so that the
+A package by concern (`atomic`, `jsonio`, `dxchange`, `readorder`, `stacks`, and the
+helpers `h5chunks` and `threads` behind them); every public name of the five is
+re-exported here, so callers import from ``tomosynth.io``. h5py, tifffile and Pillow are imported where used, so that the
 atomic-write and JSON helpers work in every rule's environment, including ones without
 HDF5."""
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Reading a row range of a gzip-chunked HDF5 dataset without HDF5's filter pipeline.
 
-`read_rows` fills a float32 array with ``ds[:, r0:r1, :]``, and `read_block` returns
+`read_rows` returns ``ds[:, r0:r1, :]`` as float32, and `read_block` returns
 ``ds[fa:fb, r0:r1, :]`` in a given dtype (the blocks of the sinogram scratch copy). When the
 dataset's filter pipeline is exactly deflate (gzip), optionally after byte shuffle, as
 `tomosynth.io.write_dxchange` and many beamlines write it, the raw chunks are read with
@@ -33,6 +33,8 @@ try:  # ISA-L's inflate: same format and API as zlib, 2-3x faster
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - depends on the environment
     import zlib as _zlib
+
+from tomosynth.io.threads import run_threads
 
 if TYPE_CHECKING:
     import h5py
@@ -134,16 +136,7 @@ def _read_fast(
 
     offsets = _chunk_offsets(ds, frames, rows)
     chunk_bytes = cf * cr * cc * ds.dtype.itemsize
-    threads = min(threads, len(offsets), max(1, DECODE_BYTES // (3 * chunk_bytes)))
-    if threads <= 1:
-        for offset in offsets:
-            place(offset)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(threads, thread_name_prefix="inflate") as pool:
-        for _ in pool.map(place, offsets):  # re-raises the first failure (_Fallback too)
-            pass
+    run_threads(place, offsets, min(threads, DECODE_BYTES // (3 * chunk_bytes)), "inflate")
 
 
 def read_block(
@@ -164,40 +157,17 @@ def read_block(
     """
     (fa, fb), (r0, r1) = (int(frames[0]), int(frames[1])), (int(rows[0]), int(rows[1]))
     out = np.empty((fb - fa, r1 - r0, ds.shape[2]), dtype=dtype)
-    return _fill(ds, (fa, fb), (r0, r1), out, threads)
-
-
-def _fill(
-    ds: h5py.Dataset,
-    frames: tuple[int, int],
-    rows: tuple[int, int],
-    out: np.ndarray,
-    threads: int,
-) -> np.ndarray:
-    """`out` filled with ``ds[frames, rows, :]``: the fast path, else h5py."""
     shuffled = fast_filters(ds)
     if shuffled is not None:
         try:
-            _read_fast(ds, frames, rows, out, shuffled, max(1, int(threads)))
+            _read_fast(ds, (fa, fb), (r0, r1), out, shuffled, max(1, int(threads)))
             return out
         except _Fallback:
             pass
-    ds.read_direct(out, np.s_[frames[0] : frames[1], rows[0] : rows[1], :])
+    ds.read_direct(out, np.s_[fa:fb, r0:r1, :])
     return out
 
 
-def read_rows(
-    ds: h5py.Dataset, r0: int, r1: int, out: np.ndarray | None = None, threads: int = 1
-) -> np.ndarray:
-    """``ds[:, r0:r1, :]`` as float32 (into `out` when given), by the fast path when the
-    filters allow it (see the module docstring), else by h5py. `threads` decode chunks in
-    parallel (fast path only; the values do not depend on it).
-
-    Raises
-    ------
-    OSError
-        From h5py, for a damaged or unreadable dataset.
-    """
-    if out is None:
-        out = np.empty((ds.shape[0], r1 - r0, ds.shape[2]), dtype=np.float32)
-    return _fill(ds, (0, ds.shape[0]), (r0, r1), out, threads)
+def read_rows(ds: h5py.Dataset, r0: int, r1: int, threads: int = 1) -> np.ndarray:
+    """``ds[:, r0:r1, :]`` as float32: `read_block` of every frame."""
+    return read_block(ds, (0, ds.shape[0]), (r0, r1), np.float32, threads)

@@ -17,6 +17,7 @@ from tomosynth.io.atomic import (
     permission_message,
     write_failure,
 )
+from tomosynth.io.threads import run_threads
 from tomosynth.manifest import file_sha256, verify_folder
 
 
@@ -60,15 +61,7 @@ def write_tiff_slices(
             if digests is not None:  # read back at once, from the page cache
                 digests[paths[i].name] = file_sha256(tmp)
 
-    if threads <= 1 or len(paths) < 2:
-        for i in range(len(paths)):
-            write(i)
-        return paths
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(int(threads), len(paths)), thread_name_prefix="tiff") as pool:
-        for _ in pool.map(write, range(len(paths))):  # re-raises the first failure
-            pass
+    run_threads(write, range(len(paths)), threads, "tiff")
     return paths
 
 
