@@ -158,8 +158,9 @@ class SinogramScratch:
 
     Costs: disk ``rows x frames x cols x itemsize`` (the uncompressed scan; uint16 counts
     stay uint16). Peak memory of `build`: the block read from HDF5 plus its transposed copy,
-    ``memory_budget_mb`` together (at least two HDF5 chunks' frames), plus HDF5's
-    decompression buffers (measured: 147 MB growth at 128 MB on a 2048-wide file,
+    ``memory_budget_mb`` together (at least two HDF5 chunks' frames), plus the chunks
+    being decoded (at most `tomosynth.io.h5chunks.DECODE_BYTES`; measured with the copy's
+    reads: 130-132 MB growth at 128 MB on a 2048-wide gzip file with 1 and 2 threads,
     ``benchmarks/bench_recon_io.py``), below the back-projection's own ``2 x budget``.
     `read` holds the raw chunk (``R x frames x cols x itemsize``) next to the float32
     arrays `read_dxchange` would return.
